@@ -1,0 +1,33 @@
+"""Settings read once from the environment, so nothing else touches os.environ."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parent
+DATA_DIR = PROJECT_DIR / "data"
+SAMPLE_PATH = DATA_DIR / "sample_transactions.parquet"
+
+
+@dataclass(frozen=True)
+class Config:
+    """Where the workspace lives and which Dask scheduler (if any) to use."""
+
+    workspace_path: Path
+    dask_scheduler: str | None
+    models_dir: Path
+    analyst: str
+
+
+def load_config() -> Config:
+    """Read FRAUDLAB_* environment variables into a Config."""
+    workspace = Path(os.environ.get("FRAUDLAB_WORKSPACE", str(DATA_DIR / "workspace.duckdb")))
+    models = Path(os.environ.get("FRAUDLAB_MODELS_DIR", str(workspace.parent / (workspace.stem + "_models"))))
+    return Config(
+        workspace_path=workspace,
+        dask_scheduler=os.environ.get("FRAUDLAB_DASK_SCHEDULER") or None,
+        models_dir=models,
+        analyst=os.environ.get("FRAUDLAB_ANALYST", "analyst"),
+    )

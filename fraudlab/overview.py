@@ -1,0 +1,59 @@
+"""Workspace-level summary for the sidebar and the home page."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from fraudlab.workspace import Workspace
+
+SUMMARY_SQL = """
+SELECT count(*) AS rows, min(ts) AS first_ts, max(ts) AS last_ts,
+       avg(CASE WHEN is_fraud THEN 1.0 WHEN NOT is_fraud THEN 0.0 END) AS fraud_rate,
+       count(DISTINCT customer_id) AS customers
+FROM transactions
+"""
+
+
+@dataclass(frozen=True)
+class WorkspaceSummary:
+    """Headline numbers about what the workspace holds."""
+
+    rows: int
+    first_ts: datetime | None
+    last_ts: datetime | None
+    fraud_rate: float | None
+    customers: int
+    last_ingest: str | None
+    quarantined: int
+    version: int
+
+
+def workspace_summary(ws: Workspace) -> WorkspaceSummary:
+    """Rows, date range, labelled fraud rate, last ingest and quarantine size."""
+    row = ws.df(SUMMARY_SQL).iloc[0]
+    last = ws.df("SELECT source, started_at FROM ingests WHERE status = 'ok' ORDER BY ingest_id DESC LIMIT 1")
+    last_ingest = None if last.empty else f"{last.iloc[0]['source']} ({last.iloc[0]['started_at']:%Y-%m-%d %H:%M})"
+    rate = row["fraud_rate"]
+    return WorkspaceSummary(
+        rows=int(row["rows"]),
+        first_ts=None if row["rows"] == 0 else row["first_ts"].to_pydatetime(),
+        last_ts=None if row["rows"] == 0 else row["last_ts"].to_pydatetime(),
+        fraud_rate=None if rate != rate or rate is None else float(rate),
+        customers=int(row["customers"]),
+        last_ingest=last_ingest,
+        quarantined=int(ws.scalar("SELECT count(*) FROM quarantine")),
+        version=ws.version,
+    )
+
+
+DAILY_SQL = """
+SELECT CAST(date_trunc('day', ts) AS DATE) AS day, count(*) AS transactions,
+       count(*) FILTER (is_fraud) AS fraud, sum(amount) AS amount,
+       sum(amount) FILTER (is_fraud) AS fraud_amount
+FROM transactions GROUP BY 1 ORDER BY 1
+"""
+
+
+def daily_activity(ws: Workspace):
+    """Per-day transaction count, labelled fraud count and amounts (aggregated in SQL)."""
+    return ws.df(DAILY_SQL)

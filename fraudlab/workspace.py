@@ -1,0 +1,250 @@
+"""The DuckDB workspace: one file holding every table, safe for the many threads of one Streamlit server.
+
+Reads take a fresh cursor per call; writes go through :meth:`Workspace.write`, which serialises them
+with a lock, runs them in one transaction, bumps the workspace version (the pages' cache key) and can
+append an audit row in the same transaction.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from fraudlab.config import load_config
+from fraudlab.errors import WorkspaceError
+
+CANONICAL_COLUMNS: dict[str, str] = {
+    "transaction_id": "VARCHAR",
+    "ts": "TIMESTAMP",
+    "amount": "DOUBLE",
+    "customer_id": "VARCHAR",
+    "card_id": "VARCHAR",
+    "device_id": "VARCHAR",
+    "ip": "VARCHAR",
+    "email": "VARCHAR",
+    "merchant_id": "VARCHAR",
+    "category": "VARCHAR",
+    "channel": "VARCHAR",
+    "country": "VARCHAR",
+    "currency": "VARCHAR",
+    "lat": "DOUBLE",
+    "lon": "DOUBLE",
+    "merchant_lat": "DOUBLE",
+    "merchant_lon": "DOUBLE",
+    "is_fraud": "BOOLEAN",
+}
+
+_TRANSACTION_COLUMNS_SQL = ",\n    ".join(f"{name} {sqltype}" for name, sqltype in CANONICAL_COLUMNS.items())
+
+SCHEMA_SQL = f"""
+CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+INSERT INTO meta VALUES ('version', '0') ON CONFLICT DO NOTHING;
+CREATE SEQUENCE IF NOT EXISTS ingest_seq START 1;
+CREATE SEQUENCE IF NOT EXISTS audit_seq START 1;
+CREATE SEQUENCE IF NOT EXISTS decision_seq START 1;
+CREATE SEQUENCE IF NOT EXISTS drift_run_seq START 1;
+CREATE TABLE IF NOT EXISTS transactions (
+    {_TRANSACTION_COLUMNS_SQL},
+    ingest_id INTEGER
+);
+CREATE TABLE IF NOT EXISTS ingests (
+    ingest_id INTEGER PRIMARY KEY,
+    source VARCHAR,
+    sha256 VARCHAR,
+    started_at TIMESTAMP,
+    rows_read BIGINT,
+    rows_loaded BIGINT,
+    rows_quarantined BIGINT,
+    seconds DOUBLE,
+    mapping VARCHAR,
+    engine VARCHAR,
+    status VARCHAR
+);
+CREATE TABLE IF NOT EXISTS quarantine (
+    ingest_id INTEGER,
+    row_number BIGINT,
+    raw VARCHAR,
+    reason VARCHAR
+);
+CREATE TABLE IF NOT EXISTS labels (
+    transaction_id VARCHAR,
+    is_fraud BOOLEAN,
+    label_ts TIMESTAMP,
+    source VARCHAR
+);
+CREATE TABLE IF NOT EXISTS models (
+    model_id VARCHAR PRIMARY KEY,
+    created_at TIMESTAMP,
+    kind VARCHAR,
+    features VARCHAR,
+    params VARCHAR,
+    train_from TIMESTAMP,
+    train_to TIMESTAMP,
+    data_hash VARCHAR,
+    metrics VARCHAR,
+    status VARCHAR,
+    path VARCHAR
+);
+CREATE TABLE IF NOT EXISTS scores (
+    transaction_id VARCHAR,
+    model_id VARCHAR,
+    score DOUBLE,
+    scorer VARCHAR,
+    latency_ms DOUBLE,
+    scored_at TIMESTAMP,
+    reasons VARCHAR
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    decision_id BIGINT PRIMARY KEY,
+    case_id VARCHAR,
+    analyst VARCHAR,
+    decision VARCHAR,
+    note VARCHAR,
+    decided_at TIMESTAMP,
+    previous_decision_id BIGINT
+);
+CREATE TABLE IF NOT EXISTS audit (
+    audit_id BIGINT PRIMARY KEY,
+    logged_at TIMESTAMP,
+    who VARCHAR,
+    action VARCHAR,
+    details VARCHAR
+);
+CREATE TABLE IF NOT EXISTS drift_runs (
+    run_id BIGINT PRIMARY KEY,
+    created_at TIMESTAMP,
+    reference VARCHAR,
+    current VARCHAR,
+    results VARCHAR
+);
+"""
+
+
+def utcnow() -> datetime:
+    """Current UTC time as a naive datetime, the form every TIMESTAMP column holds."""
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+class Workspace:
+    """Owns one DuckDB workspace file: schema, reads, serialised writes, version counter, audit."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path is not None else load_config().workspace_path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._con = duckdb.connect(str(self.path))
+        except duckdb.Error as exc:
+            raise WorkspaceError(f"cannot open workspace {self.path}: {exc}") from exc
+        self._lock = threading.RLock()
+        with self._lock:
+            self._con.execute(SCHEMA_SQL)
+
+    @property
+    def models_dir(self) -> Path:
+        """Folder beside the workspace file where model files are saved."""
+        folder = self.path.parent / f"{self.path.stem}_models"
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def close(self) -> None:
+        """Close the underlying connection."""
+        self._con.close()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A fresh cursor: DuckDB cursors are safe to use from one thread each."""
+        return self._con.cursor()
+
+    def arrow(self, sql: str, params: Sequence[Any] | dict | None = None) -> pa.Table:
+        """Run a read query with bound parameters and return an Arrow table."""
+        cur = self.cursor()
+        try:
+            return cur.sql(sql, params=params or None).to_arrow_table()
+        finally:
+            cur.close()
+
+    def df(self, sql: str, params: Sequence[Any] | dict | None = None) -> pd.DataFrame:
+        """Run a read query and return pandas (through Arrow, which is faster than .df() in duckdb 2)."""
+        return self.arrow(sql, params).to_pandas()
+
+    def scalar(self, sql: str, params: Sequence[Any] | dict | None = None) -> Any:
+        """Run a query and return the first column of the first row (None when empty)."""
+        cur = self.cursor()
+        try:
+            row = cur.execute(sql, params or []).fetchone()
+        finally:
+            cur.close()
+        return None if row is None else row[0]
+
+    @contextmanager
+    def write(
+        self, action: str | None = None, who: str = "system", details: dict | None = None
+    ) -> Iterator[duckdb.DuckDBPyConnection]:
+        """Serialised write transaction; bumps the version and, given an action, appends an audit row."""
+        with self._lock:
+            cur = self.cursor()
+            try:
+                cur.execute("BEGIN TRANSACTION")
+                yield cur
+                if action is not None:
+                    _insert_audit(cur, who, action, details or {})
+                cur.execute(
+                    "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'version'"
+                )
+                cur.execute("COMMIT")
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            finally:
+                cur.close()
+
+    @property
+    def version(self) -> int:
+        """Counter bumped by every write; pages use it as their cache key."""
+        return int(self.scalar("SELECT value FROM meta WHERE key = 'version'"))
+
+    def has_table(self, name: str) -> bool:
+        """Whether a table or view of that name exists."""
+        return bool(
+            self.scalar("SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [name])
+        )
+
+    def columns(self, table: str) -> list[str]:
+        """Column names of a table, in order."""
+        rows = self.arrow(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ? ORDER BY ordinal_position",
+            [table],
+        )
+        return rows.column("column_name").to_pylist()
+
+    def count(self, table: str) -> int:
+        """Row count of a workspace table (the name must be one of ours, never user input)."""
+        if table not in self.tables():
+            raise WorkspaceError(f"no table named {table!r} in the workspace")
+        return int(self.scalar(f'SELECT count(*) FROM "{table}"'))
+
+    def tables(self) -> list[str]:
+        """Names of all tables in the workspace."""
+        return self.arrow("SELECT table_name FROM information_schema.tables ORDER BY 1").column(0).to_pylist()
+
+    def audit_log(self, limit: int = 200) -> pd.DataFrame:
+        """Newest audit rows first."""
+        return self.df("SELECT * FROM audit ORDER BY audit_id DESC LIMIT ?", [limit])
+
+
+def _insert_audit(cur: duckdb.DuckDBPyConnection, who: str, action: str, details: dict) -> None:
+    cur.execute(
+        "INSERT INTO audit VALUES (nextval('audit_seq'), ?, ?, ?, ?)",
+        [utcnow(), who, action, json.dumps(details, default=str)],
+    )
+
+
+def open_workspace(path: str | Path | None = None) -> Workspace:
+    """Open (creating if needed) the workspace at path, or the configured default."""
+    return Workspace(path)

@@ -1,0 +1,39 @@
+"""Overview: what the workspace holds and where to go next."""
+import streamlit as st
+
+from fraudlab.charts import daily_volume_figure
+from fraudlab.overview import daily_activity
+from ui.state import get_workspace, summary
+
+ws = get_workspace()
+info = summary(ws)
+
+st.title("fraudlab")
+st.caption("Fraud investigation workbench: triage cases, find rings, watch segments, drift and models.")
+
+if info.rows == 0:
+    st.info("The workspace is empty. Load transactions on the **Load data** page.")
+    st.page_link("pages/data.py", label="Load data", icon="📂")
+    st.stop()
+
+cols = st.columns(4)
+cols[0].metric("Transactions", f"{info.rows:,}")
+cols[1].metric("Customers", f"{info.customers:,}")
+cols[2].metric("Labelled fraud rate", "—" if info.fraud_rate is None else f"{info.fraud_rate:.2%}")
+cols[3].metric("Rows in quarantine", f"{info.quarantined:,}")
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def _daily(path: str, version: int):
+    return daily_activity(ws)
+
+
+st.subheader("Daily activity")
+st.plotly_chart(daily_volume_figure(_daily(str(ws.path), info.version)), width="stretch")
+
+st.subheader("Where to go")
+links = st.columns(4)
+links[0].page_link("pages/queue.py", label="Work the case queue", icon="📥")
+links[1].page_link("pages/rings.py", label="Investigate fraud rings", icon="🕸️")
+links[2].page_link("pages/segments.py", label="Customer segments", icon="👥")
+links[3].page_link("pages/drift.py", label="Drift reports", icon="📉")

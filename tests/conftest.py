@@ -1,0 +1,49 @@
+"""Shared fixtures: small simulated data sets and real workspace files built from them."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from fraudlab.generate import simulate  # noqa: E402
+from fraudlab.ingest import ingest_table  # noqa: E402
+from fraudlab.workspace import Workspace  # noqa: E402
+
+SMALL_ROWS = 20_000
+
+
+@pytest.fixture(scope="session")
+def small_sim():
+    """A 20k-row simulation (seed 7) shared by the whole test session; treat as read-only."""
+    return simulate(rows=SMALL_ROWS, seed=7, days=60)
+
+
+@pytest.fixture()
+def empty_ws(tmp_path) -> Workspace:
+    """A new, empty workspace file in a temporary folder."""
+    ws = Workspace(tmp_path / "ws.duckdb")
+    yield ws
+    ws.close()
+
+
+@pytest.fixture()
+def loaded_ws(tmp_path, small_sim) -> Workspace:
+    """A workspace with the small simulation ingested through the real ingest path."""
+    ws = Workspace(tmp_path / "ws.duckdb")
+    ingest_table(ws, small_sim.transactions, source="simulation seed 7")
+    yield ws
+    ws.close()
+
+
+@pytest.fixture()
+def workspace_env(tmp_path, monkeypatch):
+    """Point FRAUDLAB_WORKSPACE at a temporary file (for AppTest and CLI runs); returns the path."""
+    path = tmp_path / "app_ws.duckdb"
+    monkeypatch.setenv("FRAUDLAB_WORKSPACE", str(path))
+    return path
