@@ -1,4 +1,11 @@
-"""Canonical columns, column-name detection and presets for common public fraud data layouts."""
+"""Canonical columns, column-mapping detection (by name and type) and presets for common public fraud layouts.
+
+>>> m = detect_mapping(["trans_date_trans_time", "cc_num", "amt", "is_fraud"])
+>>> m.preset, m.columns["amount"], m.columns["card_id"]
+('card simulator (trans_date_trans_time, cc_num, amt)', 'amt', 'cc_num')
+>>> detect_mapping(["Txn Time", "AMOUNT ", "Customer"]).columns
+{'ts': 'Txn Time', 'amount': 'AMOUNT ', 'customer_id': 'Customer'}
+"""
 from __future__ import annotations
 
 import re
@@ -10,6 +17,8 @@ from fraudlab.workspace import CANONICAL_COLUMNS
 REQUIRED = ("ts", "amount")
 OPTIONAL_EXTRA = {"label_ts": "TIMESTAMP"}
 ALL_TARGETS = tuple(CANONICAL_COLUMNS) + tuple(OPTIONAL_EXTRA)
+DEFAULT_ORIGIN = "2026-01-01 00:00:00"
+EPOCH = "1970-01-01 00:00:00"
 
 
 @dataclass(frozen=True)
@@ -18,30 +27,79 @@ class ColumnMapping:
 
     columns: dict[str, str] = field(default_factory=dict)
     ts_unit_seconds: float | None = None  # set when ts is a numeric offset (seconds, hours, steps)
-    ts_origin: str = "2026-01-01 00:00:00"
+    ts_origin: str = DEFAULT_ORIGIN
     preset: str | None = None
 
     def with_column(self, target: str, source: str | None) -> "ColumnMapping":
         """A copy with one canonical column remapped (None removes it)."""
+        if target not in ALL_TARGETS:
+            raise MappingError(f"unknown target column {target!r}; choose one of: {', '.join(ALL_TARGETS)}")
         cols = {k: v for k, v in self.columns.items() if k != target}
         if source:
             cols[target] = source
         return replace(self, columns=cols)
+
+    def with_time(self, unit_seconds: float | None, origin: str | None = None) -> "ColumnMapping":
+        """A copy reading ts as an offset of `unit_seconds` from `origin` (None: ts holds dates/times)."""
+        return replace(self, ts_unit_seconds=unit_seconds, ts_origin=origin or self.ts_origin)
 
     def to_dict(self) -> dict:
         """JSON-friendly form, stored with each ingest."""
         return {"columns": dict(self.columns), "ts_unit_seconds": self.ts_unit_seconds,
                 "ts_origin": self.ts_origin, "preset": self.preset}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> "ColumnMapping":
+        """Inverse of to_dict (e.g. to reuse the mapping of an earlier ingest)."""
+        return cls(columns=dict(data.get("columns") or {}), ts_unit_seconds=data.get("ts_unit_seconds"),
+                   ts_origin=data.get("ts_origin") or DEFAULT_ORIGIN, preset=data.get("preset"))
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    """What a sample says about one source column: its type and how its values read."""
+
+    name: str
+    sqltype: str
+    non_null: int = 0
+    numeric: int = 0  # values that read as numbers
+    timelike: int = 0  # values that read as dates / times
+    minimum: float | None = None
+    maximum: float | None = None
+
+    @property
+    def is_numeric(self) -> bool:
+        """All non-empty sampled values are numbers (and there is at least one)."""
+        return self.non_null > 0 and self.numeric == self.non_null
+
+    @property
+    def is_time(self) -> bool:
+        """A typed date/time column, or text whose sampled values nearly all read as times."""
+        if self.sqltype.upper().startswith(("TIMESTAMP", "DATE")):
+            return True
+        return self.non_null > 0 and not self.is_numeric and self.timelike >= 0.95 * self.non_null
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A known public layout: recognised when all `signature` columns are present."""
+
+    name: str
+    signature: tuple[str, ...]
+    columns: dict[str, str]
+    ts_unit_seconds: float | None = None
+    ts_origin: str = DEFAULT_ORIGIN
+
 
 # Name synonyms, compared after lower-casing and stripping non-alphanumerics.
 SYNONYMS: dict[str, tuple[str, ...]] = {
-    "transaction_id": ("transactionid", "transid", "transnum", "txid", "txnid", "id", "trxid", "tranid"),
+    "transaction_id": ("transactionid", "transid", "transnum", "txid", "txnid", "id", "trxid", "tranid",
+                       "transactionnumber", "txnref", "reference"),
     "ts": ("ts", "timestamp", "transdatetranstime", "datetime", "transactiondatetime", "transactiondate",
-           "eventtime", "time", "date", "txtime", "createdat", "trxdate"),
-    "amount": ("amount", "amt", "transactionamt", "transactionamount", "value", "txamount", "sum"),
-    "customer_id": ("customerid", "customer", "nameorig", "clientid", "userid", "accountid", "account",
-                    "cust", "custid", "uid"),
+           "transactiontime", "txntime", "txtime", "eventtime", "time", "date", "createdat", "trxdate"),
+    "amount": ("amount", "amt", "transactionamt", "transactionamount", "txnamount", "txamount", "value", "sum"),
+    "customer_id": ("customerid", "customer", "nameorig", "clientid", "client", "userid", "user", "accountid",
+                    "account", "cust", "custid", "uid"),
     "card_id": ("cardid", "ccnum", "cardnumber", "card", "pan", "card1"),
     "device_id": ("deviceid", "device", "deviceinfo", "devicefingerprint"),
     "ip": ("ip", "ipaddress", "ipaddr", "clientip"),
@@ -55,33 +113,27 @@ SYNONYMS: dict[str, tuple[str, ...]] = {
     "lon": ("lon", "long", "lng", "longitude", "customerlon"),
     "merchant_lat": ("merchantlat", "merchlat"),
     "merchant_lon": ("merchantlon", "merchlong", "merchantlong"),
-    "is_fraud": ("isfraud", "fraud", "class", "label", "fraudflag", "target"),
+    "is_fraud": ("isfraud", "fraud", "class", "label", "fraudflag", "target", "fraudlabel"),
     "label_ts": ("labelts", "labeltime", "chargebackdate", "labeldate"),
 }
 
-PRESETS: dict[str, ColumnMapping] = {
-    "fraudlab simulator": ColumnMapping(
-        columns={c: c for c in ALL_TARGETS}, preset="fraudlab simulator"),
-    "card simulator (trans_date_trans_time, cc_num, amt)": ColumnMapping(
-        columns={"transaction_id": "trans_num", "ts": "trans_date_trans_time", "amount": "amt",
-                 "card_id": "cc_num", "customer_id": "cc_num", "merchant_id": "merchant", "category": "category",
-                 "lat": "lat", "lon": "long", "merchant_lat": "merch_lat", "merchant_lon": "merch_long",
-                 "is_fraud": "is_fraud"},
-        preset="card simulator (trans_date_trans_time, cc_num, amt)"),
-    "mobile money (step, nameOrig, isFraud)": ColumnMapping(
-        columns={"ts": "step", "amount": "amount", "customer_id": "nameOrig", "merchant_id": "nameDest",
-                 "category": "type", "is_fraud": "isFraud"},
-        ts_unit_seconds=3600.0, preset="mobile money (step, nameOrig, isFraud)"),
-    "anonymised PCA (Time, V1..V28, Amount, Class)": ColumnMapping(
-        columns={"ts": "Time", "amount": "Amount", "is_fraud": "Class"},
-        ts_unit_seconds=1.0, preset="anonymised PCA (Time, V1..V28, Amount, Class)"),
-    "e-commerce (TransactionDT, TransactionAmt, isFraud)": ColumnMapping(
-        columns={"transaction_id": "TransactionID", "ts": "TransactionDT", "amount": "TransactionAmt",
-                 "card_id": "card1", "email": "P_emaildomain", "category": "ProductCD", "device_id": "DeviceInfo",
-                 "is_fraud": "isFraud"},
-        ts_unit_seconds=1.0, ts_origin="2017-12-01 00:00:00",
-        preset="e-commerce (TransactionDT, TransactionAmt, isFraud)"),
-}
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    Preset("card simulator (trans_date_trans_time, cc_num, amt)",
+           ("transdatetranstime", "ccnum", "amt"),
+           {"transaction_id": "trans_num", "ts": "trans_date_trans_time", "amount": "amt",
+            "card_id": "cc_num", "customer_id": "cc_num", "merchant_id": "merchant", "category": "category",
+            "lat": "lat", "lon": "long", "merchant_lat": "merch_lat", "merchant_lon": "merch_long",
+            "is_fraud": "is_fraud"}),
+    Preset("mobile money (step, nameOrig, isFraud)", ("step", "nameorig", "amount"),
+           {"ts": "step", "amount": "amount", "customer_id": "nameOrig", "merchant_id": "nameDest",
+            "category": "type", "is_fraud": "isFraud"}, ts_unit_seconds=3600.0),
+    Preset("e-commerce (TransactionDT, TransactionAmt, isFraud)", ("transactiondt", "transactionamt"),
+           {"transaction_id": "TransactionID", "ts": "TransactionDT", "amount": "TransactionAmt",
+            "card_id": "card1", "email": "P_emaildomain", "category": "ProductCD", "device_id": "DeviceInfo",
+            "is_fraud": "isFraud"}, ts_unit_seconds=1.0, ts_origin="2017-12-01 00:00:00"),
+    Preset("anonymised PCA (Time, V1..V28, Amount, Class)", ("time", "v1", "v2", "amount"),
+           {"ts": "Time", "amount": "Amount", "is_fraud": "Class"}, ts_unit_seconds=1.0),
+)}
 
 # Columns whose names mark them as derived from the label; never used as features.
 LABEL_DERIVED = re.compile(r"(fraud|chargeback|scenario|is_?flagged|class$|label)", re.IGNORECASE)
@@ -92,17 +144,37 @@ def normalise_name(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", str(name).lower())
 
 
-def detect_mapping(columns: list[str], numeric_columns: set[str] | None = None) -> ColumnMapping:
-    """Guess the mapping for a source's columns: a matching preset first, else name synonyms."""
-    present = set(columns)
-    for preset in PRESETS.values():
-        needed = {preset.columns["ts"], preset.columns["amount"]}
-        if preset.preset != "fraudlab simulator" and needed <= present:
-            cols = {k: v for k, v in preset.columns.items() if v in present}
-            return replace(preset, columns=cols)
+def preset_names() -> list[str]:
+    """Names of the shipped presets, for a picker."""
+    return list(PRESETS)
+
+
+def apply_preset(name: str, columns: list[str]) -> ColumnMapping:
+    """The mapping a preset gives for these source columns (names matched ignoring case and punctuation)."""
+    if name not in PRESETS:
+        raise MappingError(f"unknown preset {name!r}; presets are: {', '.join(PRESETS)}")
+    preset = PRESETS[name]
+    by_norm = _by_normalised(columns)
+    cols = {t: by_norm[normalise_name(s)] for t, s in preset.columns.items() if normalise_name(s) in by_norm}
+    return ColumnMapping(columns=cols, ts_unit_seconds=preset.ts_unit_seconds, ts_origin=preset.ts_origin,
+                         preset=name)
+
+
+def _by_normalised(columns: list[str]) -> dict[str, str]:
     by_norm: dict[str, str] = {}
     for col in columns:
         by_norm.setdefault(normalise_name(col), col)
+    return by_norm
+
+
+def detect_mapping(columns: list[str], numeric_columns: set[str] | None = None,
+                   profiles: dict[str, ColumnProfile] | None = None) -> ColumnMapping:
+    """Guess the mapping for a source's columns: a matching preset first, else name synonyms, else types."""
+    norms = {normalise_name(c) for c in columns}
+    for preset in PRESETS.values():
+        if set(preset.signature) <= norms:
+            return apply_preset(preset.name, columns)
+    by_norm = _by_normalised(columns)
     mapping: dict[str, str] = {}
     used: set[str] = set()
     for target in ALL_TARGETS:
@@ -112,21 +184,48 @@ def detect_mapping(columns: list[str], numeric_columns: set[str] | None = None) 
                 mapping[target] = source
                 used.add(source)
                 break
-    ts_unit = None
-    if numeric_columns and mapping.get("ts") in numeric_columns:
-        ts_unit = 1.0
-    return ColumnMapping(columns=mapping, ts_unit_seconds=ts_unit)
+    profiles = profiles or {}
+    if "ts" not in mapping:
+        timelike = [c for c in columns if c not in used and c in profiles and profiles[c].is_time]
+        if timelike:
+            mapping["ts"] = timelike[0]
+    numeric = set(numeric_columns or ()) | {c for c, p in profiles.items() if p.is_numeric}
+    result = ColumnMapping(columns=mapping)
+    if mapping.get("ts") in numeric:
+        result = _numeric_time(result, profiles.get(mapping["ts"]))
+    return result
+
+
+def _numeric_time(mapping: ColumnMapping, profile: ColumnProfile | None) -> ColumnMapping:
+    """Numbers in the time column: Unix seconds / milliseconds when large, else seconds from an origin."""
+    largest = profile.maximum if profile is not None and profile.maximum is not None else 0.0
+    if largest > 1e11:
+        return mapping.with_time(0.001, EPOCH)
+    if largest > 1e8:
+        return mapping.with_time(1.0, EPOCH)
+    return mapping.with_time(1.0)
 
 
 def check_mapping(mapping: ColumnMapping, columns: list[str]) -> None:
     """Raise MappingError naming what is missing or wrong in a mapping for these source columns."""
-    missing = [t for t in REQUIRED if t not in mapping.columns]
-    if missing:
-        raise MappingError(
-            f"no column mapped to required {', '.join(missing)}; source columns are: {', '.join(map(str, columns))}")
-    absent = sorted({s for s in mapping.columns.values() if s not in columns})
-    if absent:
-        raise MappingError(f"mapping names column(s) not in the file: {', '.join(absent)}")
     unknown = sorted(set(mapping.columns) - set(ALL_TARGETS))
     if unknown:
         raise MappingError(f"unknown target column(s): {', '.join(unknown)}")
+    absent = sorted({s for s in mapping.columns.values() if s not in columns})
+    if absent:
+        raise MappingError(f"mapping names column(s) not in the file: {', '.join(map(repr, absent))}; "
+                           f"the file has: {_shortlist(columns)}")
+    missing = [t for t in REQUIRED if t not in mapping.columns]
+    if missing:
+        hint = ""
+        if columns and all(re.fullmatch(r"column\d+", str(c)) for c in columns):
+            hint = " The file seems to have no header row: map the generated names column0, column1, … by hand."
+        raise MappingError(f"no column mapped to required {' and '.join(missing)}; "
+                           f"source columns are: {_shortlist(columns)}.{hint}")
+    if mapping.ts_unit_seconds is not None and not mapping.ts_unit_seconds > 0:
+        raise MappingError("the time unit must be a positive number of seconds")
+
+
+def _shortlist(columns: list[str], limit: int = 30) -> str:
+    names = ", ".join(repr(str(c))[:60] for c in columns[:limit])
+    return names + (f", … ({len(columns)} in all)" if len(columns) > limit else "")

@@ -86,6 +86,8 @@ def page(browser):
 def wait_idle(page, timeout_ms: int = 60_000) -> None:
     """Wait until Streamlit has finished running the script (no running indicator)."""
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
+    # the sidebar's workspace facts are drawn by app.py on every run, after navigation is set up
+    page.locator('[data-testid="stSidebar"]', has_text="transactions").wait_for(timeout=timeout_ms)
     page.wait_for_timeout(300)
     page.wait_for_function(
         "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
