@@ -1,7 +1,7 @@
 """Shared fixtures: small simulated data sets and real workspace files built from them."""
 from __future__ import annotations
 
-import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -45,5 +45,26 @@ def loaded_ws(tmp_path, small_sim) -> Workspace:
 def workspace_env(tmp_path, monkeypatch):
     """Point FRAUDLAB_WORKSPACE at a temporary file (for AppTest and CLI runs); returns the path."""
     path = tmp_path / "app_ws.duckdb"
+    monkeypatch.setenv("FRAUDLAB_WORKSPACE", str(path))
+    return path
+
+
+@pytest.fixture(scope="session")
+def ready_workspace_file(tmp_path_factory) -> Path:
+    """A workspace file after the app's first start on the bundled sample (built once per test session)."""
+    from fraudlab.bootstrap import first_start
+
+    path = tmp_path_factory.mktemp("ready") / "workspace.duckdb"
+    ws = Workspace(path)
+    first_start(ws)
+    ws.close()
+    return path
+
+
+@pytest.fixture()
+def app_workspace(tmp_path, monkeypatch, ready_workspace_file) -> Path:
+    """A private copy of the ready workspace, with FRAUDLAB_WORKSPACE pointing at it (for AppTest and CLI runs)."""
+    path = tmp_path / "app_ws.duckdb"
+    shutil.copy(ready_workspace_file, path)
     monkeypatch.setenv("FRAUDLAB_WORKSPACE", str(path))
     return path

@@ -1,111 +1,11 @@
 """End-to-end: the real app served by `streamlit run app.py`, driven in Debian's headless Chromium."""
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-ARTIFACTS = ROOT / "test-artifacts"
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+from e2e_support import app_url, assert_no_exception, browser, open_page, page, wait_idle  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory):
-    """Serve the app on 127.0.0.1 over a workspace prepared by the first-start routine."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (CI installs it with apt-get)")
-    from fraudlab.bootstrap import first_start
-    from fraudlab.workspace import Workspace
-
-    ws_path = tmp_path_factory.mktemp("e2e") / "workspace.duckdb"
-    ws = Workspace(ws_path)
-    first_start(ws)
-    ws.close()
-    port = _free_port()
-    env = dict(os.environ, FRAUDLAB_WORKSPACE=str(ws_path), FRAUDLAB_ANALYST="e2e-analyst")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
-                break
-        except OSError:
-            time.sleep(0.5)
-    else:
-        server.kill()
-        pytest.fail("streamlit did not become healthy in 60 s")
-    yield url
-    server.terminate()
-    try:
-        server.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.kill()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(
-            executable_path=CHROMIUM, headless=True,
-            args=["--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture()
-def page(browser):
-    context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    pg = context.new_page()
-    yield pg
-    context.close()
-
-
-def wait_idle(page, timeout_ms: int = 60_000) -> None:
-    """Wait until Streamlit has finished running the script (no running indicator)."""
-    page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
-    # the sidebar's workspace facts are drawn by app.py on every run, after navigation is set up
-    page.locator('[data-testid="stSidebar"]', has_text="transactions").wait_for(timeout=timeout_ms)
-    page.wait_for_timeout(300)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
-
-
-def assert_no_exception(page, name: str) -> None:
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
-    errors = page.locator('[data-testid="stException"]')
-    assert errors.count() == 0, f"{name}: Streamlit exception shown: {errors.first.inner_text()[:500]}"
-
-
-def open_page(page, url: str, label: str) -> float:
-    """Click a sidebar navigation link and return how long the page took to settle."""
-    started = time.perf_counter()
-    page.locator('[data-testid="stSidebarNav"] a', has_text=label).first.click()
-    wait_idle(page)
-    return time.perf_counter() - started
 
 
 def test_home_and_sidebar_render_with_workspace_facts(page, app_url):
