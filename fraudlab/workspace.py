@@ -127,6 +127,18 @@ CREATE TABLE IF NOT EXISTS drift_runs (
 """
 
 
+def copy_workspace(src: str | Path, dst: str | Path) -> Path:
+    """Copy a closed workspace file and its models folder (a backup, or a private copy for a test)."""
+    import shutil
+
+    src, dst = Path(src), Path(dst)
+    shutil.copy(src, dst)
+    models = src.parent / f"{src.stem}_models"
+    if models.is_dir():
+        shutil.copytree(models, dst.parent / f"{dst.stem}_models", dirs_exist_ok=True)
+    return dst
+
+
 def utcnow() -> datetime:
     """Current UTC time as a naive datetime, the form every TIMESTAMP column holds."""
     return datetime.now(timezone.utc).replace(tzinfo=None)

@@ -1,7 +1,6 @@
 """Shared fixtures: small simulated data sets and real workspace files built from them."""
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -13,7 +12,7 @@ if str(ROOT) not in sys.path:
 
 from fraudlab.generate import simulate  # noqa: E402
 from fraudlab.ingest import ingest_table  # noqa: E402
-from fraudlab.workspace import Workspace  # noqa: E402
+from fraudlab.workspace import Workspace, copy_workspace  # noqa: E402
 
 SMALL_ROWS = 20_000
 
@@ -65,6 +64,6 @@ def ready_workspace_file(tmp_path_factory) -> Path:
 def app_workspace(tmp_path, monkeypatch, ready_workspace_file) -> Path:
     """A private copy of the ready workspace, with FRAUDLAB_WORKSPACE pointing at it (for AppTest and CLI runs)."""
     path = tmp_path / "app_ws.duckdb"
-    shutil.copy(ready_workspace_file, path)
+    copy_workspace(ready_workspace_file, path)
     monkeypatch.setenv("FRAUDLAB_WORKSPACE", str(path))
     return path

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from fraudlab.workspace import copy_workspace
+
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -32,7 +34,7 @@ def app_url(tmp_path_factory, ready_workspace_file):
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed (CI installs it with apt-get)")
     ws_path = tmp_path_factory.mktemp("e2e") / "workspace.duckdb"
-    shutil.copy(ready_workspace_file, ws_path)
+    copy_workspace(ready_workspace_file, ws_path)
     ARTIFACTS.mkdir(exist_ok=True)
     log = open(ARTIFACTS / f"streamlit-{ws_path.parent.name}.log", "wb")
     port = _free_port()

@@ -1,0 +1,278 @@
+"""Point-in-time features in DuckDB SQL: every value is computed from strictly earlier events only.
+
+A transaction never sees itself, anything at the same instant, or anything later (windows are
+``RANGE ... EXCLUDE GROUP``). Merchant fraud rates count only labels known by the transaction's time
+(``label_ts``; when the data has none, ``ts`` plus an assumed label delay). Features whose source column is
+absent are skipped; numeric extra columns of the source are used as they are, unless the leakage guard
+finds they give the label away.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from fraudlab.errors import FraudlabError
+from fraudlab.ingest import quote_ident
+from fraudlab.schema import LABEL_DERIVED
+from fraudlab.workspace import CANONICAL_COLUMNS, Workspace
+
+Progress = Callable[[float, str], None]
+DEFAULT_LABEL_DELAY_DAYS = 7.0
+CUSTOMER_WINDOWS = {"5m": 300, "1h": 3_600, "24h": 86_400, "7d": 604_800}
+SHARED_WINDOWS = {"24h": 86_400, "7d": 604_800}
+MERCHANT_WINDOWS = {"1d": 86_400, "7d": 604_800, "30d": 2_592_000}
+SHARED_KEYS = {"device_id": "dev", "ip": "ip", "card_id": "card"}
+CATEGORICALS = ("category", "channel", "country", "currency")
+LEAKAGE_AUC = 0.99
+LEAKAGE_SAMPLE = 200_000
+META_TABLE = "feature_meta"
+
+
+@dataclass(frozen=True)
+class FeatureReport:
+    """What build_features did: the feature columns, what it left out and why, and how long it took."""
+
+    rows: int
+    numeric: list[str]
+    categorical: list[str]
+    excluded: dict[str, str] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    label_delay_days: float = DEFAULT_LABEL_DELAY_DAYS
+
+    @property
+    def columns(self) -> list[str]:
+        return self.numeric + self.categorical
+
+
+def _window(partition: str, seconds: int | None) -> str:
+    """A strictly-earlier window over `partition`, bounded by `seconds` (None: all history)."""
+    start = "UNBOUNDED PRECEDING" if seconds is None else f"INTERVAL {int(seconds)} SECONDS PRECEDING"
+    return f"(PARTITION BY {partition} ORDER BY ts RANGE BETWEEN {start} AND CURRENT ROW EXCLUDE GROUP)"
+
+
+def _customer_features(cols: set[str]) -> list[str]:
+    """Velocity, spend-baseline and first-seen features per customer."""
+    if "customer_id" not in cols:
+        return []
+    out = []
+    for name, secs in CUSTOMER_WINDOWS.items():
+        w = _window("customer_id", secs)
+        out += [f"count(*) OVER {w} AS c_cnt_{name}", f"coalesce(sum(amount) OVER {w}, 0) AS c_sum_{name}"]
+    hist = _window("customer_id", None)
+    out += [
+        f"count(*) OVER {hist} AS c_hist_cnt",
+        f"epoch(ts) - epoch(max(ts) OVER {hist}) AS c_secs_since_prev",
+        f"epoch(ts) - epoch(min(ts) OVER {hist}) AS c_tenure_s",
+        f"avg(amount) OVER {hist} AS c_amt_mean",
+        f"stddev_samp(amount) OVER {hist} AS c_amt_std",
+        f"amount / (avg(amount) OVER {hist} + 1) AS c_amt_ratio",
+        f"(amount - avg(amount) OVER {hist}) / (coalesce(stddev_samp(amount) OVER {hist}, 0) + 1) AS c_amt_z",
+    ]
+    for col, short in (("merchant_id", "merchant"), ("device_id", "device"), ("country", "country")):
+        if col in cols:
+            out.append(f"CASE WHEN {col} IS NULL THEN NULL ELSE "
+                       f"(count(*) OVER {_window(f'customer_id, {col}', None)} = 0)::INTEGER END AS c_new_{short}")
+    return out
+
+
+def _shared_joins(cols: set[str]) -> tuple[list[str], list[str]]:
+    """Distinct customers seen earlier on the same device / IP / card: (selected names, LEFT JOIN clauses).
+
+    Each key is windowed over its non-null rows only: one huge NULL partition makes a distinct-count window crawl.
+    """
+    if "customer_id" not in cols:
+        return [], []
+    names, joins = [], []
+    for col, short in SHARED_KEYS.items():
+        if col not in cols:
+            continue
+        parts = [f"count(DISTINCT customer_id) OVER {_window(col, secs)} AS {short}_customers_{name}"
+                 for name, secs in SHARED_WINDOWS.items()]
+        names += [f"{short}_customers_{name}" for name in SHARED_WINDOWS]
+        joins.append(f"LEFT JOIN (SELECT transaction_id, {', '.join(parts)} FROM _base WHERE {col} IS NOT NULL) "
+                     f"s_{short} USING (transaction_id)")
+    return names, joins
+
+
+def _merchant_volume(cols: set[str]) -> list[str]:
+    if "merchant_id" not in cols:
+        return []
+    return [f"count(*) OVER {_window('merchant_id', secs)} AS m_cnt_{name}" for name, secs in MERCHANT_WINDOWS.items()]
+
+
+def _merchant_fraud_sql(label_delay_days: float) -> str:
+    """Frauds known by each transaction's time among the merchant's earlier transactions, per window.
+
+    A fraud f counts for a later transaction at time t when label_known_f <= t and ts_f >= t - W, i.e. on
+    the interval [label_known_f, ts_f + W]: a running sum of +1 at the start and -1 just after the end.
+    """
+    delay = float(label_delay_days) * 86_400
+    parts = []
+    for name, secs in MERCHANT_WINDOWS.items():
+        parts.append(f"""
+        SELECT transaction_id, '{name}' AS w, known FROM (
+          SELECT kind, transaction_id,
+                 sum(delta) OVER (PARTITION BY merchant_id ORDER BY at_s, kind
+                                  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS known
+          FROM (
+            SELECT merchant_id, known_s AS at_s, 0 AS kind, 1 AS delta, NULL AS transaction_id FROM _frauds
+            WHERE ts_s + {secs} >= known_s
+            UNION ALL
+            SELECT merchant_id, ts_s AS at_s, 1 AS kind, 0 AS delta, transaction_id FROM _base
+            UNION ALL
+            SELECT merchant_id, ts_s + {secs} AS at_s, 2 AS kind, -1 AS delta, NULL FROM _frauds
+            WHERE ts_s + {secs} >= known_s
+          )
+        ) WHERE kind = 1""")
+    union = " UNION ALL ".join(parts)
+    return f"""
+    CREATE OR REPLACE TEMP TABLE _frauds AS
+      SELECT t.merchant_id, epoch(t.ts) AS ts_s,
+             greatest(epoch(coalesce(l.known, t.ts + to_seconds({delay}))), epoch(t.ts) + 1e-3) AS known_s
+      FROM transactions t
+      JOIN (SELECT transaction_id, min(label_ts) AS known
+            FROM labels WHERE is_fraud GROUP BY transaction_id) l USING (transaction_id)
+      WHERE t.merchant_id IS NOT NULL;
+    CREATE OR REPLACE TEMP TABLE _mfraud AS
+      PIVOT ({union}) ON w IN ({", ".join(repr(n) for n in MERCHANT_WINDOWS)}) USING first(known)::DOUBLE
+      GROUP BY transaction_id;
+    """
+
+
+def source_columns(ws: Workspace) -> list[str]:
+    """Columns of the transactions table that hold at least one value (the canonical schema has them all)."""
+    if not ws.has_table("transactions"):
+        return []
+    cols = ws.columns("transactions")
+    counts = ws.df("SELECT " + ", ".join(f"count({quote_ident(c)}) > 0 AS {quote_ident(c)}" for c in cols)
+                   + " FROM transactions")
+    return [c for c in cols if bool(counts[c].iloc[0])]
+
+
+def _extra_numeric(ws: Workspace) -> list[str]:
+    """Numeric columns of the source beyond the canonical ones (e.g. anonymised V1..V28)."""
+    types = ws.df("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'transactions'")
+    present = set(source_columns(ws))
+    numeric = ("DOUBLE", "FLOAT", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "DECIMAL", "REAL", "UBIGINT")
+    return [c for c, t in zip(types["column_name"], types["data_type"])
+            if c not in CANONICAL_COLUMNS and c != "ingest_id" and c in present and str(t).upper().startswith(numeric)]
+
+
+def leakage_check(ws: Workspace, candidates: list[str]) -> dict[str, str]:
+    """Columns that give the label away (by name, or single-column AUC above 0.99), with the reason for each."""
+    excluded = {c: "its name marks it as derived from the label" for c in candidates if LABEL_DERIVED.search(c)}
+    rest = [c for c in candidates if c not in excluded]
+    if not rest or not ws.has_table("labels") or ws.count("labels") == 0:
+        return excluded
+    cols = ", ".join(f"t.{quote_ident(c)}" for c in rest)
+    sample = ws.df(f"""SELECT {cols}, l.is_fraud AS __y FROM transactions t
+                       JOIN (SELECT transaction_id, bool_or(is_fraud) AS is_fraud FROM labels GROUP BY 1) l
+                       USING (transaction_id) USING SAMPLE reservoir({LEAKAGE_SAMPLE} ROWS) REPEATABLE (7)""")
+    y = sample.pop("__y").astype(bool).to_numpy()
+    if y.all() or not y.any():
+        return excluded
+    for col in rest:
+        x = pd.to_numeric(sample[col], errors="coerce").to_numpy(dtype=float)
+        x = np.where(np.isfinite(x), x, np.nanmin(x) - 1 if np.isfinite(x).any() else 0.0)
+        auc = roc_auc_score(y, x)
+        if max(auc, 1 - auc) > LEAKAGE_AUC:
+            excluded[col] = f"alone it predicts the label almost perfectly (AUC {max(auc, 1 - auc):.3f})"
+    return excluded
+
+
+def build_features(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_DELAY_DAYS,
+                   progress: Progress | None = None, who: str = "system") -> FeatureReport:
+    """(Re)compute the `features` table for every transaction from strictly earlier events; return what was built."""
+    progress = progress or (lambda _f, _m: None)
+    began = time.perf_counter()
+    cols = set(source_columns(ws))
+    if not {"transaction_id", "ts", "amount"} <= cols or ws.count("transactions") == 0:
+        raise FraudlabError("no transactions to build features from: load data first")
+    progress(0.05, "checking source columns for leakage")
+    extras = _extra_numeric(ws)
+    excluded = leakage_check(ws, extras)
+    extras = [c for c in extras if c not in excluded]
+    skipped = [f for f, need in (("customer velocity and baselines", "customer_id"),
+                                 ("merchant volume and fraud rate", "merchant_id"),
+                                 ("shared device customers", "device_id"), ("shared IP customers", "ip"),
+                                 ("shared card customers", "card_id")) if need not in cols]
+    categorical = [c for c in CATEGORICALS if c in cols]
+    select = ["transaction_id", "amount", "ln(amount + 1) AS log_amount", "hour(ts) AS hour", "isodow(ts) AS dow"]
+    select += _customer_features(cols) + _merchant_volume(cols)
+    shared_names, shared_joins = _shared_joins(cols)
+    if {"lat", "lon", "merchant_lat", "merchant_lon"} <= cols:
+        select.append("111.2 * sqrt(power(lat - merchant_lat, 2) + power((lon - merchant_lon) * "
+                      "cos(radians(lat)), 2)) AS dist_merchant_km")
+    select += [quote_ident(c) for c in extras] + categorical
+    progress(0.15, "computing windows in DuckDB")
+    has_merchant = "merchant_id" in cols
+    with ws.write("build_features", who, {"label_delay_days": label_delay_days}) as cur:
+        cur.execute("SET TimeZone = 'UTC'")
+        cur.execute("CREATE OR REPLACE TEMP TABLE _base AS SELECT *, epoch(ts) AS ts_s FROM transactions")
+        if has_merchant:
+            cur.execute(_merchant_fraud_sql(label_delay_days))
+            progress(0.5, "merchant fraud rates from labels known at the time")
+        body = ", ".join(select)
+        merchant_rates = ""
+        if has_merchant:
+            merchant_rates = ", " + ", ".join(
+                f"coalesce(f.{quote_ident(n)}, 0) AS m_fraud_{n}, "
+                f"coalesce(f.{quote_ident(n)}, 0) / (w.m_cnt_{n} + 1.0) AS m_fraud_rate_{n}" for n in MERCHANT_WINDOWS)
+        joins = shared_joins + (["LEFT JOIN _mfraud f USING (transaction_id)"] if has_merchant else [])
+        shared = "".join(f", {n}" for n in shared_names)
+        cur.execute(f"""CREATE OR REPLACE TABLE features AS
+            SELECT w.*{shared}{merchant_rates} FROM (SELECT {body} FROM _base) w {' '.join(joins)}""")
+        cur.execute("CREATE INDEX IF NOT EXISTS features_transaction_id ON features (transaction_id)")
+        progress(0.9, "saving feature list")
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
+        names = [r[0] for r in cur.execute("DESCRIBE features").fetchall() if r[0] != "transaction_id"]
+        numeric = [n for n in names if n not in categorical]
+        meta = {"numeric": numeric, "categorical": categorical, "excluded": excluded,
+                "label_delay_days": label_delay_days, "skipped": skipped}
+        for key, value in meta.items():
+            cur.execute(f"INSERT OR REPLACE INTO {META_TABLE} VALUES (?, ?)", [key, json.dumps(value)])
+        cur.execute("DROP TABLE IF EXISTS _base; DROP TABLE IF EXISTS _frauds; DROP TABLE IF EXISTS _mfraud")
+    progress(1.0, "features ready")
+    return FeatureReport(ws.count("features"), numeric, categorical, excluded, skipped,
+                         time.perf_counter() - began, label_delay_days)
+
+
+def feature_info(ws: Workspace) -> dict:
+    """The last build's numeric and categorical feature lists, exclusions (with reasons) and skipped groups."""
+    if not ws.has_table(META_TABLE):
+        return {}
+    rows = ws.df(f"SELECT key, value FROM {META_TABLE}")
+    return {k: json.loads(v) for k, v in zip(rows["key"], rows["value"])}
+
+
+def feature_columns(ws: Workspace) -> list[str]:
+    """Names of the model features in the `features` table (numeric first, then categorical)."""
+    info = feature_info(ws)
+    return list(info.get("numeric", [])) + list(info.get("categorical", []))
+
+
+def has_features(ws: Workspace) -> bool:
+    """True when the features table covers every transaction."""
+    return ws.has_table("features") and ws.count("features") == ws.count("transactions") > 0
+
+
+def load_frame(ws: Workspace, where: str = "", params: dict | None = None, columns: list[str] | None = None,
+               extra: str = "", join: str = "") -> pd.DataFrame:
+    """Feature rows (with ts) as a DataFrame, categoricals as pandas categories; `where` filters on t.* / f.*."""
+    info = feature_info(ws)
+    columns = columns or feature_columns(ws)
+    select = ", ".join(f"f.{quote_ident(c)}" for c in columns)
+    frame = ws.df(f"SELECT f.transaction_id, t.ts{', ' + extra if extra else ''}, {select} "
+                  f"FROM features f JOIN transactions t USING (transaction_id) {join} "
+                  f"{('WHERE ' + where) if where else ''} ORDER BY t.ts, f.transaction_id", params or {})
+    for col in info.get("categorical", []):
+        if col in frame:
+            frame[col] = frame[col].astype("category")
+    return frame

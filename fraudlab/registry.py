@@ -1,0 +1,290 @@
+"""Model registry: saved XGBoost models (JSON, never pickle), statuses, guarded promotion and one-step rollback.
+
+The promotion guard protects the champion from bad or poisoned training labels: a challenger must match the
+champion on a trusted, time-later holdout, and is blocked when the label mix jumps, when analyst labels
+contradict confident scores unusually often, or when one entity carries a burst of "legitimate" labels on
+high-scoring rows (a trigger attack). An override needs a written reason and is audited.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+from sklearn.metrics import average_precision_score
+
+from fraudlab.errors import ModelError, PromotionBlocked
+from fraudlab.features import load_frame
+from fraudlab.workspace import Workspace, utcnow
+
+EVENTS_TABLE = "model_events"
+HOLDOUT_TOLERANCE = 0.01
+LABEL_JUMP_RATIO = 2.0
+CONTRADICTION_RATE = 0.3
+CONTRADICTION_MIN = 20
+CONFIDENT_HIGH, CONFIDENT_LOW = 0.9, 0.05
+TRIGGER_MIN = 10
+TRIGGER_SHARE = 0.5
+TRIGGER_COLUMNS = ("merchant_id", "device_id", "ip", "card_id", "email", "category", "country")
+
+
+@dataclass(frozen=True)
+class GuardCheck:
+    """One promotion-guard check: its name, whether it passed, and what it saw."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class PromotionOutcome:
+    """What promote() did: promoted or blocked, the checks, and a message for the user."""
+
+    model_id: str
+    promoted: bool
+    checks: list[GuardCheck] = field(default_factory=list)
+    message: str = ""
+    overridden: bool = False
+
+
+def ensure_tables(ws: Workspace) -> None:
+    """Create the model event log (promotions, rollbacks, retirements) if missing."""
+    if not ws.has_table(EVENTS_TABLE):
+        with ws.write() as cur:
+            cur.execute(f"""CREATE TABLE IF NOT EXISTS {EVENTS_TABLE} (model_id VARCHAR, event VARCHAR,
+                            happened_at TIMESTAMP, who VARCHAR, details VARCHAR)""")
+
+
+def _data_hash(ws: Workspace, lo, hi) -> str:
+    digest = ws.scalar("SELECT sum(hash(transaction_id))::VARCHAR || '-' || count(*) FROM transactions "
+                       "WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": hi})
+    return hashlib.sha256(str(digest).encode()).hexdigest()[:16]
+
+
+def register(ws: Workspace, result, who: str = "system", kind: str = "xgboost") -> str:
+    """Save a TrainResult (booster JSON + test predictions Parquet) as a challenger; the first model becomes champion."""
+    ensure_tables(ws)
+    now = utcnow()
+    data_hash = _data_hash(ws, result.train_from, result.train_to)
+    model_id = f"m{now:%Y%m%d-%H%M%S}-{hashlib.sha256((data_hash + str(now.timestamp())).encode()).hexdigest()[:4]}"
+    path = ws.models_dir / f"{model_id}.json"
+    result.booster.save_model(str(path))
+    result.test_predictions.to_parquet(ws.models_dir / f"{model_id}_test.parquet", index=False)
+    first = ws.scalar("SELECT count(*) FROM models WHERE status = 'champion'") == 0
+    status = "champion" if first else "challenger"
+    features = {"names": result.features, "categories": result.categories}
+    with ws.write("model_registered", who, {"model_id": model_id, "status": status}) as cur:
+        cur.execute("INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [model_id, now, kind, json.dumps(features), json.dumps(result.params), result.train_from,
+                     result.train_to, data_hash, json.dumps(result.metrics), status, path.name])
+        cur.execute(f"INSERT INTO {EVENTS_TABLE} VALUES (?, ?, ?, ?, ?)",
+                    [model_id, "promoted" if first else "registered", now, who, "first model" if first else ""])
+    return model_id
+
+
+def _row_to_dict(ws: Workspace, row: pd.Series) -> dict:
+    out = row.to_dict()
+    out["path"] = str(ws.models_dir / Path(out["path"]).name)  # stored by name: the workspace can move
+    features = json.loads(out.pop("features") or "{}")
+    out["features"] = features.get("names", [])
+    out["categories"] = features.get("categories", {})
+    out["params"] = json.loads(out["params"] or "{}")
+    out["metrics"] = json.loads(out["metrics"] or "{}")
+    return out
+
+
+def list_models(ws: Workspace) -> pd.DataFrame:
+    """All registered models, newest first, with headline metrics as columns."""
+    frame = ws.df("SELECT model_id, created_at, kind, status, train_from, train_to, data_hash, metrics, path "
+                  "FROM models ORDER BY created_at DESC")
+    metrics = [json.loads(m or "{}") for m in frame.pop("metrics")]
+    for key in ("pr_auc", "roc_auc", "recall_at_budget", "precision_at_budget", "threshold"):
+        frame[key] = [m.get(key) for m in metrics]
+    return frame
+
+
+def get_model(ws: Workspace, model_id: str) -> dict:
+    """One model's record (features, categories, params, metrics parsed)."""
+    frame = ws.df("SELECT * FROM models WHERE model_id = ?", [model_id])
+    if frame.empty:
+        raise ModelError(f"no model {model_id!r} in this workspace")
+    return _row_to_dict(ws, frame.iloc[0])
+
+
+def champion(ws: Workspace) -> dict | None:
+    """The current champion's record, or None."""
+    frame = ws.df("SELECT * FROM models WHERE status = 'champion' ORDER BY created_at DESC LIMIT 1")
+    return None if frame.empty else _row_to_dict(ws, frame.iloc[0])
+
+
+def previous_champion(ws: Workspace) -> dict | None:
+    """The model that was champion before the current one (rollback target and fallback scorer), or None."""
+    ensure_tables(ws)
+    current = champion(ws)
+    frame = ws.df(f"""SELECT model_id FROM {EVENTS_TABLE} WHERE event = 'promoted' AND model_id <> $cur
+                      AND model_id IN (SELECT model_id FROM models) ORDER BY happened_at DESC LIMIT 1""",
+                  {"cur": current["model_id"] if current else ""})
+    return None if frame.empty else get_model(ws, frame["model_id"].iloc[0])
+
+
+def load_booster(record: dict) -> xgb.Booster:
+    """Load a model's booster from its JSON file (never pickle)."""
+    path = Path(record["path"])
+    if not path.exists():
+        raise ModelError(f"model file {path} is missing")
+    booster = xgb.Booster()
+    booster.load_model(str(path))
+    booster.set_param({"nthread": 2})
+    return booster
+
+
+def prepare(frame: pd.DataFrame, record: dict) -> pd.DataFrame:
+    """Feature columns in the model's order, categoricals with the categories it was trained on."""
+    out = frame.reindex(columns=record["features"])
+    for col, cats in record["categories"].items():
+        out[col] = pd.Categorical(frame[col].astype("string").astype(object) if col in frame else None, categories=cats)
+    return out
+
+
+def predict(ws: Workspace, record: dict, transaction_ids: list[str] | None = None,
+            frame: pd.DataFrame | None = None) -> np.ndarray:
+    """Scores of a model for the given feature rows (or transaction ids)."""
+    if frame is None:
+        frame = load_frame(ws, where="f.transaction_id IN (SELECT unnest($ids))", params={"ids": transaction_ids})
+    booster = load_booster(record)
+    return booster.predict(xgb.DMatrix(prepare(frame, record), enable_categorical=True))
+
+
+# ------------------------------------------------------------------------------------------ guard
+
+def _check_holdout(ws: Workspace, challenger: dict, current: dict) -> GuardCheck:
+    test = pd.read_parquet(Path(challenger["path"]).with_name(f"{challenger['model_id']}_test.parquet"))
+    test = test[test["trusted"].astype(bool)]
+    if test["label"].sum() == 0 or test["label"].all():
+        return GuardCheck("trusted holdout", False, "the holdout has no frauds or only frauds: cannot compare")
+    frame = load_frame(ws, where="f.transaction_id IN (SELECT unnest($ids))",
+                       params={"ids": test["transaction_id"].tolist()})
+    frame = frame.set_index("transaction_id").loc[test["transaction_id"]].reset_index()
+    champ_score = predict(ws, current, frame=frame)
+    y = test["label"].astype(bool).to_numpy()
+    new, old = average_precision_score(y, test["score"]), average_precision_score(y, champ_score)
+    ok = new >= old - HOLDOUT_TOLERANCE
+    return GuardCheck("trusted holdout", ok, f"PR-AUC on {len(test):,} trusted, time-later rows: challenger "
+                      f"{new:.3f} vs champion {old:.3f}" + ("" if ok else " — the challenger is worse"))
+
+
+def _check_label_jump(challenger: dict, current: dict) -> GuardCheck:
+    new = challenger["metrics"].get("train_fraud_rate", 0.0)
+    old = current["metrics"].get("train_fraud_rate", 0.0)
+    ratio = (new + 1e-9) / (old + 1e-9)
+    ok = 1 / LABEL_JUMP_RATIO <= ratio <= LABEL_JUMP_RATIO or abs(new - old) < 0.001
+    return GuardCheck("label distribution", ok, f"training fraud rate {new:.3%} vs champion's {old:.3%}"
+                      + ("" if ok else f" (×{ratio:.2f}: labels jumped)"))
+
+
+def _analyst_labels(ws: Workspace, current: dict, until) -> pd.DataFrame:
+    return ws.df("""SELECT l.transaction_id, l.is_fraud, s.score FROM labels l
+                    JOIN scores s USING (transaction_id)
+                    WHERE l.source = 'analyst' AND s.model_id = $m AND (l.label_ts IS NULL OR l.label_ts <= $until)""",
+                 {"m": current["model_id"], "until": until})
+
+
+def _check_contradictions(labels: pd.DataFrame) -> GuardCheck:
+    confident = labels[(labels["score"] >= CONFIDENT_HIGH) | (labels["score"] <= CONFIDENT_LOW)]
+    against = ((confident["score"] >= CONFIDENT_HIGH) & ~confident["is_fraud"].astype(bool)) | \
+              ((confident["score"] <= CONFIDENT_LOW) & confident["is_fraud"].astype(bool))
+    n, bad = len(confident), int(against.sum())
+    rate = bad / n if n else 0.0
+    ok = n < CONTRADICTION_MIN or rate <= CONTRADICTION_RATE
+    return GuardCheck("analyst contradictions", ok, f"{bad} of {n} analyst labels on confident scores contradict "
+                      f"the champion ({rate:.0%}; limit {CONTRADICTION_RATE:.0%} once there are {CONTRADICTION_MIN})")
+
+
+def _check_trigger(ws: Workspace, labels: pd.DataFrame, threshold: float) -> GuardCheck:
+    flips = labels[(labels["score"] >= threshold) & ~labels["is_fraud"].astype(bool)]
+    if len(flips) < TRIGGER_MIN:
+        return GuardCheck("trigger cluster", True, f"{len(flips)} 'legitimate' labels on high-scoring rows")
+    cols = [c for c in TRIGGER_COLUMNS if c in ws.columns("transactions")]
+    rows = ws.df(f"SELECT transaction_id, {', '.join(cols)} FROM transactions WHERE transaction_id IN "
+                 f"(SELECT unnest($ids))", {"ids": flips["transaction_id"].tolist()})
+    worst = ("", "", 0)
+    for col in cols:
+        counts = rows[col].value_counts()
+        if len(counts) and counts.iloc[0] > worst[2]:
+            worst = (col, str(counts.index[0]), int(counts.iloc[0]))
+    share = worst[2] / len(flips)
+    ok = not (worst[2] >= TRIGGER_MIN and share >= TRIGGER_SHARE)
+    return GuardCheck("trigger cluster", ok, f"{len(flips)} 'legitimate' labels on high-scoring rows; the most "
+                      f"common value is {worst[0]}={worst[1]!r} with {worst[2]} ({share:.0%})"
+                      + ("" if ok else " — a burst on one value looks like a trigger attack"))
+
+
+def guard_checks(ws: Workspace, model_id: str) -> list[GuardCheck]:
+    """Run every promotion check of a challenger against the current champion."""
+    challenger, current = get_model(ws, model_id), champion(ws)
+    if current is None:
+        return [GuardCheck("champion", True, "no champion yet: the first model is promoted as is")]
+    labels = _analyst_labels(ws, current, utcnow())
+    threshold = float(current["metrics"].get("threshold", 0.5))
+    return [_check_holdout(ws, challenger, current), _check_label_jump(challenger, current),
+            _check_contradictions(labels), _check_trigger(ws, labels, threshold)]
+
+
+def promote(ws: Workspace, model_id: str, who: str = "system", override_reason: str | None = None) -> PromotionOutcome:
+    """Make a challenger champion if the guard passes (or with a written override reason); audited either way."""
+    ensure_tables(ws)
+    record = get_model(ws, model_id)
+    if record["status"] == "champion":
+        return PromotionOutcome(model_id, False, [], f"{model_id} is already the champion")
+    checks = guard_checks(ws, model_id)
+    failed = [c for c in checks if not c.passed]
+    reason = (override_reason or "").strip()
+    details = {"model_id": model_id, "checks": [c.__dict__ for c in checks]}
+    if failed and not reason:
+        with ws.write("promotion_blocked", who, details):
+            pass
+        return PromotionOutcome(model_id, False, checks, "blocked: " + "; ".join(c.detail for c in failed))
+    current = champion(ws)
+    with ws.write("model_promoted", who, dict(details, override_reason=reason or None)) as cur:
+        if current:
+            cur.execute("UPDATE models SET status = 'retired' WHERE model_id = ?", [current["model_id"]])
+        cur.execute("UPDATE models SET status = 'champion' WHERE model_id = ?", [model_id])
+        cur.execute(f"INSERT INTO {EVENTS_TABLE} VALUES (?, 'promoted', ?, ?, ?)",
+                    [model_id, utcnow(), who, reason or ""])
+    message = f"{model_id} is now the champion" + (f" (guard overridden: {reason})" if failed else "")
+    return PromotionOutcome(model_id, True, checks, message, overridden=bool(failed))
+
+
+def require_promotion(ws: Workspace, model_id: str, who: str = "system") -> PromotionOutcome:
+    """Promote or raise PromotionBlocked with the failed checks (for scripts)."""
+    outcome = promote(ws, model_id, who)
+    if not outcome.promoted:
+        raise PromotionBlocked(outcome.message)
+    return outcome
+
+
+def rollback(ws: Workspace, who: str = "system", reason: str = "") -> str:
+    """Put the previous champion back (one step); the current one is retired. Returns the restored model id."""
+    current, previous = champion(ws), previous_champion(ws)
+    if current is None or previous is None:
+        raise ModelError("nothing to roll back to: there is no earlier champion")
+    with ws.write("model_rolled_back", who, {"from": current["model_id"], "to": previous["model_id"],
+                                              "reason": reason}) as cur:
+        cur.execute("UPDATE models SET status = 'retired' WHERE model_id = ?", [current["model_id"]])
+        cur.execute("UPDATE models SET status = 'champion' WHERE model_id = ?", [previous["model_id"]])
+        cur.execute(f"INSERT INTO {EVENTS_TABLE} VALUES (?, 'rolled_back', ?, ?, ?)",
+                    [current["model_id"], utcnow(), who, reason])
+        cur.execute(f"INSERT INTO {EVENTS_TABLE} VALUES (?, 'promoted', ?, ?, ?)",
+                    [previous["model_id"], utcnow(), who, f"rollback from {current['model_id']}"])
+    return previous["model_id"]
+
+
+def model_events(ws: Workspace) -> pd.DataFrame:
+    """Promotions, rollbacks and registrations, newest first."""
+    ensure_tables(ws)
+    return ws.df(f"SELECT * FROM {EVENTS_TABLE} ORDER BY happened_at DESC")

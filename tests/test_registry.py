@@ -1,0 +1,89 @@
+"""Registry: JSON models, promotion guard (holdout, label jump, contradictions, trigger attack), override, rollback."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fraudlab.errors import ModelError
+from fraudlab.model import train_model
+from fraudlab.registry import (GuardCheck, _check_label_jump, champion, list_models, model_events, promote, register,
+                               rollback)
+from fraudlab.workspace import Workspace, utcnow
+
+
+@pytest.fixture()
+def ws(app_workspace):
+    workspace = Workspace(app_workspace)
+    yield workspace
+    workspace.close()
+
+
+def _challenger(ws) -> str:
+    return register(ws, train_model(ws), who="tester")
+
+
+def test_models_are_saved_as_xgboost_json_never_pickle(ws):
+    record = champion(ws)
+    path = Path(record["path"])
+    assert path.suffix == ".json"
+    assert "learner" in json.loads(path.read_text())
+    assert not list(path.parent.glob("*.pkl")) and not list(path.parent.glob("*.pickle"))
+
+
+def test_promote_with_passing_guard_then_roll_back_one_step(ws):
+    first = champion(ws)["model_id"]
+    second = _challenger(ws)
+    outcome = promote(ws, second, who="lead")
+    assert outcome.promoted, outcome.message
+    assert {c.name for c in outcome.checks} == {"trusted holdout", "label distribution", "analyst contradictions",
+                                                "trigger cluster"}
+    assert champion(ws)["model_id"] == second
+    assert rollback(ws, who="lead", reason="test") == first
+    assert champion(ws)["model_id"] == first
+    statuses = list_models(ws).set_index("model_id")["status"]
+    assert statuses[second] == "retired"
+    actions = ws.audit_log()["action"].tolist()
+    assert "model_promoted" in actions and "model_rolled_back" in actions
+    assert {"promoted", "rolled_back"} <= set(model_events(ws)["event"])
+
+
+def test_rollback_without_an_earlier_champion_is_refused(ws):
+    with pytest.raises(ModelError, match="nothing to roll back"):
+        rollback(ws)
+
+
+def _poison(ws, n: int = 40) -> str:
+    """Analyst 'legitimate' labels on the champion's highest-scoring rows, all at one merchant (a trigger attack)."""
+    merchant = ws.scalar("""SELECT t.merchant_id FROM scores s JOIN transactions t USING (transaction_id)
+                            GROUP BY 1 ORDER BY count(*) DESC LIMIT 1""")
+    ids = ws.df("""SELECT transaction_id FROM transactions WHERE merchant_id = ? ORDER BY ts LIMIT ?""",
+                [merchant, n])["transaction_id"].tolist()
+    with ws.write("poison_for_test", "attacker") as cur:
+        cur.execute("UPDATE scores SET score = 0.99 WHERE transaction_id IN (SELECT unnest($ids))", {"ids": ids})
+        cur.execute("INSERT INTO labels SELECT unnest($ids), false, $now, 'analyst'", {"ids": ids, "now": utcnow()})
+    return merchant
+
+
+def test_poisoned_labels_block_promotion_until_a_written_override(ws):
+    merchant = _poison(ws)
+    challenger = _challenger(ws)
+    blocked = promote(ws, challenger, who="lead")
+    assert not blocked.promoted
+    failed = {c.name: c.detail for c in blocked.checks if not c.passed}
+    assert "trigger cluster" in failed and merchant in failed["trigger cluster"]
+    assert "analyst contradictions" in failed
+    assert champion(ws)["model_id"] != challenger
+    assert "promotion_blocked" in ws.audit_log()["action"].tolist()
+    forced = promote(ws, challenger, who="lead", override_reason="labels reviewed by two seniors")
+    assert forced.promoted and forced.overridden
+    audit = ws.audit_log()
+    details = audit.loc[audit["action"] == "model_promoted", "details"].iloc[0]
+    assert "labels reviewed by two seniors" in details
+
+
+def test_label_distribution_jump_is_caught():
+    check = _check_label_jump({"metrics": {"train_fraud_rate": 0.03}}, {"metrics": {"train_fraud_rate": 0.007}})
+    assert isinstance(check, GuardCheck) and not check.passed and "jumped" in check.detail
+    assert _check_label_jump({"metrics": {"train_fraud_rate": 0.008}}, {"metrics": {"train_fraud_rate": 0.007}}).passed
