@@ -228,6 +228,14 @@ def train_model(ws: Workspace, train_from: datetime | None = None, train_to: dat
                        time.perf_counter() - began)
 
 
+def cost_table(predictions: pd.DataFrame, cost_review: float = COST_REVIEW, points: int = 60) -> pd.DataFrame:
+    """Cost at log-spaced thresholds for a prediction frame (label, score, amount): for the threshold slider."""
+    y = predictions["label"].astype(bool).to_numpy()
+    score, amount = predictions["score"].to_numpy(), predictions["amount"].to_numpy()
+    thresholds = np.unique(np.r_[np.logspace(-4, 0, points), 0.5])
+    return pd.DataFrame([cost_at(y, score, amount, t, cost_review) for t in thresholds])
+
+
 def metrics_by_group(y: np.ndarray, score: np.ndarray, group: np.ndarray) -> pd.DataFrame:
     """PR-AUC and ROC-AUC of each group's positives against all negatives (e.g. per fraud pattern)."""
     y = np.asarray(y).astype(bool)

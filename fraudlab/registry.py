@@ -160,10 +160,30 @@ def predict(ws: Workspace, record: dict, transaction_ids: list[str] | None = Non
     return booster.predict(xgb.DMatrix(prepare(frame, record), enable_categorical=True))
 
 
+def holdout_predictions(ws: Workspace, model_id: str) -> pd.DataFrame:
+    """The model's test-period predictions (transaction_id, ts, label, score, amount, trusted)."""
+    record = get_model(ws, model_id)
+    path = Path(record["path"]).with_name(f"{model_id}_test.parquet")
+    if not path.exists():
+        raise ModelError(f"test predictions of {model_id} are missing")
+    return pd.read_parquet(path)
+
+
+def importance(ws: Workspace, model_id: str, rows: int = 2_000) -> pd.DataFrame:
+    """Mean |SHAP| per feature over (up to) `rows` of the model's test period."""
+    from fraudlab.explain import contributions, global_importance
+
+    record = get_model(ws, model_id)
+    ids = holdout_predictions(ws, model_id)["transaction_id"].tail(rows).tolist()
+    frame = load_frame(ws, where="f.transaction_id IN (SELECT unnest($ids))", params={"ids": ids})
+    contribs, _ = contributions(load_booster(record), prepare(frame, record))
+    return global_importance(record["features"], contribs)
+
+
 # ------------------------------------------------------------------------------------------ guard
 
 def _check_holdout(ws: Workspace, challenger: dict, current: dict) -> GuardCheck:
-    test = pd.read_parquet(Path(challenger["path"]).with_name(f"{challenger['model_id']}_test.parquet"))
+    test = holdout_predictions(ws, challenger["model_id"])
     test = test[test["trusted"].astype(bool)]
     if test["label"].sum() == 0 or test["label"].all():
         return GuardCheck("trusted holdout", False, "the holdout has no frauds or only frauds: cannot compare")

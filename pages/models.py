@@ -1,5 +1,112 @@
-"""Placeholder until this page's issue lands."""
+"""Models: metrics and curves of each model, the cost threshold, what drives the score, registry actions."""
 import streamlit as st
 
-st.title("models")
-st.info("This page is being built; see the open issues.")
+from fraudlab import registry
+from fraudlab.charts import cost_curve_figure, importance_figure, pr_curve_figure, roc_curve_figure
+from fraudlab.errors import FraudlabError
+from fraudlab.features import build_features, feature_info
+from fraudlab.model import cost_at, train_model
+from fraudlab.scoring import score_window
+from ui import models as cached
+from ui.state import analyst_name, get_workspace
+
+ws = get_workspace()
+path, version = str(ws.path), ws.version
+st.title("Models")
+
+table = cached.models(path, version)
+if table.empty:
+    st.info("No model yet. Load labelled transactions, then train the first one here.")
+
+with st.expander("Train a new challenger", expanded=table.empty):
+    left, right = st.columns(2)
+    search = left.checkbox("Small hyper-parameter search (3 settings)")
+    rebuild = right.checkbox("Rebuild features first", value=table.empty)
+    delay = right.number_input("Assumed label delay when the data has no label time (days)", 0.0, 120.0, 7.0)
+    if st.button("Train challenger", type="primary"):
+        bar = st.progress(0.0, text="starting")
+        try:
+            if rebuild:
+                build_features(ws, label_delay_days=delay, who=analyst_name(),
+                               progress=lambda f, m: bar.progress(0.3 * f, text=m))
+            result = train_model(ws, search=search, progress=lambda f, m: bar.progress(0.3 + 0.7 * f, text=m))
+            model_id = registry.register(ws, result, who=analyst_name())
+            if registry.champion(ws)["model_id"] == model_id:
+                score_window(ws, who=analyst_name(), progress=lambda f, m: bar.progress(f, text=m))
+            st.toast(f"Trained {model_id} in {result.seconds:.1f} s (test PR-AUC {result.metrics.get('pr_auc', 0):.3f})")
+            st.rerun()
+        except FraudlabError as exc:
+            st.error(str(exc))
+
+excluded = feature_info(ws).get("excluded", {})
+if excluded:
+    st.warning("Left out of the features to prevent leakage: " +
+               "; ".join(f"**{col}** — {why}" for col, why in excluded.items()))
+if table.empty:
+    st.stop()
+
+st.subheader("Registry")
+st.dataframe(table.drop(columns=["path"]), width="stretch", hide_index=True)
+st.download_button("Download registry (CSV)", table.to_csv(index=False), "models.csv", "text/csv")
+
+ids = table["model_id"].tolist()
+champ = table.loc[table["status"] == "champion", "model_id"]
+default = ids.index(champ.iloc[0]) if len(champ) else 0
+model_id = st.selectbox("Model", ids, index=default,
+                        format_func=lambda m: f"{m} ({table.set_index('model_id').loc[m, 'status']})")
+record = cached.record(path, version, model_id)
+m = record["metrics"]
+cols = st.columns(5)
+cols[0].metric("PR-AUC", f"{m.get('pr_auc', 0):.3f}")
+cols[1].metric("ROC-AUC", f"{m.get('roc_auc', 0):.3f}")
+cols[2].metric("Recall @ 90% precision", f"{m.get('recall_at_90_precision', 0):.2f}")
+cols[3].metric(f"Precision @ {m.get('alert_budget_per_day', '?')}/day", f"{m.get('precision_at_budget', 0):.2f}")
+cols[4].metric("Recall @ budget", f"{m.get('recall_at_budget', 0):.2f}")
+st.caption(f"Trained on {record['train_from']:%Y-%m-%d} → {record['train_to']:%Y-%m-%d}; tested on "
+           f"{m.get('test_from', '?')[:10]} → {m.get('test_to', '?')[:10]} ({m.get('test_rows', 0):,} rows, "
+           f"{m.get('positives', 0)} frauds); {len(record['features'])} features; data hash {record['data_hash']}.")
+
+left, right = st.columns(2)
+if "precision" in m:
+    left.plotly_chart(pr_curve_figure(m), width="stretch")
+    right.plotly_chart(roc_curve_figure(m), width="stretch")
+
+st.subheader("Threshold and cost")
+review_cost = st.number_input("Cost of one review", 0.0, 1000.0, float(m.get("cost_review", 5.0)))
+predictions, costs = cached.costs(path, model_id, review_cost)
+threshold = st.slider("Alert threshold", 0.0001, 1.0, float(min(max(m.get("threshold", 0.5), 0.0001), 1.0)),
+                      format="%.4f")
+at = cost_at(predictions["label"].astype(bool).to_numpy(), predictions["score"].to_numpy(),
+             predictions["amount"].to_numpy(), threshold, review_cost)
+c = st.columns(4)
+c[0].metric("Alerts", f"{at['alerts']:,}")
+c[1].metric("Frauds caught", f"{at['caught']:,} of {int(predictions['label'].sum()):,}")
+c[2].metric("Missed fraud amount", f"{at['cost_missed']:,.0f}")
+c[3].metric("Expected cost", f"{at['cost']:,.0f}")
+st.plotly_chart(cost_curve_figure(costs, threshold), width="stretch")
+
+st.subheader("What drives the score")
+st.plotly_chart(importance_figure(cached.importance(path, model_id)), width="stretch")
+
+st.subheader("Promote or roll back")
+if record["status"] != "champion":
+    reason = st.text_input("Override reason (only needed if the guard blocks)", key="override")
+    if st.button(f"Promote {model_id}"):
+        outcome = registry.promote(ws, model_id, who=analyst_name(), override_reason=reason or None)
+        if outcome.promoted:
+            score_window(ws, who=analyst_name())
+        (st.success if outcome.promoted else st.error)(outcome.message)
+        for check in outcome.checks:
+            st.write(("✅ " if check.passed else "⛔ ") + f"**{check.name}** — {check.detail}")
+else:
+    st.caption("This model is the champion.")
+    if st.button("Roll back to the previous champion"):
+        try:
+            restored = registry.rollback(ws, who=analyst_name(), reason="rolled back from the Models page")
+            score_window(ws, who=analyst_name())
+            st.toast(f"Rolled back: {restored} is the champion again and the scores are refreshed.")
+            st.rerun()
+        except FraudlabError as exc:
+            st.error(str(exc))
+with st.expander("Registry history"):
+    st.dataframe(cached.events(path, version), width="stretch", hide_index=True)

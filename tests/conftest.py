@@ -67,3 +67,22 @@ def app_workspace(tmp_path, monkeypatch, ready_workspace_file) -> Path:
     copy_workspace(ready_workspace_file, path)
     monkeypatch.setenv("FRAUDLAB_WORKSPACE", str(path))
     return path
+
+
+APP_PATH = str(ROOT / "app.py")
+
+
+@pytest.fixture()
+def app_test(app_workspace):
+    """Factory for an AppTest of the real app over a private ready workspace: app_test("pages/models.py")."""
+    from streamlit.testing.v1 import AppTest
+
+    def open_page(page: str | None = None, timeout: float = 120) -> AppTest:
+        at = AppTest.from_file(APP_PATH, default_timeout=timeout)
+        at.run()
+        if page:
+            at.switch_page(page)
+            at.run()
+        return at
+
+    return open_page
