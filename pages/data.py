@@ -1,5 +1,71 @@
-"""Placeholder until the Data page lands."""
+"""Load data: pick a file (upload or server path / glob), check the preview and mapping, load, read the report."""
+import hashlib
+
 import streamlit as st
 
+from fraudlab.errors import FraudlabError
+from fraudlab.ingest import ingest_path
+from ui import data as ui
+from ui.state import get_workspace
+
+ws = get_workspace()
+path, version = str(ws.path), ws.version
 st.title("Load data")
-st.info("This page is being built; see the open issues.")
+st.caption("CSV (any delimiter, gzip'd or not) or Parquet. Good rows load into the workspace; bad rows go to the "
+           "quarantine with their reason, so nothing is lost. Loading the same data twice adds nothing.")
+
+by_path, by_upload = st.tabs(["Server path or glob", "Upload a small file"])
+with by_path:
+    typed = st.text_input("Path or glob on the server", key="data_source",
+                          placeholder="/data/transactions_2026_*.csv.gz")
+with by_upload:
+    upload = st.file_uploader("CSV, gzip'd CSV or Parquet (up to 200 MB)", key="data_upload")
+
+source, label = typed.strip(), typed.strip()
+if upload is not None:
+    source, label = ui.saved_upload(upload), f"upload: {upload.name}"
+
+if source:
+    try:
+        pv = ui.preview(source, ui.source_mtime(source), None)
+    except FraudlabError as exc:
+        st.error(str(exc))
+        pv = None
+    if pv is not None:
+        st.subheader("Preview")
+        ui.show_preview(pv)
+        st.subheader("Column mapping")
+        key = "map:" + hashlib.sha1(source.encode()).hexdigest()[:10]
+        mapping = ui.mapping_editor(pv, key)
+        if st.button("Load", type="primary"):
+            bar = st.progress(0.0, text="starting")
+            try:
+                report = ingest_path(ws, source, mapping, lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m),
+                                     source=label)
+            except FraudlabError as exc:
+                bar.empty()
+                st.error(str(exc))
+            else:
+                st.session_state["data_last_ingest"] = report.ingest_id
+                st.session_state["data_message"] = report.message
+                st.rerun()
+else:
+    st.info("Type a path or glob on the server (large files), or upload a small file, to see a preview.")
+
+message = st.session_state.pop("data_message", None)
+if message:
+    st.success(message)
+
+st.subheader("Validation report")
+loads = ui.history(path, version)
+if loads.empty:
+    st.info("Nothing has been loaded yet.")
+    st.stop()
+ids = loads["ingest_id"].astype(int).tolist()
+last = st.session_state.get("data_last_ingest")
+chosen = st.selectbox("Load", ids, index=ids.index(last) if last in ids else 0,
+                      format_func=lambda i: f"#{i} · {loads.set_index('ingest_id').loc[i, 'source']}")
+ui.show_report(path, version, loads[loads["ingest_id"] == chosen].iloc[0])
+
+st.subheader("Ingest history")
+st.dataframe(loads.drop(columns=["mapping", "sha256"]), width="stretch", hide_index=True)

@@ -1,0 +1,139 @@
+"""UI helpers for the Load data page: cached reads, the mapping editor and the validation report."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import plotly.express as px
+import streamlit as st
+
+from fraudlab import ingest
+from fraudlab.ingest import SourcePreview
+from fraudlab.schema import ALL_TARGETS, REQUIRED, ColumnMapping, apply_preset, preset_names
+from ui.state import _workspace_for
+
+NONE = "—"
+TIME_UNITS: dict[str, float | None] = {
+    "dates / times in the column": None,
+    "seconds since an origin": 1.0,
+    "milliseconds since an origin": 0.001,
+    "minutes since an origin": 60.0,
+    "hours (steps) since an origin": 3600.0,
+    "days since an origin": 86400.0,
+}
+UNIX_ORIGIN = "1970-01-01 00:00:00"
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def history(path: str, version: int) -> pd.DataFrame:
+    """Ingest history of the workspace, cached on its version."""
+    return ingest.ingest_history(_workspace_for(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def reasons(path: str, version: int, ingest_id: int) -> pd.DataFrame:
+    """Quarantined rows per reason kind for one load."""
+    return ingest.reason_counts(_workspace_for(path), ingest_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def bad_rows(path: str, version: int, ingest_id: int, limit: int = 50) -> pd.DataFrame:
+    """A sample of the quarantined rows of one load."""
+    return ingest.quarantine_rows(_workspace_for(path), ingest_id, limit=limit)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def quarantine_csv(path: str, version: int, ingest_id: int) -> bytes:
+    """The whole quarantine of one load as CSV bytes."""
+    return ingest.quarantine_csv(_workspace_for(path), ingest_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def preview(source: str, mtime: float, mapping_json: str | None) -> SourcePreview:
+    """Preview of a path or glob (re-read when the file changes or the mapping is edited)."""
+    mapping = ColumnMapping.from_dict(json.loads(mapping_json)) if mapping_json else None
+    return ingest.preview(source, n=20, mapping=mapping)
+
+
+def source_mtime(source: str) -> float:
+    """Modification time of a single file (0 for globs), part of the preview cache key."""
+    path = Path(source)
+    return path.stat().st_mtime if path.is_file() else 0.0
+
+
+def saved_upload(upload) -> str:
+    """Save an upload once per session (keyed by name and size) and return the server path."""
+    key = f"upload:{upload.name}:{upload.size}"
+    saved = st.session_state.get(key)
+    if not saved or not Path(saved).exists():
+        saved = str(ingest.save_upload(upload.getvalue(), upload.name))
+        st.session_state[key] = saved
+    return saved
+
+
+def mapping_editor(pv: SourcePreview, key: str) -> ColumnMapping:
+    """Preset picker, one selectbox per canonical column and the time unit; returns the edited mapping."""
+    columns = [str(c) for c in pv.columns["column"]]
+    presets = ["detected"] + preset_names()
+    preset = st.selectbox("Layout preset", presets, key=f"{key}:preset",
+                          help="A preset maps the columns of a common public fraud data layout.")
+    base = pv.mapping if preset == "detected" else apply_preset(preset, columns)
+    st.caption(f"Detected layout: {pv.mapping.preset or 'by column names and types'}. "
+               "Required: " + ", ".join(REQUIRED) + ".")
+    options = [NONE] + columns
+    chosen: dict[str, str] = {}
+    grid = st.columns(4)
+    for k, target in enumerate(ALL_TARGETS):
+        current = base.columns.get(target)
+        index = options.index(current) if current in options else 0
+        label = target + (" *" if target in REQUIRED else "")
+        value = grid[k % 4].selectbox(label, options, index=index, key=f"{key}:{preset}:{target}")
+        if value != NONE:
+            chosen[target] = value
+    units = list(TIME_UNITS)
+    unit_now = next((u for u, s in TIME_UNITS.items() if s == base.ts_unit_seconds), units[0])
+    if base.ts_unit_seconds is not None and unit_now == units[0]:
+        unit_now = units[1]
+    left, right = st.columns(2)
+    unit = left.selectbox("Time column holds", units, index=units.index(unit_now), key=f"{key}:{preset}:unit")
+    origin = right.text_input("Origin for offsets (UTC)", value=base.ts_origin, key=f"{key}:{preset}:origin",
+                              disabled=TIME_UNITS[unit] is None,
+                              help=f"Unix time: {UNIX_ORIGIN}")
+    return ColumnMapping(columns=chosen, ts_unit_seconds=TIME_UNITS[unit], ts_origin=origin.strip() or base.ts_origin,
+                         preset=base.preset if chosen == base.columns else None)
+
+
+def show_preview(pv: SourcePreview) -> None:
+    """Sample rows and the source columns with what each reads as and where it is mapped."""
+    files = f"{len(pv.files)} files" if len(pv.files) > 1 else pv.files[0]
+    st.caption(f"{pv.kind.upper()} · {files}")
+    st.dataframe(pv.sample.head(10), width="stretch", hide_index=True)
+    st.dataframe(pv.columns, width="stretch", hide_index=True)
+
+
+def reason_figure(counts: pd.DataFrame):
+    """Horizontal bar of quarantined rows per reason."""
+    fig = px.bar(counts.iloc[::-1], x="rows", y="reason", orientation="h", text="rows")
+    fig.update_layout(height=max(200, 40 * len(counts) + 80), margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                      title="Quarantined rows per reason", yaxis_title=None)
+    return fig
+
+
+def show_report(path: str, version: int, row: pd.Series) -> None:
+    """The validation report of one load: counts, reasons chart, sample bad rows and the quarantine download."""
+    ingest_id = int(row["ingest_id"])
+    cols = st.columns(4)
+    cols[0].metric("Rows read", f"{int(row['rows_read']):,}")
+    cols[1].metric("Loaded", f"{int(row['rows_loaded']):,}")
+    cols[2].metric("Quarantined", f"{int(row['rows_quarantined']):,}")
+    cols[3].metric("Seconds", f"{float(row['seconds']):.2f}")
+    st.caption(f"Ingest {ingest_id} · {row['source']} · engine {row['engine']} · status {row['status']}")
+    if int(row["rows_quarantined"]) == 0:
+        st.success("Every row passed validation.")
+        return
+    counts = reasons(path, version, ingest_id)
+    st.plotly_chart(reason_figure(counts), width="stretch")
+    st.dataframe(bad_rows(path, version, ingest_id), width="stretch", hide_index=True)
+    st.download_button("Download the quarantine (CSV)", quarantine_csv(path, version, ingest_id),
+                       f"quarantine_{ingest_id}.csv", "text/csv", key=f"dl:{ingest_id}")
