@@ -146,6 +146,12 @@ def _merchant_fraud_sql(label_delay_days: float) -> str:
     """
 
 
+def customer_velocity(ws: Workspace):
+    """Per-customer count and amount over 5 minutes, 1 hour, 24 hours and 7 days before each transaction (Arrow)."""
+    select = [s for s in _customer_features({"customer_id"}) if s.startswith(("count(*)", "coalesce(sum"))]
+    return ws.arrow(f"SELECT transaction_id, {', '.join(select)} FROM transactions")
+
+
 def source_columns(ws: Workspace) -> list[str]:
     """Columns of the transactions table that hold at least one value (the canonical schema has them all)."""
     if not ws.has_table("transactions"):

@@ -101,7 +101,7 @@ def score_window(ws: Workspace, start: datetime | None = None, end: datetime | N
     per_row_ms = 1000 * seconds / max(scored.num_rows, 1)
     progress(0.8, f"explaining the top {min(explain_top, scored.num_rows):,} cases")
     explain_began = time.perf_counter()
-    reasons = _explain_top(ws, record, booster, scored, explain_top)
+    reasons = explain_top_scores(ws, record, booster, scored, explain_top)
     explain_seconds = time.perf_counter() - explain_began
     _store(ws, scored, reasons, record["model_id"], per_row_ms, who, (start, end))
     metrics = evaluate_window(ws, start, end)
@@ -109,7 +109,7 @@ def score_window(ws: Workspace, start: datetime | None = None, end: datetime | N
     return ScoreReport(record["model_id"], scored.num_rows, seconds, len(reasons), explain_seconds, metrics)
 
 
-def _explain_top(ws: Workspace, record: dict, booster: xgb.Booster, scored: pa.Table, top: int) -> pd.DataFrame:
+def explain_top_scores(ws: Workspace, record: dict, booster: xgb.Booster, scored: pa.Table, top: int) -> pd.DataFrame:
     """Exact TreeSHAP reasons (JSON) for the `top` highest scores."""
     if top <= 0 or scored.num_rows == 0:
         return pd.DataFrame({"transaction_id": [], "reasons": []})
