@@ -269,6 +269,19 @@ def has_features(ws: Workspace) -> bool:
     return ws.has_table("features") and ws.count("features") == ws.count("transactions") > 0
 
 
+def feature_rows(ws: Workspace, transaction_ids: list[str], columns: list[str] | None = None) -> pd.DataFrame:
+    """Feature rows of a few transactions by id (an index lookup: the single-case path)."""
+    info = feature_info(ws)
+    columns = columns or feature_columns(ws)
+    select = ", ".join(quote_ident(c) for c in columns)
+    frame = ws.df(f"SELECT transaction_id, {select} FROM features WHERE transaction_id IN (SELECT unnest($ids))",
+                  {"ids": list(transaction_ids)})
+    for col in info.get("categorical", []):
+        if col in frame:
+            frame[col] = frame[col].astype("category")
+    return frame
+
+
 def load_frame(ws: Workspace, where: str = "", params: dict | None = None, columns: list[str] | None = None,
                extra: str = "", join: str = "") -> pd.DataFrame:
     """Feature rows (with ts) as a DataFrame, categoricals as pandas categories; `where` filters on t.* / f.*."""

@@ -18,7 +18,7 @@ import xgboost as xgb
 
 from fraudlab import explain, rules
 from fraudlab.errors import FraudlabError, ModelError
-from fraudlab.features import has_features, load_frame
+from fraudlab.features import feature_rows, has_features, load_frame
 from fraudlab.model import evaluate, label_query
 from fraudlab.registry import champion, get_model, load_booster, prepare, previous_champion
 from fraudlab.workspace import Workspace, utcnow
@@ -178,8 +178,7 @@ class Scorer:
                 record.setdefault("load_error", str(exc))
 
     def _row(self, transaction_id: str, features: list[str]) -> pd.DataFrame:
-        frame = load_frame(self.ws, where="f.transaction_id = $id", params={"id": transaction_id},
-                           columns=_with_baseline(features))
+        frame = feature_rows(self.ws, [transaction_id], _with_baseline(features))
         if frame.empty:
             raise FraudlabError(f"no features for transaction {transaction_id!r}")
         return frame
@@ -210,7 +209,7 @@ class Scorer:
 
     def _rules(self, transaction_id: str, attempts: list[str]) -> CaseScore:
         began = time.perf_counter()
-        frame = load_frame(self.ws, where="f.transaction_id = $id", params={"id": transaction_id})
+        frame = feature_rows(self.ws, [transaction_id])
         if frame.empty:
             raise FraudlabError(f"no features for transaction {transaction_id!r}: build features first")
         result = rules.score_rules(frame)
