@@ -156,7 +156,10 @@ def inspect_file(path: Path) -> SourceFile:
 def _gunzip_head(path: Path) -> bytes:
     try:
         with gzip.open(path, "rb") as handle:
-            return handle.read(HEAD_BYTES)
+            head = handle.read(HEAD_BYTES)
+            if len(head) < HEAD_BYTES:
+                handle.read()  # a small file is read to its end so a truncated stream is caught here
+            return head
     except (OSError, EOFError, zlib.error) as exc:
         raise IngestError(f"{path}: is a damaged gzip file ({exc})") from exc
 
@@ -678,9 +681,9 @@ def _csv_rejects(cur: duckdb.DuckDBPyConnection, ingest_id: int, staged: _Staged
     for i, table in staged.reject_tables:
         n = cur.execute(f"""
             INSERT INTO quarantine
-            SELECT $id, line, to_json(struct_pack(_file := $file, line := csv_line)),
-                   'malformed CSV line: ' || error_type || ' — ' || left(error_message, 120)
-            FROM {table} ORDER BY line
+            SELECT $id, line, to_json(struct_pack(_file := $file, line := any_value(csv_line))),
+                   'malformed CSV line: ' || min(error_type || ' — ' || left(error_message, 120))
+            FROM {table} GROUP BY line ORDER BY line
         """, {"id": ingest_id, "file": str(staged.files[i].path)}).fetchone()[0]
         count += int(n)
     return count
@@ -694,7 +697,7 @@ def _reason_counts(cur: duckdb.DuckDBPyConnection, staged: _Staged) -> dict[str,
     """).fetchall()
     counts = {str(k): int(n) for k, n in rows}
     for _, table in staged.reject_tables:
-        n = int(cur.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        n = int(cur.execute(f"SELECT count(DISTINCT line) FROM {table}").fetchone()[0])
         if n:
             counts["malformed CSV line"] = counts.get("malformed CSV line", 0) + n
     return counts
