@@ -82,38 +82,30 @@ def _customer_features(cols: set[str]) -> list[str]:
     return out
 
 
-def _shared_joins(cols: set[str]) -> tuple[list[str], list[str]]:
-    """Distinct customers seen earlier on the same device / IP / card: (selected names, LEFT JOIN clauses).
-
-    Each key is windowed over its non-null rows only: one huge NULL partition makes a distinct-count window crawl.
-    """
-    if "customer_id" not in cols:
-        return [], []
-    names, joins = [], []
-    for col, short in SHARED_KEYS.items():
-        if col not in cols:
-            continue
-        parts = [f"count(DISTINCT customer_id) OVER {_window(col, secs)} AS {short}_customers_{name}"
-                 for name, secs in SHARED_WINDOWS.items()]
-        names += [f"{short}_customers_{name}" for name in SHARED_WINDOWS]
-        joins.append(f"LEFT JOIN (SELECT transaction_id, {', '.join(parts)} FROM _base WHERE {col} IS NOT NULL) "
-                     f"s_{short} USING (transaction_id)")
-    return names, joins
-
-
 def _merchant_volume(cols: set[str]) -> list[str]:
     if "merchant_id" not in cols:
         return []
     return [f"count(*) OVER {_window('merchant_id', secs)} AS m_cnt_{name}" for name, secs in MERCHANT_WINDOWS.items()]
 
 
-def _merchant_fraud_sql(label_delay_days: float) -> str:
+def base_sql(label_delay_days: float) -> str:
+    """SELECT of the transactions with epoch seconds and, for frauds, when the fraud label became known."""
+    delay = float(label_delay_days) * 86_400
+    return f"""
+      SELECT t.*, epoch(t.ts) AS ts_s,
+             CASE WHEN l.transaction_id IS NOT NULL THEN
+               greatest(epoch(coalesce(l.known, t.ts + to_seconds({delay}))), epoch(t.ts) + 1e-3) END AS fraud_known_s
+      FROM transactions t
+      LEFT JOIN (SELECT transaction_id, min(label_ts) AS known FROM labels WHERE is_fraud GROUP BY transaction_id) l
+      USING (transaction_id)"""
+
+
+def merchant_fraud_sql() -> str:
     """Frauds known by each transaction's time among the merchant's earlier transactions, per window.
 
     A fraud f counts for a later transaction at time t when label_known_f <= t and ts_f >= t - W, i.e. on
     the interval [label_known_f, ts_f + W]: a running sum of +1 at the start and -1 just after the end.
     """
-    delay = float(label_delay_days) * 86_400
     parts = []
     for name, secs in MERCHANT_WINDOWS.items():
         parts.append(f"""
@@ -134,12 +126,8 @@ def _merchant_fraud_sql(label_delay_days: float) -> str:
     union = " UNION ALL ".join(parts)
     return f"""
     CREATE OR REPLACE TEMP TABLE _frauds AS
-      SELECT t.merchant_id, epoch(t.ts) AS ts_s,
-             greatest(epoch(coalesce(l.known, t.ts + to_seconds({delay}))), epoch(t.ts) + 1e-3) AS known_s
-      FROM transactions t
-      JOIN (SELECT transaction_id, min(label_ts) AS known
-            FROM labels WHERE is_fraud GROUP BY transaction_id) l USING (transaction_id)
-      WHERE t.merchant_id IS NOT NULL;
+      SELECT merchant_id, ts_s, fraud_known_s AS known_s FROM _base
+      WHERE fraud_known_s IS NOT NULL AND merchant_id IS NOT NULL;
     CREATE OR REPLACE TEMP TABLE _mfraud AS
       PIVOT ({union}) ON w IN ({", ".join(repr(n) for n in MERCHANT_WINDOWS)}) USING first(known)::DOUBLE
       GROUP BY transaction_id;
@@ -193,15 +181,24 @@ def leakage_check(ws: Workspace, candidates: list[str]) -> dict[str, str]:
     return excluded
 
 
-def build_features(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_DELAY_DAYS,
-                   progress: Progress | None = None, who: str = "system") -> FeatureReport:
-    """(Re)compute the `features` table for every transaction from strictly earlier events; return what was built."""
-    progress = progress or (lambda _f, _m: None)
-    began = time.perf_counter()
+@dataclass(frozen=True)
+class FeaturePlan:
+    """Which features a workspace supports, as SQL select expressions grouped by the key their windows partition on."""
+
+    row: list[str]  # row-local expressions (no window)
+    by_key: dict[str, list[str]]  # partition key -> window expressions over _base
+    shared: dict[str, tuple[str, list[str]]]  # key -> (column-name prefix, distinct-customer expressions)
+    categorical: list[str]
+    excluded: dict[str, str]
+    skipped: list[str]
+    has_merchant: bool
+
+
+def plan_features(ws: Workspace) -> FeaturePlan:
+    """Decide the feature set from the columns that hold values; run the leakage guard on numeric extras."""
     cols = set(source_columns(ws))
     if not {"transaction_id", "ts", "amount"} <= cols or ws.count("transactions") == 0:
         raise FraudlabError("no transactions to build features from: load data first")
-    progress(0.05, "checking source columns for leakage")
     extras = _extra_numeric(ws)
     excluded = leakage_check(ws, extras)
     extras = [c for c in extras if c not in excluded]
@@ -210,43 +207,90 @@ def build_features(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_DELAY_
                                  ("shared device customers", "device_id"), ("shared IP customers", "ip"),
                                  ("shared card customers", "card_id")) if need not in cols]
     categorical = [c for c in CATEGORICALS if c in cols]
-    select = ["transaction_id", "amount", "ln(amount + 1) AS log_amount", "hour(ts) AS hour", "isodow(ts) AS dow"]
-    select += _customer_features(cols) + _merchant_volume(cols)
-    shared_names, shared_joins = _shared_joins(cols)
+    row = ["amount", "ln(amount + 1) AS log_amount", "hour(ts) AS hour", "isodow(ts) AS dow"]
     if {"lat", "lon", "merchant_lat", "merchant_lon"} <= cols:
-        select.append("111.2 * sqrt(power(lat - merchant_lat, 2) + power((lon - merchant_lon) * "
-                      "cos(radians(lat)), 2)) AS dist_merchant_km")
-    select += [quote_ident(c) for c in extras] + categorical
+        row.append("111.2 * sqrt(power(lat - merchant_lat, 2) + power((lon - merchant_lon) * "
+                   "cos(radians(lat)), 2)) AS dist_merchant_km")
+    row += [quote_ident(c) for c in extras] + categorical
+    by_key = {k: v for k, v in (("customer_id", _customer_features(cols)), ("merchant_id", _merchant_volume(cols))) if v}
+    shared = {}
+    if "customer_id" in cols:
+        for col, short in SHARED_KEYS.items():
+            if col in cols:
+                shared[col] = (short, [f"count(DISTINCT customer_id) OVER {_window(col, secs)} AS {short}_customers_{name}"
+                                       for name, secs in SHARED_WINDOWS.items()])
+    return FeaturePlan(row, by_key, shared, categorical, excluded, skipped, "merchant_id" in cols)
+
+
+def _alias(expr: str) -> str:
+    return expr.rsplit(" AS ", 1)[-1] if " AS " in expr else expr.strip('"')
+
+
+def assemble_sql(plan: FeaturePlan, parts: dict[str, str]) -> str:
+    """The final features SELECT, joining per-group results (`parts`: group -> relation name) in a fixed order."""
+    names = [_alias(e) for e in plan.row]
+    for key, exprs in plan.by_key.items():
+        names += [f"{parts[key]}.{_alias(e)}" for e in exprs]
+    for key, (_short, exprs) in plan.shared.items():
+        names += [f"{parts[key]}.{_alias(e)}" for e in exprs]
+    if plan.has_merchant:
+        names += [f"coalesce({parts['merchant_fraud']}.{quote_ident(n)}, 0) AS m_fraud_{n}, "
+                  f"coalesce({parts['merchant_fraud']}.{quote_ident(n)}, 0) / ({parts['merchant_id']}.m_cnt_{n} + 1.0) "
+                  f"AS m_fraud_rate_{n}" for n in MERCHANT_WINDOWS]
+    joins = " ".join(f"LEFT JOIN {rel} USING (transaction_id)" for key, rel in parts.items() if key != "row")
+    return f"SELECT {parts['row']}.transaction_id, {', '.join(names)} FROM {parts['row']} {joins}"
+
+
+def group_sql(plan: FeaturePlan, group: str) -> str:
+    """SQL over `_base` computing one group of features (row, a partition key, or merchant_fraud's pivot)."""
+    if group == "row":
+        return f"SELECT transaction_id, {', '.join(plan.row)} FROM _base"
+    if group in plan.by_key:
+        return f"SELECT transaction_id, {', '.join(plan.by_key[group])} FROM _base"
+    _short, exprs = plan.shared[group]
+    return f"SELECT transaction_id, {', '.join(exprs)} FROM _base WHERE {group} IS NOT NULL"
+
+
+def store_features(cur, plan: FeaturePlan, select_sql: str, label_delay_days: float) -> tuple[list[str], list[str]]:
+    """Write the features table (with an id index) and its metadata from a SELECT; returns (numeric, categorical)."""
+    cur.execute(f"CREATE OR REPLACE TABLE features AS {select_sql}")
+    cur.execute("CREATE INDEX IF NOT EXISTS features_transaction_id ON features (transaction_id)")
+    cur.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
+    names = [r[0] for r in cur.execute("DESCRIBE features").fetchall() if r[0] != "transaction_id"]
+    numeric = [n for n in names if n not in plan.categorical]
+    meta = {"numeric": numeric, "categorical": plan.categorical, "excluded": plan.excluded,
+            "label_delay_days": label_delay_days, "skipped": plan.skipped}
+    for key, value in meta.items():
+        cur.execute(f"INSERT OR REPLACE INTO {META_TABLE} VALUES (?, ?)", [key, json.dumps(value)])
+    return numeric, plan.categorical
+
+
+def build_features(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_DELAY_DAYS,
+                   progress: Progress | None = None, who: str = "system") -> FeatureReport:
+    """(Re)compute the `features` table for every transaction from strictly earlier events; return what was built."""
+    progress = progress or (lambda _f, _m: None)
+    began = time.perf_counter()
+    progress(0.05, "checking source columns for leakage")
+    plan = plan_features(ws)
     progress(0.15, "computing windows in DuckDB")
-    has_merchant = "merchant_id" in cols
-    with ws.write("build_features", who, {"label_delay_days": label_delay_days}) as cur:
+    with ws.write("build_features", who, {"label_delay_days": label_delay_days, "engine": "duckdb"}) as cur:
         cur.execute("SET TimeZone = 'UTC'")
-        cur.execute("CREATE OR REPLACE TEMP TABLE _base AS SELECT *, epoch(ts) AS ts_s FROM transactions")
-        if has_merchant:
-            cur.execute(_merchant_fraud_sql(label_delay_days))
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE _base AS {base_sql(label_delay_days)}")
+        parts = {"row": "_g_row"}
+        ctes = [f"_g_row AS ({group_sql(plan, 'row')})"]
+        for i, key in enumerate(list(plan.by_key) + list(plan.shared)):
+            parts[key] = f"_g{i}"
+            ctes.append(f"_g{i} AS ({group_sql(plan, key)})")
+        if plan.has_merchant:
+            cur.execute(merchant_fraud_sql())
+            parts["merchant_fraud"] = "_mfraud"
             progress(0.5, "merchant fraud rates from labels known at the time")
-        body = ", ".join(select)
-        merchant_rates = ""
-        if has_merchant:
-            merchant_rates = ", " + ", ".join(
-                f"coalesce(f.{quote_ident(n)}, 0) AS m_fraud_{n}, "
-                f"coalesce(f.{quote_ident(n)}, 0) / (w.m_cnt_{n} + 1.0) AS m_fraud_rate_{n}" for n in MERCHANT_WINDOWS)
-        joins = shared_joins + (["LEFT JOIN _mfraud f USING (transaction_id)"] if has_merchant else [])
-        shared = "".join(f", {n}" for n in shared_names)
-        cur.execute(f"""CREATE OR REPLACE TABLE features AS
-            SELECT w.*{shared}{merchant_rates} FROM (SELECT {body} FROM _base) w {' '.join(joins)}""")
-        cur.execute("CREATE INDEX IF NOT EXISTS features_transaction_id ON features (transaction_id)")
+        numeric, categorical = store_features(cur, plan, f"WITH {', '.join(ctes)} {assemble_sql(plan, parts)}",
+                                              label_delay_days)
         progress(0.9, "saving feature list")
-        cur.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
-        names = [r[0] for r in cur.execute("DESCRIBE features").fetchall() if r[0] != "transaction_id"]
-        numeric = [n for n in names if n not in categorical]
-        meta = {"numeric": numeric, "categorical": categorical, "excluded": excluded,
-                "label_delay_days": label_delay_days, "skipped": skipped}
-        for key, value in meta.items():
-            cur.execute(f"INSERT OR REPLACE INTO {META_TABLE} VALUES (?, ?)", [key, json.dumps(value)])
         cur.execute("DROP TABLE IF EXISTS _base; DROP TABLE IF EXISTS _frauds; DROP TABLE IF EXISTS _mfraud")
     progress(1.0, "features ready")
-    return FeatureReport(ws.count("features"), numeric, categorical, excluded, skipped,
+    return FeatureReport(ws.count("features"), numeric, categorical, plan.excluded, plan.skipped,
                          time.perf_counter() - began, label_delay_days)
 
 
@@ -295,3 +339,26 @@ def load_frame(ws: Workspace, where: str = "", params: dict | None = None, colum
         if col in frame:
             frame[col] = frame[col].astype("category")
     return frame
+
+
+def register_cli(subparsers) -> None:
+    """`python -m fraudlab features [--engine duckdb|dask] [--label-delay-days D]`."""
+    p = subparsers.add_parser("features", help="(re)build point-in-time features")
+    p.add_argument("--engine", choices=("duckdb", "dask"), default="duckdb",
+                   help="dask: on FRAUDLAB_DASK_SCHEDULER, or a local cluster")
+    p.add_argument("--label-delay-days", type=float, default=DEFAULT_LABEL_DELAY_DAYS)
+    p.set_defaults(func=_cli_features)
+
+
+def _cli_features(args) -> int:
+    ws = Workspace()
+    if args.engine == "dask":
+        from fraudlab.features_dask import build_features_dask
+
+        report = build_features_dask(ws, args.label_delay_days, who="cli")
+    else:
+        report = build_features(ws, args.label_delay_days, who="cli")
+    print(f"{len(report.columns)} features for {report.rows:,} rows in {report.seconds:.1f} s ({args.engine})")
+    for col, why in report.excluded.items():
+        print(f"left out {col}: {why}")
+    return 0
