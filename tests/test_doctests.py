@@ -1,0 +1,15 @@
+"""The runnable examples in module docstrings stay true."""
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = ["fraudlab.generate", "fraudlab.rules", "fraudlab.schema"]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples_run(name):
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0
