@@ -207,7 +207,8 @@ def _csv_scan(i: int, source: SourceFile) -> str:
     return f"read_csv({', '.join(options)})"
 
 
-def _stage(cur: duckdb.DuckDBPyConnection, files: list[SourceFile], sample_rows: int | None = None) -> _Staged:
+def _stage(cur: duckdb.DuckDBPyConnection, files: list[SourceFile], sample_rows: int | None = None,
+           allow_empty: bool = False) -> _Staged:
     """Make the files readable as one relation in this cursor; raise IngestError naming a file that is not."""
     kinds = {f.kind for f in files}
     if len(kinds) > 1:
@@ -216,7 +217,7 @@ def _stage(cur: duckdb.DuckDBPyConnection, files: list[SourceFile], sample_rows:
     digests = [""] * len(files)
     if kinds == {"parquet"}:
         return _stage_parquet(cur, files, digests)
-    return _stage_csv(cur, files, digests, sample_rows)
+    return _stage_csv(cur, files, digests, sample_rows, allow_empty)
 
 
 def _describe(cur: duckdb.DuckDBPyConnection, sql: str, params: dict, source: SourceFile) -> list[tuple[str, str]]:
@@ -242,7 +243,7 @@ def _stage_parquet(cur: duckdb.DuckDBPyConnection, files: list[SourceFile], dige
 
 
 def _stage_csv(cur: duckdb.DuckDBPyConnection, files: list[SourceFile], digests: list[str],
-               sample_rows: int | None) -> _Staged:
+               sample_rows: int | None, allow_empty: bool = False) -> _Staged:
     described = [_describe(cur, _csv_scan(i, f), {f"f{i}": str(f.path)}, f) for i, f in enumerate(files)]
     columns: list[str] = []
     for names in described:
@@ -263,10 +264,10 @@ def _stage_csv(cur: duckdb.DuckDBPyConnection, files: list[SourceFile], digests:
             raise IngestError(f"{source.path}: cannot be read as CSV: {_first_line(exc)}") from exc
         rejected = cur.execute(f"SELECT count(*) FROM _rej{i}").fetchone()[0]
         staged.reject_tables.append((i, f"_rej{i}"))
-        if inserted == 0 and rejected == 0 and len(files) == 1:
+        if inserted == 0 and rejected == 0 and len(files) == 1 and not allow_empty:
             raise IngestError(f"{source.path}: has a header row ({_shortlist(described[i])}) but no data rows")
         offset += int(inserted)
-    if offset == 0 and not any(cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+    if offset == 0 and not allow_empty and not any(cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
                                for _, t in staged.reject_tables):
         raise IngestError(f"{len(files)} files: none of them holds any data rows")
     staged.sql = f"(SELECT * EXCLUDE (__off), rowid + 1 - __off - {_first_rowid(cur)} AS __row FROM _src)"
@@ -451,10 +452,10 @@ def _row_reasons(mapping: ColumnMapping, extras: dict[str, tuple[str, str]], sta
     return reasons
 
 
-def _raw_json(staged: _Staged) -> str:
+def _raw_json(staged: _Staged, with_file: bool) -> str:
     """JSON of the source record as read (plus the file name when a load has several files)."""
     fields = [f"{quote_ident(c)} := {quote_ident(c)}" for c in staged.columns]
-    if len(staged.files) > 1:
+    if with_file:
         fields.insert(0, "_file := $file_names[__fidx + 1]")
     return f"to_json(struct_pack({', '.join(fields)}))"
 
@@ -535,6 +536,7 @@ def _ingest(ws: Workspace, source: str, sha: str, mapping: ColumnMapping | None,
         cur.execute("SET TimeZone = 'UTC'")
         progress(0.1, "reading")
         staged = stage(cur)
+        _collect_rejects(cur, staged)
         mapping = mapping or detect_mapping(staged.columns, profiles=_profile(cur, staged))
         check_mapping(mapping, staged.columns)
         ingest_id = int(cur.execute("SELECT nextval('ingest_seq')").fetchone()[0])
@@ -544,8 +546,8 @@ def _ingest(ws: Workspace, source: str, sha: str, mapping: ColumnMapping | None,
         _refuse_unreadable_key(cur, mapping, source)
         _mark_duplicates(cur, extras)
         progress(0.75, "writing good rows and quarantine")
-        rows_read, loaded, quarantined = _write_rows(cur, ingest_id, staged, extras)
-        reasons = _reason_counts(cur, staged)
+        rows_read, loaded, quarantined = _write_rows(cur, ingest_id, extras)
+        reasons = _reason_counts(cur)
         seconds = time.perf_counter() - started
         cur.execute("INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ok')",
                     [ingest_id, source, sha, utcnow(), rows_read, loaded, quarantined, seconds,
@@ -569,16 +571,27 @@ def _extra_name(source_col: str) -> str:
     return name
 
 
+_EXISTING_COLUMNS_SQL = ("SELECT column_name, data_type FROM information_schema.columns "
+                         "WHERE table_name = 'transactions'")
+
+
 def _add_extra_columns(cur: duckdb.DuckDBPyConnection, staged: _Staged,
                        mapping: ColumnMapping) -> dict[str, tuple[str, str]]:
     """Add unmapped source columns to `transactions` (numbers as DOUBLE); return source -> (name, type)."""
+    existing = dict(cur.execute(_EXISTING_COLUMNS_SQL).fetchall())
     mapped = set(mapping.columns.values())
-    existing = {r[0]: r[1] for r in cur.execute(
-        "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'transactions'").fetchall()}
     numeric = _numeric_sources(cur, staged, [c for c in staged.columns if c not in mapped])
+    extras = _plan_extras(existing, staged.columns, mapped, numeric)
+    _create_extra_columns(cur, extras)
+    return extras
+
+
+def _plan_extras(existing: dict[str, str], columns: list[str], mapped: set[str],
+                 numeric: set[str]) -> dict[str, tuple[str, str]]:
+    """Name and type for each unmapped source column, avoiding clashes with existing columns of another type."""
     extras: dict[str, tuple[str, str]] = {}
     taken: set[str] = set()
-    for col in staged.columns:
+    for col in columns:
         if col in mapped:
             continue
         sqltype = "DOUBLE" if col in numeric else "VARCHAR"
@@ -587,12 +600,19 @@ def _add_extra_columns(cur: duckdb.DuckDBPyConnection, staged: _Staged,
         while name in taken or (name in existing and existing[name] != sqltype):
             n += 1
             name = f"{base}_{n}"
-        if name not in existing:
-            cur.execute(f"ALTER TABLE transactions ADD COLUMN {quote_ident(name)} {sqltype}")
-            existing[name] = sqltype
         taken.add(name)
         extras[col] = (name, sqltype)
     return extras
+
+
+def _create_extra_columns(cur: duckdb.DuckDBPyConnection, extras: dict[str, tuple[str, str]]) -> None:
+    existing = dict(cur.execute(_EXISTING_COLUMNS_SQL).fetchall())
+    for name, sqltype in extras.values():
+        if name not in existing:
+            cur.execute(f"ALTER TABLE transactions ADD COLUMN {quote_ident(name)} {sqltype}")
+        elif existing[name] != sqltype:
+            raise IngestError(f"column {name!r} changed type ({existing[name]} in the workspace, {sqltype} now) "
+                              "while this load ran; load again")
 
 
 def _numeric_sources(cur: duckdb.DuckDBPyConnection, staged: _Staged, cols: list[str]) -> set[str]:
@@ -609,19 +629,24 @@ def _numeric_sources(cur: duckdb.DuckDBPyConnection, staged: _Staged, cols: list
 
 
 def _build_checked(cur: duckdb.DuckDBPyConnection, staged: _Staged, mapping: ColumnMapping,
-                   extras: dict[str, tuple[str, str]]) -> None:
-    """Temp table _checked: typed canonical columns, extras, __reason ('' when good) and __raw for bad rows."""
+                   extras: dict[str, tuple[str, str]], file_names: list[str] | None = None) -> None:
+    """Temp table _checked: typed canonical columns, extras, __reason ('' when good) and __raw for bad rows.
+
+    The raw record names its file when `file_names` is given (default: when the load has several files).
+    """
     now = utcnow().strftime("%Y-%m-%d %H:%M:%S")
     reasons = ", ".join(_row_reasons(mapping, extras, staged, now))
     outer = [f"__t_{t} AS {t}" for t in TARGETS] + [f"__x_{k} AS {quote_ident(name)}"
                                                     for k, (name, _) in enumerate(extras.values())]
     params = dict(staged.params)
-    if len(staged.files) > 1:
-        params["file_names"] = [str(f.path) for f in staged.files]
+    if file_names is None and len(staged.files) > 1:
+        file_names = [str(f.path) for f in staged.files]
+    if file_names:
+        params["file_names"] = file_names
     cur.execute(f"""
         CREATE TEMP TABLE _checked AS
         SELECT {', '.join(outer)}, __fidx, __row, __reason,
-               CASE WHEN __reason <> '' THEN {_raw_json(staged)} END AS __raw
+               CASE WHEN __reason <> '' THEN {_raw_json(staged, bool(file_names))} END AS __raw
         FROM (SELECT *, concat_ws('; ', {reasons}) AS __reason
               FROM (SELECT *, {', '.join(_select_typed(staged, mapping, extras))} FROM {staged.sql}))
     """, params)
@@ -660,8 +685,9 @@ def _mark_duplicates(cur: duckdb.DuckDBPyConnection, extras: dict[str, tuple[str
     """)
 
 
-def _write_rows(cur: duckdb.DuckDBPyConnection, ingest_id: int, staged: _Staged,
+def _write_rows(cur: duckdb.DuckDBPyConnection, ingest_id: int,
                 extras: dict[str, tuple[str, str]]) -> tuple[int, int, int]:
+    """Good rows of _checked to transactions (+ labels); bad rows and _rejects to quarantine; return counts."""
     targets = list(CANONICAL_COLUMNS) + [name for name, _ in extras.values()]
     cols = ", ".join(quote_ident(c) for c in targets)
     cur.execute(f"INSERT INTO transactions ({cols}, ingest_id) SELECT {cols}, $id FROM _checked "
@@ -670,37 +696,35 @@ def _write_rows(cur: duckdb.DuckDBPyConnection, ingest_id: int, staged: _Staged,
                 "WHERE __reason = '' AND is_fraud IS NOT NULL")
     cur.execute("INSERT INTO quarantine SELECT $id, __row, __raw, __reason FROM _checked WHERE __reason <> '' "
                 "ORDER BY __fidx, __row", {"id": ingest_id})
-    rejected = _csv_rejects(cur, ingest_id, staged)
+    rejected = cur.execute("INSERT INTO quarantine SELECT $id, __row, __raw, __reason FROM _rejects "
+                           "ORDER BY __fidx, __row", {"id": ingest_id}).fetchone()[0]
     total, bad = cur.execute("SELECT count(*), count(*) FILTER (__reason <> '') FROM _checked").fetchone()
-    return int(total) + rejected, int(total - bad), int(bad) + rejected
+    return int(total) + int(rejected), int(total - bad), int(bad) + int(rejected)
 
 
-def _csv_rejects(cur: duckdb.DuckDBPyConnection, ingest_id: int, staged: _Staged) -> int:
-    """Move lines the CSV reader could not split into columns into quarantine; return how many."""
-    count = 0
+def _collect_rejects(cur: duckdb.DuckDBPyConnection, staged: _Staged, fidx: int | None = None) -> None:
+    """Temp table _rejects (__fidx, __row, __raw, __reason): one row per line the CSV reader could not split."""
+    cur.execute("CREATE TEMP TABLE _rejects (__fidx INTEGER, __row BIGINT, __raw VARCHAR, __reason VARCHAR)")
     for i, table in staged.reject_tables:
-        n = cur.execute(f"""
-            INSERT INTO quarantine
-            SELECT $id, line, to_json(struct_pack(_file := $file, line := any_value(csv_line))),
+        cur.execute(f"""
+            INSERT INTO _rejects
+            SELECT $fidx, line, to_json(struct_pack(_file := $file, line := any_value(csv_line))),
                    'malformed CSV line: ' || min(error_type || ' — ' || left(error_message, 120))
-            FROM {table} GROUP BY line ORDER BY line
-        """, {"id": ingest_id, "file": str(staged.files[i].path)}).fetchone()[0]
-        count += int(n)
-    return count
+            FROM {table} GROUP BY line
+        """, {"fidx": i if fidx is None else fidx, "file": str(staged.files[i].path)})
 
 
-def _reason_counts(cur: duckdb.DuckDBPyConnection, staged: _Staged) -> dict[str, int]:
+def _reason_counts(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
     rows = cur.execute("""
         SELECT split_part(r, ':', 1) AS kind, count(*) FROM (
             SELECT unnest(string_split(__reason, '; ')) AS r FROM _checked WHERE __reason <> '')
         GROUP BY 1 ORDER BY 2 DESC, 1
     """).fetchall()
     counts = {str(k): int(n) for k, n in rows}
-    for _, table in staged.reject_tables:
-        n = int(cur.execute(f"SELECT count(DISTINCT line) FROM {table}").fetchone()[0])
-        if n:
-            counts["malformed CSV line"] = counts.get("malformed CSV line", 0) + n
-    return counts
+    n = int(cur.execute("SELECT count(*) FROM _rejects").fetchone()[0])
+    if n:
+        counts["malformed CSV line"] = counts.get("malformed CSV line", 0) + n
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 # ---------------------------------------------------------------- preview / detect (no workspace change)

@@ -1,0 +1,198 @@
+"""Dask path of ingest: many files read and validated in parallel on a Dask cluster, loaded through Parquet.
+
+The driver plans the load exactly as the DuckDB path does (inspect every file, detect or check the mapping on a
+sample, decide which extra columns are numbers). A `dask.dataframe` built with `from_map` then has one partition per
+file: each worker reads its file with DuckDB and applies the *same* SQL typing and row checks as
+`fraudlab.ingest` (same reasons, same raw records, same generated ids), and the partitions are written as Parquet
+into a staging folder. Finally the workspace loads that Parquet in one transaction: duplicate ids (within the load
+and against the workspace) are marked, good rows go to `transactions`, bad rows to `quarantine`, and the ingest is
+logged with engine 'dask'.
+
+With FRAUDLAB_DASK_SCHEDULER set the work runs on that cluster (its workers must see the source files and the
+staging folder at the same paths, e.g. a shared volume); otherwise on a local cluster of worker processes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fraudlab.config import load_config
+from fraudlab.errors import IngestError
+from fraudlab.ingest import (SAMPLE_ROWS, TARGETS, IngestReport, Progress, SourceFile, _already_loaded,
+                             _build_checked, _collect_rejects, _combined, _create_extra_columns, _EXISTING_COLUMNS_SQL,
+                             _file_digest, _mark_duplicates, _noop, _numeric_sources, _plan_extras, _profile,
+                             _reason_counts, _refuse_unreadable_key, _stage, _write_rows, inspect_file, quote_ident,
+                             resolve_paths)
+from fraudlab.schema import ColumnMapping, check_mapping, detect_mapping
+from fraudlab.workspace import Workspace, utcnow
+
+ENGINE = "dask"
+
+
+@contextmanager
+def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> Iterator["distributed.Client"]:
+    """A distributed Client: on `scheduler` (default FRAUDLAB_DASK_SCHEDULER) or on a new local cluster."""
+    from distributed import Client, LocalCluster
+
+    address = scheduler or load_config().dask_scheduler
+    if address:
+        client = Client(address)
+        try:
+            yield client
+        finally:
+            client.close()
+        return
+    workers = n_workers or max(1, min(2, os.cpu_count() or 1))
+    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        with Client(cluster) as client:
+            yield client
+
+
+def validate_file(fidx: int, files: list[SourceFile], columns: list[str], mapping: dict,
+                  extras: dict[str, tuple[str, str]], digests: list[str], multi: bool,
+                  limit: int | None = None) -> pd.DataFrame:
+    """One partition: file `fidx` read, typed and checked with the DuckDB path's rules (runs on a worker).
+
+    Returns typed canonical and extra columns plus __fidx, __row, __reason ('' when good), __raw (the record as read,
+    for bad rows) and __rej (a line the CSV reader could not split into columns).
+    """
+    source = files[fidx]
+    con = duckdb.connect()
+    try:
+        cur = con.cursor()
+        cur.execute("SET TimeZone = 'UTC'")
+        staged = _stage(cur, [source], sample_rows=limit, allow_empty=True)
+        staged.digests = [digests[fidx]]
+        missing = [c for c in columns if c not in staged.columns]
+        if missing:  # files of one glob may lack columns others have: NULL, as the DuckDB path's UNION BY NAME
+            nulls = ", ".join(f"NULL::VARCHAR AS {quote_ident(c)}" for c in missing)
+            staged.sql = f"(SELECT *, {nulls} FROM {staged.sql})"
+            staged.types.update({c: "VARCHAR" for c in missing})
+        staged.columns = list(columns)
+        _collect_rejects(cur, staged, fidx=fidx)
+        _build_checked(cur, staged, ColumnMapping.from_dict(mapping), extras,
+                       file_names=[str(source.path)] if multi else None)
+        names = ", ".join(quote_ident(c) for c in list(TARGETS) + [name for name, _ in extras.values()])
+        table = cur.sql(f"""
+            SELECT {names}, CAST({int(fidx)} AS INTEGER) AS __fidx, CAST(__row AS BIGINT) AS __row,
+                   __reason, __raw, false AS __rej FROM _checked
+            UNION ALL BY NAME
+            SELECT __fidx, __row, __reason, __raw, true AS __rej FROM _rejects
+        """).to_arrow_table()
+    finally:
+        con.close()
+    return table.to_pandas(types_mapper=pd.ArrowDtype)
+
+
+def _write_part(part: pd.DataFrame, folder: str, k: int) -> tuple[int, int]:
+    """Write one validated partition as Parquet; return (rows, quarantined rows)."""
+    table = pa.Table.from_pandas(part, preserve_index=False)
+    pq.write_table(table, os.path.join(folder, f"part-{k:06d}.parquet"))
+    bad = int((part["__rej"] | (part["__reason"] != "")).sum()) if len(part) else 0
+    return len(part), bad
+
+
+def _plan(ws: Workspace, files: list[SourceFile], mapping: ColumnMapping | None
+          ) -> tuple[ColumnMapping, list[str], dict[str, tuple[str, str]]]:
+    """On the driver: the columns of all files, the mapping (given or detected on a sample) and the extras."""
+    con = duckdb.connect()
+    try:
+        cur = con.cursor()
+        cur.execute("SET TimeZone = 'UTC'")
+        staged = _stage(cur, files, sample_rows=SAMPLE_ROWS)
+        mapping = mapping or detect_mapping(staged.columns, profiles=_profile(cur, staged))
+        check_mapping(mapping, staged.columns)
+        mapped = set(mapping.columns.values())
+        numeric = _numeric_sources(cur, staged, [c for c in staged.columns if c not in mapped])
+    finally:
+        con.close()
+    existing = {str(k): str(v) for k, v in ws.df(_EXISTING_COLUMNS_SQL).values.tolist()}
+    return mapping, list(staged.columns), _plan_extras(existing, list(staged.columns), mapped, numeric)
+
+
+def ingest_path_dask(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping | None = None,
+                     progress: Progress | None = None, *, client=None, source: str | None = None,
+                     staging_dir: str | Path | None = None) -> IngestReport:
+    """Like `fraudlab.ingest.ingest_path`, with reading and validation done per file on a Dask cluster.
+
+    `client`: a distributed.Client to use (default: FRAUDLAB_DASK_SCHEDULER or a local cluster started for this load).
+    `staging_dir`: where validated Parquet is written (default: next to the workspace file); removed afterwards.
+    """
+    import dask
+    import dask.dataframe as dd
+    from distributed import as_completed
+
+    progress = progress or _noop
+    started = time.perf_counter()
+    paths = resolve_paths(path_or_glob)
+    files = [inspect_file(p) for p in paths]
+    progress(0.02, f"checking {len(paths)} file(s)")
+    digests = [_file_digest(p) for p in paths]
+    sha = _combined(digests)
+    label = source or str(path_or_glob)
+    done = _already_loaded(ws, sha)
+    if done is not None:
+        return done
+    progress(0.05, "detecting the mapping on a sample")
+    mapping, columns, extras = _plan(ws, files, mapping)
+    kwargs = dict(files=files, columns=columns, mapping=mapping.to_dict(), extras=extras, digests=digests,
+                  multi=len(files) > 1)
+    meta = validate_file(0, limit=10, **kwargs).iloc[:0]
+    base = Path(staging_dir) if staging_dir is not None else ws.path.parent / f".{ws.path.stem}_dask_staging"
+    folder = base / uuid.uuid4().hex
+    folder.mkdir(parents=True)
+    try:
+        frame = dd.from_map(validate_file, range(len(files)), meta=meta, label="fraudlab-validate", **kwargs)
+        writes = [dask.delayed(_write_part)(part, str(folder), k) for k, part in enumerate(frame.to_delayed())]
+        with (_given(client) if client is not None else dask_client()) as active:
+            futures = active.compute(writes)
+            for k, future in enumerate(as_completed(futures), start=1):
+                future.result()  # re-raises a worker's IngestError here, before anything is written
+                progress(0.1 + 0.7 * k / len(futures), f"validated {k} of {len(futures)} file(s)")
+        progress(0.85, "loading validated Parquet into the workspace")
+        report = _load_staged(ws, folder, label, sha, mapping, extras, len(files), started)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    progress(1.0, "done")
+    return report
+
+
+@contextmanager
+def _given(client) -> Iterator:
+    yield client
+
+
+def _load_staged(ws: Workspace, folder: Path, label: str, sha: str, mapping: ColumnMapping,
+                 extras: dict[str, tuple[str, str]], n_files: int, started: float) -> IngestReport:
+    """One workspace transaction: staged Parquet -> duplicate checks -> transactions / quarantine / ingests."""
+    parts = str(folder / "*.parquet")
+    with ws.write("ingest", details={"source": label, "engine": ENGINE, "files": n_files}) as cur:
+        cur.execute("SET TimeZone = 'UTC'")
+        _create_extra_columns(cur, extras)
+        cur.execute("CREATE TEMP TABLE _checked AS SELECT * EXCLUDE (__rej) FROM read_parquet($p) WHERE NOT __rej",
+                    {"p": parts})
+        cur.execute("CREATE TEMP TABLE _rejects AS SELECT __fidx, __row, __raw, __reason FROM read_parquet($p) "
+                    "WHERE __rej", {"p": parts})
+        _refuse_unreadable_key(cur, mapping, label)
+        _mark_duplicates(cur, extras)
+        ingest_id = int(cur.execute("SELECT nextval('ingest_seq')").fetchone()[0])
+        rows_read, loaded, quarantined = _write_rows(cur, ingest_id, extras)
+        reasons = _reason_counts(cur)
+        seconds = time.perf_counter() - started
+        cur.execute("INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ok')",
+                    [ingest_id, label, sha, utcnow(), rows_read, loaded, quarantined, seconds,
+                     json.dumps(mapping.to_dict()), ENGINE])
+    return IngestReport(ingest_id, label, "ok", rows_read, loaded, quarantined, reasons, seconds, mapping.to_dict(),
+                        f"loaded {loaded:,} of {rows_read:,} rows; {quarantined:,} quarantined",
+                        files=n_files, engine=ENGINE)
