@@ -47,13 +47,14 @@ def workspace_summary(ws: Workspace) -> WorkspaceSummary:
 
 
 DAILY_SQL = """
-SELECT CAST(date_trunc('day', ts) AS DATE) AS day, count(*) AS transactions,
-       count(*) FILTER (is_fraud) AS fraud, sum(amount) AS amount,
-       sum(amount) FILTER (is_fraud) AS fraud_amount
-FROM transactions GROUP BY 1 ORDER BY 1
+SELECT CAST(date_trunc('day', t.ts) AS DATE) AS day, count(*) AS transactions,
+       count(*) FILTER (t.is_fraud) AS fraud, sum(t.amount) AS amount,
+       coalesce(sum(t.amount) FILTER (t.is_fraud), 0) AS fraud_amount,
+       count(*) FILTER (s.score >= $threshold) AS alerts
+FROM transactions t LEFT JOIN scores s USING (transaction_id) GROUP BY 1 ORDER BY 1
 """
 
 
-def daily_activity(ws: Workspace):
-    """Per-day transaction count, labelled fraud count and amounts (aggregated in SQL)."""
-    return ws.df(DAILY_SQL)
+def daily_activity(ws: Workspace, threshold: float = 0.5):
+    """Per-day transactions, labelled fraud (count, amount) and alerts at the threshold (aggregated in SQL)."""
+    return ws.df(DAILY_SQL, {"threshold": threshold})

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from fraudlab.charts import daily_volume_figure
+from fraudlab.model import decision_threshold
 from fraudlab.overview import daily_activity
 from ui.state import get_workspace, summary
 
@@ -25,11 +26,17 @@ cols[3].metric("Rows in quarantine", f"{info.quarantined:,}")
 
 @st.cache_data(show_spinner=False, max_entries=4)
 def _daily(path: str, version: int):
-    return daily_activity(ws)
+    return daily_activity(ws, decision_threshold(ws))
 
 
+daily = _daily(str(ws.path), info.version)
 st.subheader("Daily activity")
-st.plotly_chart(daily_volume_figure(_daily(str(ws.path), info.version)), width="stretch")
+st.plotly_chart(daily_volume_figure(daily), width="stretch")
+c = st.columns(3)
+c[0].metric("Alerts at the current threshold", f"{int(daily['alerts'].sum()):,}")
+c[1].metric("Labelled fraud losses", f"{daily['fraud_amount'].sum():,.0f}")
+c[2].metric("Alerts per day (mean)", f"{daily['alerts'].mean():.1f}")
+st.download_button("Download daily activity (CSV)", daily.to_csv(index=False), "daily_activity.csv", "text/csv")
 
 st.subheader("Where to go")
 links = st.columns(4)
