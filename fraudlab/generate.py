@@ -220,6 +220,14 @@ def _fraud_ip(k: np.ndarray) -> np.ndarray:
     return (185 << 24) + (k % (1 << 24))
 
 
+def _between(rng: np.random.Generator, lo: float, hi: float, n: int) -> np.ndarray:
+    """Uniform times in [lo, hi); short simulations shrink the lower bound instead of failing."""
+    hi = max(hi, DAY)
+    if hi <= lo:
+        lo = hi * 0.25
+    return rng.uniform(lo, hi, n)
+
+
 def _burst_times(rng: np.random.Generator, sizes: np.ndarray, starts: np.ndarray, mean_gap: float) -> np.ndarray:
     """Times of events in bursts: each burst starts at its start and steps by exponential gaps."""
     cum = np.cumsum(rng.exponential(mean_gap, sizes.sum()))
@@ -248,7 +256,7 @@ def _card_testing(rng, pop, n, span, base, fraud_dev) -> _Events:
     """Bursts of tiny online payments, seconds apart, from a fraudster's device, at a few online merchants."""
     sizes = _sizes(rng, n, 5, 15)
     k = len(sizes)
-    starts = rng.uniform(2 * DAY, span - DAY, k)
+    starts = _between(rng, 2 * DAY, span - DAY, k)
     victim = _victims(rng, pop, k, base, starts)
     cust = np.repeat(victim, sizes)
     t = _burst_times(rng, sizes, starts, 45.0)
@@ -265,7 +273,7 @@ def _account_takeover(rng, pop, n, span, base, fraud_dev) -> _Events:
     """A victim's account used from a new device in a new country for a few large online purchases."""
     sizes = _sizes(rng, n, 1, 4)
     k = len(sizes)
-    starts = rng.uniform(5 * DAY, span - DAY, k)
+    starts = _between(rng, 5 * DAY, span - DAY, k)
     victim = _victims(rng, pop, k, base, starts)
     cust = np.repeat(victim, sizes)
     t = _burst_times(rng, sizes, starts, 1800.0)
@@ -292,7 +300,7 @@ def _ring(rng, pop, n, span, fraud_dev, ring_start) -> tuple[_Events, np.ndarray
     members = np.clip(ring_rows // 3, 3, 10)
     total_members = int(members.sum())
     ring_of_member = np.repeat(np.arange(k), members)
-    t0 = rng.uniform(5 * DAY, span - 12 * DAY if span > 20 * DAY else span / 2, k)
+    t0 = _between(rng, 5 * DAY, span - 12 * DAY if span > 20 * DAY else span / 2, k)
     home = rng.choice(len(COUNTRY_NAMES), size=k, p=HOME_WEIGHTS / HOME_WEIGHTS.sum())
     extra = _customers(rng, total_members, span, {"country": pop.merchant_country}, home=home[ring_of_member])
     extra["join"] = t0[ring_of_member] - rng.uniform(0, 3 * DAY, total_members)
@@ -324,7 +332,7 @@ def _merchant_compromise(rng, pop, n, span, base) -> _Events:
     k = len(sizes)
     pos_merchants = np.flatnonzero(CAT_ONLINE[pop.merchant_cat] == 0.0)
     merchant = np.repeat(pos_merchants[rng.integers(0, len(pos_merchants), k)], sizes)
-    starts = np.repeat(rng.uniform(3 * DAY, max(span - 15 * DAY, 4 * DAY), k), sizes)
+    starts = np.repeat(_between(rng, 3 * DAY, span - 15 * DAY, k), sizes)
     t = _day_rhythm(rng, starts + rng.uniform(0, 14 * DAY, n)).clip(0, span - 1)
     cust = _customers_of_country(rng, pop, base, pop.merchant_country[merchant])
     amount = np.round(np.exp(CAT_MU[pop.merchant_cat[merchant]] + pop.spend[cust]) * rng.uniform(1.5, 4, n), 2)
@@ -348,7 +356,7 @@ def _bust_out(rng, pop, n, span, base) -> _Events:
     """A long-standing customer suddenly maxes out: many large purchases in two days, then gone."""
     sizes = _sizes(rng, n, 5, 10)
     k = len(sizes)
-    starts = rng.uniform(span * 0.3, span - 2 * DAY, k)
+    starts = _between(rng, span * 0.3, span - 2 * DAY, k)
     victim = _victims(rng, pop, k, base, starts)
     cust = np.repeat(victim, sizes)
     t = np.repeat(starts, sizes) + rng.uniform(0, 2 * DAY, n)
@@ -368,7 +376,7 @@ def _gift_card_cashout(rng, pop, n, span, base, fraud_dev, t_lo) -> _Events:
     """The new pattern: night-time bursts of round gift-card purchases on victims' accounts from shared devices."""
     sizes = _sizes(rng, n, 3, 6)
     k = len(sizes)
-    starts = np.floor(rng.uniform(t_lo, span - DAY, k) / DAY) * DAY + rng.uniform(1, 4, k) * 3600
+    starts = np.floor(_between(rng, t_lo, span - DAY, k) / DAY) * DAY + rng.uniform(1, 4, k) * 3600
     victim = _victims(rng, pop, k, base, starts)
     cust = np.repeat(victim, sizes)
     t = _burst_times(rng, sizes, starts, 300.0)
@@ -436,8 +444,8 @@ def simulate(rows: int = 100_000, seed: int = 0, *, customers: int | None = None
     unknown = [d for d in drift if d not in DRIFTS]
     if unknown:
         raise FraudlabError(f"unknown drift {unknown}; choose from {', '.join(DRIFTS)}")
-    if rows < 100:
-        raise FraudlabError("simulate at least 100 rows")
+    if rows < 100 or days < 2:
+        raise FraudlabError("simulate at least 100 rows over at least 2 days")
     if not 0 <= fraud_rate < 0.5:
         raise FraudlabError("fraud_rate must be in [0, 0.5)")
     rng = np.random.default_rng(seed)
