@@ -30,10 +30,10 @@ def summary(ws: Workspace) -> WorkspaceSummary:
 
 
 def ensure_ready(ws: Workspace) -> None:
-    """Run the first-start steps (with a progress bar) when the workspace is empty."""
+    """Bring the workspace up to date (sample on first start, features, first model, scores) with a progress bar."""
     if not needs_first_start(ws):
         return
-    bar = st.progress(0.0, text="Setting up the workspace from the bundled sample…")
+    bar = st.progress(0.0, text="Bringing the workspace up to date: sample, features, model, scores…")
     steps = first_start(ws, lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0), text=message))
     bar.empty()
     for step in steps:
