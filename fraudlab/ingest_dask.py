@@ -16,7 +16,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
+import types
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +43,22 @@ ENGINE = "dask"
 
 
 @contextmanager
+def plain_main() -> Iterator[None]:
+    """While starting worker processes, hide the caller's __main__ script from them.
+
+    New worker processes re-import the parent's __main__ (multiprocessing spawn). Under Streamlit (or its AppTest)
+    that is the app script, which would open the workspace in every worker; a blank __main__ avoids it.
+    """
+    saved = sys.modules.get("__main__")
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        if saved is not None:
+            sys.modules["__main__"] = saved
+
+
+@contextmanager
 def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> Iterator["distributed.Client"]:
     """A distributed Client: on `scheduler` (default FRAUDLAB_DASK_SCHEDULER) or on a new local cluster."""
     from distributed import Client, LocalCluster
@@ -54,9 +72,10 @@ def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> I
             client.close()
         return
     workers = n_workers or max(1, min(2, os.cpu_count() or 1))
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        with Client(cluster) as client:
-            yield client
+    with plain_main():
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
+    with cluster, Client(cluster) as client:
+        yield client
 
 
 def validate_file(fidx: int, files: list[SourceFile], columns: list[str], mapping: dict,

@@ -32,7 +32,7 @@ GOOD = [
 @pytest.fixture(scope="module")
 def sim():
     """A 2,000-row simulation (seed 11), written in many shapes by the tests."""
-    return simulate(rows=2_000, seed=11, days=20)
+    return simulate(rows=2_000, seed=11, days=30)
 
 
 def write(tmp_path: Path, name: str, text: str, encoding: str = "utf-8") -> Path:

@@ -9,7 +9,7 @@ from fraudlab.cli import main as cli_main
 from fraudlab.errors import IngestError
 from fraudlab.generate import simulate
 from fraudlab.ingest import ingest_history, ingest_path, quarantine_rows
-from fraudlab.ingest_dask import ingest_path_dask
+from fraudlab.ingest_dask import ingest_path_dask, plain_main
 from fraudlab.workspace import Workspace
 
 pytestmark = pytest.mark.timeout(300)
@@ -19,16 +19,17 @@ pytestmark = pytest.mark.timeout(300)
 def cluster():
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as local:
-        with Client(local) as client:
-            yield local, client
+    with plain_main():  # AppTest leaves the app script as __main__; workers must not re-run it
+        local = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None)
+    with local, Client(local) as client:
+        yield local, client
 
 
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """Three CSV parts with rotated column orders, bad values, a malformed line, hostile text; and Parquet parts."""
     folder = tmp_path_factory.mktemp("dask_src")
-    tx = simulate(rows=3_000, seed=5, days=15).transactions.copy()
+    tx = simulate(rows=3_000, seed=5, days=30).transactions.copy()
     tx["amount"] = tx["amount"].astype(object)
     tx.loc[3, "amount"] = "12,5O"
     tx.loc[7, "amount"] = -1
@@ -125,3 +126,13 @@ def test_scheduler_from_the_environment_and_the_cli_engine_option(tmp_path, file
     assert ingest_history(ws).iloc[0]["engine"] == "dask" and ws.count("transactions") > 2_900
     after = cluster[1].run_on_scheduler(lambda dask_scheduler: dask_scheduler.transition_counter)
     assert after > transitions  # the work ran on this cluster's scheduler
+
+
+def test_without_a_scheduler_a_local_cluster_is_started(tmp_path, files, monkeypatch):
+    monkeypatch.delenv("FRAUDLAB_DASK_SCHEDULER", raising=False)
+    ws = Workspace(tmp_path / "ws.duckdb")
+    steps = []
+    report = ingest_path_dask(ws, str(files / "part*.parquet"), progress=lambda f, m: steps.append((f, m)))
+    assert report.engine == "dask" and report.rows_loaded > 2_900
+    assert steps[-1] == (1.0, "done") and any("validated 3 of 3" in m for _, m in steps)
+    assert [f for f, _ in steps] == sorted(f for f, _ in steps)
