@@ -8,41 +8,25 @@ otherwise on a local cluster.
 """
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import dask.dataframe as dd
 import duckdb
 import pyarrow.parquet as pq
-from distributed import Client, LocalCluster
+from distributed import Client
 
-from fraudlab.config import load_config
+from fraudlab.cluster import dask_client, given
 from fraudlab.features import (DEFAULT_LABEL_DELAY_DAYS, FeaturePlan, FeatureReport, assemble_sql, base_sql,
                                group_sql, merchant_fraud_sql, plan_features, store_features)
 from fraudlab.workspace import Workspace
 
 Progress = Callable[[float, str], None]
-ROWS_PER_PARTITION = 1_000_000
-
-
-@contextmanager
-def dask_client(scheduler: str | None = None, workers: int = 2) -> Iterator[Client]:
-    """A client for FRAUDLAB_DASK_SCHEDULER (or the given address), else for a local cluster of `workers` processes."""
-    address = scheduler or load_config().dask_scheduler
-    if address:
-        client = Client(address)
-        try:
-            yield client
-        finally:
-            client.close()
-        return
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
-                      memory_limit="4GiB") as cluster, Client(cluster) as client:
-        yield client
+ROWS_PER_PARTITION = 250_000
 
 
 def _run_group(frame, sql: str, out_dir: str, setup: str = "", partition_info=None) -> int:
@@ -57,6 +41,12 @@ def _run_group(frame, sql: str, out_dir: str, setup: str = "", partition_info=No
     pq.write_table(table, f"{out_dir}/part-{number:05d}.parquet")
     con.close()
     return table.num_rows
+
+
+def _needed(columns: list[str], sql: str) -> list[str]:
+    """The base columns a group's SQL mentions (plus its id and time), so each shuffle moves only those."""
+    used = [c for c in columns if re.search(rf"\b{re.escape(c)}\b", sql)]
+    return list(dict.fromkeys(["transaction_id", "ts", "ts_s"] + used))
 
 
 def _groups(plan: FeaturePlan) -> dict[str, tuple[str | None, str, str]]:
@@ -81,22 +71,24 @@ def build_features_dask(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_D
     (work / "base").mkdir(parents=True)
     progress(0.05, "exporting transactions for the cluster")
     rows = ws.count("transactions")
-    per_file = max(rows // 8, 50_000)
+    per_file = ROWS_PER_PARTITION
     cur = ws.cursor()
     try:
         cur.execute("SET TimeZone = 'UTC'")
         cur.execute(f"COPY ({base_sql(label_delay_days)}) TO '{work / 'base'}' "
-                    f"(FORMAT PARQUET, PER_THREAD_OUTPUT false, FILE_SIZE_BYTES '64MB', ROW_GROUP_SIZE {per_file})")
+                    f"(FORMAT PARQUET, FILE_SIZE_BYTES '32MB', ROW_GROUP_SIZE {per_file})")
+        columns = [r[0] for r in cur.execute(f"SELECT * FROM ({base_sql(label_delay_days)}) LIMIT 0").description]
     finally:
         cur.close()
     partitions = max(int(rows // ROWS_PER_PARTITION) + 1, 2)
     groups = _groups(plan)
-    with (_nullcontext(client) if client else dask_client()) as cl:
+    with (given(client) if client else dask_client()) as cl:
         for i, (group, (key, sql, setup)) in enumerate(groups.items()):
             progress(0.1 + 0.7 * i / len(groups), f"dask: {group} features")
             out = work / f"g_{group}"
             out.mkdir()
-            frame = dd.read_parquet(str(work / "base"))
+            frame = dd.read_parquet(str(work / "base"), columns=_needed(columns, sql + setup),
+                                    split_row_groups=True)
             if key is not None:
                 frame = frame.shuffle(on=key, npartitions=partitions)
             counts = frame.map_partitions(_run_group, sql, str(out), setup, meta=(None, "int64"))
@@ -111,8 +103,3 @@ def build_features_dask(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_D
     progress(1.0, "features ready")
     return FeatureReport(ws.count("features"), numeric, categorical, plan.excluded, plan.skipped,
                          time.perf_counter() - began, label_delay_days)
-
-
-@contextmanager
-def _nullcontext(value):
-    yield value
