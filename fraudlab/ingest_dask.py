@@ -16,21 +16,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
-import types
 import uuid
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fraudlab.config import load_config
-from fraudlab.errors import IngestError
+from fraudlab.cluster import dask_client, given, plain_main  # noqa: F401 (re-exported for callers)
 from fraudlab.ingest import (SAMPLE_ROWS, TARGETS, IngestReport, Progress, SourceFile, _already_loaded,
                              _build_checked, _collect_rejects, _combined, _create_extra_columns, _EXISTING_COLUMNS_SQL,
                              _file_digest, _mark_duplicates, _noop, _numeric_sources, _plan_extras, _profile,
@@ -40,42 +35,6 @@ from fraudlab.schema import ColumnMapping, check_mapping, detect_mapping
 from fraudlab.workspace import Workspace, utcnow
 
 ENGINE = "dask"
-
-
-@contextmanager
-def plain_main() -> Iterator[None]:
-    """While starting worker processes, hide the caller's __main__ script from them.
-
-    New worker processes re-import the parent's __main__ (multiprocessing spawn). Under Streamlit (or its AppTest)
-    that is the app script, which would open the workspace in every worker; a blank __main__ avoids it.
-    """
-    saved = sys.modules.get("__main__")
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        if saved is not None:
-            sys.modules["__main__"] = saved
-
-
-@contextmanager
-def dask_client(scheduler: str | None = None, n_workers: int | None = None) -> Iterator["distributed.Client"]:
-    """A distributed Client: on `scheduler` (default FRAUDLAB_DASK_SCHEDULER) or on a new local cluster."""
-    from distributed import Client, LocalCluster
-
-    address = scheduler or load_config().dask_scheduler
-    if address:
-        client = Client(address)
-        try:
-            yield client
-        finally:
-            client.close()
-        return
-    workers = n_workers or max(1, min(2, os.cpu_count() or 1))
-    with plain_main():
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None)
-    with cluster, Client(cluster) as client:
-        yield client
 
 
 def validate_file(fidx: int, files: list[SourceFile], columns: list[str], mapping: dict,
@@ -174,7 +133,7 @@ def ingest_path_dask(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMap
     try:
         frame = dd.from_map(validate_file, range(len(files)), meta=meta, label="fraudlab-validate", **kwargs)
         writes = [dask.delayed(_write_part)(part, str(folder), k) for k, part in enumerate(frame.to_delayed())]
-        with (_given(client) if client is not None else dask_client()) as active:
+        with (given(client) if client is not None else dask_client()) as active:
             futures = active.compute(writes)
             for k, future in enumerate(as_completed(futures), start=1):
                 future.result()  # re-raises a worker's IngestError here, before anything is written
@@ -185,11 +144,6 @@ def ingest_path_dask(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMap
         shutil.rmtree(folder, ignore_errors=True)
     progress(1.0, "done")
     return report
-
-
-@contextmanager
-def _given(client) -> Iterator:
-    yield client
 
 
 def _load_staged(ws: Workspace, folder: Path, label: str, sha: str, mapping: ColumnMapping,

@@ -1,0 +1,118 @@
+"""Ingest benchmark: fraudlab ingest of CSV and Parquet beside plain pandas.read_csv of the same file.
+
+    python benchmarks/bench_ingest.py --rows 1000000 [--dask]
+
+Data comes from fraudlab.generate (seed 1) and is written once to bench_data/ (git-ignored). Each stage runs in
+its own fresh process (and each fraudlab stage into a fresh workspace) so peak RSS belongs to that stage alone.
+The ratio is pandas.read_csv seconds / our seconds: how many times faster than reading the CSV with plain pandas.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import asdict
+from pathlib import Path
+
+from _common import BENCH_DATA, Stage, measure, report, set_ratio
+
+STAGE_PREFIX = "STAGE "
+STAGES = ("fraudlab ingest csv (duckdb)", "fraudlab ingest parquet (duckdb)", "pandas.read_csv",
+          "pandas.read_csv (pyarrow engine)")
+DASK_STAGE = "fraudlab ingest csv parts (dask, 2 workers)"
+
+
+def data_files(rows: int) -> tuple[Path, Path, Path]:
+    """CSV, Parquet and a folder of 8 CSV parts of the same simulated rows (made once, in a child process)."""
+    csv, parquet = BENCH_DATA / f"ingest_{rows}.csv", BENCH_DATA / f"ingest_{rows}.parquet"
+    parts = BENCH_DATA / f"ingest_{rows}_parts"
+    if not (csv.exists() and parquet.exists() and parts.exists()):
+        subprocess.run([sys.executable, __file__, "--rows", str(rows), "--make-data"], check=True)
+    return csv, parquet, parts
+
+
+def make_data(rows: int) -> None:
+    import numpy as np
+
+    from fraudlab.generate import simulate
+
+    BENCH_DATA.mkdir(exist_ok=True)
+    tx = simulate(rows=rows, seed=1).transactions
+    csv, parquet = BENCH_DATA / f"ingest_{rows}.csv", BENCH_DATA / f"ingest_{rows}.parquet"
+    parts = BENCH_DATA / f"ingest_{rows}_parts"
+    tx.to_parquet(parquet, index=False)
+    tx.to_csv(csv, index=False)
+    shutil.rmtree(parts, ignore_errors=True)
+    parts.mkdir()
+    for k, index in enumerate(np.array_split(np.arange(len(tx)), 8)):
+        tx.iloc[index].to_csv(parts / f"part{k}.csv", index=False)
+
+
+def run_stage(name: str, rows: int) -> Stage:
+    """Run one stage in this process and return its measurement."""
+    import pandas as pd
+
+    from fraudlab.ingest import ingest_path
+    from fraudlab.workspace import Workspace
+
+    csv, parquet, parts = data_files(rows)
+    folder = Path(tempfile.mkdtemp(prefix="bench_ingest_", dir=BENCH_DATA))
+    try:
+        if name.startswith("fraudlab"):
+            ws = Workspace(folder / "ws.duckdb")
+            if "dask" in name:
+                from fraudlab.ingest_dask import dask_client, ingest_path_dask
+
+                with dask_client(n_workers=2) as client:
+                    stage, result = measure(name, rows, lambda: ingest_path_dask(ws, str(parts / "*.csv"),
+                                                                                 client=client))
+            else:
+                source = csv if "csv" in name else parquet
+                stage, result = measure(name, rows, lambda: ingest_path(ws, source))
+            stage.note = f"{result.rows_loaded:,} loaded, {result.rows_quarantined:,} quarantined"
+            assert result.rows_loaded == rows, result
+            ws.close()
+        elif name == "pandas.read_csv":
+            stage, frame = measure(name, rows, lambda: pd.read_csv(csv))
+            stage.note = f"{len(frame):,} rows, no validation, nothing stored"
+        else:
+            stage, frame = measure(name, rows, lambda: pd.read_csv(csv, engine="pyarrow"))
+            stage.note = f"{len(frame):,} rows, no validation, nothing stored"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return stage
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--dask", action="store_true", help="also time the Dask path on 8 CSV parts")
+    parser.add_argument("--make-data", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--stage", default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.make_data:
+        make_data(args.rows)
+        return
+    if args.stage:
+        print(STAGE_PREFIX + json.dumps(asdict(run_stage(args.stage, args.rows))))
+        return
+    csv, parquet, _ = data_files(args.rows)
+    stages = []
+    for name in STAGES + ((DASK_STAGE,) if args.dask else ()):
+        out = subprocess.run([sys.executable, __file__, "--rows", str(args.rows), "--stage", name],
+                             check=True, capture_output=True, text=True).stdout
+        line = next(x for x in out.splitlines() if x.startswith(STAGE_PREFIX))
+        stages.append(Stage(**json.loads(line[len(STAGE_PREFIX):])))
+    baseline = next(s for s in stages if s.stage == "pandas.read_csv")
+    for s in stages:
+        if s is not baseline:
+            set_ratio(s, baseline)
+    sizes = f"CSV {csv.stat().st_size / 2**20:,.0f} MB, Parquet {parquet.stat().st_size / 2**20:,.0f} MB"
+    report(stages, title=f"ingest of {args.rows:,} simulated rows ({sizes}); ratio = pandas.read_csv s / stage s")
+
+
+if __name__ == "__main__":
+    main()
