@@ -34,9 +34,10 @@ if source:
     if pv is not None:
         st.subheader("Preview")
         ui.show_preview(pv)
-        st.subheader("Column mapping")
         key = "map:" + hashlib.sha1(source.encode()).hexdigest()[:10]
-        mapping = ui.mapping_editor(pv, key)
+        incomplete = not {"ts", "amount"} <= set(pv.mapping.columns)
+        with st.expander(f"Column mapping · {pv.mapping.preset or 'detected by names and types'}", expanded=incomplete):
+            mapping = ui.mapping_editor(pv, key)
         if st.button("Load", type="primary"):
             bar = st.progress(0.0, text="starting")
             try:
