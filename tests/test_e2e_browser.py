@@ -13,7 +13,7 @@ def test_home_and_sidebar_render_with_workspace_facts(page, app_url):
     wait_idle(page)
     sidebar = page.locator('[data-testid="stSidebar"]')
     assert "transactions" in sidebar.inner_text()
-    assert page.get_by_text("Daily activity").count() == 1
+    assert page.get_by_text("Daily activity", exact=True).count() == 1
     assert_no_exception(page, "01_home")
 
 
