@@ -52,7 +52,7 @@ UNSEEN_THRESHOLD = 0.01       # share of current rows with categories the refere
 MAX_CATEGORIES = 200          # more distinct values than this: top-k + "(other)"
 TOP_K = 30
 MIN_PERIOD_ROWS = 30
-DOMAIN_SAMPLE = 20_000
+DOMAIN_SAMPLE = 10_000
 DOMAIN_AUC = 0.55
 PCA_VARIANCE = 0.65
 PERF_DROP = 0.25              # relative drop of weekly PR-AUC / recall that counts as performance drift
@@ -771,14 +771,17 @@ def classify_column(row: dict, tl: pd.DataFrame) -> dict:
     cur = tl[tl["window"] == "current"]
     miss = tl["missing_rate"].astype(float).to_numpy()
     periods = tl["period"].to_list()
-    if len(miss) > 1:
-        jumps = np.diff(np.nan_to_num(miss))
-        j = int(np.argmax(np.abs(jumps)))
-        if abs(jumps[j]) >= 0.2 or row.get("status") == "all null in current":
-            return {"kind": "pipeline break", "what": f"missing rate jumped from {miss[j]:.0%} to {miss[j + 1]:.0%}",
+    is_cur = (tl["window"] == "current").to_numpy()
+    if len(miss) > 1 and is_cur[1:].any():
+        # a pipeline break is a lasting step in the missing rate that happens in the current window
+        # (a column filling up while history warms up in the reference is not one)
+        m = np.nan_to_num(miss)
+        jumps = np.where(is_cur[1:], np.abs(np.diff(m)), 0.0)
+        j = int(np.argmax(jumps))
+        lasting = abs(m[j + 1:].mean() - m[:j + 1].mean()) >= 0.2
+        if (jumps[j] >= 0.2 and lasting) or row.get("status") == "all null in current":
+            return {"kind": "pipeline break", "what": f"missing rate jumped from {m[j]:.0%} to {m[j + 1]:.0%}",
                     "since": periods[j + 1]}
-    elif row.get("missing_status") == "drift":
-        return {"kind": "pipeline break", "what": "missing rate changed", "since": None}
     if row["kind"] == "numeric" and len(cur):
         ratios = cur["mean_ratio"].astype(float).to_numpy()
         good = np.isfinite(ratios) & (ratios > 0)
@@ -863,12 +866,12 @@ def multivariate(ws: Workspace, reference: Window, current: Window, specs: list[
         if s.kind == "categorical":
             X[s.name] = X[s.name].astype("category")
     params = {"objective": "binary:logistic", "max_depth": 4, "eta": 0.2, "tree_method": "hist", "nthread": 2,
-              "seed": seed, "max_cat_to_onehot": 1}
+              "seed": seed, "max_cat_to_onehot": 1, "max_bin": 64, "subsample": 0.8}
     aucs = []
     for tr, te in StratifiedKFold(3, shuffle=True, random_state=seed).split(X, y):
-        b = xgb.train(params, xgb.DMatrix(X.iloc[tr], y[tr], enable_categorical=True), 40)
+        b = xgb.train(params, xgb.DMatrix(X.iloc[tr], y[tr], enable_categorical=True), 30)
         aucs.append(roc_auc_score(y[te], b.predict(xgb.DMatrix(X.iloc[te], enable_categorical=True))))
-    booster = xgb.train(params, xgb.DMatrix(X, y, enable_categorical=True), 40)
+    booster = xgb.train(params, xgb.DMatrix(X, y, enable_categorical=True), 30)
     pick = np.random.default_rng(seed).choice(len(X), size=min(len(X), 4_000), replace=False)
     contribs = booster.predict(xgb.DMatrix(X.iloc[pick], enable_categorical=True), pred_contribs=True)[:, :-1]
     sep = (pd.DataFrame({"feature": [s.name for s in use], "mean_abs_shap": np.abs(contribs).mean(axis=0)})

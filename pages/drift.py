@@ -1,5 +1,116 @@
-"""Placeholder until this page's issue lands."""
+"""Drift: what moved between a reference and a current window, since when, and what to do about it."""
+import pandas as pd
 import streamlit as st
 
-st.title("drift")
-st.info("This page is being built; see the open issues.")
+from fraudlab import drift
+from fraudlab.drift_charts import distribution_figure, heatmap_figure, pca_figure, performance_figure, timeline_figure
+from fraudlab.errors import FraudlabError
+from ui import drift as cached
+from ui.state import analyst_name, get_workspace
+
+ws = get_workspace()
+path, version = str(ws.path), ws.version
+st.title("Drift")
+st.caption("Compares a current window with a frozen reference profile: per-column tests, multivariate checks, "
+           "labels and model performance. Runs are saved so they can be compared later.")
+
+if not ws.scalar("SELECT count(*) FROM transactions"):
+    st.info("No transactions yet: load data on the Load data page, then come back for a drift report.")
+    st.stop()
+
+past = cached.runs(path, version)
+ref_default, cur_default = cached.defaults(path, version)
+with st.expander("Windows and options", expanded=past.empty):
+    mode = st.radio("Choose windows", ["By dates", "By ingest"], horizontal=True)
+    left, right = st.columns(2)
+    if mode == "By dates":
+        ref_dates = left.date_input("Reference window", (ref_default.start.date(), ref_default.end.date()))
+        cur_dates = right.date_input("Current window", (cur_default.start.date(), cur_default.end.date()))
+        to_window = lambda d: drift.Window.dates(d[0], pd.Timestamp(d[-1]) + pd.Timedelta(days=1))  # noqa: E731
+        reference, current = to_window(ref_dates), to_window(cur_dates)
+    else:
+        loads = cached.ingests(path, version)
+        label = dict(zip(loads["ingest_id"], loads["source"].astype(str) + " (" + loads["rows_loaded"].astype(str) + " rows)"))
+        ids = loads["ingest_id"].tolist()
+        ref_ids = left.multiselect("Reference ingests", ids, default=ids[:1], format_func=lambda i: f"{i}: {label[i]}")
+        cur_ids = right.multiselect("Current ingests", ids, default=ids[-1:], format_func=lambda i: f"{i}: {label[i]}")
+        reference, current = drift.Window.ingests(ref_ids), drift.Window.ingests(cur_ids)
+    names = cached.column_names(path, version)
+    o1, o2, o3 = st.columns(3)
+    as_cat = o1.multiselect("Treat as categorical", names)
+    skip = o2.multiselect("Leave out", names)
+    chunks = o3.toggle("Thresholds from reference days (mean + 3σ)")
+    multi = o3.toggle("Multivariate checks (domain classifier, PCA)", value=True)
+    if st.button("Run drift report", type="primary") or past.empty:
+        overrides = {**{c: "categorical" for c in as_cat}, **{c: "skip" for c in skip}}
+        try:
+            st.session_state["drift_run"] = cached.run_and_save(
+                ws, reference, current, analyst_name(), overrides=overrides, multivariate_checks=multi,
+                threshold_mode="reference_chunks" if chunks else "default")
+            st.rerun()
+        except FraudlabError as exc:
+            st.error(str(exc))
+            st.stop()
+
+if past.empty:
+    st.stop()
+run_id = st.session_state.get("drift_run") or int(past["run_id"].iloc[0])
+if run_id not in set(past["run_id"]):
+    run_id = int(past["run_id"].iloc[0])
+rep = cached.report(path, int(run_id))
+st.markdown(f"**Run {run_id}** · reference {rep.reference.label} · current {rep.current.label} · per {rep.period}")
+cached.verdict_box(rep)
+
+st.subheader("Findings")
+if rep.findings.empty:
+    st.caption("Nothing to act on.")
+else:
+    st.dataframe(rep.findings, width="stretch", hide_index=True,
+                 column_config={"since": st.column_config.DatetimeColumn(format="YYYY-MM-DD"),
+                                "effect": st.column_config.NumberColumn(format="%.3f")})
+
+st.subheader("Columns")
+only = st.toggle("Only drifted columns", value=False)
+table = rep.columns[rep.columns["drifted"]] if only else rep.columns
+num = {c: st.column_config.NumberColumn(format="%.4g") for c in
+       ("statistic", "threshold", "p_adj", "psi", "missing_ref", "missing_cur", "unseen_rate", "importance")}
+st.dataframe(table.drop(columns=["p_value", "effect", "chunk_threshold"]), width="stretch", hide_index=True,
+             column_config=num)
+st.download_button("Download column table (CSV)", rep.columns.to_csv(index=False), f"drift_run_{run_id}.csv", "text/csv")
+
+st.subheader("Per column")
+order = rep.columns.sort_values(["drifted", "importance"], ascending=[False, False])["column"].tolist()
+column = st.selectbox("Column", order)
+a, b = st.columns(2)
+a.plotly_chart(distribution_figure(rep, column), width="stretch")
+b.plotly_chart(timeline_figure(rep, column), width="stretch")
+st.plotly_chart(heatmap_figure(rep), width="stretch")
+
+st.subheader("Multivariate, labels and performance")
+m = rep.multivariate
+if "domain_auc" in m:
+    a, b = st.columns(2)
+    a.markdown(f"Domain classifier AUC **{m['domain_auc']:.3f}** on {m['sample_rows'][0]:,} + {m['sample_rows'][1]:,} "
+               "sampled rows; what separates the windows most (mean |SHAP|):")
+    a.dataframe(pd.DataFrame(m["separating"]), hide_index=True, width="stretch")
+    if "pca" in m:
+        b.plotly_chart(pca_figure(rep), width="stretch")
+if "weeks" in rep.performance:
+    st.plotly_chart(performance_figure(rep), width="stretch")
+elif rep.performance.get("note"):
+    st.caption(rep.performance["note"])
+if rep.labels.get("mix"):
+    st.dataframe(pd.DataFrame(rep.labels["mix"]), hide_index=True, width="stretch")
+
+st.download_button("Download HTML report", cached.html_of(path, int(run_id)), f"drift_run_{run_id}.html", "text/html",
+                   type="primary")
+
+st.subheader("Earlier runs")
+st.dataframe(past, width="stretch", hide_index=True)
+pick = st.multiselect("Compare runs", past["run_id"].tolist(), default=past["run_id"].tolist()[:2])
+if len(pick) >= 2:
+    st.dataframe(drift.compare_runs(ws, pick), width="stretch", hide_index=True)
+opened = st.selectbox("Open an earlier run", past["run_id"].tolist(), index=None)
+if opened is not None and opened != run_id:
+    st.session_state["drift_run"] = int(opened)
+    st.rerun()

@@ -1,0 +1,73 @@
+"""Cached reads and small widgets for the Drift page (keyed on the workspace version or an immutable run id)."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from fraudlab import drift
+from fraudlab.drift_charts import report_html
+from ui.state import _workspace_for
+
+STATUS_ICON = {"no drift": "✅", "drift in some columns": "⚠️", "concept drift": "⚠️", "dataset drift": "🚨",
+               "pipeline break": "🛠️"}
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def runs(path: str, version: int) -> pd.DataFrame:
+    return drift.list_runs(_workspace_for(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def report(path: str, run_id: int) -> drift.DriftReport:
+    return drift.load_run(_workspace_for(path), run_id)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def html_of(path: str, run_id: int) -> str:
+    return report_html(report(path, run_id))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def defaults(path: str, version: int) -> tuple[drift.Window, drift.Window]:
+    return drift.split_windows(_workspace_for(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def ingests(path: str, version: int) -> pd.DataFrame:
+    return _workspace_for(path).df("SELECT ingest_id, source, started_at, rows_loaded FROM ingests "
+                                   "WHERE status = 'ok' ORDER BY ingest_id")
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def column_names(path: str, version: int) -> list[str]:
+    return [s.name for s in drift.monitored_columns(_workspace_for(path))]
+
+
+def run_and_save(ws, reference: drift.Window, current: drift.Window, who: str, **options) -> int:
+    """Run a report with a progress bar, save it in drift_runs and return the run id."""
+    bar = st.progress(0.0, text="Drift report: starting")
+    rep = drift.run_report(ws, reference, current, progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m),
+                           **options)
+    run_id = drift.save_run(ws, rep, who=who)
+    bar.empty()
+    return run_id
+
+
+def verdict_box(rep: drift.DriftReport) -> None:
+    """The verdict on top: status, headline, recommended action and a few key numbers."""
+    v = rep.verdict
+    text = f"{STATUS_ICON.get(v['status'], '')} **{v['status'].capitalize()}** — {v['headline']}  \n" \
+           f"Recommended: {v['action']}"
+    {"no drift": st.success, "pipeline break": st.error, "dataset drift": st.error}.get(v["status"], st.warning)(text)
+    cols = st.columns(5)
+    cols[0].metric("Drifted columns", f"{v['n_drifted']} / {v['n_columns']}")
+    cols[1].metric("Weighted share", f"{v['weighted_share']:.0%}", help=v["weights"])
+    auc = rep.multivariate.get("domain_auc")
+    cols[2].metric("Domain classifier AUC", "—" if auc is None else f"{auc:.3f}", help="0.5 = windows look alike")
+    lab = rep.labels
+    if lab.get("ref_fraud_rate") is not None and lab.get("cur_fraud_rate") is not None:
+        cols[3].metric("Fraud rate (matured)", f"{lab['cur_fraud_rate']:.3%}",
+                       f"{lab['cur_fraud_rate'] - lab['ref_fraud_rate']:+.3%}", delta_color="inverse")
+    perf = rep.performance.get("pr_auc")
+    if perf:
+        cols[4].metric("Weekly PR-AUC", f"{perf['current']:.3f}", f"{perf['current'] - perf['reference']:+.3f}")
