@@ -1,0 +1,57 @@
+"""AppTest of the Drift page over a private ready workspace: first visit runs a report, verdict and tables show,
+a second run with options is saved and both can be compared."""
+from __future__ import annotations
+
+from fraudlab import drift
+from fraudlab.workspace import Workspace
+
+
+def _texts(at) -> str:
+    parts = [m.value for m in at.markdown] + [s.value for s in at.success] + [w.value for w in at.warning]
+    parts += [e.value for e in at.error] + [c.value for c in at.caption]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_first_visit_runs_a_report_and_shows_verdict_table_and_downloads(app_test, app_workspace):
+    at = app_test("pages/drift.py")
+    assert not at.exception, at.exception
+    text = _texts(at)
+    assert "Recommended:" in text
+    assert "Run 1" in text
+    frames = [d.value for d in at.dataframe]
+    columns = next(f for f in frames if "statistic" in f.columns)
+    assert {"column", "test", "statistic", "threshold", "status"} <= set(columns.columns)
+    assert "amount" in set(columns["column"])
+    assert columns.loc[columns["column"] == "amount", "status"].iloc[0] == "drift"
+    findings = next(f for f in frames if "recommendation" in f.columns)
+    assert "gradual" in set(findings.loc[findings["column"] == "amount", "kind"])
+    assert len(at.get("plotly_chart")) >= 3
+    labels = [b.label for b in at.get("download_button")]
+    assert "Download HTML report" in labels and "Download column table (CSV)" in labels
+    ws = Workspace(app_workspace)
+    assert drift.list_runs(ws)["run_id"].tolist() == [1]
+    ws.close()
+
+
+def test_second_run_with_options_is_saved_and_runs_can_be_compared(app_test, app_workspace):
+    at = app_test("pages/drift.py")
+    at.toggle[0].set_value(True)  # thresholds from reference days
+    at.toggle[1].set_value(False)  # no multivariate checks: faster
+    at.multiselect[1].set_value(["device_id"])  # leave one column out
+    at.button[0].click()
+    at.run()
+    assert not at.exception, at.exception
+    assert "Run 2" in _texts(at)
+    frames = [d.value for d in at.dataframe]
+    columns = next(f for f in frames if "statistic" in f.columns)
+    assert "device_id" not in set(columns["column"])
+    compared = next(f for f in frames if "run 1" in f.columns and "run 2" in f.columns)
+    assert "amount" in set(compared["column"])
+
+
+def test_picking_a_column_shows_its_distribution(app_test):
+    at = app_test("pages/drift.py")
+    box = next(s for s in at.selectbox if s.label == "Column")
+    box.set_value("country")
+    at.run()
+    assert not at.exception, at.exception
