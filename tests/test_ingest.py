@@ -533,3 +533,17 @@ def test_no_header_row_gives_a_hint(empty_ws, tmp_path):
     with pytest.raises(MappingError):
         ingest_path(empty_ws, path)
     assert_unchanged(empty_ws, 0)
+
+
+def test_cli_ingest_with_a_mapping_override_and_a_clear_error(tmp_path, capsys):
+    from fraudlab.cli import main
+
+    path = write(tmp_path, "cli.csv", csv_text("c1,2026-01-01 10:00:00,5,x", "c2,2026-01-01 11:00:00,-1,y",
+                                               header="ref,when,val,who"))
+    ws_path = tmp_path / "cli.duckdb"
+    assert main(["ingest", str(path), "--workspace", str(ws_path), "--map", "amount=val", "--map", "ts=when",
+                 "--map", "transaction_id=ref"]) == 0
+    out = capsys.readouterr().out
+    assert "loaded 1 of 2 rows; 1 quarantined" in out and "negative amount" in out
+    assert main(["ingest", str(tmp_path / "missing.csv"), "--workspace", str(ws_path)]) == 2
+    assert "missing.csv: no such file" in capsys.readouterr().err
