@@ -27,7 +27,7 @@ if upload is not None:
 
 if source:
     try:
-        pv = ui.preview(source, ui.source_mtime(source), None)
+        pv = ui.preview(source, ui.source_mtime(source))
     except FraudlabError as exc:
         st.error(str(exc))
         pv = None

@@ -1,7 +1,6 @@
 """UI helpers for the Load data page: cached reads, the mapping editor and the validation report."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -50,10 +49,9 @@ def quarantine_csv(path: str, version: int, ingest_id: int) -> bytes:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def preview(source: str, mtime: float, mapping_json: str | None) -> SourcePreview:
-    """Preview of a path or glob (re-read when the file changes or the mapping is edited)."""
-    mapping = ColumnMapping.from_dict(json.loads(mapping_json)) if mapping_json else None
-    return ingest.preview(source, n=20, mapping=mapping)
+def preview(source: str, mtime: float) -> SourcePreview:
+    """Preview of a path or glob with the detected mapping (read again when the file changes)."""
+    return ingest.preview(source, n=20)
 
 
 def source_mtime(source: str) -> float:
