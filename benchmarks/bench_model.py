@@ -17,13 +17,13 @@ from fraudlab.features import build_features, customer_velocity
 from fraudlab.generate import simulate
 from fraudlab.ingest import ingest_table
 from fraudlab.features_dask import build_features_dask
-from fraudlab.model import metrics_by_group, train_model
+from fraudlab.model import label_maturity_days, metrics_by_group, train_model
 from fraudlab.registry import champion, load_booster, register
 from fraudlab.scoring import Scorer, explain_top_scores, score_window
 from fraudlab.workspace import Workspace
 
 WINDOWS = {"5m": "5min", "1h": "1h", "24h": "24h", "7d": "7D"}
-TRAIN_ROWS = 1_000_000
+TRAIN_ROWS = 1_000_000  # labelled rows in the training window (train + validation + test)
 
 
 def pandas_rolling(tx: pd.DataFrame) -> pd.DataFrame:
@@ -40,10 +40,12 @@ def pandas_rolling(tx: pd.DataFrame) -> pd.DataFrame:
 
 def _train_from(ws: Workspace, rows: int):
     """Start of a training window holding about `rows` of the matured rows (training is benchmarked at 1M)."""
-    total = ws.count("transactions")
-    if total <= rows * 1.6:
+    end = ws.scalar("SELECT max(ts) FROM transactions") - pd.Timedelta(days=label_maturity_days(ws))
+    total = ws.scalar("SELECT count(*) FROM transactions WHERE ts <= $end", {"end": end})
+    if total <= rows:
         return None
-    return ws.scalar("SELECT quantile_disc(ts, $q) FROM transactions", {"q": max(0.0, 1 - rows * 1.6 / total)})
+    return ws.scalar("SELECT quantile_disc(ts, $q) FROM transactions WHERE ts <= $end",
+                     {"q": 1 - rows / total, "end": end})
 
 
 def main() -> None:

@@ -252,39 +252,40 @@ def _victims(rng: np.random.Generator, pop: _Population, n: int, base: int, befo
     return cand[np.arange(n), ok.argmax(axis=1)]
 
 
+def _foreign_bursts(rng, pop, n, span, base, sizes_range, earliest_days, mean_gap):
+    """Incidents on victims' accounts from abroad: (victim per row, times, incident per row, country per row)."""
+    sizes = _sizes(rng, n, *sizes_range)
+    k = len(sizes)
+    starts = _between(rng, earliest_days * DAY, span - DAY, k)
+    victim = _victims(rng, pop, k, base, starts)
+    t = _burst_times(rng, sizes, starts, mean_gap)
+    return np.repeat(victim, sizes), t, np.repeat(np.arange(k), sizes), np.repeat(rng.choice(FOREIGN, k), sizes)
+
+
+def _from_abroad(rng, cust, t, amount, merchant, device, where, pattern: str) -> _Events:
+    """Online events from a fraudster's device and IP, located in a foreign country."""
+    n = len(cust)
+    return _Events(cust, t, amount, merchant, device, _fraud_ip(device), where, np.ones(n, dtype=np.int64),
+                   COUNTRY_LAT[where] + rng.normal(0, 1, n), COUNTRY_LON[where] + rng.normal(0, 1, n), True,
+                   np.full(n, pattern))
+
+
 def _card_testing(rng, pop, n, span, base, fraud_dev) -> _Events:
     """Bursts of tiny online payments, seconds apart, from a fraudster's device, at a few online merchants."""
-    sizes = _sizes(rng, n, 5, 15)
-    k = len(sizes)
-    starts = _between(rng, 2 * DAY, span - DAY, k)
-    victim = _victims(rng, pop, k, base, starts)
-    cust = np.repeat(victim, sizes)
-    t = _burst_times(rng, sizes, starts, 45.0)
+    cust, t, inc, where = _foreign_bursts(rng, pop, n, span, base, (5, 15), 2, 45.0)
     online_merchants = np.flatnonzero(CAT_ONLINE[pop.merchant_cat] == 1.0)
-    merchant = np.repeat(online_merchants[rng.integers(0, len(online_merchants), k)], sizes)
-    inc = np.repeat(np.arange(k), sizes)
-    where = np.repeat(rng.choice(FOREIGN, k), sizes)
-    return _Events(cust, t, np.round(rng.uniform(0.5, 4.99, n), 2), merchant, fraud_dev + inc, _fraud_ip(fraud_dev + inc),
-                   where, np.ones(n, dtype=np.int64), COUNTRY_LAT[where] + rng.normal(0, 1, n),
-                   COUNTRY_LON[where] + rng.normal(0, 1, n), True, np.full(n, "card_testing"))
+    merchant = online_merchants[rng.integers(0, len(online_merchants), inc.max() + 1 if n else 0)][inc]
+    return _from_abroad(rng, cust, t, np.round(rng.uniform(0.5, 4.99, n), 2), merchant, fraud_dev + inc, where,
+                        "card_testing")
 
 
 def _account_takeover(rng, pop, n, span, base, fraud_dev) -> _Events:
     """A victim's account used from a new device in a new country for a few large online purchases."""
-    sizes = _sizes(rng, n, 1, 4)
-    k = len(sizes)
-    starts = _between(rng, 5 * DAY, span - DAY, k)
-    victim = _victims(rng, pop, k, base, starts)
-    cust = np.repeat(victim, sizes)
-    t = _burst_times(rng, sizes, starts, 1800.0)
+    cust, t, inc, where = _foreign_bursts(rng, pop, n, span, base, (1, 4), 5, 1800.0)
     big = np.array([CAT["electronics"], CAT["jewelry"], CAT["travel"], CAT["shopping_net"]])
     merchant = _merchant_of_cats(rng, pop, big, n)
     amount = np.round(np.exp(CAT_MU[pop.merchant_cat[merchant]] + pop.spend[cust]) * rng.uniform(3, 12, n), 2)
-    inc = np.repeat(np.arange(k), sizes)
-    where = np.repeat(rng.choice(FOREIGN, k), sizes)
-    return _Events(cust, t, amount, merchant, fraud_dev + inc, _fraud_ip(fraud_dev + inc), where,
-                   np.ones(n, dtype=np.int64), COUNTRY_LAT[where] + rng.normal(0, 1, n),
-                   COUNTRY_LON[where] + rng.normal(0, 1, n), True, np.full(n, "account_takeover"))
+    return _from_abroad(rng, cust, t, amount, merchant, fraud_dev + inc, where, "account_takeover")
 
 
 def _merchant_of_cats(rng: np.random.Generator, pop: _Population, cats: np.ndarray, n: int) -> np.ndarray:

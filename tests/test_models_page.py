@@ -38,19 +38,24 @@ def test_train_promote_and_roll_back_from_the_page(app_workspace):
     assert len(models) == 2
     challenger = models.loc[models["status"] == "challenger", "model_id"].iloc[0]
     ws.close()
-    at.selectbox[0].select(challenger)
+    _act(at, challenger, "Promote")
+    assert _champion(app_workspace) == challenger  # same data, same seed: the guard passes
+    _act(at, challenger, "Roll back")
+    assert _champion(app_workspace) == first
+
+
+def _act(at: AppTest, model_id: str, button: str) -> None:
+    """Select a model and press the button whose label starts with `button`."""
+    at.selectbox[0].select(model_id)
     at.run()
-    next(b for b in at.button if b.label.startswith("Promote")).click()
+    next(b for b in at.button if b.label.startswith(button)).click()
     at.run()
     assert not at.exception, at.exception
-    ws = Workspace(app_workspace)
-    assert champion(ws)["model_id"] == challenger  # same data, same seed: the guard passes
-    ws.close()
-    at.selectbox[0].select(challenger)
-    at.run()
-    next(b for b in at.button if b.label.startswith("Roll back")).click()
-    at.run()
-    assert not at.exception, at.exception
-    ws = Workspace(app_workspace)
-    assert champion(ws)["model_id"] == first
-    ws.close()
+
+
+def _champion(path) -> str:
+    ws = Workspace(path)
+    try:
+        return champion(ws)["model_id"]
+    finally:
+        ws.close()
