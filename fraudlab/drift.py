@@ -51,6 +51,7 @@ MISSING_THRESHOLD = 0.05      # absolute change in the missing rate
 UNSEEN_THRESHOLD = 0.01       # share of current rows with categories the reference never had
 MAX_CATEGORIES = 200          # more distinct values than this: top-k + "(other)"
 TOP_K = 30
+GRID_SAMPLE = 200_000     # rows sampled from the reference to place the histogram grids
 MIN_PERIOD_ROWS = 30
 DOMAIN_SAMPLE = 10_000
 DOMAIN_AUC = 0.55
@@ -408,26 +409,29 @@ def fit_reference(ws: Workspace, window: Window, specs: list[ColumnSpec] | None 
     grids: dict[str, Grid] = {}
     cats: dict[str, list[str] | None] = {}
     progress(0.05, "reference quantiles")
-    for source in {s.source for s in specs}:
+    for source in sorted({s.source for s in specs}):
         cols = [s for s in specs if s.source == source and s.kind in ("numeric", "categorical")]
-        if not cols:
-            continue
-        sel = []
-        for i, s in enumerate(cols):
-            x = s.expr()
-            if s.kind == "numeric":
-                sel += [f"approx_quantile({x}, [0.005, 0.5, 0.995]) AS q_{i}", f"min({x}) AS mn_{i}", f"max({x}) AS mx_{i}"]
-            else:
-                sel.append(f"approx_count_distinct({x}) AS d_{i}")
-        row = ws.arrow(f"SELECT {', '.join(sel)} FROM {_from_sql({source})} WHERE {where}", params).to_pylist()[0]
-        for i, s in enumerate(cols):
-            if s.kind == "numeric":
-                q = row[f"q_{i}"]
-                if q is None or row[f"mn_{i}"] is None:
+        nums = [s for s in cols if s.kind == "numeric"]
+        if nums:
+            # grid placement only needs rough quantiles: exact ones on a reservoir sample (cheaper than t-digests)
+            sel = ", ".join(f"{s.expr()} AS {quote_ident(s.name)}" for s in nums)
+            sample = ws.arrow(f"SELECT * FROM (SELECT {sel} FROM {_from_sql({source})} WHERE {where}) "
+                              f"USING SAMPLE reservoir({GRID_SAMPLE} ROWS) REPEATABLE (7)", params)
+            extremes = ws.arrow(f"SELECT {', '.join(f'min({s.expr()}) AS mn_{i}, max({s.expr()}) AS mx_{i}' for i, s in enumerate(nums))} "
+                                f"FROM {_from_sql({source})} WHERE {where}", params).to_pylist()[0]
+            for i, s in enumerate(nums):
+                v = sample.column(s.name).to_numpy(zero_copy_only=False).astype(float)
+                v = v[np.isfinite(v)]
+                if not len(v) or extremes[f"mn_{i}"] is None:
                     grids[s.name] = Grid(-0.5, 0.5, "identity")
-                else:
-                    grids[s.name] = _grid_from_quantiles(q[0], q[1], q[2], row[f"mn_{i}"], row[f"mx_{i}"])
-            else:
+                    continue
+                q = np.quantile(v, [0.005, 0.5, 0.995])
+                grids[s.name] = _grid_from_quantiles(q[0], q[1], q[2], extremes[f"mn_{i}"], extremes[f"mx_{i}"])
+        cat_cols = [s for s in cols if s.kind == "categorical"]
+        if cat_cols:
+            row = ws.arrow(f"SELECT {', '.join(f'approx_count_distinct({s.expr()}) AS d_{i}' for i, s in enumerate(cat_cols))} "
+                           f"FROM {_from_sql({source})} WHERE {where}", params).to_pylist()[0]
+            for i, s in enumerate(cat_cols):
                 if (row[f"d_{i}"] or 0) <= MAX_CATEGORIES:
                     cats[s.name] = None
                 else:
@@ -471,22 +475,54 @@ def _support(grid: Grid, hist: np.ndarray, under_sum: float, over_sum: float, lo
     return values, hist
 
 
-def numeric_stats(grid: Grid, ref: dict, cur: dict, ref_std: float) -> dict:
-    """KS (binned CDFs) with p-value, normalised Wasserstein and decile PSI from two binned distributions."""
+def _w1(u: np.ndarray, uw: np.ndarray, v: np.ndarray, vw: np.ndarray) -> float:
+    """Wasserstein-1 distance between two weighted point sets (the CDF-difference integral, as scipy computes it)."""
+    allv = np.sort(np.concatenate([u, v]), kind="mergesort")
+    deltas = np.diff(allv)
+    ou, ov = np.argsort(u, kind="mergesort"), np.argsort(v, kind="mergesort")
+    cu = np.concatenate([[0.0], np.cumsum(uw[ou])]) / uw.sum()
+    cv = np.concatenate([[0.0], np.cumsum(vw[ov])]) / vw.sum()
+    fu = cu[np.searchsorted(u[ou], allv[:-1], side="right")]
+    fv = cv[np.searchsorted(v[ov], allv[:-1], side="right")]
+    return float(np.sum(np.abs(fu - fv) * deltas))
+
+
+def numeric_stats(grid: Grid, ref: dict, cur: dict, ref_std: float, light: bool = False) -> dict:
+    """KS (binned CDFs) with p-value, normalised Wasserstein and decile PSI from two binned distributions.
+
+    light=True computes the normalised Wasserstein distance only (the per-period timeline).
+    """
     r, c = ref["hist"], cur["hist"]
     n, m = r.sum(), c.sum()
     if n == 0 or m == 0:
         return {}
+    lo_f, hi_f = grid.inverse(np.array([grid.lo, grid.hi]))
+    rv, rw = _support(grid, r, ref["under_sum"], ref["over_sum"], lo_f, hi_f)
+    cv, cw = _support(grid, c, cur["under_sum"], cur["over_sum"], lo_f, hi_f)
+    wd = _w1(rv, rw, cv, cw)
+    scale = ref_std if ref_std and ref_std > 0 else (abs(ref["sum"] / n) if ref["sum"] else 1.0)
+    if light:
+        return {"wasserstein_norm": wd / scale}
     fr, fc = np.cumsum(r) / n, np.cumsum(c) / m
     ks = float(np.max(np.abs(fr - fc)))
     en = n * m / (n + m)
     ks_p = float(stats.kstwobign.sf(ks * math.sqrt(en))) if ks > 0 else 1.0
-    lo_f, hi_f = grid.inverse(np.array([grid.lo, grid.hi]))
-    rv, rw = _support(grid, r, ref["under_sum"], ref["over_sum"], lo_f, hi_f)
-    cv, cw = _support(grid, c, cur["under_sum"], cur["over_sum"], lo_f, hi_f)
-    wd = float(stats.wasserstein_distance(rv, cv, rw + 1e-300, cw + 1e-300))
-    scale = ref_std if ref_std and ref_std > 0 else (abs(ref["sum"] / n) if ref["sum"] else 1.0)
     return {"ks": ks, "ks_p": ks_p, "wasserstein": wd, "wasserstein_norm": wd / scale, "psi": _decile_psi(r, c)}
+
+
+def _js_only(ref_counts: dict, cur_counts: dict) -> float:
+    """Jensen-Shannon distance (base 2) of two count dicts, new categories in their own bucket."""
+    keys = list(ref_counts)
+    r = np.array([ref_counts[k] for k in keys] + [0.0], dtype=float)
+    c = np.array([cur_counts.get(k, 0) for k in keys] + [sum(v for k, v in cur_counts.items() if k not in ref_counts)],
+                 dtype=float)
+    if r.sum() == 0 or c.sum() == 0:
+        return 0.0
+    p, q = r / r.sum(), c / c.sum()
+    mix = (p + q) / 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl = lambda a: np.nansum(np.where(a > 0, a * np.log2(a / mix), 0.0))  # noqa: E731
+        return float(math.sqrt(max((kl(p) + kl(q)) / 2, 0.0)))
 
 
 def _decile_psi(r: np.ndarray, c: np.ndarray, eps: float = 1e-4) -> float:
@@ -584,9 +620,15 @@ def _mean_std(t: dict) -> tuple[float | None, float | None]:
 
 
 def _entry_for(entry: dict, kind: str, i: int) -> dict:
-    mask = np.zeros(len(entry["periods"]), dtype=bool)
-    mask[i] = True
-    return _total(entry, kind, mask)
+    """One period of a column's per-period arrays, in the shape of a window aggregate."""
+    out = {"n": float(entry["n"][i] or 0), "rows": float(entry["rows"][i] or 0)}
+    if kind == "numeric":
+        out["hist"] = entry["hist"][i]
+        for k in ("sum", "sumsq", "under_sum", "over_sum", "min", "max"):
+            out[k] = entry[k][i]
+    elif kind == "categorical":
+        out["counts"] = entry["counts"][i]
+    return out
 
 
 def _empty_entry(kind: str, grid: Grid | None) -> dict:
@@ -607,9 +649,9 @@ def _period_stat(spec: ColumnSpec, grid: Grid | None, ref_total: dict, part: dic
     if part["n"] < MIN_PERIOD_ROWS or ref_total["n"] == 0:
         return None
     if spec.kind == "numeric":
-        return numeric_stats(grid, ref_total, part, ref_std).get("wasserstein_norm")
+        return numeric_stats(grid, ref_total, part, ref_std, light=True).get("wasserstein_norm")
     if spec.kind == "categorical":
-        return categorical_stats(ref_total["counts"], part["counts"], complete).get("jensenshannon")
+        return _js_only(ref_total["counts"], part["counts"])
     return None
 
 
