@@ -22,7 +22,7 @@ def mask_card(value: object) -> str | None:
 
 def mask_cards(values: pd.Series) -> pd.Series:
     """A column of card numbers masked to the last four digits (vectorised string ops)."""
-    text = values.astype("string")
+    text = values.astype("string").str.replace(r"\.0$", "", regex=True)  # numbers read as floats
     digits = text.str.replace(r"\D", "", regex=True)
     digits = digits.where(digits.str.len() > 0, text)
     masked = "•••• " + digits.str[-4:]
