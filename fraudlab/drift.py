@@ -6,7 +6,7 @@ tail sums. Window-level tests are then computed from those small arrays, never f
 
 - numeric: Kolmogorov–Smirnov from the binned CDFs (p-value, asymptotic), Wasserstein distance normalised by the
   reference standard deviation, PSI on reference deciles;
-- categorical: chi-squared, Jensen–Shannon distance (base 2), PSI with an explicit "new category" bucket;
+- categorical: chi-squared, Jensen–Shannon distance (natural log, as scipy and Evidently), PSI with an explicit "new category" bucket;
 - missing rate and unseen-category rate as signals of their own.
 
 The test is chosen as the common open-source tools do (up to 1,000 rows: KS / chi-squared at p < 0.05; larger:
@@ -263,8 +263,13 @@ def _grid_from_quantiles(p_lo: float, p50: float, p_hi: float, vmin: float, vmax
 
 # ------------------------------------------------------------------------------------------ scans
 
+PERIODS = ("hour", "day", "week")
+
+
 def _period_expr(period: str) -> str:
-    return f"date_trunc('{'week' if period == 'week' else 'day'}', t.ts)"
+    if period not in PERIODS:
+        raise FraudlabError(f"period must be one of {', '.join(PERIODS)}")
+    return f"date_trunc('{period}', t.ts)"
 
 
 def _scan(ws: Workspace, window: Window, specs: list[ColumnSpec], grids: dict[str, Grid],
@@ -395,7 +400,9 @@ def _profile_key(window: Window, specs: list[ColumnSpec], period: str) -> str:
 def _choose_period(ws: Workspace, window: Window) -> str:
     where, params = window.where("t")
     span = ws.scalar(f"SELECT epoch(max(ts)) - epoch(min(ts)) FROM transactions t WHERE {where}", params) or 0
-    return "week" if span > 150 * 86_400 else "day"
+    if span > 150 * 86_400:
+        return "week"
+    return "hour" if span < 6 * 86_400 else "day"
 
 
 def fit_reference(ws: Workspace, window: Window, specs: list[ColumnSpec] | None = None, period: str | None = None,
@@ -511,7 +518,7 @@ def numeric_stats(grid: Grid, ref: dict, cur: dict, ref_std: float, light: bool 
 
 
 def _js_only(ref_counts: dict, cur_counts: dict) -> float:
-    """Jensen-Shannon distance (base 2) of two count dicts, new categories in their own bucket."""
+    """Jensen-Shannon distance (natural log, as scipy's default) of two count dicts, new categories apart."""
     keys = list(ref_counts)
     r = np.array([ref_counts[k] for k in keys] + [0.0], dtype=float)
     c = np.array([cur_counts.get(k, 0) for k in keys] + [sum(v for k, v in cur_counts.items() if k not in ref_counts)],
@@ -521,7 +528,7 @@ def _js_only(ref_counts: dict, cur_counts: dict) -> float:
     p, q = r / r.sum(), c / c.sum()
     mix = (p + q) / 2
     with np.errstate(divide="ignore", invalid="ignore"):
-        kl = lambda a: np.nansum(np.where(a > 0, a * np.log2(a / mix), 0.0))  # noqa: E731
+        kl = lambda a: np.nansum(np.where(a > 0, a * np.log(a / mix), 0.0))  # noqa: E731
         return float(math.sqrt(max((kl(p) + kl(q)) / 2, 0.0)))
 
 
@@ -537,7 +544,7 @@ def _decile_psi(r: np.ndarray, c: np.ndarray, eps: float = 1e-4) -> float:
 
 
 def categorical_stats(ref_counts: dict, cur_counts: dict, complete: bool) -> dict:
-    """Chi-squared, Jensen-Shannon distance and PSI (with a "new category" bucket) on category counts."""
+    """Chi-squared, Jensen-Shannon distance (natural log) and PSI (with a "new category" bucket) on category counts."""
     keys = list(ref_counts)
     new = {k: v for k, v in cur_counts.items() if k not in ref_counts}
     r = np.array([ref_counts[k] for k in keys] + [0.0], dtype=float)
@@ -552,7 +559,7 @@ def categorical_stats(ref_counts: dict, cur_counts: dict, complete: bool) -> dic
     else:
         chi2, p = 0.0, 1.0
     pr, pc = r / n, c / m
-    js = float(jensenshannon(pr, pc, base=2)) if keep.sum() > 1 else 0.0
+    js = float(jensenshannon(pr, pc)) if keep.sum() > 1 else 0.0
     rr, cc = np.maximum(pr, 1e-4), np.maximum(pc, 1e-4)
     psi = float(np.sum((cc - rr) * np.log(cc / rr)))
     vanished = [k for k, share in zip(keys, pr[:-1]) if share >= 0.01 and cur_counts.get(k, 0) == 0 and k != OTHER]
@@ -936,7 +943,7 @@ def multivariate(ws: Workspace, reference: Window, current: Window, specs: list[
             return np.sqrt(((z - pca.inverse_transform(pca.transform(z))) ** 2).sum(axis=1))
         per = []
         for name, frame in (("reference", ref), ("current", cur)):
-            e = pd.DataFrame({"period": pd.to_datetime(frame["ts"]).dt.floor("D" if period == "day" else "7D"),
+            e = pd.DataFrame({"period": pd.to_datetime(frame["ts"]).dt.floor("h" if period == "hour" else "D"),
                               "error": error(frame)})
             if period == "week":
                 e["period"] = pd.to_datetime(frame["ts"]).dt.to_period("W-SUN").dt.start_time

@@ -109,7 +109,7 @@ st.subheader("Earlier runs")
 st.dataframe(past, width="stretch", hide_index=True)
 pick = st.multiselect("Compare runs", past["run_id"].tolist(), default=past["run_id"].tolist()[:2])
 if len(pick) >= 2:
-    st.dataframe(drift.compare_runs(ws, pick), width="stretch", hide_index=True)
+    st.dataframe(cached.compare(path, tuple(int(i) for i in pick)), width="stretch", hide_index=True)
 opened = st.selectbox("Open an earlier run", past["run_id"].tolist(), index=None)
 if opened is not None and opened != run_id:
     st.session_state["drift_run"] = int(opened)

@@ -23,6 +23,11 @@ def report(path: str, run_id: int) -> drift.DriftReport:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
+def compare(path: str, run_ids: tuple[int, ...]) -> pd.DataFrame:
+    return drift.compare_runs(_workspace_for(path), list(run_ids))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
 def html_of(path: str, run_id: int) -> str:
     return report_html(report(path, run_id))
 
