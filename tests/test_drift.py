@@ -222,3 +222,25 @@ def test_ready_workspace_monitors_features_and_scores_with_champion_weights(app_
     assert "pr_auc" in rep.performance and "weeks" in rep.performance
     assert rep.prediction["reference_alert_rate"] is not None
     ws.close()
+
+
+def test_performance_drift_weekly_pr_auc_matches_sklearn_and_flags_a_model_gone_blind(loaded_ws):
+    """Scores written straight into a private workspace (test only): perfect in the reference, random after."""
+    from sklearn.metrics import average_precision_score
+
+    ref, cur = drift.split_windows(loaded_ws)
+    with loaded_ws.write() as c:
+        c.execute("""INSERT INTO scores SELECT transaction_id, 'test', CASE WHEN ts < $mid
+                         THEN (CASE WHEN is_fraud THEN 0.6 ELSE 0.0 END) + 0.4 * random()
+                         ELSE random() END, 'model', 0.0, ts, NULL FROM transactions""", {"mid": cur.start})
+    rep = drift.run_report(loaded_ws, ref, cur, multivariate_checks=False)
+    perf = rep.performance
+    assert perf["drift"] and perf["pr_auc"]["reference"] > 0.95 and perf["pr_auc"]["current"] < 0.3
+    assert "performance drop" in set(rep.findings["kind"])
+    assert rep.verdict["action"] == drift.RECOMMEND["retrain"]
+    week = perf["weeks"].query("window == 'reference' and frauds >= 5").iloc[1]
+    frame = loaded_ws.df("""SELECT s.score, t.is_fraud FROM transactions t JOIN scores s USING (transaction_id)
+                            WHERE date_trunc('week', t.ts) = $w AND t.ts < $mid""", {"w": week["week"], "mid": cur.start})
+    assert week["pr_auc"] == pytest.approx(average_precision_score(frame["is_fraud"], frame["score"]), abs=1e-9)
+    score = rep.columns.set_index("column").loc["score"]
+    assert score["source"] == "scores" and score["status"] == "drift"  # prediction drift on the score itself
