@@ -22,6 +22,7 @@ def distribution_figure(report: DriftReport, column: str) -> go.Figure:
     fig = go.Figure([go.Bar(x=d["x"], y=d["reference"], name="reference", marker_color=REF_COLOR, opacity=0.65),
                      go.Bar(x=d["x"], y=d["current"], name="current", marker_color=CUR_COLOR, opacity=0.65)])
     fig.update_layout(barmode="overlay", bargap=0.05, yaxis_tickformat=".0%")
+    fig.update_xaxes(type="category", title="bin centre (tails apart)" if d.get("kind") == "numeric" else None)
     return _layout(fig, f"{column}: reference vs current")
 
 
