@@ -388,7 +388,8 @@ def _fingerprint(ws: Workspace, window: Window, specs: list[ColumnSpec]) -> str:
     where, params = window.where("t")
     parts = [ws.scalar(f"SELECT count(*) || ':' || coalesce(max(ingest_id), 0) FROM transactions t WHERE {where}", params)]
     for source in sorted({s.source for s in specs} - {"transactions"}):
-        parts.append(ws.scalar(f"SELECT count(*) FROM {_from_sql({source})} WHERE {where}", params))
+        extra = " || ':' || coalesce(max(s.scored_at)::VARCHAR, '')" if source == "scores" else ""
+        parts.append(ws.scalar(f"SELECT count(*){extra} FROM {_from_sql({source})} WHERE {where}", params))
     return ":".join(map(str, parts))
 
 
