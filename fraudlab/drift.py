@@ -563,7 +563,9 @@ def categorical_stats(ref_counts: dict, cur_counts: dict, complete: bool) -> dic
     js = float(jensenshannon(pr, pc)) if keep.sum() > 1 else 0.0
     rr, cc = np.maximum(pr, 1e-4), np.maximum(pc, 1e-4)
     psi = float(np.sum((cc - rr) * np.log(cc / rr)))
-    vanished = [k for k, share in zip(keys, pr[:-1]) if share >= 0.01 and cur_counts.get(k, 0) == 0 and k != OTHER]
+    # a category that was common (>= 1% and >= 20 expected rows) and is now absent
+    vanished = [k for k, share in zip(keys, pr[:-1])
+                if share >= 0.01 and share * m >= 20 and cur_counts.get(k, 0) == 0 and k != OTHER]
     return {"chi2": float(chi2), "chi2_p": float(p), "jensenshannon": 0.0 if math.isnan(js) else js, "psi": psi,
             "unseen_rate": (sum(new.values()) / m) if complete else None, "unseen": sorted(new, key=new.get, reverse=True)[:5],
             "vanished": vanished}
@@ -759,7 +761,7 @@ def _decide(rows: list[dict], chunk_thresholds: dict[str, float], threshold_mode
         r["unseen_status"] = ("drift" if ur is not None and ur >= UNSEEN_THRESHOLD
                               and ur * (r["cur_rows"] or 0) >= 10 else "ok")
         r["drifted"] = (r["status"] in ("drift", "all null in current", "all null in reference")
-                        or r["missing_status"] == "drift" or r["unseen_status"] == "drift")
+                        or r["missing_status"] == "drift" or r["unseen_status"] == "drift" or bool(r.get("vanished")))
 
 
 # ------------------------------------------------------------------------------------------ timeline

@@ -244,3 +244,18 @@ def test_performance_drift_weekly_pr_auc_matches_sklearn_and_flags_a_model_gone_
     assert week["pr_auc"] == pytest.approx(average_precision_score(frame["is_fraud"], frame["score"]), abs=1e-9)
     score = rep.columns.set_index("column").loc["score"]
     assert score["source"] == "scores" and score["status"] == "drift"  # prediction drift on the score itself
+
+
+def test_a_category_vanishing_mid_window_is_a_pipeline_break(tmp_path, small_sim):
+    frame = small_sim.transactions.copy()
+    mid = frame["ts"].min() + (frame["ts"].max() - frame["ts"].min()) / 2
+    gone = (frame["ts"] >= mid) & (frame["category"] == "grocery")
+    frame.loc[gone, "category"] = "home"  # a mapping change upstream folds one category into another
+    ws = Workspace(tmp_path / "ws.duckdb")
+    ingest_table(ws, frame, source="vanishing")
+    ref, cur = drift.split_windows(ws)
+    rep = drift.run_report(ws, ref, cur, multivariate_checks=False, performance_checks=False)
+    f = _finding(rep, "category")
+    assert f["kind"] == "pipeline break" and "grocery" in f["what"]
+    assert f["recommendation"] == drift.RECOMMEND["pipeline"]
+    ws.close()
