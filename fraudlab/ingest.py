@@ -18,9 +18,11 @@ import re
 import tempfile
 import time
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import duckdb
 import pandas as pd
@@ -40,6 +42,9 @@ TIME_FORMATS = ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/
                 "%Y/%m/%d %H:%M:%S", "%d.%m.%Y %H:%M:%S", "%Y%m%d%H%M%S", "%d/%m/%Y", "%d-%b-%Y %H:%M:%S")
 TARGETS = dict(CANONICAL_COLUMNS, label_ts="TIMESTAMP")
 KEY_COLUMNS = ("transaction_id", "ts", "amount")
+# DuckDB memory while a load runs: above it, temp tables and sorts spill to disk (keeps peak RSS of a 10M-row load
+# low). It is a database-wide setting, restored when the load ends.
+INGEST_MEMORY_LIMIT = "2GB"
 
 
 @dataclass(frozen=True)
@@ -532,7 +537,7 @@ def _already_loaded(ws: Workspace, sha: str) -> IngestReport | None:
 def _ingest(ws: Workspace, source: str, sha: str, mapping: ColumnMapping | None, progress: Progress,
             stage: Callable[[duckdb.DuckDBPyConnection], _Staged], engine: str = "duckdb") -> IngestReport:
     started = time.perf_counter()
-    with ws.write("ingest", details={"source": source}) as cur:
+    with _memory_limit(ws), ws.write("ingest", details={"source": source}) as cur:
         cur.execute("SET TimeZone = 'UTC'")
         progress(0.1, "reading")
         staged = stage(cur)
@@ -556,6 +561,27 @@ def _ingest(ws: Workspace, source: str, sha: str, mapping: ColumnMapping | None,
     return IngestReport(ingest_id, source, "ok", rows_read, loaded, quarantined, reasons, seconds,
                         mapping.to_dict(), f"loaded {loaded:,} of {rows_read:,} rows; {quarantined:,} quarantined",
                         files=len(staged.files), engine=engine)
+
+
+@contextmanager
+def _memory_limit(ws: Workspace, limit: str = INGEST_MEMORY_LIMIT) -> Iterator[None]:
+    """Cap DuckDB memory while a load runs, then restore the previous limit (outside the load's transaction, so
+    a failed load cannot leave the cap in place)."""
+    cur = ws.cursor()
+    previous = str(cur.execute("SELECT current_setting('memory_limit')").fetchone()[0]).replace("'", "")
+    cur.execute(f"SET memory_limit = '{limit}'")
+    try:
+        yield
+    finally:
+        # the setting reads back rounded ("18.8 GiB"): restore the default exactly with RESET when it was the default
+        cur.execute("RESET memory_limit" if previous == _default_memory_limit() else f"SET memory_limit = '{previous}'")
+        cur.close()
+
+
+@lru_cache(maxsize=1)
+def _default_memory_limit() -> str:
+    with duckdb.connect() as con:
+        return str(con.execute("SELECT current_setting('memory_limit')").fetchone()[0]).replace("'", "")
 
 
 def _first_line(exc: Exception) -> str:

@@ -28,7 +28,7 @@ import pyarrow.parquet as pq
 from fraudlab.cluster import dask_client, given, plain_main  # noqa: F401 (re-exported for callers)
 from fraudlab.ingest import (SAMPLE_ROWS, TARGETS, IngestReport, Progress, SourceFile, _already_loaded,
                              _build_checked, _collect_rejects, _combined, _create_extra_columns, _EXISTING_COLUMNS_SQL,
-                             _file_digest, _mark_duplicates, _noop, _numeric_sources, _plan_extras, _profile,
+                             _file_digest, _mark_duplicates, _memory_limit, _noop, _numeric_sources, _plan_extras, _profile,
                              _reason_counts, _refuse_unreadable_key, _stage, _write_rows, inspect_file, quote_ident,
                              resolve_paths)
 from fraudlab.schema import ColumnMapping, check_mapping, detect_mapping
@@ -150,7 +150,7 @@ def _load_staged(ws: Workspace, folder: Path, label: str, sha: str, mapping: Col
                  extras: dict[str, tuple[str, str]], n_files: int, started: float) -> IngestReport:
     """One workspace transaction: staged Parquet -> duplicate checks -> transactions / quarantine / ingests."""
     parts = str(folder / "*.parquet")
-    with ws.write("ingest", details={"source": label, "engine": ENGINE, "files": n_files}) as cur:
+    with _memory_limit(ws), ws.write("ingest", details={"source": label, "engine": ENGINE, "files": n_files}) as cur:
         cur.execute("SET TimeZone = 'UTC'")
         _create_extra_columns(cur, extras)
         cur.execute("CREATE TEMP TABLE _checked AS SELECT * EXCLUDE (__rej) FROM read_parquet($p) WHERE NOT __rej",

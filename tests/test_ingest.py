@@ -547,3 +547,12 @@ def test_cli_ingest_with_a_mapping_override_and_a_clear_error(tmp_path, capsys):
     assert "loaded 1 of 2 rows; 1 quarantined" in out and "negative amount" in out
     assert main(["ingest", str(tmp_path / "missing.csv"), "--workspace", str(ws_path)]) == 2
     assert "missing.csv: no such file" in capsys.readouterr().err
+
+
+def test_a_failed_load_restores_the_memory_limit(empty_ws, tmp_path):
+    before = empty_ws.scalar("SELECT current_setting('memory_limit')")
+    path = write(tmp_path, "x.csv", csv_text("t1,2026-01-01,abc,c1,m1,0,1,1"))
+    with pytest.raises(IngestError):
+        ingest_path(empty_ws, path)
+    load(empty_ws, write(tmp_path, "y.csv", csv_text(*GOOD)))
+    assert empty_ws.scalar("SELECT current_setting('memory_limit')") == before
