@@ -1,0 +1,46 @@
+"""Queue and case pages through AppTest: ranking shown, a case opened, reasons read, a decision recorded."""
+from __future__ import annotations
+
+from fraudlab import cases
+from fraudlab.workspace import Workspace
+
+
+def test_queue_page_ranks_cases_and_shows_the_budget(app_test, app_workspace):
+    at = app_test("pages/queue.py")
+    assert not at.exception, at.exception
+    labels = [m.label for m in at.metric]
+    assert {"Cases", "Alerts per day", "Daily alert budget"} <= set(labels)
+    table = at.dataframe[0].value
+    assert len(table) == cases.PAGE_SIZE
+    assert table["score"].is_monotonic_decreasing
+    assert table["card_id"].str.startswith("••••").all()
+
+
+def test_case_page_shows_reasons_and_records_a_decision(app_test, app_workspace):
+    ws = Workspace(app_workspace)
+    top = cases.queue(ws)[0]["case_id"].iloc[0]
+    ws.close()
+    at = app_test()
+    at.session_state["case_id"] = top
+    at.switch_page("pages/case.py")
+    at.run()
+    assert not at.exception, at.exception
+    assert any(m.label == "Score" for m in at.metric)
+    assert len(at.markdown) >= 3
+    at.radio[0].set_value("fraud")
+    at.text_area[0].input("<script>alert(1)</script> card testing burst")
+    at.button[0].click()
+    at.run()
+    assert not at.exception, at.exception
+    ws = Workspace(app_workspace)
+    history = cases.decision_history(ws, top)
+    assert history["decision"].tolist() == ["fraud"]
+    assert history["note"].iloc[0].startswith("<script>")  # stored verbatim, shown as text
+    assert ws.scalar("SELECT is_fraud FROM labels WHERE transaction_id = ? AND source = 'analyst'", [top])
+    ws.close()
+
+
+def test_case_page_without_a_case_points_to_the_queue(app_test):
+    at = app_test("pages/case.py")
+    assert not at.exception
+    assert any("Case queue" in i.value for i in at.info)

@@ -1,0 +1,56 @@
+"""Streamlit glue for the queue and case pages: cached scorer and queries, opening a case."""
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from fraudlab import cases
+from fraudlab.privacy import mask_frame
+from fraudlab.scoring import Scorer
+from ui.state import _workspace_for
+
+STATUS_ICONS = {"open": "🟡 open", "escalated": "🟠 escalated", "fraud": "🔴 fraud", "legitimate": "🟢 legitimate"}
+
+
+@st.cache_resource(show_spinner=False, max_entries=2)
+def scorer(path: str, version: int) -> Scorer:
+    """The fallback-chain scorer, loaded once per workspace version."""
+    return Scorer(_workspace_for(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def options(path: str, version: int) -> dict:
+    return cases.queue_options(_workspace_for(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def budget(path: str, version: int) -> dict:
+    return cases.alert_budget(_workspace_for(path))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def queue_page(path: str, version: int, filters: cases.QueueFilter, sort: str, limit: int,
+               offset: int) -> tuple[pd.DataFrame, int]:
+    return cases.queue(_workspace_for(path), filters, sort, limit, offset)
+
+
+def for_display(frame: pd.DataFrame) -> pd.DataFrame:
+    """Queue rows as analysts read them: masked cards, status badges, rounded numbers."""
+    out = mask_frame(frame)
+    if "status" in out:
+        out["status"] = out["status"].map(STATUS_ICONS).fillna(out["status"])
+    return out
+
+
+def open_case(case_id: str) -> None:
+    """Go to the case page for this case."""
+    st.session_state["case_id"] = case_id
+    st.switch_page("pages/case.py")
+
+
+def chosen_case() -> str | None:
+    """The case asked for by ?case= or chosen on another page."""
+    from_url = st.query_params.get("case")
+    if from_url:
+        st.session_state["case_id"] = from_url
+    return st.session_state.get("case_id")
