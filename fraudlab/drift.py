@@ -722,6 +722,31 @@ def _column_row(spec: ColumnSpec, profile: ReferenceProfile, ref: dict, cur: dic
     return row
 
 
+def _vanished(ref_total: dict, cur_entry: dict) -> tuple[list[str], Any]:
+    """Common reference categories (>= 1%) absent from the last periods of the current window, and since when.
+
+    The absent stretch must hold at least 20 expected rows of the category, so rare values do not count.
+    """
+    counts, rows = cur_entry.get("counts") or [], cur_entry.get("rows") or []
+    if not ref_total.get("n") or not counts:
+        return [], None
+    gone, since = [], None
+    for key, c in ref_total["counts"].items():
+        share = c / ref_total["n"]
+        if share < 0.01 or key == OTHER:
+            continue
+        expected, start = 0.0, None
+        for i in range(len(counts) - 1, -1, -1):
+            if counts[i].get(key, 0):
+                break
+            expected += share * (rows[i] or 0)
+            start = i
+        if start is not None and expected >= 20:
+            gone.append(key)
+            since = cur_entry["periods"][start] if since is None else min(since, cur_entry["periods"][start])
+    return gone, since
+
+
 def _decide(rows: list[dict], chunk_thresholds: dict[str, float], threshold_mode: str) -> None:
     """Benjamini-Hochberg across every p-value of the report, then effect size AND significance decide."""
     pvals = []
@@ -848,7 +873,7 @@ def classify_column(row: dict, tl: pd.DataFrame) -> dict:
                     return {"kind": "pipeline break", "since": pd.Timestamp(first),
                             "what": f"unit change: values ×{factor:g} (mean ratio {10 ** lvl:,.1f})"}
     if row.get("vanished"):
-        return {"kind": "pipeline break", "since": cur["period"].min() if len(cur) else None,
+        return {"kind": "pipeline break", "since": row.get("vanished_since") or (cur["period"].min() if len(cur) else None),
                 "what": "categories vanished: " + ", ".join(map(str, row["vanished"][:5]))}
     signal = "missing_rate" if row.get("status") != "drift" and row.get("missing_status") == "drift" else "stat"
     series = tl[tl[signal].notna()]
@@ -1264,6 +1289,11 @@ def run_report(ws: Workspace, reference: Window, current: Window, *, overrides: 
         if s.kind == "numeric":
             ref_std[s.name] = _mean_std(ref_tot[s.name])[1]
     rows = [_column_row(s, profile, ref_tot[s.name], cur_tot[s.name]) for s in specs]
+    for s, r in zip(specs, rows):
+        if s.kind == "categorical" and s.name in cur_data:
+            gone, since = _vanished(ref_tot[s.name], cur_data[s.name])
+            if gone:
+                r["vanished"], r["vanished_since"] = gone, since
     timeline = _timeline(profile, cur_data, ref_tot, ref_std)
     chunk = _chunk_thresholds(timeline)
     _decide(rows, chunk, threshold_mode)

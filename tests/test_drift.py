@@ -248,8 +248,9 @@ def test_performance_drift_weekly_pr_auc_matches_sklearn_and_flags_a_model_gone_
 
 def test_a_category_vanishing_mid_window_is_a_pipeline_break(tmp_path, small_sim):
     frame = small_sim.transactions.copy()
-    mid = frame["ts"].min() + (frame["ts"].max() - frame["ts"].min()) / 2
-    gone = (frame["ts"] >= mid) & (frame["category"] == "grocery")
+    span = frame["ts"].max() - frame["ts"].min()
+    broken = frame["ts"].min() + span * 0.75  # three quarters in: halfway through the current window
+    gone = (frame["ts"] >= broken) & (frame["category"] == "grocery")
     frame.loc[gone, "category"] = "home"  # a mapping change upstream folds one category into another
     ws = Workspace(tmp_path / "ws.duckdb")
     ingest_table(ws, frame, source="vanishing")
@@ -258,4 +259,5 @@ def test_a_category_vanishing_mid_window_is_a_pipeline_break(tmp_path, small_sim
     f = _finding(rep, "category")
     assert f["kind"] == "pipeline break" and "grocery" in f["what"]
     assert f["recommendation"] == drift.RECOMMEND["pipeline"]
+    assert abs((pd.Timestamp(f["since"]) - broken).days) <= 1
     ws.close()
