@@ -261,3 +261,26 @@ def test_a_category_vanishing_mid_window_is_a_pipeline_break(tmp_path, small_sim
     assert f["recommendation"] == drift.RECOMMEND["pipeline"]
     assert abs((pd.Timestamp(f["since"]) - broken).days) <= 1
     ws.close()
+
+
+@pytest.mark.parametrize("kind", ["sudden", "gradual"])
+def test_statistics_and_decisions_agree_with_the_common_open_source_defaults(reports, kind):
+    """Exact scipy values on the in-memory windows, with the usual large-sample rule (statistic >= 0.1 = drift)."""
+    from scipy.spatial.distance import jensenshannon
+
+    ws, rep = reports[kind]
+    frames = []
+    for w in (rep.reference, rep.current):
+        where, params = w.where("t")
+        frames.append(ws.df(f"SELECT * FROM transactions t WHERE {where}", params))
+    ref, cur = frames
+    table = rep.columns.set_index("column")
+    for column in ("amount", "lat", "lon", "merchant_lat", "merchant_lon"):
+        exact = stats.wasserstein_distance(ref[column], cur[column]) / ref[column].std(ddof=0)
+        assert table.loc[column, "statistic"] == pytest.approx(exact, rel=0.1, abs=0.01), column
+        assert (table.loc[column, "status"] == "drift") == (exact >= 0.1), column
+    for column in ("category", "channel", "country", "currency"):
+        counts = pd.concat([ref[column].value_counts(), cur[column].value_counts()], axis=1).fillna(0).to_numpy()
+        exact = jensenshannon(counts[:, 0] / counts[:, 0].sum(), counts[:, 1] / counts[:, 1].sum())
+        assert table.loc[column, "statistic"] == pytest.approx(exact, abs=0.01), column
+        assert (table.loc[column, "status"] == "drift") == (exact >= 0.1), column
