@@ -34,6 +34,9 @@ with st.expander("Windows and options", expanded=past.empty):
         ids = loads["ingest_id"].tolist()
         ref_ids = left.multiselect("Reference ingests", ids, default=ids[:1], format_func=lambda i: f"{i}: {label[i]}")
         cur_ids = right.multiselect("Current ingests", ids, default=ids[-1:], format_func=lambda i: f"{i}: {label[i]}")
+        if not ref_ids or not cur_ids:
+            st.warning("Pick at least one ingest for each window.")
+            st.stop()
         reference, current = drift.Window.ingests(ref_ids), drift.Window.ingests(cur_ids)
     names = cached.column_names(path, version)
     o1, o2, o3 = st.columns(3)

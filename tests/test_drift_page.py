@@ -55,3 +55,17 @@ def test_picking_a_column_shows_its_distribution(app_test):
     box.set_value("country")
     at.run()
     assert not at.exception, at.exception
+
+
+def test_windows_by_ingest_run_and_an_empty_pick_is_explained(app_test):
+    at = app_test("pages/drift.py")
+    at.radio[0].set_value("By ingest")
+    at.run()
+    assert not at.exception, at.exception
+    at.button[0].click()
+    at.run()
+    assert not at.exception, at.exception
+    assert "Run 2" in _texts(at) and "ingests" in _texts(at)
+    at.multiselect[0].set_value([])
+    at.run()
+    assert "Pick at least one ingest" in _texts(at)
