@@ -106,7 +106,8 @@ def ensure_tables(ws: Workspace) -> None:
 
 def _scores_fingerprint(ws: Workspace, threshold: float) -> str:
     row = ws.df("SELECT count(*) AS n, max(scored_at) AS last FROM scores").iloc[0]
-    return f"{row['n']}|{row['last']}|{threshold:.6f}"
+    segmented = ws.scalar("SELECT max(assigned_at) FROM customer_segments") if ws.has_table("customer_segments") else None
+    return f"{row['n']}|{row['last']}|{threshold:.6f}|{segmented}"
 
 
 def refresh_cases(ws: Workspace, threshold: float | None = None, force: bool = False) -> int:

@@ -61,3 +61,28 @@ def importance_figure(importance: pd.DataFrame, top: int = 15) -> go.Figure:
     fig = go.Figure(go.Bar(x=data["mean_abs_shap"], y=data["feature"], orientation="h", marker_color="#47a"))
     fig.update_xaxes(title_text="mean |SHAP| (log-odds)")
     return _small(fig, "What drives the score", height=max(300, 22 * len(data) + 80))
+
+
+def segment_bars_figure(summary: pd.DataFrame, column: str, title: str, fmt: str = ",.0f") -> go.Figure:
+    """One bar per segment for a summary column (customers, fraud rate, losses, alerts…)."""
+    fig = go.Figure(go.Bar(x=summary["segment_name"], y=summary[column], marker_color="#47a",
+                           text=summary[column], texttemplate=f"%{{text:{fmt}}}", textposition="outside"))
+    return _small(fig, title, height=300)
+
+
+def profile_heatmap_figure(profiles: pd.DataFrame) -> go.Figure:
+    """Segments side by side: each feature's median per segment, coloured by how far it sits from the others."""
+    data = profiles.set_index("segment_name").drop(columns=["segment_id", "customers"], errors="ignore")
+    z = (data - data.mean()) / data.std(ddof=0).replace(0, 1)
+    fig = go.Figure(go.Heatmap(z=z.T.values, x=list(data.index), y=list(data.columns), colorscale="RdBu",
+                               reversescale=True, zmid=0, text=data.T.round(2).values, texttemplate="%{text}",
+                               colorbar={"title": "z"}))
+    return _small(fig, "Segment profiles (median customer; colour = relative level)", height=420)
+
+
+def weekly_trend_figure(weekly: pd.DataFrame, column: str = "fraud_rate") -> go.Figure:
+    """A line per segment over weeks."""
+    fig = go.Figure()
+    for name, part in weekly.groupby("segment_name"):
+        fig.add_scatter(x=part["week"], y=part[column], mode="lines+markers", name=str(name))
+    return _small(fig, f"Weekly {column.replace('_', ' ')} per segment", height=340)

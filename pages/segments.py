@@ -1,5 +1,77 @@
-"""Placeholder until this page's issue lands."""
+"""Segments: who the customers are, where fraud and losses sit, which segment is turning riskiest."""
 import streamlit as st
 
-st.title("segments")
-st.info("This page is being built; see the open issues.")
+from fraudlab import segments
+from fraudlab.charts import profile_heatmap_figure, segment_bars_figure, weekly_trend_figure
+from fraudlab.errors import FraudlabError
+from fraudlab.features import source_columns
+from fraudlab.model import decision_threshold
+from ui import segments as cached
+from ui.cases import open_case
+from ui.state import analyst_name, get_workspace
+
+ws = get_workspace()
+path, version = str(ws.path), ws.version
+st.title("Customer segments")
+if "customer_id" not in source_columns(ws):
+    st.info("Segments need a customer_id column, and this data has none. Map one on the **Load data** page.")
+    st.stop()
+
+with st.expander("Re-segment", expanded=not segments.has_segments(ws)):
+    auto = st.checkbox("Choose k by silhouette", value=True)
+    k = None if auto else st.number_input("Number of segments (k)", 2, 20, 5)
+    if st.button("Segment customers", type="primary") or not segments.has_segments(ws):
+        bar = st.progress(0.0, text="starting")
+        try:
+            report = segments.segment_customers(ws, k=k, who=analyst_name(),
+                                                progress=lambda f, m: bar.progress(f, text=m))
+            st.toast(f"{report.customers:,} customers in {report.k} segments ({report.seconds:.1f} s)")
+            st.rerun()
+        except FraudlabError as exc:
+            st.error(str(exc))
+            st.stop()
+
+summary = cached.summary(path, version, decision_threshold(ws))
+profiles = cached.profiles(path, version)
+c = st.columns(4)
+c[0].metric("Segments", len(summary))
+c[1].metric("Customers", f"{int(summary['customers'].sum()):,}")
+c[2].metric("Fraud losses", f"{summary['fraud_losses'].sum():,.0f}")
+c[3].metric("Alerts", f"{int(summary['alerts'].sum()):,}")
+
+left, right = st.columns(2)
+left.plotly_chart(segment_bars_figure(summary, "customers", "Customers per segment"), width="stretch")
+right.plotly_chart(segment_bars_figure(summary, "fraud_rate", "Labelled fraud rate", ".2%"), width="stretch")
+left.plotly_chart(segment_bars_figure(summary, "fraud_losses", "Fraud losses"), width="stretch")
+right.plotly_chart(segment_bars_figure(summary, "alerts", "Alerts (analyst workload)"), width="stretch")
+st.plotly_chart(profile_heatmap_figure(profiles), width="stretch")
+st.dataframe(summary, width="stretch", hide_index=True)
+st.download_button("Download segment summary (CSV)", summary.to_csv(index=False), "segments.csv", "text/csv")
+
+st.subheader("Trends: which segment is turning riskiest")
+weekly = cached.weekly(path, version)
+trend = segments.risk_trend(weekly)
+if not trend.empty:
+    worst = trend.iloc[0]
+    st.warning(f"**{worst['segment_name']}**: fraud rate rising fastest "
+               f"({worst['fraud_rate_slope_per_week']:+.3%} per week; latest week {worst['latest_fraud_rate']:.2%}).")
+st.plotly_chart(weekly_trend_figure(weekly), width="stretch")
+st.dataframe(trend, width="stretch", hide_index=True)
+
+prop = cached.propensity(path, version)
+st.subheader("Propensity of a customer to turn fraudulent")
+if prop.auc is None:
+    st.info("Too few customers turned fraudulent after the cut-off to fit a propensity model.")
+else:
+    st.caption(f"XGBoost on customer features before {prop.cutoff:%Y-%m-%d}; label: any fraud after it "
+               f"({prop.positives:,} of {prop.customers:,} customers). Held-out AUC **{prop.auc:.3f}**.")
+    st.bar_chart(prop.drivers.set_index("feature")["mean_abs_shap"].head(8), horizontal=True)
+
+st.subheader("Drill into a segment")
+chosen = st.selectbox("Segment", summary["segment_id"].tolist(),
+                      format_func=lambda s: summary.set_index("segment_id").loc[s, "segment_name"])
+members = cached.members(path, version, int(chosen))
+picked = st.dataframe(members, width="stretch", hide_index=True, on_select="rerun", selection_mode="single-row")
+st.download_button("Download these customers (CSV)", members.to_csv(index=False), "segment_customers.csv", "text/csv")
+if picked.selection.rows and st.button("Open this customer's riskiest transaction"):
+    open_case(members["top_transaction"].iloc[picked.selection.rows[0]])
