@@ -124,11 +124,13 @@ def refresh_cases(ws: Workspace, threshold: float | None = None, force: bool = F
     seg_select = "seg.segment_name AS segment" if segments else "NULL::VARCHAR AS segment"
     seg_join = ("LEFT JOIN (SELECT customer_id, any_value(segment_name) AS segment_name FROM customer_segments "
                 "GROUP BY 1) seg USING (customer_id)") if segments else ""
+    cols = set(ws.columns("transactions"))
+    feature_cols = set(ws.columns("features")) if ws.has_table("features") else set()
+    flags = [c for c in ("c_new_device", "c_new_country") if c in feature_cols]
     with ws.write() as cur:
         cur.execute(f"""CREATE OR REPLACE TABLE cases AS
-            SELECT t.transaction_id AS case_id, t.ts, t.amount, t.customer_id, t.card_id, t.device_id, t.ip,
-                   t.merchant_id, t.category, t.channel, t.country, s.score, s.scorer, s.model_id, s.scored_at AS raised_at,
-                   s.score * t.amount AS expected_loss, s.reasons,
+            SELECT t.transaction_id AS case_id, t.* EXCLUDE (transaction_id), s.score, s.scorer, s.model_id,
+                   s.scored_at AS raised_at, s.score * t.amount AS expected_loss, s.reasons,
                    json_extract_string(s.reasons, '$[0].feature') AS top_reason, {seg_select}
             FROM scores s JOIN transactions t USING (transaction_id) {seg_join}
             WHERE s.score >= $threshold OR s.transaction_id IN (SELECT case_id FROM decisions)""",
@@ -139,6 +141,21 @@ def refresh_cases(ws: Workspace, threshold: float | None = None, force: bool = F
             cur.execute("UPDATE cases SET reason_family = $f WHERE starts_with(top_reason, $p) "
                         "AND reason_family = 'other'", {"f": family, "p": prefix})
         cur.execute("CREATE INDEX IF NOT EXISTS cases_id ON cases (case_id)")
+        # lookup tables sorted by their key, so a case page reads a few row groups instead of scanning millions
+        if "customer_id" in cols:
+            flag_sql = "".join(f", f.{c}" for c in flags)
+            feature_join = "LEFT JOIN features f USING (transaction_id)" if flags else ""
+            cur.execute(f"""CREATE OR REPLACE TABLE case_history AS
+                SELECT t.customer_id, t.transaction_id, t.ts, t.amount, t.merchant_id, t.category, t.channel,
+                       t.country, t.device_id, s.score{flag_sql}
+                FROM transactions t LEFT JOIN scores s USING (transaction_id) {feature_join}
+                WHERE t.customer_id IS NOT NULL ORDER BY t.customer_id, t.ts""")
+            parts = [f"SELECT '{kind}' AS kind, {col} AS value, customer_id, is_fraud FROM transactions "
+                     f"WHERE {col} IS NOT NULL" for col, kind in LINK_KINDS.items()]
+            cur.execute(f"""CREATE OR REPLACE TABLE case_entities AS
+                SELECT kind, value, count(DISTINCT customer_id) AS customers, count(*) AS transactions,
+                       count(*) FILTER (is_fraud) AS fraud
+                FROM ({' UNION ALL '.join(parts)}) GROUP BY 1, 2 ORDER BY 1, 2""")
         cur.execute("INSERT OR REPLACE INTO case_meta VALUES ('fingerprint', ?), ('threshold', ?)",
                     [fingerprint, str(threshold)])
     return ws.count("cases")
@@ -392,8 +409,6 @@ def case_detail(ws: Workspace, case_id: str, history_rows: int = 200) -> CaseDet
             raise FraudlabError(f"no transaction {case_id!r} in this workspace")
         frame = tx.rename(columns={"transaction_id": "case_id"}).assign(status="not an alert")
     case = frame.iloc[0]
-    full = ws.df("SELECT * FROM transactions WHERE transaction_id = ?", [case_id]).iloc[0]
-    case = pd.concat([case, full[[c for c in full.index if c not in case.index]]])
     reasons = pd.DataFrame(json.loads(case["reasons"])) if isinstance(case.get("reasons"), str) else pd.DataFrame()
     return CaseDetail(case, customer_history(ws, case, history_rows), linked_entities(ws, case),
                       similar_cases(ws, case), decision_history(ws, case_id), reasons)
@@ -401,15 +416,10 @@ def case_detail(ws: Workspace, case_id: str, history_rows: int = 200) -> CaseDet
 
 def customer_history(ws: Workspace, case: pd.Series, rows: int = 200) -> pd.DataFrame:
     """The customer's transactions around the case, with first-seen device / country flags and scores."""
-    if not isinstance(case.get("customer_id"), str):
+    if not isinstance(case.get("customer_id"), str) or not ws.has_table("case_history"):
         return pd.DataFrame()
-    feature_cols = {c for c in ws.columns("features")} if ws.has_table("features") else set()
-    flags = ", ".join(f"f.{c}" for c in ("c_new_device", "c_new_country") if c in feature_cols) or "NULL AS none"
-    join = "LEFT JOIN features f USING (transaction_id)" if feature_cols else ""
-    return ws.df(f"""SELECT t.transaction_id, t.ts, t.amount, t.merchant_id, t.category, t.channel, t.country,
-                            t.device_id, s.score, {flags}, t.transaction_id = $id AS is_case
-                     FROM transactions t LEFT JOIN scores s USING (transaction_id) {join}
-                     WHERE t.customer_id = $cust ORDER BY abs(epoch(t.ts) - epoch($ts::TIMESTAMP)) LIMIT $n""",
+    return ws.df("""SELECT *, transaction_id = $id AS is_case FROM case_history WHERE customer_id = $cust
+                    ORDER BY abs(epoch(ts) - epoch($ts::TIMESTAMP)) LIMIT $n""",
                  {"id": case["case_id"], "cust": case["customer_id"], "ts": case["ts"], "n": rows}
                  ).sort_values("ts", ignore_index=True)
 
@@ -418,25 +428,23 @@ LINK_KINDS = {"device_id": "device", "ip": "IP address", "card_id": "card", "ema
 
 
 def linked_entities(ws: Workspace, case: pd.Series) -> pd.DataFrame:
-    """Identifiers of the case shared with other customers, with those customers' labelled fraud (one scan)."""
-    keys = {col: case.get(col) for col in LINK_KINDS if isinstance(case.get(col), str)}
-    if not keys or not isinstance(case.get("customer_id"), str):
+    """Identifiers of the case shared with other customers, with their labelled and decided fraud."""
+    keys = {LINK_KINDS[col]: case.get(col) for col in LINK_KINDS if isinstance(case.get(col), str)}
+    if not keys or not ws.has_table("case_entities"):
         return pd.DataFrame(columns=["kind", "value", "other_customers", "transactions", "fraud", "decided_fraud"])
-    parts = []
-    for col in keys:
-        parts.append(f"""SELECT '{LINK_KINDS[col]}' AS kind, {col} AS value,
-                count(DISTINCT customer_id) FILTER (customer_id <> $cust) AS other_customers,
-                count(*) AS transactions, count(*) FILTER (is_fraud) AS fraud,
-                count(*) FILTER (transaction_id IN (SELECT case_id FROM decisions WHERE decision = 'fraud'))
-                    AS decided_fraud
-            FROM hits WHERE {col} = ${col} GROUP BY {col}""")
-    where = " OR ".join(f"{col} = ${col}" for col in keys)
-    sql = (f"WITH hits AS (SELECT transaction_id, customer_id, is_fraud, {', '.join(keys)} FROM transactions "
-           f"WHERE {where}) " + " UNION ALL ".join(parts))
-    linked = ws.df(sql, dict(keys, cust=case["customer_id"]))
-    cards = linked["kind"] == "card"
-    linked.loc[cards, "value"] = mask_cards(linked.loc[cards, "value"])
-    return linked.sort_values("other_customers", ascending=False, ignore_index=True)
+    found = ws.df("""SELECT kind, value, customers - 1 AS other_customers, transactions, fraud FROM case_entities
+                     WHERE (kind = 'device' AND value = $device) OR (kind = 'IP address' AND value = $ip)
+                        OR (kind = 'card' AND value = $card) OR (kind = 'email' AND value = $email)""",
+                  {"device": keys.get("device"), "ip": keys.get("IP address"), "card": keys.get("card"),
+                   "email": keys.get("email")})
+    decided = ws.df("""SELECT c.device_id, c.ip, c.card_id, c.email FROM cases c
+                       JOIN (SELECT case_id, arg_max(decision, decision_id) AS decision FROM decisions GROUP BY 1) d
+                       USING (case_id) WHERE d.decision = 'fraud'""")
+    column = {v: k for k, v in LINK_KINDS.items()}
+    found["decided_fraud"] = [int((decided[column[k]] == v).sum()) for k, v in zip(found["kind"], found["value"])]
+    cards = found["kind"] == "card"
+    found.loc[cards, "value"] = mask_cards(found.loc[cards, "value"])
+    return found.sort_values("other_customers", ascending=False, ignore_index=True)
 
 
 def similar_cases(ws: Workspace, case: pd.Series, n: int = 5) -> pd.DataFrame:
