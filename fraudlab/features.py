@@ -32,6 +32,7 @@ CATEGORICALS = ("category", "channel", "country", "currency")
 LEAKAGE_AUC = 0.99
 LEAKAGE_SAMPLE = 200_000
 META_TABLE = "feature_meta"
+FEATURE_MEMORY_LIMIT = "5GB"  # DuckDB spills window sorts to disk beyond this (10M rows: ~7 GB peak RSS)
 
 
 @dataclass(frozen=True)
@@ -273,7 +274,8 @@ def build_features(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_DELAY_
     progress(0.05, "checking source columns for leakage")
     plan = plan_features(ws)
     progress(0.15, "computing windows in DuckDB")
-    with ws.write("build_features", who, {"label_delay_days": label_delay_days, "engine": "duckdb"}) as cur:
+    with ws.memory_capped(FEATURE_MEMORY_LIMIT), \
+            ws.write("build_features", who, {"label_delay_days": label_delay_days, "engine": "duckdb"}) as cur:
         cur.execute("SET TimeZone = 'UTC'")
         cur.execute(f"CREATE OR REPLACE TEMP TABLE _base AS {base_sql(label_delay_days)}")
         parts = {"row": "_g_row"}

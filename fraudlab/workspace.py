@@ -10,6 +10,7 @@ import json
 import threading
 from contextlib import contextmanager
 from datetime import datetime, timezone
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -139,6 +140,12 @@ def copy_workspace(src: str | Path, dst: str | Path) -> Path:
     return dst
 
 
+@lru_cache(maxsize=1)
+def _default_memory_limit() -> str:
+    with duckdb.connect() as con:
+        return str(con.execute("SELECT current_setting('memory_limit')").fetchone()[0]).replace("'", "")
+
+
 def utcnow() -> datetime:
     """Current UTC time as a naive datetime, the form every TIMESTAMP column holds."""
     return datetime.now(timezone.utc).replace(tzinfo=None)
@@ -215,6 +222,22 @@ class Workspace:
                 raise
             finally:
                 cur.close()
+
+    @contextmanager
+    def memory_capped(self, limit: str) -> Iterator[None]:
+        """Cap DuckDB's memory (it spills to disk beyond) while heavy work runs, then restore the previous limit.
+
+        Restored outside the work's own transaction, so a failure cannot leave the cap in place.
+        """
+        cur = self.cursor()
+        previous = str(cur.execute("SELECT current_setting('memory_limit')").fetchone()[0]).replace("'", "")
+        cur.execute(f"SET memory_limit = '{limit}'")
+        try:
+            yield
+        finally:
+            # the setting reads back rounded ("18.8 GiB"): RESET when it was DuckDB's default
+            cur.execute("RESET memory_limit" if previous == _default_memory_limit() else f"SET memory_limit = '{previous}'")
+            cur.close()
 
     @property
     def version(self) -> int:
