@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from distributed import Client, LocalCluster
+from distributed import Client
+
+from fraudlab.cluster import dask_client
 
 from fraudlab.features import build_features, feature_info, load_frame
 from fraudlab.features_dask import build_features_dask
@@ -16,8 +18,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def client():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
-            Client(cluster) as cl:
+    """A real distributed.LocalCluster: two worker processes."""
+    with dask_client(scheduler="", n_workers=2) as cl:
         yield cl
 
 
