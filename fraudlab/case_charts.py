@@ -10,7 +10,8 @@ def waterfall_figure(contributions: pd.DataFrame, base_value: float, top: int = 
     """How each feature pushed the score from the model's base value, in log-odds (largest first, rest summed)."""
     data = contributions.reindex(contributions["contribution"].abs().sort_values(ascending=False).index)
     shown, rest = data.head(top), data.iloc[top:]
-    labels = [f"{row.feature} = {row.value}" if row.value is not None else str(row.feature) for row in shown.itertuples()]
+    labels = [f"{row.feature} = {_short(row.value)}" if row.value is not None else str(row.feature)
+              for row in shown.itertuples()]
     values = shown["contribution"].tolist()
     if len(rest):
         labels.append(f"{len(rest)} other features")
@@ -23,9 +24,17 @@ def waterfall_figure(contributions: pd.DataFrame, base_value: float, top: int = 
         increasing={"marker": {"color": "#d33"}}, decreasing={"marker": {"color": "#393"}},
         totals={"marker": {"color": "#47a"}}))
     fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(range=[min(0.0, base_value, total) - 2, max(0.0, base_value, total) + 2])
     fig.update_layout(title="Why this score (exact SHAP, log-odds)", height=120 + 28 * (len(values) + 2),
                       margin={"l": 10, "r": 30, "t": 40, "b": 10}, showlegend=False)
     return fig
+
+
+def _short(value) -> str:
+    """A feature value short enough for an axis label."""
+    if isinstance(value, float):
+        return f"{value:,.4g}"
+    return str(value)[:24]
 
 
 def timeline_figure(history: pd.DataFrame) -> go.Figure:
