@@ -24,7 +24,8 @@ def waterfall_figure(contributions: pd.DataFrame, base_value: float, top: int = 
         increasing={"marker": {"color": "#d33"}}, decreasing={"marker": {"color": "#393"}},
         totals={"marker": {"color": "#47a"}}))
     fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(range=[min(0.0, base_value, total) - 2, max(0.0, base_value, total) + 2])
+    path = np.r_[0.0, base_value, base_value + np.cumsum(values)]
+    fig.update_xaxes(range=[path.min() - 2, path.max() + 2])
     fig.update_layout(title="Why this score (exact SHAP, log-odds)", height=120 + 28 * (len(values) + 2),
                       margin={"l": 10, "r": 30, "t": 40, "b": 10}, showlegend=False)
     return fig
