@@ -37,6 +37,8 @@ DEFAULT_WEIGHTS: dict[str, float] = {
 }
 PART_COLUMNS = [f"part_{name}" for name in DEFAULT_WEIGHTS]
 MAX_GRAPH_NODES = 300
+MAX_PROJECTED_LINKS = 20_000_000  # customer–customer links Louvain may work on
+MAX_SPLIT_DEPTH = 3
 
 
 class RingError(FraudlabError):
@@ -210,7 +212,7 @@ def _louvain(incidence: sp.csr_matrix, rows: np.ndarray, seed: int) -> list[np.n
 
 
 def split_large(graph: EntityGraph, comp: np.ndarray, max_ring_size: int = DEFAULT_MAX_RING_SIZE,
-                seed: int = 0) -> tuple[np.ndarray, int]:
+                seed: int = 0, max_links: float = MAX_PROJECTED_LINKS) -> tuple[np.ndarray, int]:
     """Ring label per customer: components as they are, those above max_ring_size split by Louvain."""
     labels = comp.copy()
     if len(comp) == 0:
@@ -220,12 +222,23 @@ def split_large(graph: EntityGraph, comp: np.ndarray, max_ring_size: int = DEFAU
     if len(big) == 0:
         return labels, 0
     incidence = graph.incidence()
+    degree = np.bincount(graph.pair_ident, minlength=len(graph.ident_kind)).astype(np.float64)
+    links = float((degree * (degree - 1) / 2).sum())
+    if links > max_links:
+        raise RingError(f"hub threshold {graph.hub_threshold} keeps identifiers shared by up to {int(degree.max()):,} "
+                        f"customers: splitting the large components would need {links:,.0f} customer links. "
+                        "Lower the hub threshold (or switch off the merchant window).")
     order = np.argsort(comp, kind="stable")
     starts = np.concatenate([[0], np.cumsum(sizes)])
     next_label = int(comp.max()) + 1
-    for c in big:
-        rows = np.sort(order[starts[c]:starts[c + 1]])
-        for members in _louvain(incidence, rows, seed):
+    queue = [(np.sort(order[starts[c]:starts[c + 1]]), 0) for c in big]
+    while queue:  # one entry per community still too large; Louvain again, at most MAX_SPLIT_DEPTH levels deep
+        rows, depth = queue.pop()
+        communities = _louvain(incidence, rows, seed)
+        for members in communities:
+            if len(members) > max_ring_size and len(communities) > 1 and depth + 1 < MAX_SPLIT_DEPTH:
+                queue.append((np.sort(members), depth + 1))
+                continue
             labels[members] = next_label
             next_label += 1
     return labels, len(big)

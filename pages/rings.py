@@ -16,15 +16,17 @@ if not ws.has_table("transactions") or not ws.count("transactions") or not rings
     st.stop()
 
 with st.expander("Graph settings", expanded=False):
-    c = st.columns(3)
+    c = st.columns(4)
     hub = c[0].number_input("Hub threshold (customers per identifier)", 2, 100_000, rings.DEFAULT_HUB_THRESHOLD,
                             help="An identifier shared by more customers than this (public Wi-Fi IP, placeholder "
                                  "e-mail) is a hub: it is left out so it does not glue everyone into one ring.")
     min_size = c[1].number_input("Minimum ring size", 2, 1_000, 2)
     kinds = c[2].multiselect("Identifiers that link customers", list(rings.IDENTIFIER_COLUMNS.values()),
                              default=list(rings.IDENTIFIER_COLUMNS.values()))
+    window = c[3].number_input("Same merchant within (hours, 0 = off)", 0.0, 720.0, 0.0, step=1.0,
+                               help="Also link customers who paid the same merchant in the same time window.")
 try:
-    result = cached.find(path, version, int(hub), int(min_size), tuple(kinds))
+    result = cached.find(path, version, int(hub), int(min_size), tuple(kinds), float(window) or None)
 except FraudlabError as exc:
     st.error(str(exc))
     st.stop()

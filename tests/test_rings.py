@@ -87,6 +87,22 @@ def test_louvain_splits_components_too_large_to_be_one_ring(crafted_ws):
     assert any({"A2", "A3"} <= s for s in _ring_sets(glued))
 
 
+def test_too_dense_a_graph_is_refused_with_advice(crafted_ws):
+    graph = rings.build_graph(crafted_ws, hub_threshold=100)
+    with pytest.raises(rings.RingError, match="Lower the hub threshold"):
+        rings.split_large(graph, rings.components(graph), max_ring_size=10, max_links=100)
+
+
+def test_merchant_window_links_customers_in_the_same_hour(crafted_ws):
+    # everyone buys at M1, one customer an hour: 1-hour windows link nobody, 3-hour windows link threes
+    assert rings.find_rings(crafted_ws, hub_threshold=10, merchant_window_hours=1).edges["kind"].ne("merchant").all()
+    res = rings.find_rings(crafted_ws, hub_threshold=10, merchant_window_hours=3)
+    merchant = res.edges[res.edges["kind"] == "merchant"]
+    assert merchant["identifier"].str.startswith("M1 @ 2026-01-0").all()
+    first = merchant.loc[merchant["identifier"] == "M1 @ 2026-01-01 00:00", "customer_id"]
+    assert set(first) == {"A1", "A2", "A3"}
+
+
 def test_bad_inputs_are_explained(crafted_ws, empty_ws):
     with pytest.raises(rings.RingError, match="hub threshold"):
         rings.find_rings(crafted_ws, hub_threshold=1)

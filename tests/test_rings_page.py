@@ -64,3 +64,10 @@ def test_settings_and_empty_state(app_test):
     at.number_input[0].set_value(100).run()  # raising the hub threshold lets hubs glue legitimate customers
     assert not at.exception
     assert int(at.metric[2].value) < 20
+    at.number_input[0].set_value(20).run()
+    at.number_input[2].set_value(1.0).run()  # also link customers at the same merchant within an hour
+    assert not at.exception, at.exception
+    assert (_frame(at, "ring_score")["size"] >= 2).all()
+    at.multiselect[0].set_value([]).run()
+    at.number_input[2].set_value(0.0).run()
+    assert "no identifier kinds selected" in "\n".join(e.value for e in at.error)

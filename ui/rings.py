@@ -15,8 +15,10 @@ RING_COLUMNS = ["ring_id", "ring_score", "size", "shared_identifiers", "fraud_sh
 
 
 @st.cache_data(show_spinner="Finding rings…", max_entries=8)
-def find(path: str, version: int, hub_threshold: int, min_size: int, kinds: tuple[str, ...]) -> rings.RingResult:
-    return rings.find_rings(_workspace_for(path), hub_threshold, min_size, kinds=kinds)
+def find(path: str, version: int, hub_threshold: int, min_size: int, kinds: tuple[str, ...],
+         merchant_window_hours: float | None = None) -> rings.RingResult:
+    return rings.find_rings(_workspace_for(path), hub_threshold, min_size, kinds=kinds,
+                            merchant_window_hours=merchant_window_hours)
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
