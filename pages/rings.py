@@ -76,7 +76,8 @@ b = st.columns(2)
 b[0].download_button("Download members (CSV)", members.to_csv(index=False), f"ring_{ring_id}_members.csv", "text/csv")
 if chosen.selection.rows:
     member = members.iloc[chosen.selection.rows[0]]
-    if b[1].button(f"Open {member['customer_id']}'s top case", type="primary"):
+    b[1].text(f"Member {member['customer_id']} · top case {member['top_case']}")  # plain text, never markup
+    if b[1].button("Open this member's top case", type="primary"):
         open_case(str(member["top_case"]))
 else:
     b[1].caption("Select a member to open their highest-scored transaction in Case detail.")

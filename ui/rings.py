@@ -38,7 +38,9 @@ def case_ids(path: str, version: int, customers: tuple[str, ...], scope: str) ->
 
 def ring_table(result: rings.RingResult) -> pd.DataFrame:
     """The ranked ring list as shown: score, facts, then the score's parts."""
-    return result.rings[[c for c in RING_COLUMNS if c in result.rings.columns]]
+    table = result.rings[[c for c in RING_COLUMNS if c in result.rings.columns]]
+    return table.round({c: 3 for c in table.columns if c not in ("amount", "active_days")}).round(
+        {"amount": 2, "active_days": 1})
 
 
 def parts_figure(score: rings.RingScore) -> go.Figure:
