@@ -56,7 +56,11 @@ with left:
     for text in scored.reasons:
         st.markdown(f"- {html.escape(str(text))}")
 with right:
-    st.plotly_chart(waterfall_figure(scored.contributions, scored.base_value), width="stretch")
+    if scored.scorer == "rules":
+        st.info("The rules answered (the model failed or was too slow), so there is no SHAP breakdown: "
+                "the reasons are the rules that fired.")
+    else:
+        st.plotly_chart(waterfall_figure(scored.contributions, scored.base_value), width="stretch")
 st.plotly_chart(timeline_figure(detail.history), width="stretch")
 
 st.subheader("Decision")
@@ -94,6 +98,7 @@ with b:
         st.caption("No decided case with the same leading reason yet.")
     else:
         st.dataframe(detail.similar, width="stretch", hide_index=True)
-st.download_button("Download case report (HTML)", case_report_html(detail, scored.contributions, scored.base_value),
+explained = scored.contributions if scored.scorer != "rules" else None
+st.download_button("Download case report (HTML)", case_report_html(detail, explained, scored.base_value),
                    f"case_{case_id}.html", "text/html")
 st.page_link("pages/queue.py", label="Back to the queue", icon="📥")
