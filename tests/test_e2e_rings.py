@@ -43,3 +43,13 @@ def test_open_the_top_ring(page, app_url):
     page.locator("iframe").first.scroll_into_view_if_needed()
     page.wait_for_timeout(3_000)  # physics settles
     assert_no_exception(page, "rings_03_graph")
+    # a member's top case opens in Case detail
+    members = page.locator('[data-testid="stDataFrame"]:visible').nth(1)
+    members.scroll_into_view_if_needed()
+    members.locator("canvas").first.wait_for(timeout=60_000)
+    page.wait_for_timeout(1_000)
+    _click_row(page, members, 0)
+    page.get_by_role("button", name="Open this member's top case").click()
+    page.get_by_role("heading", name="Why it was flagged").wait_for(timeout=60_000)
+    wait_idle(page)
+    assert_no_exception(page, "rings_04_member_case")
