@@ -108,9 +108,14 @@ def main() -> None:
         tuned.note = (f"{t_comp:,} components; ours is {tuned.seconds / mine.seconds:.1f}x faster"
                       + ("" if t_comp == n_comp else " (MISMATCH)"))
         stages.append(tuned)
+    truth = sim.rings.astype({"customer_id": str})
     del sim
     full, result = measure("end to end: ranked rings (find_rings)", args.rows, lambda: rings.find_rings(ws))
-    full.note = f"{len(result.rings):,} rings, {len(result.hubs):,} hubs"
+    k = int((truth.groupby("ring_id").size() >= 2).sum())
+    found = set(result.members.loc[result.members["ring_id"] <= k, "customer_id"])
+    hit = len(found & set(truth["customer_id"]))
+    full.note = (f"{len(result.rings):,} rings, {len(result.hubs):,} hubs; top {k} rings: recall "
+                 f"{hit / max(len(truth), 1):.3f}, precision {hit / max(len(found), 1):.3f}")
     stages.append(full)
     for nodes in (200, 2_000):
         edges = pyvis_edges(nodes)
