@@ -117,6 +117,7 @@ def main() -> None:
     full.note = (f"{len(result.rings):,} rings, {len(result.hubs):,} hubs; top {k} rings: recall "
                  f"{hit / max(len(truth), 1):.3f}, precision {hit / max(len(found), 1):.3f}")
     stages.append(full)
+    rings.ring_graph_html(pyvis_edges(10))  # warm-up: pyvis loads its template and vis.js on first use
     for nodes in (200, 2_000):
         edges = pyvis_edges(nodes)
         st_, graph = measure(f"pyvis render {nodes:,} nodes", len(edges),
