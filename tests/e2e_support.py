@@ -120,9 +120,18 @@ def assert_no_exception(page, name: str) -> None:
     assert errors.count() == 0, f"{name}: Streamlit exception shown: {errors.first.inner_text()[:500]}"
 
 
-def open_page(page, url: str, label: str) -> float:
-    """Click a sidebar navigation link and return how long the page took to settle."""
+def open_page(page, url: str, label: str, timeout_ms: int = 120_000) -> float:
+    """Click a sidebar navigation link (again if a rerun swallowed the click) and return how long the page took."""
+    wait_idle(page, timeout_ms)
+    link = page.locator('[data-testid="stSidebarNav"] a', has_text=label).first
     started = time.perf_counter()
-    page.locator('[data-testid="stSidebarNav"] a', has_text=label).first.click()
-    wait_idle(page)
+    for _ in range(3):
+        link.click()
+        try:
+            page.wait_for_function("(el) => el.getAttribute('aria-current') === 'page'", arg=link.element_handle(),
+                                   timeout=10_000)
+            break
+        except Exception:  # noqa: BLE001 - the click landed during a rerun; try once more
+            continue
+    wait_idle(page, timeout_ms)
     return time.perf_counter() - started
