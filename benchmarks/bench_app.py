@@ -56,8 +56,10 @@ def main() -> None:
         page.goto(url)
         wait_idle(page, timeout_ms=600_000)
         stages.append(Stage("first page after server start (cold)", args.rows, time.perf_counter() - began, 0, 0))
-        for label in PAGES:  # warm-up: caches filled once per workspace version
-            open_page(page, url, label)
+        warm = []
+        for label in PAGES:  # warm-up: first visits compute (segments, drift report, rings) and fill the caches
+            warm.append(f"{label} {open_page(page, url, label, timeout_ms=900_000):.0f} s")
+        stages.append(Stage("warm-up: first visit of every page", args.rows, 0, 0, 0, note="; ".join(warm)))
         for label in PAGES:
             times = [open_page(page, url, label) for _ in range(3)]
             stages.append(Stage(f"page switch: {label}", args.rows, statistics.median(times), 0, 0,
