@@ -5,9 +5,12 @@ import os
 import sys
 import types
 from contextlib import contextmanager
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 from fraudlab.config import load_config
+
+if TYPE_CHECKING:
+    import distributed
 
 WORKER_MEMORY = "8GiB"
 

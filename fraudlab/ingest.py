@@ -18,11 +18,9 @@ import re
 import tempfile
 import time
 import zlib
-from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import duckdb
 import pandas as pd
@@ -467,17 +465,22 @@ def _raw_json(staged: _Staged, with_file: bool) -> str:
 
 # ---------------------------------------------------------------- the load
 
-def ingest_path(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping | None = None,
-                progress: Progress | None = None, *, source: str | None = None) -> IngestReport:
-    """Load one file or a glob of files into the workspace; bad rows are quarantined with reasons."""
-    progress = progress or _noop
+def prepare_files(ws: Workspace, path_or_glob: str | Path, progress: Progress, source: str | None
+                  ) -> tuple[list[SourceFile], list[str], str, str, IngestReport | None]:
+    """Resolve and inspect the files, hash them, and find an earlier load of the same content (if any)."""
     paths = resolve_paths(path_or_glob)
     files = [inspect_file(p) for p in paths]
     progress(0.02, f"checking {len(paths)} file(s)")
     digests = [_file_digest(p) for p in paths]
     sha = _combined(digests)
-    label = source or str(path_or_glob)
-    done = _already_loaded(ws, sha)
+    return files, digests, sha, source or str(path_or_glob), _already_loaded(ws, sha)
+
+
+def ingest_path(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping | None = None,
+                progress: Progress | None = None, *, source: str | None = None) -> IngestReport:
+    """Load one file or a glob of files into the workspace; bad rows are quarantined with reasons."""
+    progress = progress or _noop
+    files, digests, sha, label, done = prepare_files(ws, path_or_glob, progress, source)
     if done is not None:
         return done
 
@@ -537,7 +540,7 @@ def _already_loaded(ws: Workspace, sha: str) -> IngestReport | None:
 def _ingest(ws: Workspace, source: str, sha: str, mapping: ColumnMapping | None, progress: Progress,
             stage: Callable[[duckdb.DuckDBPyConnection], _Staged], engine: str = "duckdb") -> IngestReport:
     started = time.perf_counter()
-    with _memory_limit(ws), ws.write("ingest", details={"source": source}) as cur:
+    with ws.memory_capped(INGEST_MEMORY_LIMIT), ws.write("ingest", details={"source": source}) as cur:
         cur.execute("SET TimeZone = 'UTC'")
         progress(0.1, "reading")
         staged = stage(cur)
@@ -561,27 +564,6 @@ def _ingest(ws: Workspace, source: str, sha: str, mapping: ColumnMapping | None,
     return IngestReport(ingest_id, source, "ok", rows_read, loaded, quarantined, reasons, seconds,
                         mapping.to_dict(), f"loaded {loaded:,} of {rows_read:,} rows; {quarantined:,} quarantined",
                         files=len(staged.files), engine=engine)
-
-
-@contextmanager
-def _memory_limit(ws: Workspace, limit: str = INGEST_MEMORY_LIMIT) -> Iterator[None]:
-    """Cap DuckDB memory while a load runs, then restore the previous limit (outside the load's transaction, so
-    a failed load cannot leave the cap in place)."""
-    cur = ws.cursor()
-    previous = str(cur.execute("SELECT current_setting('memory_limit')").fetchone()[0]).replace("'", "")
-    cur.execute(f"SET memory_limit = '{limit}'")
-    try:
-        yield
-    finally:
-        # the setting reads back rounded ("18.8 GiB"): restore the default exactly with RESET when it was the default
-        cur.execute("RESET memory_limit" if previous == _default_memory_limit() else f"SET memory_limit = '{previous}'")
-        cur.close()
-
-
-@lru_cache(maxsize=1)
-def _default_memory_limit() -> str:
-    with duckdb.connect() as con:
-        return str(con.execute("SELECT current_setting('memory_limit')").fetchone()[0]).replace("'", "")
 
 
 def _first_line(exc: Exception) -> str:

@@ -26,11 +26,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from fraudlab.cluster import dask_client, given, plain_main  # noqa: F401 (re-exported for callers)
-from fraudlab.ingest import (SAMPLE_ROWS, TARGETS, IngestReport, Progress, SourceFile, _already_loaded,
-                             _build_checked, _collect_rejects, _combined, _create_extra_columns, _EXISTING_COLUMNS_SQL,
-                             _file_digest, _mark_duplicates, _memory_limit, _noop, _numeric_sources, _plan_extras, _profile,
-                             _reason_counts, _refuse_unreadable_key, _stage, _write_rows, inspect_file, quote_ident,
-                             resolve_paths)
+from fraudlab.ingest import (INGEST_MEMORY_LIMIT, SAMPLE_ROWS, TARGETS, IngestReport, Progress, SourceFile,
+                             _build_checked, _collect_rejects, _create_extra_columns, _EXISTING_COLUMNS_SQL,
+                             _mark_duplicates, _noop, _numeric_sources, _plan_extras, _profile, _reason_counts,
+                             _refuse_unreadable_key, _stage, _write_rows, prepare_files, quote_ident)
 from fraudlab.schema import ColumnMapping, check_mapping, detect_mapping
 from fraudlab.workspace import Workspace, utcnow
 
@@ -113,13 +112,7 @@ def ingest_path_dask(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMap
 
     progress = progress or _noop
     started = time.perf_counter()
-    paths = resolve_paths(path_or_glob)
-    files = [inspect_file(p) for p in paths]
-    progress(0.02, f"checking {len(paths)} file(s)")
-    digests = [_file_digest(p) for p in paths]
-    sha = _combined(digests)
-    label = source or str(path_or_glob)
-    done = _already_loaded(ws, sha)
+    files, digests, sha, label, done = prepare_files(ws, path_or_glob, progress, source)
     if done is not None:
         return done
     progress(0.05, "detecting the mapping on a sample")
@@ -150,7 +143,7 @@ def _load_staged(ws: Workspace, folder: Path, label: str, sha: str, mapping: Col
                  extras: dict[str, tuple[str, str]], n_files: int, started: float) -> IngestReport:
     """One workspace transaction: staged Parquet -> duplicate checks -> transactions / quarantine / ingests."""
     parts = str(folder / "*.parquet")
-    with _memory_limit(ws), ws.write("ingest", details={"source": label, "engine": ENGINE, "files": n_files}) as cur:
+    with ws.memory_capped(INGEST_MEMORY_LIMIT), ws.write("ingest", details={"source": label, "engine": ENGINE, "files": n_files}) as cur:
         cur.execute("SET TimeZone = 'UTC'")
         _create_extra_columns(cur, extras)
         cur.execute("CREATE TEMP TABLE _checked AS SELECT * EXCLUDE (__rej) FROM read_parquet($p) WHERE NOT __rej",
