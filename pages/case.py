@@ -85,19 +85,12 @@ if conflict:
 if not detail.decisions.empty:
     st.dataframe(detail.decisions, width="stretch", hide_index=True)
 
-a, b = st.columns(2)
-with a:
-    st.subheader("Linked entities")
-    if detail.linked.empty:
-        st.caption("No device, IP, card or e-mail on this transaction.")
-    else:
-        st.dataframe(detail.linked, width="stretch", hide_index=True)
-with b:
-    st.subheader("Similar decided cases")
-    if detail.similar.empty:
-        st.caption("No decided case with the same leading reason yet.")
-    else:
-        st.dataframe(detail.similar, width="stretch", hide_index=True)
+for column, title, frame, empty in zip(
+        st.columns(2), ("Linked entities", "Similar decided cases"), (detail.linked, detail.similar),
+        ("No device, IP, card or e-mail on this transaction.", "No decided case with the same leading reason yet.")):
+    with column:
+        st.subheader(title)
+        ui.table_or_note(frame, empty)
 explained = scored.contributions if scored.scorer != "rules" else None
 st.download_button("Download case report (HTML)", case_report_html(detail, explained, scored.base_value),
                    f"case_{case_id}.html", "text/html")

@@ -54,3 +54,11 @@ def chosen_case() -> str | None:
     if from_url:
         st.session_state["case_id"] = from_url
     return st.session_state.get("case_id")
+
+
+def table_or_note(frame: pd.DataFrame, empty: str) -> None:
+    """A table, or a short note saying why there is nothing to show."""
+    if frame.empty:
+        st.caption(empty)
+    else:
+        st.dataframe(frame, width="stretch", hide_index=True)
