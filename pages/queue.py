@@ -20,7 +20,7 @@ c = st.columns(4)
 c[0].metric("Cases", f"{budget['cases']:,}")
 c[1].metric("Alerts per day", f"{budget['per_day']:.1f}")
 c[2].metric("Daily alert budget", budget["budget_per_day"] or "—")
-c[3].metric("Alert threshold", f"{budget['threshold']:.4f}")
+c[3].metric("Alert threshold", f"{budget['threshold']:.6f}")
 
 with st.expander("Filters", expanded=False):
     f1, f2, f3 = st.columns(3)
