@@ -59,6 +59,7 @@ def main() -> None:
         warm = []
         for label in PAGES:  # warm-up: first visits compute (segments, drift report, rings) and fill the caches
             warm.append(f"{label} {open_page(page, url, label, timeout_ms=900_000):.0f} s")
+            print("warm-up:", warm[-1], flush=True)
         stages.append(Stage("warm-up: first visit of every page", args.rows, 0, 0, 0, note="; ".join(warm)))
         for label in PAGES:
             times = [open_page(page, url, label) for _ in range(3)]

@@ -103,14 +103,33 @@ def page(browser):
     context.close()
 
 
-def wait_idle(page, timeout_ms: int = 60_000) -> None:
-    """Wait until Streamlit has finished running the script (no running indicator)."""
+PAGE_TITLES = {"Overview": "fraudlab", "Case queue": "Case queue", "Case detail": "Case detail",
+               "Fraud rings": "Fraud rings", "Segments": "Customer segments", "Drift": "Drift", "Models": "Models",
+               "Load data": "Load data"}
+STATUS = '[data-testid="stStatusWidget"]'
+
+
+def wait_idle(page, timeout_ms: int = 60_000) -> float:
+    """Wait until Streamlit has finished running the script; returns when it was first seen idle (perf_counter).
+
+    Idle means: the app frame and the sidebar's workspace facts are drawn, and the running indicator has been
+    absent for three checks in a row (it can appear a moment after a run starts).
+    """
     page.wait_for_selector('[data-testid="stApp"]', timeout=timeout_ms)
     # the sidebar's workspace facts are drawn by app.py on every run, after navigation is set up
     page.locator('[data-testid="stSidebar"]', has_text="transactions").wait_for(timeout=timeout_ms)
-    page.wait_for_timeout(300)
-    page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout_ms)
+    deadline = time.perf_counter() + timeout_ms / 1000
+    quiet_since, quiet = None, 0
+    while time.perf_counter() < deadline:
+        if page.locator(STATUS).count() == 0:
+            quiet_since = quiet_since or time.perf_counter()
+            quiet += 1
+            if quiet >= 3:
+                return quiet_since
+        else:
+            quiet_since, quiet = None, 0
+        page.wait_for_timeout(200)
+    raise TimeoutError(f"the app was still running after {timeout_ms / 1000:.0f} s")
 
 
 def assert_no_exception(page, name: str) -> None:
@@ -121,17 +140,16 @@ def assert_no_exception(page, name: str) -> None:
 
 
 def open_page(page, url: str, label: str, timeout_ms: int = 120_000) -> float:
-    """Click a sidebar navigation link (again if a rerun swallowed the click) and return how long the page took."""
+    """Click a sidebar navigation link (again if a rerun swallowed the click); seconds until the page is idle."""
     wait_idle(page, timeout_ms)
     link = page.locator('[data-testid="stSidebarNav"] a', has_text=label).first
+    title = page.get_by_role("heading", name=PAGE_TITLES.get(label, label), exact=True).first
     started = time.perf_counter()
     for _ in range(3):
         link.click()
         try:
-            page.wait_for_function("(el) => el.getAttribute('aria-current') === 'page'", arg=link.element_handle(),
-                                   timeout=10_000)
+            title.wait_for(timeout=10_000)
             break
         except Exception:  # noqa: BLE001 - the click landed during a rerun; try once more
             continue
-    wait_idle(page, timeout_ms)
-    return time.perf_counter() - started
+    return wait_idle(page, timeout_ms) - started
