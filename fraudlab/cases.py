@@ -215,6 +215,13 @@ def queue(ws: Workspace, filters: QueueFilter = QueueFilter(), sort: str = "scor
     return page, total
 
 
+def assignment_stamp(ws: Workspace) -> str:
+    """Changes whenever a case is taken, locked or assigned (locks do not bump the workspace version)."""
+    ensure_tables(ws)
+    row = ws.df("SELECT count(*) AS n, max(assigned_at) AS a, max(locked_until) AS l FROM case_assignments").iloc[0]
+    return f"{row['n']}|{row['a']}|{row['l']}"
+
+
 def queue_options(ws: Workspace) -> dict[str, list]:
     """Values the queue filters can offer (countries, channels, reason families, segments, assignees)."""
     refresh_cases(ws)
@@ -322,7 +329,7 @@ def take_case(ws: Workspace, case_id: str, analyst: str, minutes: int = LOCK_MIN
     """Assign a case to the analyst and lock it for `minutes`; raise CaseLocked if someone else holds it."""
     ensure_tables(ws)
     now = utcnow()
-    with ws.write("case_taken", analyst, {"case_id": case_id}) as cur:
+    with ws.write("case_taken", analyst, {"case_id": case_id}, bump=False) as cur:
         row = cur.execute("SELECT locked_by, locked_until FROM case_assignments WHERE case_id = ?", [case_id]).fetchone()
         if row and row[0] and row[0] != analyst and row[1] and row[1] > now:
             raise CaseLocked(f"{row[0]} is working on case {case_id} until {row[1]:%H:%M} UTC")
@@ -335,7 +342,7 @@ def take_case(ws: Workspace, case_id: str, analyst: str, minutes: int = LOCK_MIN
 def release_case(ws: Workspace, case_id: str, analyst: str) -> None:
     """Drop the analyst's lock on a case (the assignment stays)."""
     ensure_tables(ws)
-    with ws.write() as cur:
+    with ws.write(bump=False) as cur:
         cur.execute("UPDATE case_assignments SET locked_by = NULL, locked_until = NULL "
                     "WHERE case_id = ? AND locked_by = ?", [case_id, analyst])
 

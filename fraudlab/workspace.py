@@ -203,9 +203,13 @@ class Workspace:
 
     @contextmanager
     def write(
-        self, action: str | None = None, who: str = "system", details: dict | None = None
+        self, action: str | None = None, who: str = "system", details: dict | None = None, bump: bool = True
     ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Serialised write transaction; bumps the version and, given an action, appends an audit row."""
+        """Serialised write transaction; bumps the version and, given an action, appends an audit row.
+
+        `bump=False` is for bookkeeping that no cached page result depends on (case locks), so opening a case
+        does not invalidate every page's cache.
+        """
         with self._lock:
             cur = self.cursor()
             try:
@@ -213,9 +217,10 @@ class Workspace:
                 yield cur
                 if action is not None:
                     _insert_audit(cur, who, action, details or {})
-                cur.execute(
-                    "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'version'"
-                )
+                if bump:
+                    cur.execute(
+                        "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'version'"
+                    )
                 cur.execute("COMMIT")
             except BaseException:
                 cur.execute("ROLLBACK")

@@ -45,7 +45,8 @@ if right.button("▶ Take the next case", type="primary"):
         ui.open_case(case_id)
     st.info("No free case matches these filters.")
 
-rows, total = ui.queue_page(path, version, filters, sort, cases.PAGE_SIZE, (page_no - 1) * cases.PAGE_SIZE)
+rows, total = ui.queue_page(path, version, cases.assignment_stamp(ws), filters, sort, cases.PAGE_SIZE,
+                            (page_no - 1) * cases.PAGE_SIZE)
 st.caption(f"{total:,} cases match · page {page_no} of {max(1, -(-total // cases.PAGE_SIZE))} · SLA {cases.SLA_HOURS} h")
 if rows.empty:
     st.info("No cases match these filters. Widen the status or score filters.")

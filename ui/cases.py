@@ -29,7 +29,7 @@ def budget(path: str, version: int) -> dict:
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
-def queue_page(path: str, version: int, filters: cases.QueueFilter, sort: str, limit: int,
+def queue_page(path: str, version: int, stamp: str, filters: cases.QueueFilter, sort: str, limit: int,
                offset: int) -> tuple[pd.DataFrame, int]:
     return cases.queue(_workspace_for(path), filters, sort, limit, offset)
 
