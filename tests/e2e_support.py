@@ -38,7 +38,8 @@ def serve_app(ws_path: Path, log_path: Path, analyst: str = "e2e-analyst") -> It
     env = dict(os.environ, FRAUDLAB_WORKSPACE=str(ws_path), FRAUDLAB_ANALYST=analyst)
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
-         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false"],
+         "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
+         "--server.fileWatcherType", "none"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
