@@ -97,6 +97,7 @@ def test_one_analyst_day(page, app_url, new_file):
     open_page(page, app_url, "Models")
     page.get_by_text("Train a new challenger").click()
     page.get_by_role("button", name="Train challenger").click()
+    page.get_by_text("Trained m").first.wait_for(timeout=300_000)  # the toast after training and registering
     _step(page, "10_trained")
     page.get_by_label("Model", exact=True).click()
     page.get_by_role("option").filter(has_text="(challenger)").first.click()
