@@ -86,3 +86,19 @@ def app_test(app_workspace):
         return at
 
     return open_page
+
+
+def csv_with_bad_rows(path: Path, rows: int, seed: int, prefix: str, unparsable: int, negative: int = 1,
+                      bad_time: str | None = None, **simulate_kwargs) -> Path:
+    """Write simulated rows with new ids as CSV: the first `unparsable` amounts read '12,5O', the next `negative`
+    are negative, and (if given) the row after those has `bad_time` as its time."""
+    tx = simulate(rows=rows, seed=seed, **{"days": 30, **simulate_kwargs}).transactions.copy()
+    tx["transaction_id"] = prefix + tx["transaction_id"]
+    tx["amount"] = tx["amount"].astype(object)
+    tx.loc[: unparsable - 1, "amount"] = "12,5O"
+    tx.loc[unparsable: unparsable + negative - 1, "amount"] = -7
+    if bad_time is not None:
+        tx["ts"] = tx["ts"].astype(str)
+        tx.loc[unparsable + negative, "ts"] = bad_time
+    tx.to_csv(path, index=False)
+    return path

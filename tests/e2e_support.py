@@ -154,3 +154,14 @@ def open_page(page, url: str, label: str, timeout_ms: int = 120_000) -> float:
         except Exception:  # noqa: BLE001 - the click landed during a rerun; try once more
             continue
     return wait_idle(page, timeout_ms) - started
+
+
+def start(page, url: str, label: str | None = None) -> list[str]:
+    """Open the app (and a page); returns the list that collects any JavaScript dialog, which must stay empty."""
+    dialogs: list[str] = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.goto(url)
+    wait_idle(page)
+    if label:
+        open_page(page, url, label)
+    return dialogs

@@ -5,8 +5,7 @@ import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP_PATH
-from fraudlab.generate import simulate
+from conftest import APP_PATH, csv_with_bad_rows
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -14,14 +13,7 @@ pytestmark = pytest.mark.timeout(600)
 @pytest.fixture(scope="module")
 def small_csv(tmp_path_factory):
     """300 simulated rows with new ids; rows 0-4 have an unparsable amount, row 5 a negative one."""
-    tx = simulate(rows=300, seed=3, days=30).transactions.copy()
-    tx["transaction_id"] = "UP-" + tx["transaction_id"]
-    tx["amount"] = tx["amount"].astype(object)
-    tx.loc[:4, "amount"] = "12,5O"
-    tx.loc[5, "amount"] = -7
-    path = tmp_path_factory.mktemp("page") / "small.csv"
-    tx.to_csv(path, index=False)
-    return path
+    return csv_with_bad_rows(tmp_path_factory.mktemp("page") / "small.csv", 300, 3, "UP-", unparsable=5)
 
 
 def open_data_page(app_workspace) -> AppTest:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from e2e_support import ARTIFACTS, app_url, assert_no_exception, browser, open_page, page, wait_idle  # noqa: F401
+from e2e_support import ARTIFACTS, app_url, assert_no_exception, browser, open_page, page, start, wait_idle  # noqa: F401
 from fraudlab.generate import simulate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -45,9 +45,7 @@ def test_page_switches_are_fast_on_the_bundled_sample(page, app_url):
 
 
 def test_one_analyst_day(page, app_url, new_file):
-    dialogs = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.goto(app_url)
+    dialogs = start(page, app_url)
     _step(page, "01_overview")
 
     # morning file: load it, read the validation report

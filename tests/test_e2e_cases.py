@@ -3,17 +3,13 @@ from __future__ import annotations
 
 import pytest
 
-from e2e_support import app_url, assert_no_exception, browser, open_page, page, wait_idle  # noqa: F401
+from e2e_support import app_url, assert_no_exception, browser, open_page, start, page, wait_idle  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_triage_the_top_case(page, app_url):
-    dialogs = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.goto(app_url)
-    wait_idle(page)
-    open_page(page, app_url, "Case queue")
+    dialogs = start(page, app_url, "Case queue")
     assert page.get_by_role("heading", name="Case queue").count() == 1
     assert_no_exception(page, "cases_01_queue")
     open_before = _matching(page)

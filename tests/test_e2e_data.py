@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from e2e_support import app_url, assert_no_exception, browser, open_page, page, wait_idle  # noqa: F401
-from fraudlab.generate import simulate
+from conftest import csv_with_bad_rows
+from e2e_support import app_url, assert_no_exception, browser, open_page, start, page, wait_idle  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -12,24 +12,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def bad_csv(tmp_path_factory):
     """200 simulated rows with new ids; 3 unparsable amounts, 1 negative amount, 1 unparsable time."""
-    tx = simulate(rows=200, seed=9, days=30).transactions.copy()
-    tx["transaction_id"] = "E2E-" + tx["transaction_id"]
-    tx["amount"] = tx["amount"].astype(object)
-    tx.loc[:2, "amount"] = "12,5O"
-    tx.loc[3, "amount"] = -4
-    tx["ts"] = tx["ts"].astype(str)
-    tx.loc[4, "ts"] = "<script>alert(1)</script>"
-    path = tmp_path_factory.mktemp("e2e_data") / "bad_rows.csv"
-    tx.to_csv(path, index=False)
-    return path
+    return csv_with_bad_rows(tmp_path_factory.mktemp("e2e_data") / "bad_rows.csv", 200, 9, "E2E-", unparsable=3,
+                             bad_time="<script>alert(1)</script>")
 
 
 def test_load_a_csv_by_path_and_see_the_validation_report(page, app_url, bad_csv):
-    dialogs = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.goto(app_url)
-    wait_idle(page)
-    open_page(page, app_url, "Load data")
+    dialogs = start(page, app_url, "Load data")
     assert page.get_by_role("heading", name="Load data").count() == 1
     box = page.get_by_label("Path or glob on the server")
     box.fill(str(bad_csv))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from e2e_support import app_url, assert_no_exception, browser, open_page, page, wait_idle  # noqa: F401
+from e2e_support import app_url, assert_no_exception, browser, open_page, start, page, wait_idle  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -18,11 +18,7 @@ def _click_row(page, table, row: int) -> None:
 
 
 def test_open_the_top_ring(page, app_url):
-    dialogs = []
-    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.goto(app_url)
-    wait_idle(page)
-    open_page(page, app_url, "Fraud rings")
+    dialogs = start(page, app_url, "Fraud rings")
     page.get_by_role("heading", name="Ranked rings").wait_for(timeout=60_000)
     assert_no_exception(page, "rings_01_list")
     table = page.locator('[data-testid="stDataFrame"]:visible').first  # the hubs table sits in a closed expander
