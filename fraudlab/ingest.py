@@ -554,16 +554,23 @@ def _ingest(ws: Workspace, source: str, sha: str, mapping: ColumnMapping | None,
         _refuse_unreadable_key(cur, mapping, source)
         _mark_duplicates(cur, extras)
         progress(0.75, "writing good rows and quarantine")
-        rows_read, loaded, quarantined = _write_rows(cur, ingest_id, extras)
-        reasons = _reason_counts(cur)
-        seconds = time.perf_counter() - started
-        cur.execute("INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ok')",
-                    [ingest_id, source, sha, utcnow(), rows_read, loaded, quarantined, seconds,
-                     json.dumps(mapping.to_dict()), engine])
+        report = finish_load(cur, ingest_id, source, sha, mapping, extras, started, engine, len(staged.files))
     progress(1.0, "done")
+    return report
+
+
+def finish_load(cur: duckdb.DuckDBPyConnection, ingest_id: int, source: str, sha: str, mapping: ColumnMapping,
+                extras: dict[str, tuple[str, str]], started: float, engine: str, files: int) -> IngestReport:
+    """Write the checked rows (good to transactions, bad to quarantine), log the ingest, and report it."""
+    rows_read, loaded, quarantined = _write_rows(cur, ingest_id, extras)
+    reasons = _reason_counts(cur)
+    seconds = time.perf_counter() - started
+    cur.execute("INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ok')",
+                [ingest_id, source, sha, utcnow(), rows_read, loaded, quarantined, seconds,
+                 json.dumps(mapping.to_dict()), engine])
     return IngestReport(ingest_id, source, "ok", rows_read, loaded, quarantined, reasons, seconds,
                         mapping.to_dict(), f"loaded {loaded:,} of {rows_read:,} rows; {quarantined:,} quarantined",
-                        files=len(staged.files), engine=engine)
+                        files=files, engine=engine)
 
 
 def _first_line(exc: Exception) -> str:

@@ -13,7 +13,6 @@ staging folder at the same paths, e.g. a shared volume); otherwise on a local cl
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
@@ -28,10 +27,10 @@ import pyarrow.parquet as pq
 from fraudlab.cluster import dask_client, given, plain_main  # noqa: F401 (re-exported for callers)
 from fraudlab.ingest import (INGEST_MEMORY_LIMIT, SAMPLE_ROWS, TARGETS, IngestReport, Progress, SourceFile,
                              _build_checked, _collect_rejects, _create_extra_columns, _EXISTING_COLUMNS_SQL,
-                             _mark_duplicates, _noop, _numeric_sources, _plan_extras, _profile, _reason_counts,
-                             _refuse_unreadable_key, _stage, _write_rows, prepare_files, quote_ident)
+                             _mark_duplicates, _noop, _numeric_sources, _plan_extras, _profile,
+                             _refuse_unreadable_key, _stage, finish_load, prepare_files, quote_ident)
 from fraudlab.schema import ColumnMapping, check_mapping, detect_mapping
-from fraudlab.workspace import Workspace, utcnow
+from fraudlab.workspace import Workspace
 
 ENGINE = "dask"
 
@@ -153,12 +152,4 @@ def _load_staged(ws: Workspace, folder: Path, label: str, sha: str, mapping: Col
         _refuse_unreadable_key(cur, mapping, label)
         _mark_duplicates(cur, extras)
         ingest_id = int(cur.execute("SELECT nextval('ingest_seq')").fetchone()[0])
-        rows_read, loaded, quarantined = _write_rows(cur, ingest_id, extras)
-        reasons = _reason_counts(cur)
-        seconds = time.perf_counter() - started
-        cur.execute("INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ok')",
-                    [ingest_id, label, sha, utcnow(), rows_read, loaded, quarantined, seconds,
-                     json.dumps(mapping.to_dict()), ENGINE])
-    return IngestReport(ingest_id, label, "ok", rows_read, loaded, quarantined, reasons, seconds, mapping.to_dict(),
-                        f"loaded {loaded:,} of {rows_read:,} rows; {quarantined:,} quarantined",
-                        files=n_files, engine=ENGINE)
+        return finish_load(cur, ingest_id, label, sha, mapping, extras, started, ENGINE, n_files)
