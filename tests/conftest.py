@@ -69,6 +69,14 @@ def app_workspace(tmp_path, monkeypatch, ready_workspace_file) -> Path:
     return path
 
 
+@pytest.fixture()
+def ws(app_workspace) -> Workspace:
+    """An open Workspace on a private copy of the ready workspace (features, champion, scores)."""
+    workspace = Workspace(app_workspace)
+    yield workspace
+    workspace.close()
+
+
 APP_PATH = str(ROOT / "app.py")
 
 

@@ -9,14 +9,7 @@ import pytest
 from fraudlab import cases
 from fraudlab.case_report import case_report_html
 from fraudlab.errors import DecisionConflict, FraudlabError
-from fraudlab.workspace import Workspace, utcnow
-
-
-@pytest.fixture()
-def ws(app_workspace):
-    workspace = Workspace(app_workspace)
-    yield workspace
-    workspace.close()
+from fraudlab.workspace import utcnow
 
 
 def test_queue_is_ranked_and_pages_cover_every_case(ws):

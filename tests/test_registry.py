@@ -10,14 +10,7 @@ from fraudlab.errors import ModelError
 from fraudlab.model import train_model
 from fraudlab.registry import (GuardCheck, _check_label_jump, champion, list_models, model_events, promote, register,
                                rollback)
-from fraudlab.workspace import Workspace, utcnow
-
-
-@pytest.fixture()
-def ws(app_workspace):
-    workspace = Workspace(app_workspace)
-    yield workspace
-    workspace.close()
+from fraudlab.workspace import utcnow
 
 
 def _challenger(ws) -> str:

@@ -13,13 +13,6 @@ from fraudlab.scoring import Scorer, score_case, score_window, stored_reasons
 from fraudlab.workspace import Workspace
 
 
-@pytest.fixture()
-def ws(app_workspace):
-    workspace = Workspace(app_workspace)
-    yield workspace
-    workspace.close()
-
-
 def test_batch_scores_every_row_once_and_explains_the_top(ws):
     report = score_window(ws, explain_top=300)
     assert report.rows == ws.count("transactions") == ws.count("scores")
