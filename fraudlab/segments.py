@@ -24,6 +24,9 @@ Progress = Callable[[float, str], None]
 K_RANGE = range(3, 9)
 SILHOUETTE_SAMPLE = 4_000
 FIT_SAMPLE = 200_000
+# card-not-present channels under the names real data uses for them
+ONLINE_SQL = ("lower(trim(channel)) IN ('online', 'ecommerce', 'e-commerce', 'web', 'internet', 'cnp', "
+              "'card_not_present', 'card-not-present', 'app', 'in-app', 'mobile_app')")
 LOG_FEATURES = ("frequency", "monetary", "avg_ticket", "ticket_spread", "recency_days", "tenure_days",
                 "distinct_merchants", "distinct_devices")
 
@@ -51,7 +54,7 @@ def customer_features(ws: Workspace, as_of: datetime | None = None) -> pd.DataFr
               "(epoch($as_of) - epoch(min(ts))) / 86400 AS tenure_days",
               "avg(CASE WHEN hour(ts) < 6 THEN 1.0 ELSE 0.0 END) AS night_share"]
     if "channel" in cols:
-        select.append("avg(CASE WHEN channel = 'online' THEN 1.0 ELSE 0.0 END) AS online_share")
+        select.append(f"avg(CASE WHEN {ONLINE_SQL} THEN 1.0 ELSE 0.0 END) AS online_share")
     if "country" in cols:
         select.append("avg(CASE WHEN country <> home THEN 1.0 ELSE 0.0 END) AS foreign_share")
     if "merchant_id" in cols:
@@ -201,6 +204,14 @@ def has_segments(ws: Workspace) -> bool:
     return ws.has_table("customer_segments") and ws.count("customer_segments") > 0
 
 
+def missing_features(ws: Workspace) -> list[str]:
+    """Customer features that cannot be computed because the data lacks their column (shown on the page)."""
+    cols = set(source_columns(ws))
+    needs = {"online_share": "channel", "foreign_share": "country", "distinct_merchants": "merchant_id",
+             "distinct_devices": "device_id"}
+    return [f"{feature} (no {column} column)" for feature, column in needs.items() if column not in cols]
+
+
 def segment_names(ws: Workspace) -> pd.DataFrame:
     """Segment ids and names."""
     if not has_segments(ws):
@@ -214,26 +225,40 @@ def segment_profiles(ws: Workspace) -> pd.DataFrame:
     return pd.concat([frame.drop(columns=["profile"]), pd.DataFrame([json.loads(p) for p in frame["profile"]])], axis=1)
 
 
+# analyst decisions override the source label (the newest analyst label per transaction wins)
+_FRAUD_JOIN = """LEFT JOIN (SELECT transaction_id, arg_max(is_fraud, label_ts) AS analyst_label FROM labels
+                            WHERE source = 'analyst' GROUP BY 1) lab USING (transaction_id)"""
+_FRAUD = "coalesce(lab.analyst_label, t.is_fraud, false)"
+
+
 def segment_summary(ws: Workspace, threshold: float = 0.5) -> pd.DataFrame:
-    """Per segment: customers, transactions, amount, labelled fraud and losses, alerts and analyst workload."""
+    """Per segment: customers, transactions, amount, labelled fraud and losses, alerts and analyst workload.
+
+    Fraud is the source label unless an analyst decided otherwise; alerts are scored transactions at or above
+    `threshold`; `decided` counts transactions with an analyst decision, `open_alerts` the alerts without one.
+    """
     scores = "LEFT JOIN scores s USING (transaction_id)" if ws.has_table("scores") else ""
-    alert = "count(*) FILTER (s.score >= $threshold)" if scores else "0"
-    return ws.df(f"""SELECT cs.segment_id, cs.segment_name, count(DISTINCT t.customer_id) AS customers,
+    alert = "(s.score >= $threshold)" if scores else "false"
+    return ws.df(f"""WITH d AS (SELECT DISTINCT case_id FROM decisions)
+                     SELECT cs.segment_id, cs.segment_name, count(DISTINCT t.customer_id) AS customers,
                             count(*) AS transactions, sum(t.amount) AS amount,
-                            count(*) FILTER (t.is_fraud) AS fraud, avg(t.is_fraud::DOUBLE) AS fraud_rate,
-                            coalesce(sum(t.amount) FILTER (t.is_fraud), 0) AS fraud_losses,
-                            {alert} AS alerts,
-                            count(*) FILTER (t.transaction_id IN (SELECT case_id FROM decisions)) AS decided
-                     FROM transactions t JOIN customer_segments cs USING (customer_id) {scores}
-                     GROUP BY 1, 2 ORDER BY 1""", {"threshold": threshold})
+                            count(*) FILTER ({_FRAUD}) AS fraud, avg({_FRAUD}::DOUBLE) AS fraud_rate,
+                            coalesce(sum(t.amount) FILTER ({_FRAUD}), 0) AS fraud_losses,
+                            count(*) FILTER ({alert}) AS alerts,
+                            count(d.case_id) AS decided,
+                            count(*) FILTER ({alert} AND d.case_id IS NULL) AS open_alerts
+                     FROM transactions t JOIN customer_segments cs USING (customer_id) {scores} {_FRAUD_JOIN}
+                          LEFT JOIN d ON d.case_id = t.transaction_id
+                     GROUP BY 1, 2 ORDER BY 1""", {"threshold": threshold} if scores else None)
 
 
 def weekly_trend(ws: Workspace) -> pd.DataFrame:
     """Per segment and week: transactions, labelled fraud count and rate, fraud losses."""
-    return ws.df("""SELECT cs.segment_name, CAST(date_trunc('week', t.ts) AS DATE) AS week, count(*) AS transactions,
-                           count(*) FILTER (t.is_fraud) AS fraud, avg(t.is_fraud::DOUBLE) AS fraud_rate,
-                           coalesce(sum(t.amount) FILTER (t.is_fraud), 0) AS fraud_losses
-                    FROM transactions t JOIN customer_segments cs USING (customer_id) GROUP BY 1, 2 ORDER BY 1, 2""")
+    return ws.df(f"""SELECT cs.segment_name, CAST(date_trunc('week', t.ts) AS DATE) AS week, count(*) AS transactions,
+                            count(*) FILTER ({_FRAUD}) AS fraud, avg({_FRAUD}::DOUBLE) AS fraud_rate,
+                            coalesce(sum(t.amount) FILTER ({_FRAUD}), 0) AS fraud_losses
+                     FROM transactions t JOIN customer_segments cs USING (customer_id) {_FRAUD_JOIN}
+                     GROUP BY 1, 2 ORDER BY 1, 2""")
 
 
 def risk_trend(weekly: pd.DataFrame) -> pd.DataFrame:

@@ -6,6 +6,7 @@ from fraudlab.charts import profile_heatmap_figure, segment_bars_figure, weekly_
 from fraudlab.errors import FraudlabError
 from fraudlab.features import source_columns
 from fraudlab.model import decision_threshold
+from fraudlab.segment_charts import drivers_figure, risk_slope_figure
 from ui import segments as cached
 from ui.cases import open_case
 from ui.state import analyst_name, get_workspace
@@ -31,6 +32,9 @@ with st.expander("Re-segment", expanded=not segments.has_segments(ws)):
             st.error(str(exc))
             st.stop()
 
+if skipped := segments.missing_features(ws):
+    st.caption("Features skipped for lack of data: " + ", ".join(skipped) + ".")
+
 summary = cached.summary(path, version, decision_threshold(ws))
 profiles = cached.profiles(path, version)
 c = st.columns(4)
@@ -45,6 +49,7 @@ right.plotly_chart(segment_bars_figure(summary, "fraud_rate", "Labelled fraud ra
 left.plotly_chart(segment_bars_figure(summary, "fraud_losses", "Fraud losses"), width="stretch")
 right.plotly_chart(segment_bars_figure(summary, "alerts", "Alerts (analyst workload)"), width="stretch")
 st.plotly_chart(profile_heatmap_figure(profiles), width="stretch")
+st.download_button("Download segment profiles (CSV)", profiles.to_csv(index=False), "segment_profiles.csv", "text/csv")
 st.dataframe(summary, width="stretch", hide_index=True)
 st.download_button("Download segment summary (CSV)", summary.to_csv(index=False), "segments.csv", "text/csv")
 
@@ -56,7 +61,12 @@ if not trend.empty:
     st.warning(f"**{worst['segment_name']}**: fraud rate rising fastest "
                f"({worst['fraud_rate_slope_per_week']:+.3%} per week; latest week {worst['latest_fraud_rate']:.2%}).")
 st.plotly_chart(weekly_trend_figure(weekly), width="stretch")
+if not trend.empty:
+    st.plotly_chart(risk_slope_figure(trend), width="stretch")
 st.dataframe(trend, width="stretch", hide_index=True)
+c = st.columns(2)
+c[0].download_button("Download weekly trend (CSV)", weekly.to_csv(index=False), "segment_weekly.csv", "text/csv")
+c[1].download_button("Download risk trend (CSV)", trend.to_csv(index=False), "segment_risk_trend.csv", "text/csv")
 
 prop = cached.propensity(path, version)
 st.subheader("Propensity of a customer to turn fraudulent")
@@ -65,7 +75,13 @@ if prop.auc is None:
 else:
     st.caption(f"XGBoost on customer features before {prop.cutoff:%Y-%m-%d}; label: any fraud after it "
                f"({prop.positives:,} of {prop.customers:,} customers). Held-out AUC **{prop.auc:.3f}**.")
-    st.bar_chart(prop.drivers.set_index("feature")["mean_abs_shap"].head(8), horizontal=True)
+    st.plotly_chart(drivers_figure(prop.drivers), width="stretch")
+    c = st.columns(2)
+    c[0].download_button("Download drivers (CSV)", prop.drivers.to_csv(index=False), "propensity_drivers.csv",
+                         "text/csv")
+    c[1].download_button("Download customer propensities (CSV)",
+                         prop.scores.sort_values("propensity", ascending=False).to_csv(index=False),
+                         "customer_propensity.csv", "text/csv")
 
 st.subheader("Drill into a segment")
 chosen = st.selectbox("Segment", summary["segment_id"].tolist(),

@@ -13,7 +13,8 @@ def test_segments_page_segments_and_draws(app_test, app_workspace):
     n = len(segments.segment_names(ws))
     ws.close()
     assert at.metric[0].value == str(n)
-    assert len(at.get("plotly_chart")) >= 5
+    assert len(at.get("plotly_chart")) >= 6  # sizes, fraud, losses, alerts, profiles, weekly (+ slope, drivers)
+    assert len(at.get("download_button")) >= 5  # summary, profiles, weekly, risk trend, members
     assert any("rising fastest" in w.value for w in at.warning)
     at.selectbox[0].select(1)
     at.run()
