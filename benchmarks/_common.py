@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -20,8 +19,6 @@ from typing import Any, Callable
 import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 BENCH_DATA = ROOT / "bench_data"
 
 

@@ -9,18 +9,15 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 
-from _common import BENCH_DATA, ROOT, Stage, measure, report
+from _common import BENCH_DATA, Stage, measure, report
 
-sys.path.insert(0, str(ROOT / "tests"))
-from e2e_support import chromium, open_page, serve_app, wait_idle  # noqa: E402
-
-from fraudlab.bootstrap import first_start  # noqa: E402
-from fraudlab.generate import simulate  # noqa: E402
-from fraudlab.ingest import ingest_table  # noqa: E402
-from fraudlab.workspace import Workspace  # noqa: E402
+from fraudlab.browser import chromium, open_page, serve_app, wait_idle
+from fraudlab.generate import simulate
+from fraudlab.ingest import ingest_table
+from fraudlab.pipeline import refresh
+from fraudlab.workspace import Workspace
 
 PAGES = ("Case queue", "Case detail", "Fraud rings", "Segments", "Drift", "Models", "Load data", "Overview")
 
@@ -35,7 +32,7 @@ def build(rows: int) -> tuple[str, list[Stage]]:
         stage, _ = measure("build: simulate + ingest", rows,
                            lambda: ingest_table(ws, simulate(rows=rows, seed=3).transactions, source="bench"))
         stages.append(stage)
-        stage, steps = measure("build: features + first model + scores", rows, lambda: first_start(ws))
+        stage, steps = measure("build: features + first model + scores", rows, lambda: refresh(ws))
         stage.note = "; ".join(steps)[:120]
         stages.append(stage)
         ws.close()

@@ -13,13 +13,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from _common import BENCH_DATA, Stage, measure, report
 
 from fraudlab import cases
-from fraudlab.bootstrap import first_start
 from fraudlab.generate import simulate
 from fraudlab.ingest import ingest_table
+from fraudlab.pipeline import refresh
 from fraudlab.workspace import Workspace, copy_workspace
 
 
@@ -33,7 +32,7 @@ def workspace(rows: int) -> Path:
     ws = Workspace(target)
     if ws.count("transactions") == 0:
         ingest_table(ws, simulate(rows=rows, seed=1).transactions, source="bench")
-    first_start(ws)
+    refresh(ws)
     ws.close()
     return target
 

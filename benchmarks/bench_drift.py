@@ -11,21 +11,17 @@ rates) plus the same per-day timeline (PSI / Jensen-Shannon per day vs the refer
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+from _common import BENCH_DATA, measure, report, set_ratio
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import BENCH_DATA, measure, report, set_ratio  # noqa: E402
-
-from fraudlab import drift  # noqa: E402
-from fraudlab.generate import simulate  # noqa: E402
-from fraudlab.ingest import ingest_table  # noqa: E402
-from fraudlab.workspace import Workspace  # noqa: E402
+from fraudlab import drift
+from fraudlab.generate import simulate
+from fraudlab.ingest import ingest_table
+from fraudlab.workspace import Workspace
 
 EXTRA_NUMERIC = 12
 EXTRA_CATEGORICAL = 3
@@ -123,9 +119,7 @@ def main() -> None:
     setup, ws = measure("setup: simulate + ingest (cached)", rows, lambda: build_workspace(rows))
     ref, cur = drift.split_windows(ws)
     specs = drift.monitored_columns(ws)
-    with ws.write() as c:  # every run of the benchmark fits the profile afresh
-        drift.ensure_tables(ws)
-        c.execute(f"DELETE FROM {drift.PROFILE_TABLE}")
+    drift.clear_profiles(ws)  # every run of the benchmark fits the profile afresh
     fresh, rep = measure("drift report, fresh profile (tests+timeline)", rows,
                          lambda: drift.run_report(ws, ref, cur, multivariate_checks=False, performance_checks=False))
     frozen, rep2 = measure("drift report, frozen profile (tests+timeline)", rows,

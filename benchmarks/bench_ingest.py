@@ -64,7 +64,7 @@ def run_stage(name: str, rows: int) -> Stage:
         if name.startswith("fraudlab"):
             ws = Workspace(folder / "ws.duckdb")
             if "dask" in name:
-                from fraudlab.ingest_dask import dask_client, ingest_path_dask
+                from fraudlab.ingest.dask_engine import dask_client, ingest_path_dask
 
                 with dask_client(n_workers=2) as client:
                     stage, result = measure(name, rows, lambda: ingest_path_dask(ws, str(parts / "*.csv"),

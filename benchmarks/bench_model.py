@@ -10,14 +10,14 @@ import time
 
 import numpy as np
 import pandas as pd
-
 from _common import BENCH_DATA, Stage, measure, report, set_ratio
 
 from fraudlab.features import build_features, customer_velocity
+from fraudlab.features_dask import build_features_dask
 from fraudlab.generate import simulate
 from fraudlab.ingest import ingest_table
-from fraudlab.features_dask import build_features_dask
-from fraudlab.model import label_maturity_days, metrics_by_group, train_model
+from fraudlab.labels import label_maturity_days
+from fraudlab.model import metrics_by_group, train_model
 from fraudlab.registry import champion, load_booster, register
 from fraudlab.scoring import Scorer, explain_top_scores, score_window
 from fraudlab.workspace import Workspace
@@ -63,15 +63,16 @@ def main() -> None:
 
     sim = simulate(rows=args.rows, seed=1)
     ws = Workspace(path)
-    ingest_table(ws, sim.transactions, source="bench")
+    transactions = sim.transactions
+    ingest_table(ws, transactions, source="bench")
     stages: list[Stage] = []
     same, _ = measure("velocity windows: duckdb (8 columns)", args.rows, lambda: customer_velocity(ws))
-    base, _ = measure("velocity windows: pandas rolling (same 8)", args.rows, lambda: pandas_rolling(sim.transactions))
+    base, _ = measure("velocity windows: pandas rolling (same 8)", args.rows, lambda: pandas_rolling(transactions))
     full, built = measure("all point-in-time features: duckdb", args.rows, lambda: build_features(ws))
     full.note = f"{len(built.columns)} features incl. distinct-customer and label-aware merchant windows"
     stages += [set_ratio(same, base), base, full]
     truth = sim.truth
-    del sim
+    sim = transactions = None  # free the frame before the next stage
     if args.dask:
         dask_stage, _ = measure("all point-in-time features: dask (2 workers)", args.rows,
                                 lambda: build_features_dask(ws))

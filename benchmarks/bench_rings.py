@@ -10,7 +10,6 @@ import argparse
 import networkx as nx
 import numpy as np
 import pandas as pd
-
 from _common import BENCH_DATA, measure, report, set_ratio
 
 from fraudlab import rings
@@ -132,7 +131,7 @@ def main() -> None:
     for nodes in (200, 2_000):
         edges = pyvis_edges(nodes)
         st_, graph = measure(f"pyvis render {nodes:,} nodes", len(edges),
-                             lambda: rings.ring_graph_html(edges, max_nodes=nodes + 10))
+                             lambda edges=edges, nodes=nodes: rings.ring_graph_html(edges, max_nodes=nodes + 10))
         st_.note = f"{graph.nodes:,} nodes, {graph.edges:,} edges, HTML {len(graph.html) / 2**20:.2f} MB"
         stages.append(st_)
     report(stages, title=f"rings at {args.rows:,} transactions")

@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import argparse
 
-import numpy as np
 import pandas as pd
-
-from _common import BENCH_DATA, Stage, measure, report, set_ratio
+from _common import BENCH_DATA, measure, report, set_ratio
 
 from fraudlab import segments
 from fraudlab.generate import simulate
@@ -43,11 +41,12 @@ def main() -> None:
     path.unlink(missing_ok=True)
     sim = simulate(rows=args.rows, seed=5, customers=args.rows // 10)
     ws = Workspace(path)
-    ingest_table(ws, sim.transactions, source="bench")
+    transactions = sim.transactions
+    ingest_table(ws, transactions, source="bench")
     ours, features = measure("customer features: duckdb", args.rows, lambda: segments.customer_features(ws))
-    base, _ = measure("customer features: pandas groupby", args.rows, lambda: pandas_features(sim.transactions))
+    base, _ = measure("customer features: pandas groupby", args.rows, lambda: pandas_features(transactions))
     ours.note = f"{len(features):,} customers"
-    del sim
+    sim = transactions = None  # free the frame before the next stage
     fit, (labels, _) = measure("K-Means (k by silhouette on a sample)", len(features),
                                lambda: segments.fit_segments(features, seed=0))
     fit.note = f"k={int(labels.max()) + 1}"

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -67,31 +66,3 @@ def format_table(rows: list[BenchRow]) -> str:
         lines.append(f"| {r.script} | {r.stage} | {r.rows:,} | {r.seconds:.2f} | {r.rows_per_s:,.0f} | "
                      f"{r.peak_rss_mb:,.0f} | {ratio} |")
     return "\n".join(lines)
-
-
-def register_cli(subparsers) -> None:
-    """Add `bench --rows N [--only ingest rings ...]`."""
-    parser = subparsers.add_parser("bench", help="run the benchmarks in benchmarks/ and print one table")
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--only", nargs="*", default=None, help="run only scripts whose name has these words")
-    parser.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per script")
-    parser.add_argument("--verbose", action="store_true", help="also print each script's own output")
-    parser.set_defaults(func=_cli_bench)
-
-
-def _cli_bench(args) -> int:
-    all_rows: list[BenchRow] = []
-    failed = 0
-    for script in bench_scripts(args.only):
-        print(f"running {script.name} --rows {args.rows:,} …", flush=True)
-        rows, output, wall = run_script(script, args.rows, args.timeout)
-        if args.verbose or not rows:
-            print(output)
-        failed += "[exit " in output
-        all_rows.extend(rows)
-        print(f"  {script.name}: {wall:.1f} s", flush=True)
-    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-    print()
-    print(format_table(all_rows))
-    print(f"\nlargest child peak RSS: {usage.ru_maxrss / 1024:,.0f} MB")
-    return 1 if failed else 0

@@ -5,8 +5,8 @@ import html
 
 import pandas as pd
 
-from fraudlab.case_charts import timeline_figure, waterfall_figure
 from fraudlab.cases import CaseDetail
+from fraudlab.charts.cases import history_timeline_figure, waterfall_figure
 from fraudlab.privacy import mask_cards, mask_frame
 
 FACTS = ("case_id", "ts", "amount", "score", "scorer", "model_id", "status", "customer_id", "card_id", "merchant_id",
@@ -25,7 +25,7 @@ def case_report_html(detail: CaseDetail, contributions: pd.DataFrame | None = No
                     for k in FACTS if k in case.index)
     reasons = detail.reasons if contributions is None else contributions
     reason_items = "".join(f"<li>{html.escape(str(t))}</li>" for t in reasons.get("text", pd.Series(dtype=str)).head(8))
-    charts = timeline_figure(detail.history).to_html(full_html=False, include_plotlyjs="inline")
+    charts = history_timeline_figure(detail.history).to_html(full_html=False, include_plotlyjs="inline")
     if contributions is not None and len(contributions):
         charts += waterfall_figure(contributions, base_value).to_html(full_html=False, include_plotlyjs=False)
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Case {html.escape(str(case['case_id']))}</title>

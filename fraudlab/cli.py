@@ -1,29 +1,258 @@
-"""`python -m fraudlab <command>`: each library module that offers a command registers it here."""
+"""`python -m fraudlab <command>`: every subcommand lives here; the library returns results and never prints."""
 from __future__ import annotations
 
 import argparse
-import importlib
+import resource
 import sys
+import time
+from typing import Callable
+
+import pandas as pd
 
 from fraudlab.errors import FraudlabError
+from fraudlab.workspace import Workspace
 
-COMMAND_MODULES = ("generate", "ingest", "features", "model", "scoring", "drift", "bench")
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _timestamp(value: str | None) -> pd.Timestamp | None:
+    return pd.Timestamp(value) if value else None
+
+
+# ---------------------------------------------------------------------------------------------- generate
+
+def _add_generate(sub) -> None:
+    from fraudlab.generate import DRIFTS
+
+    p = sub.add_parser("generate", help="simulate transactions with injected fraud patterns")
+    p.add_argument("--rows", type=int, default=100_000)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--days", type=int, default=90)
+    p.add_argument("--customers", type=int, default=None)
+    p.add_argument("--fraud-rate", type=float, default=0.007)
+    p.add_argument("--drift", nargs="*", default=[], choices=DRIFTS)
+    p.add_argument("--drift-start", type=float, default=0.5)
+    p.add_argument("--out", required=True, help="output file: .csv, .csv.gz or .parquet")
+    p.set_defaults(func=_generate)
+
+
+def _generate(args) -> int:
+    from fraudlab.generate import simulate, write_simulation
+
+    began = time.perf_counter()
+    sim = simulate(args.rows, args.seed, customers=args.customers, days=args.days, fraud_rate=args.fraud_rate,
+                   drift=tuple(args.drift), drift_start=args.drift_start)
+    simulated = time.perf_counter() - began
+    paths = write_simulation(sim, args.out)
+    print(f"{len(sim.transactions):,} rows ({int(sim.transactions['is_fraud'].sum()):,} fraud, "
+          f"{sim.rings['ring_id'].nunique()} rings) simulated in {simulated:.1f} s, "
+          f"written in {time.perf_counter() - began - simulated:.1f} s: " + ", ".join(map(str, paths)))
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- ingest
+
+def _add_ingest(sub) -> None:
+    p = sub.add_parser("ingest", help="load CSV / Parquet files (or a glob) into the workspace")
+    p.add_argument("path", help="file path or glob, e.g. 'data/*.csv.gz'")
+    p.add_argument("--workspace", default=None, help="workspace file (default: FRAUDLAB_WORKSPACE)")
+    p.add_argument("--engine", choices=("duckdb", "dask"), default="duckdb")
+    p.add_argument("--map", action="append", default=[], metavar="TARGET=COLUMN",
+                   help="override the detected mapping for one column, e.g. --map ts=EventTime")
+    p.set_defaults(func=_ingest)
+
+
+def _ingest(args) -> int:
+    from fraudlab.ingest import detect, ingest_path
+
+    ws = Workspace(args.workspace)
+    mapping = None
+    if args.map:
+        mapping = detect(args.path)
+        for item in args.map:
+            target, _, column = item.partition("=")
+            mapping = mapping.with_column(target.strip(), column.strip() or None)
+    if args.engine == "dask":
+        from fraudlab.ingest.dask_engine import ingest_path_dask
+        report = ingest_path_dask(ws, args.path, mapping)
+    else:
+        report = ingest_path(ws, args.path, mapping)
+    print(f"{report.source}: {report.message} in {report.seconds:.2f} s")
+    for reason, count in report.reasons.items():
+        print(f"  {count:>10,}  {reason}")
+    for note in report.notes:
+        print(f"note: {note}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- features
+
+def _add_features(sub) -> None:
+    from fraudlab.features import DEFAULT_LABEL_DELAY_DAYS
+
+    p = sub.add_parser("features", help="(re)build point-in-time features")
+    p.add_argument("--engine", choices=("duckdb", "dask"), default="duckdb",
+                   help="dask: on FRAUDLAB_DASK_SCHEDULER, or a local cluster")
+    p.add_argument("--label-delay-days", type=float, default=DEFAULT_LABEL_DELAY_DAYS)
+    p.set_defaults(func=_features)
+
+
+def _features(args) -> int:
+    from fraudlab.features import build_features
+
+    ws = Workspace()
+    if args.engine == "dask":
+        from fraudlab.features_dask import build_features_dask
+
+        report = build_features_dask(ws, args.label_delay_days, who="cli")
+    else:
+        report = build_features(ws, args.label_delay_days, who="cli")
+    print(f"{len(report.columns)} features for {report.rows:,} rows in {report.seconds:.1f} s ({args.engine})")
+    for col, why in report.excluded.items():
+        print(f"left out {col}: {why}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- train / score
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train an XGBoost challenger on the workspace")
+    p.add_argument("--train-from", default=None)
+    p.add_argument("--train-to", default=None)
+    p.add_argument("--search", action="store_true", help="small hyper-parameter search")
+    p.add_argument("--rebuild-features", action="store_true")
+    p.add_argument("--promote", action="store_true", help="promote if the guard allows, then rescore")
+    p.set_defaults(func=_train)
+
+
+def _train(args) -> int:
+    from fraudlab import pipeline
+
+    ws = Workspace()
+    outcome = pipeline.retrain(ws, _timestamp(args.train_from), _timestamp(args.train_to), search=args.search,
+                               rebuild_features=args.rebuild_features, who="cli")
+    if outcome.features is not None:
+        f = outcome.features
+        print(f"features: {len(f.columns)} columns for {f.rows:,} rows in {f.seconds:.1f} s")
+    result, m = outcome.result, outcome.result.metrics
+    print(f"{outcome.model_id}: trained in {result.seconds:.1f} s on "
+          f"{result.train_from:%Y-%m-%d}..{result.train_to:%Y-%m-%d}; "
+          f"test PR-AUC {m.get('pr_auc', float('nan')):.3f}, ROC-AUC {m.get('roc_auc', float('nan')):.3f}, "
+          f"recall@budget {m.get('recall_at_budget', float('nan')):.2f}")
+    if args.promote:
+        promoted = pipeline.promote_and_rescore(ws, outcome.model_id, who="cli")
+        print(promoted.message)
+    return 0
+
+
+def _add_score(sub) -> None:
+    from fraudlab.scoring import EXPLAIN_TOP
+
+    p = sub.add_parser("score", help="score a time window with the champion and explain the top cases")
+    p.add_argument("--from", dest="start", default=None)
+    p.add_argument("--to", dest="end", default=None)
+    p.add_argument("--model", default=None)
+    p.add_argument("--explain-top", type=int, default=EXPLAIN_TOP)
+    p.set_defaults(func=_score)
+
+
+def _score(args) -> int:
+    from fraudlab.scoring import score_window
+
+    ws = Workspace()
+    report = score_window(ws, _timestamp(args.start), _timestamp(args.end), args.model, args.explain_top, who="cli")
+    print(f"scored {report.rows:,} rows with {report.model_id} in {report.seconds:.1f} s "
+          f"({report.rows_per_second:,.0f} rows/s); explained {report.explained:,} in {report.explain_seconds:.1f} s")
+    m = report.metrics
+    if m.get("pr_auc") is not None:
+        print(f"labelled rows {m['rows']:,} ({m['positives']:,} fraud): PR-AUC {m['pr_auc']:.3f}, "
+              f"ROC-AUC {m['roc_auc']:.3f}, precision@budget {m['precision_at_budget']:.2f}, "
+              f"recall@budget {m['recall_at_budget']:.2f}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- drift
+
+def _add_drift(sub) -> None:
+    p = sub.add_parser("drift", help="drift report between a reference and a current window (saved as a run)")
+    for name in ("reference-from", "reference-to", "current-from", "current-to"):
+        p.add_argument(f"--{name}", help="date or timestamp; default: first half vs second half of the data")
+    p.add_argument("--reference-ingests", help="comma-separated ingest ids (instead of dates)")
+    p.add_argument("--current-ingests", help="comma-separated ingest ids (instead of dates)")
+    p.add_argument("--thresholds", choices=("default", "reference_chunks"), default="default")
+    p.add_argument("--no-multivariate", action="store_true")
+    p.add_argument("--html", help="also write the self-contained HTML report here")
+    p.set_defaults(func=_drift)
+
+
+def _drift(args) -> int:
+    from fraudlab.charts.drift import report_html
+    from fraudlab.drift import Window, run_report, save_run, split_windows
+
+    ws = Workspace()
+    ref, cur = split_windows(ws)
+    if args.reference_ingests:
+        ref = Window.ingests(args.reference_ingests.split(","))
+    elif args.reference_from or args.reference_to:
+        ref = Window.dates(args.reference_from or ref.start, args.reference_to or ref.end)
+    if args.current_ingests:
+        cur = Window.ingests(args.current_ingests.split(","))
+    elif args.current_from or args.current_to:
+        cur = Window.dates(args.current_from or cur.start, args.current_to or cur.end)
+    rep = run_report(ws, ref, cur, threshold_mode=args.thresholds, multivariate_checks=not args.no_multivariate)
+    run_id = save_run(ws, rep, who="cli")
+    print(f"run {run_id}: {rep.verdict['headline']}\nrecommended: {rep.verdict['action']}")
+    if not rep.findings.empty:
+        print(rep.findings[["column", "kind", "since", "what"]].to_string(index=False))
+    if args.html:
+        with open(args.html, "w", encoding="utf-8") as fh:
+            fh.write(report_html(rep))
+        print(f"HTML report: {args.html}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------- bench
+
+def _add_bench(sub) -> None:
+    p = sub.add_parser("bench", help="run the benchmarks in benchmarks/ and print one table")
+    p.add_argument("--rows", type=int, default=1_000_000)
+    p.add_argument("--only", nargs="*", default=None, help="run only scripts whose name has these words")
+    p.add_argument("--timeout", type=float, default=3600.0, help="seconds allowed per script")
+    p.add_argument("--verbose", action="store_true", help="also print each script's own output")
+    p.set_defaults(func=_bench)
+
+
+def _bench(args) -> int:
+    from fraudlab.bench import BenchRow, bench_scripts, format_table, run_script
+
+    all_rows: list[BenchRow] = []
+    failed = 0
+    for script in bench_scripts(args.only):
+        print(f"running {script.name} --rows {args.rows:,} …", flush=True)
+        rows, output, wall = run_script(script, args.rows, args.timeout)
+        if args.verbose or not rows:
+            print(output)
+        failed += "[exit " in output
+        all_rows.extend(rows)
+        print(f"  {script.name}: {wall:.1f} s", flush=True)
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print()
+    print(format_table(all_rows))
+    print(f"\nlargest child peak RSS: {usage.ru_maxrss / 1024:,.0f} MB")
+    return 1 if failed else 0
+
+
+# ---------------------------------------------------------------------------------------------- entry
+
+COMMANDS = (_add_generate, _add_ingest, _add_features, _add_train, _add_score, _add_drift, _add_bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Parser with a subcommand for every module that defines register_cli(subparsers)."""
+    """Parser with every subcommand."""
     parser = argparse.ArgumentParser(prog="python -m fraudlab", description="fraudlab command line")
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"fraudlab.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"fraudlab.{name}":
-                continue
-            raise
-        register = getattr(module, "register_cli", None)
-        if register is not None:
-            register(sub)
+    for add in COMMANDS:
+        add(sub)
     return parser
 
 

@@ -18,9 +18,9 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from fraudlab.errors import FraudlabError
-from fraudlab.ingest import quote_ident
+from fraudlab.labels import fraud_known_sql, resolved_sql
 from fraudlab.schema import LABEL_DERIVED
-from fraudlab.workspace import CANONICAL_COLUMNS, Workspace
+from fraudlab.workspace import CANONICAL_COLUMNS, Workspace, quote_ident
 
 Progress = Callable[[float, str], None]
 DEFAULT_LABEL_DELAY_DAYS = 7.0
@@ -97,7 +97,7 @@ def base_sql(label_delay_days: float) -> str:
              CASE WHEN l.transaction_id IS NOT NULL THEN
                greatest(epoch(coalesce(l.known, t.ts + to_seconds({delay}))), epoch(t.ts) + 1e-3) END AS fraud_known_s
       FROM transactions t
-      LEFT JOIN (SELECT transaction_id, min(label_ts) AS known FROM labels WHERE is_fraud GROUP BY transaction_id) l
+      LEFT JOIN ({fraud_known_sql()}) l
       USING (transaction_id)"""
 
 
@@ -168,7 +168,7 @@ def leakage_check(ws: Workspace, candidates: list[str]) -> dict[str, str]:
         return excluded
     cols = ", ".join(f"t.{quote_ident(c)}" for c in rest)
     sample = ws.df(f"""SELECT {cols}, l.is_fraud AS __y FROM transactions t
-                       JOIN (SELECT transaction_id, bool_or(is_fraud) AS is_fraud FROM labels GROUP BY 1) l
+                       JOIN (SELECT transaction_id, label AS is_fraud FROM ({resolved_sql(None)})) l
                        USING (transaction_id) USING SAMPLE reservoir({LEAKAGE_SAMPLE} ROWS) REPEATABLE (7)""")
     y = sample.pop("__y").astype(bool).to_numpy()
     if y.all() or not y.any():
@@ -256,7 +256,6 @@ def store_features(cur, plan: FeaturePlan, select_sql: str, label_delay_days: fl
     """Write the features table (with an id index) and its metadata from a SELECT; returns (numeric, categorical)."""
     cur.execute(f"CREATE OR REPLACE TABLE features AS {select_sql}")
     cur.execute("CREATE INDEX IF NOT EXISTS features_transaction_id ON features (transaction_id)")
-    cur.execute(f"CREATE TABLE IF NOT EXISTS {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR)")
     names = [r[0] for r in cur.execute("DESCRIBE features").fetchall() if r[0] != "transaction_id"]
     numeric = [n for n in names if n not in plan.categorical]
     meta = {"numeric": numeric, "categorical": plan.categorical, "excluded": plan.excluded,
@@ -298,7 +297,7 @@ def build_features(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_DELAY_
 
 def feature_info(ws: Workspace) -> dict:
     """The last build's numeric and categorical feature lists, exclusions (with reasons) and skipped groups."""
-    if not ws.has_table(META_TABLE):
+    if not ws.count(META_TABLE):
         return {}
     rows = ws.df(f"SELECT key, value FROM {META_TABLE}")
     return {k: json.loads(v) for k, v in zip(rows["key"], rows["value"])}
@@ -341,26 +340,3 @@ def load_frame(ws: Workspace, where: str = "", params: dict | None = None, colum
         if col in frame:
             frame[col] = frame[col].astype("category")
     return frame
-
-
-def register_cli(subparsers) -> None:
-    """`python -m fraudlab features [--engine duckdb|dask] [--label-delay-days D]`."""
-    p = subparsers.add_parser("features", help="(re)build point-in-time features")
-    p.add_argument("--engine", choices=("duckdb", "dask"), default="duckdb",
-                   help="dask: on FRAUDLAB_DASK_SCHEDULER, or a local cluster")
-    p.add_argument("--label-delay-days", type=float, default=DEFAULT_LABEL_DELAY_DAYS)
-    p.set_defaults(func=_cli_features)
-
-
-def _cli_features(args) -> int:
-    ws = Workspace()
-    if args.engine == "dask":
-        from fraudlab.features_dask import build_features_dask
-
-        report = build_features_dask(ws, args.label_delay_days, who="cli")
-    else:
-        report = build_features(ws, args.label_delay_days, who="cli")
-    print(f"{len(report.columns)} features for {report.rows:,} rows in {report.seconds:.1f} s ({args.engine})")
-    for col, why in report.excluded.items():
-        print(f"left out {col}: {why}")
-    return 0

@@ -21,8 +21,17 @@ import pyarrow.parquet as pq
 from distributed import Client
 
 from fraudlab.cluster import dask_client, given
-from fraudlab.features import (DEFAULT_LABEL_DELAY_DAYS, FeaturePlan, FeatureReport, assemble_sql, base_sql,
-                               group_sql, merchant_fraud_sql, plan_features, store_features)
+from fraudlab.features import (
+    DEFAULT_LABEL_DELAY_DAYS,
+    FeaturePlan,
+    FeatureReport,
+    assemble_sql,
+    base_sql,
+    group_sql,
+    merchant_fraud_sql,
+    plan_features,
+    store_features,
+)
 from fraudlab.workspace import Workspace
 
 Progress = Callable[[float, str], None]

@@ -17,6 +17,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 
 from fraudlab.errors import ModelError
 from fraudlab.features import feature_columns, feature_info, has_features, load_frame
+from fraudlab.labels import label_maturity_days, resolved_sql
 from fraudlab.workspace import Workspace
 
 Progress = Callable[[float, str], None]
@@ -59,22 +60,6 @@ class TrainResult:
     seconds: float = 0.0
 
 
-def label_query(as_of_param: str = "$as_of") -> str:
-    """SQL for the newest label of each transaction known at `as_of` (analyst labels win over data labels)."""
-    return f"""
-        SELECT transaction_id, arg_max(is_fraud, (coalesce(label_ts, TIMESTAMP '1900-01-01'),
-                                                  CASE source WHEN 'analyst' THEN 1 ELSE 0 END)) AS label,
-               bool_and(source = 'data') AS trusted
-        FROM labels WHERE label_ts IS NULL OR label_ts <= {as_of_param} GROUP BY transaction_id"""
-
-
-def label_maturity_days(ws: Workspace) -> float:
-    """How long labels take to arrive (95th percentile of label_ts - ts), capped to [0, 60] days."""
-    days = ws.scalar("""SELECT quantile_cont(epoch(l.label_ts) - epoch(t.ts), 0.95) / 86400 FROM labels l
-                        JOIN transactions t USING (transaction_id) WHERE l.label_ts IS NOT NULL""")
-    return float(min(max(days or 0.0, 0.0), 60.0))
-
-
 def training_frame(ws: Workspace, train_from: datetime | None = None, train_to: datetime | None = None,
                    as_of: datetime | None = None) -> tuple[pd.DataFrame, datetime, datetime, datetime]:
     """Labelled feature rows of the window, with labels known at `as_of`; the window defaults to matured rows."""
@@ -87,7 +72,7 @@ def training_frame(ws: Workspace, train_from: datetime | None = None, train_to: 
     if train_from is None:
         train_from = ws.scalar("SELECT min(ts) FROM transactions")
     frame = load_frame(ws, where="t.ts BETWEEN $lo AND $hi", extra="l.label, l.trusted, t.amount AS __amount",
-                       join=f"LEFT JOIN ({label_query()}) l USING (transaction_id)", params={"lo": train_from, "hi": train_to, "as_of": as_of})
+                       join=f"LEFT JOIN ({resolved_sql()}) l USING (transaction_id)", params={"lo": train_from, "hi": train_to, "as_of": as_of})
     return frame, pd.Timestamp(train_from).to_pydatetime(), pd.Timestamp(train_to).to_pydatetime(), as_of
 
 
@@ -253,39 +238,4 @@ def decision_threshold(ws: Workspace) -> float:
     from fraudlab.registry import champion
 
     current = champion(ws)
-    if not current:
-        return 0.5
-    return float(current["metrics"].get("alert_threshold", current["metrics"].get("threshold", 0.5)))
-
-
-def register_cli(subparsers) -> None:
-    """`python -m fraudlab train [--train-from DATE] [--train-to DATE] [--search] [--promote]`."""
-    p = subparsers.add_parser("train", help="train an XGBoost challenger on the workspace")
-    p.add_argument("--train-from", default=None)
-    p.add_argument("--train-to", default=None)
-    p.add_argument("--search", action="store_true", help="small hyper-parameter search")
-    p.add_argument("--rebuild-features", action="store_true")
-    p.add_argument("--promote", action="store_true", help="promote if the guard allows")
-    p.set_defaults(func=_cli_train)
-
-
-def _cli_train(args) -> int:
-    from fraudlab.features import build_features
-    from fraudlab.registry import promote, register
-    from fraudlab.workspace import Workspace as _Ws
-
-    ws = _Ws()
-    if args.rebuild_features or not has_features(ws):
-        report = build_features(ws, who="cli")
-        print(f"features: {len(report.columns)} columns for {report.rows:,} rows in {report.seconds:.1f} s")
-    result = train_model(ws, pd.Timestamp(args.train_from) if args.train_from else None,
-                         pd.Timestamp(args.train_to) if args.train_to else None, search=args.search)
-    model_id = register(ws, result, who="cli")
-    m = result.metrics
-    print(f"{model_id}: trained in {result.seconds:.1f} s on {result.train_from:%Y-%m-%d}..{result.train_to:%Y-%m-%d}; "
-          f"test PR-AUC {m.get('pr_auc', float('nan')):.3f}, ROC-AUC {m.get('roc_auc', float('nan')):.3f}, "
-          f"recall@budget {m.get('recall_at_budget', float('nan')):.2f}")
-    if args.promote:
-        outcome = promote(ws, model_id, who="cli")
-        print(outcome.message)
-    return 0
+    return 0.5 if current is None else current.alert_threshold

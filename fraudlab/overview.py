@@ -4,11 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from fraudlab.labels import resolved_sql
 from fraudlab.workspace import Workspace
 
-SUMMARY_SQL = """
+SUMMARY_SQL = f"""
 SELECT count(*) AS rows, min(ts) AS first_ts, max(ts) AS last_ts,
-       avg(CASE WHEN is_fraud THEN 1.0 WHEN NOT is_fraud THEN 0.0 END) AS fraud_rate,
+       (SELECT avg(CASE WHEN label THEN 1.0 ELSE 0.0 END) FROM ({resolved_sql(None)})) AS fraud_rate,
        count(DISTINCT customer_id) AS customers
 FROM transactions
 """
@@ -46,12 +47,13 @@ def workspace_summary(ws: Workspace) -> WorkspaceSummary:
     )
 
 
-DAILY_SQL = """
+DAILY_SQL = f"""
 SELECT CAST(date_trunc('day', t.ts) AS DATE) AS day, count(*) AS transactions,
-       count(*) FILTER (t.is_fraud) AS fraud, sum(t.amount) AS amount,
-       coalesce(sum(t.amount) FILTER (t.is_fraud), 0) AS fraud_amount,
+       count(*) FILTER (l.label) AS fraud, sum(t.amount) AS amount,
+       coalesce(sum(t.amount) FILTER (l.label), 0) AS fraud_amount,
        count(*) FILTER (s.score >= $threshold) AS alerts
-FROM transactions t LEFT JOIN scores s USING (transaction_id) GROUP BY 1 ORDER BY 1
+FROM transactions t LEFT JOIN scores s USING (transaction_id) LEFT JOIN ({resolved_sql(None)}) l USING (transaction_id)
+GROUP BY 1 ORDER BY 1
 """
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from sklearn.metrics import average_precision_score
 
 from fraudlab.errors import ModelError, PromotionBlocked
 from fraudlab.features import load_frame
+from fraudlab.labels import resolved_sql
 from fraudlab.workspace import Workspace, utcnow
 
 EVENTS_TABLE = "model_events"
@@ -52,12 +54,6 @@ class PromotionOutcome:
     overridden: bool = False
 
 
-def ensure_tables(ws: Workspace) -> None:
-    """Create the model event log (promotions, rollbacks, retirements) if missing."""
-    if not ws.has_table(EVENTS_TABLE):
-        with ws.write() as cur:
-            cur.execute(f"""CREATE TABLE IF NOT EXISTS {EVENTS_TABLE} (model_id VARCHAR, event VARCHAR,
-                            happened_at TIMESTAMP, who VARCHAR, details VARCHAR)""")
 
 
 def _data_hash(ws: Workspace, lo, hi) -> str:
@@ -68,7 +64,6 @@ def _data_hash(ws: Workspace, lo, hi) -> str:
 
 def register(ws: Workspace, result, who: str = "system", kind: str = "xgboost") -> str:
     """Save a TrainResult (booster JSON + test predictions Parquet) as a challenger; the first model becomes champion."""
-    ensure_tables(ws)
     now = utcnow()
     data_hash = _data_hash(ws, result.train_from, result.train_to)
     model_id = f"m{now:%Y%m%d-%H%M%S}-{hashlib.sha256((data_hash + str(now.timestamp())).encode()).hexdigest()[:4]}"
@@ -87,15 +82,50 @@ def register(ws: Workspace, result, who: str = "system", kind: str = "xgboost") 
     return model_id
 
 
-def _row_to_dict(ws: Workspace, row: pd.Series) -> dict:
-    out = row.to_dict()
-    out["path"] = str(ws.models_dir / Path(out["path"]).name)  # stored by name: the workspace can move
-    features = json.loads(out.pop("features") or "{}")
-    out["features"] = features.get("names", [])
-    out["categories"] = features.get("categories", {})
-    out["params"] = json.loads(out["params"] or "{}")
-    out["metrics"] = json.loads(out["metrics"] or "{}")
-    return out
+@dataclass(frozen=True)
+class ModelRecord:
+    """One registered model: what it was trained on and how, its metrics, status and file."""
+
+    model_id: str
+    created_at: datetime
+    kind: str
+    features: tuple[str, ...]
+    categories: dict[str, list[str]]
+    params: dict
+    train_from: datetime
+    train_to: datetime
+    data_hash: str
+    metrics: dict
+    status: str  # challenger | champion | retired
+    path: Path
+
+    @property
+    def alert_threshold(self) -> float:
+        """The one alert threshold: the score above which about the daily alert budget of alerts is raised."""
+        m = self.metrics
+        return float(m.get("alert_threshold", m.get("threshold", 0.5)))
+
+    @property
+    def alert_budget_per_day(self) -> int | None:
+        """The daily alert budget the alert threshold was set for."""
+        budget = self.metrics.get("alert_budget_per_day")
+        return None if budget is None else int(budget)
+
+    @property
+    def holdout_path(self) -> Path:
+        """Parquet of the model's test-period predictions, beside its booster file."""
+        return self.path.with_name(f"{self.model_id}_test.parquet")
+
+
+def _record(ws: Workspace, row: pd.Series) -> ModelRecord:
+    features = json.loads(row["features"] or "{}")
+    return ModelRecord(
+        model_id=str(row["model_id"]), created_at=pd.Timestamp(row["created_at"]).to_pydatetime(),
+        kind=str(row["kind"]), features=tuple(features.get("names", [])), categories=features.get("categories", {}),
+        params=json.loads(row["params"] or "{}"), train_from=pd.Timestamp(row["train_from"]).to_pydatetime(),
+        train_to=pd.Timestamp(row["train_to"]).to_pydatetime(), data_hash=str(row["data_hash"]),
+        metrics=json.loads(row["metrics"] or "{}"), status=str(row["status"]),
+        path=ws.models_dir / Path(row["path"]).name)  # stored by name: the workspace can move
 
 
 def list_models(ws: Workspace) -> pd.DataFrame:
@@ -108,33 +138,39 @@ def list_models(ws: Workspace) -> pd.DataFrame:
     return frame
 
 
-def get_model(ws: Workspace, model_id: str) -> dict:
+def get_model(ws: Workspace, model_id: str) -> ModelRecord:
     """One model's record (features, categories, params, metrics parsed)."""
     frame = ws.df("SELECT * FROM models WHERE model_id = ?", [model_id])
     if frame.empty:
         raise ModelError(f"no model {model_id!r} in this workspace")
-    return _row_to_dict(ws, frame.iloc[0])
+    return _record(ws, frame.iloc[0])
 
 
-def champion(ws: Workspace) -> dict | None:
+def champion(ws: Workspace) -> ModelRecord | None:
     """The current champion's record, or None."""
     frame = ws.df("SELECT * FROM models WHERE status = 'champion' ORDER BY created_at DESC LIMIT 1")
-    return None if frame.empty else _row_to_dict(ws, frame.iloc[0])
+    return None if frame.empty else _record(ws, frame.iloc[0])
 
 
-def previous_champion(ws: Workspace) -> dict | None:
+def previous_champion(ws: Workspace) -> ModelRecord | None:
     """The model that was champion before the current one (rollback target and fallback scorer), or None."""
-    ensure_tables(ws)
     current = champion(ws)
     frame = ws.df(f"""SELECT model_id FROM {EVENTS_TABLE} WHERE event = 'promoted' AND model_id <> $cur
                       AND model_id IN (SELECT model_id FROM models) ORDER BY happened_at DESC LIMIT 1""",
-                  {"cur": current["model_id"] if current else ""})
+                  {"cur": current.model_id if current else ""})
     return None if frame.empty else get_model(ws, frame["model_id"].iloc[0])
 
 
-def load_booster(record: dict) -> xgb.Booster:
+def models_stamp(ws: Workspace) -> str:
+    """Changes when the champion, the fallback or any model's status changes (a cache key for loaded models)."""
+    row = ws.df("SELECT count(*) AS n, string_agg(model_id || ':' || status, ',' ORDER BY model_id) AS s "
+                "FROM models").iloc[0]
+    return f"{row['n']}|{row['s']}"
+
+
+def load_booster(record: ModelRecord) -> xgb.Booster:
     """Load a model's booster from its JSON file (never pickle)."""
-    path = Path(record["path"])
+    path = record.path
     if not path.exists():
         raise ModelError(f"model file {path} is missing")
     booster = xgb.Booster()
@@ -143,15 +179,15 @@ def load_booster(record: dict) -> xgb.Booster:
     return booster
 
 
-def prepare(frame: pd.DataFrame, record: dict) -> pd.DataFrame:
+def prepare(frame: pd.DataFrame, record: ModelRecord) -> pd.DataFrame:
     """Feature columns in the model's order, categoricals with the categories it was trained on."""
-    out = frame.reindex(columns=record["features"])
-    for col, cats in record["categories"].items():
+    out = frame.reindex(columns=list(record.features))
+    for col, cats in record.categories.items():
         out[col] = pd.Categorical(frame[col].astype("string").astype(object) if col in frame else None, categories=cats)
     return out
 
 
-def predict(ws: Workspace, record: dict, transaction_ids: list[str] | None = None,
+def predict(ws: Workspace, record: ModelRecord, transaction_ids: list[str] | None = None,
             frame: pd.DataFrame | None = None) -> np.ndarray:
     """Scores of a model for the given feature rows (or transaction ids)."""
     if frame is None:
@@ -163,7 +199,7 @@ def predict(ws: Workspace, record: dict, transaction_ids: list[str] | None = Non
 def holdout_predictions(ws: Workspace, model_id: str) -> pd.DataFrame:
     """The model's test-period predictions (transaction_id, ts, label, score, amount, trusted)."""
     record = get_model(ws, model_id)
-    path = Path(record["path"]).with_name(f"{model_id}_test.parquet")
+    path = record.holdout_path
     if not path.exists():
         raise ModelError(f"test predictions of {model_id} are missing")
     return pd.read_parquet(path)
@@ -177,13 +213,13 @@ def importance(ws: Workspace, model_id: str, rows: int = 2_000) -> pd.DataFrame:
     ids = holdout_predictions(ws, model_id)["transaction_id"].tail(rows).tolist()
     frame = load_frame(ws, where="f.transaction_id IN (SELECT unnest($ids))", params={"ids": ids})
     contribs, _ = contributions(load_booster(record), prepare(frame, record))
-    return global_importance(record["features"], contribs)
+    return global_importance(list(record.features), contribs)
 
 
 # ------------------------------------------------------------------------------------------ guard
 
-def _check_holdout(ws: Workspace, challenger: dict, current: dict) -> GuardCheck:
-    test = holdout_predictions(ws, challenger["model_id"])
+def _check_holdout(ws: Workspace, challenger: ModelRecord, current: ModelRecord) -> GuardCheck:
+    test = holdout_predictions(ws, challenger.model_id)
     test = test[test["trusted"].astype(bool)]
     if test["label"].sum() == 0 or test["label"].all():
         return GuardCheck("trusted holdout", False, "the holdout has no frauds or only frauds: cannot compare")
@@ -198,20 +234,20 @@ def _check_holdout(ws: Workspace, challenger: dict, current: dict) -> GuardCheck
                       f"{new:.3f} vs champion {old:.3f}" + ("" if ok else " — the challenger is worse"))
 
 
-def _check_label_jump(challenger: dict, current: dict) -> GuardCheck:
-    new = challenger["metrics"].get("train_fraud_rate", 0.0)
-    old = current["metrics"].get("train_fraud_rate", 0.0)
+def _check_label_jump(challenger: ModelRecord, current: ModelRecord) -> GuardCheck:
+    new = challenger.metrics.get("train_fraud_rate", 0.0)
+    old = current.metrics.get("train_fraud_rate", 0.0)
     ratio = (new + 1e-9) / (old + 1e-9)
     ok = 1 / LABEL_JUMP_RATIO <= ratio <= LABEL_JUMP_RATIO or abs(new - old) < 0.001
     return GuardCheck("label distribution", ok, f"training fraud rate {new:.3%} vs champion's {old:.3%}"
                       + ("" if ok else f" (×{ratio:.2f}: labels jumped)"))
 
 
-def _analyst_labels(ws: Workspace, current: dict, until) -> pd.DataFrame:
-    return ws.df("""SELECT l.transaction_id, l.is_fraud, s.score FROM labels l
-                    JOIN scores s USING (transaction_id)
-                    WHERE l.source = 'analyst' AND s.model_id = $m AND (l.label_ts IS NULL OR l.label_ts <= $until)""",
-                 {"m": current["model_id"], "until": until})
+def _analyst_labels(ws: Workspace, current: ModelRecord) -> pd.DataFrame:
+    """Labels an analyst set (newest per transaction, as resolved), beside the champion's score."""
+    return ws.df(f"""SELECT l.transaction_id, l.label AS is_fraud, s.score FROM ({resolved_sql(None)}) l
+                     JOIN scores s USING (transaction_id) WHERE NOT l.trusted AND s.model_id = $m""",
+                 {"m": current.model_id})
 
 
 def _check_contradictions(labels: pd.DataFrame) -> GuardCheck:
@@ -249,17 +285,16 @@ def guard_checks(ws: Workspace, model_id: str) -> list[GuardCheck]:
     challenger, current = get_model(ws, model_id), champion(ws)
     if current is None:
         return [GuardCheck("champion", True, "no champion yet: the first model is promoted as is")]
-    labels = _analyst_labels(ws, current, utcnow())
-    threshold = float(current["metrics"].get("threshold", 0.5))
+    labels = _analyst_labels(ws, current)
+    threshold = current.alert_threshold
     return [_check_holdout(ws, challenger, current), _check_label_jump(challenger, current),
             _check_contradictions(labels), _check_trigger(ws, labels, threshold)]
 
 
 def promote(ws: Workspace, model_id: str, who: str = "system", override_reason: str | None = None) -> PromotionOutcome:
     """Make a challenger champion if the guard passes (or with a written override reason); audited either way."""
-    ensure_tables(ws)
     record = get_model(ws, model_id)
-    if record["status"] == "champion":
+    if record.status == "champion":
         return PromotionOutcome(model_id, False, [], f"{model_id} is already the champion")
     checks = guard_checks(ws, model_id)
     failed = [c for c in checks if not c.passed]
@@ -272,7 +307,7 @@ def promote(ws: Workspace, model_id: str, who: str = "system", override_reason: 
     current = champion(ws)
     with ws.write("model_promoted", who, dict(details, override_reason=reason or None)) as cur:
         if current:
-            cur.execute("UPDATE models SET status = 'retired' WHERE model_id = ?", [current["model_id"]])
+            cur.execute("UPDATE models SET status = 'retired' WHERE model_id = ?", [current.model_id])
         cur.execute("UPDATE models SET status = 'champion' WHERE model_id = ?", [model_id])
         cur.execute(f"INSERT INTO {EVENTS_TABLE} VALUES (?, 'promoted', ?, ?, ?)",
                     [model_id, utcnow(), who, reason or ""])
@@ -293,18 +328,17 @@ def rollback(ws: Workspace, who: str = "system", reason: str = "") -> str:
     current, previous = champion(ws), previous_champion(ws)
     if current is None or previous is None:
         raise ModelError("nothing to roll back to: there is no earlier champion")
-    with ws.write("model_rolled_back", who, {"from": current["model_id"], "to": previous["model_id"],
+    with ws.write("model_rolled_back", who, {"from": current.model_id, "to": previous.model_id,
                                               "reason": reason}) as cur:
-        cur.execute("UPDATE models SET status = 'retired' WHERE model_id = ?", [current["model_id"]])
-        cur.execute("UPDATE models SET status = 'champion' WHERE model_id = ?", [previous["model_id"]])
+        cur.execute("UPDATE models SET status = 'retired' WHERE model_id = ?", [current.model_id])
+        cur.execute("UPDATE models SET status = 'champion' WHERE model_id = ?", [previous.model_id])
         cur.execute(f"INSERT INTO {EVENTS_TABLE} VALUES (?, 'rolled_back', ?, ?, ?)",
-                    [current["model_id"], utcnow(), who, reason])
+                    [current.model_id, utcnow(), who, reason])
         cur.execute(f"INSERT INTO {EVENTS_TABLE} VALUES (?, 'promoted', ?, ?, ?)",
-                    [previous["model_id"], utcnow(), who, f"rollback from {current['model_id']}"])
-    return previous["model_id"]
+                    [previous.model_id, utcnow(), who, f"rollback from {current.model_id}"])
+    return previous.model_id
 
 
 def model_events(ws: Workspace) -> pd.DataFrame:
     """Promotions, rollbacks and registrations, newest first."""
-    ensure_tables(ws)
     return ws.df(f"SELECT * FROM {EVENTS_TABLE} ORDER BY happened_at DESC")

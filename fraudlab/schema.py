@@ -66,6 +66,13 @@ class ColumnProfile:
     timelike: int = 0  # values that read as dates / times
     minimum: float | None = None
     maximum: float | None = None
+    binary: int = 0  # values that read as a yes/no flag (0/1, true/false, yes/no)
+    positives: int = 0  # ... of which read as yes
+
+    @property
+    def is_flag(self) -> bool:
+        """Every sampled value reads as a yes/no flag and both kinds occur, the yes ones a minority (a label's shape)."""
+        return self.non_null > 0 and self.binary == self.non_null and 0 < self.positives < self.non_null / 2
 
     @property
     def is_numeric(self) -> bool:
@@ -135,8 +142,69 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
            {"ts": "Time", "amount": "Amount", "is_fraud": "Class"}, ts_unit_seconds=1.0),
 )}
 
+# Words that mark a column as the fraud label when its values are a yes/no flag with a minority of yes.
+LABEL_TOKENS = {"fraud", "fraudulent", "class", "label", "target", "chargeback", "isfraud"}
+# ... unless the name also says it is something else about fraud (a scenario, a score, a rate).
+NOT_LABEL_TOKENS = {"scenario", "type", "score", "rate", "prob", "probability", "count", "amount", "reason", "ts",
+                    "time", "date", "pred", "prediction"}
+# What each canonical column switches on; said in the load report when a file lacks it.
+NEEDED_FOR = {
+    "customer_id": "customer history and velocity features, segments, rings and case grouping are off",
+    "device_id": "device features (new device, customers per device), device reasons and device rings are off",
+    "ip": "IP features (customers per IP) and IP rings are off",
+    "card_id": "card features and card rings are off",
+    "email": "e-mail rings are off",
+    "merchant_id": "merchant features (volume, fraud rate known by then) are off",
+    "is_fraud": "no labels: a model can be trained only after analysts decide cases",
+    "country": "country features (new country) and country reasons are off",
+    "lat": "distance features are off",
+}
+
 # Columns whose names mark them as derived from the label; never used as features.
 LABEL_DERIVED = re.compile(r"(fraud|chargeback|scenario|is_?flagged|class$|label)", re.IGNORECASE)
+
+
+def name_tokens(name: str) -> list[str]:
+    """Words of a column name: split at punctuation, spaces and camelCase, lower-cased.
+
+    >>> name_tokens("TX_FRAUD"), name_tokens("isFraudTx"), name_tokens("fraud-flag")
+    (['tx', 'fraud'], ['is', 'fraud', 'tx'], ['fraud', 'flag'])
+    """
+    spaced = re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", str(name))
+    return [t for t in re.split(r"[^A-Za-z0-9]+", spaced.lower()) if t]
+
+
+def label_candidates(columns: list[str], profiles: dict[str, ColumnProfile]) -> list[tuple[str, bool]]:
+    """Columns named like a fraud label, best first, each with whether its values confirm it (a minority-yes flag).
+
+    >>> p = {"TX_FRAUD": ColumnProfile("TX_FRAUD", "BIGINT", 100, 100, binary=100, positives=3),
+    ...      "TX_FRAUD_SCENARIO": ColumnProfile("TX_FRAUD_SCENARIO", "BIGINT", 100, 100, binary=90, positives=2)}
+    >>> label_candidates(["TX_FRAUD_SCENARIO", "TX_FRAUD"], p)
+    [('TX_FRAUD', True)]
+    """
+    found = []
+    for col in columns:
+        tokens = set(name_tokens(col))
+        if not tokens & LABEL_TOKENS and normalise_name(col) not in LABEL_TOKENS or tokens & NOT_LABEL_TOKENS:
+            continue
+        profile = profiles.get(col)
+        found.append((col, bool(profile and profile.is_flag), len(tokens)))
+    found.sort(key=lambda c: (not c[1], c[2]))
+    return [(col, confirmed) for col, confirmed, _ in found]
+
+
+def mapping_notes(mapping: ColumnMapping, columns: list[str], profiles: dict[str, ColumnProfile]) -> list[str]:
+    """What a user should know about a mapping: a label-like column left unmapped, what missing columns turn off."""
+    notes = []
+    if "is_fraud" not in mapping.columns:
+        for col, confirmed in label_candidates(columns, profiles):
+            how = "its values are a yes/no flag" if confirmed else "check its values"
+            notes.append(f"column {col!r} looks like the fraud label ({how}) but is not mapped: map it with "
+                         f"--map is_fraud={col} (or pick it as is_fraud on the Load data page)")
+    absent = [t for t in NEEDED_FOR if t not in mapping.columns and t != "is_fraud" or
+              (t == "is_fraud" and t not in mapping.columns and not notes)]
+    notes += [f"no {target} column: {NEEDED_FOR[target]}" for target in absent]
+    return notes
 
 
 def normalise_name(name: str) -> str:
@@ -185,6 +253,11 @@ def detect_mapping(columns: list[str], numeric_columns: set[str] | None = None,
                 used.add(source)
                 break
     profiles = profiles or {}
+    if "is_fraud" not in mapping:
+        confirmed = [col for col, ok in label_candidates([c for c in columns if c not in used], profiles) if ok]
+        if confirmed:
+            mapping["is_fraud"] = confirmed[0]
+            used.add(confirmed[0])
     if "ts" not in mapping:
         timelike = [c for c in columns if c not in used and c in profiles and profiles[c].is_time]
         if timelike:

@@ -19,8 +19,9 @@ import xgboost as xgb
 from fraudlab import explain, rules
 from fraudlab.errors import FraudlabError, ModelError
 from fraudlab.features import feature_rows, has_features, load_frame
-from fraudlab.model import evaluate, label_query
-from fraudlab.registry import champion, get_model, load_booster, prepare, previous_champion
+from fraudlab.labels import resolved_sql
+from fraudlab.model import evaluate
+from fraudlab.registry import ModelRecord, champion, get_model, load_booster, prepare, previous_champion
 from fraudlab.workspace import Workspace, utcnow
 
 Progress = Callable[[float, str], None]
@@ -92,7 +93,7 @@ def score_window(ws: Workspace, start: datetime | None = None, end: datetime | N
     for i, (lo, hi) in enumerate(pieces):
         progress(0.8 * i / len(pieces), f"scoring part {i + 1} of {len(pieces)}")
         frame = load_frame(ws, where="t.ts >= $lo AND (t.ts < $hi OR ($last AND t.ts = $hi))",
-                           params={"lo": lo, "hi": hi, "last": i == len(pieces) - 1}, columns=record["features"])
+                           params={"lo": lo, "hi": hi, "last": i == len(pieces) - 1}, columns=list(record.features))
         score = booster.predict(xgb.DMatrix(prepare(frame, record), enable_categorical=True))
         parts.append(pa.table({"transaction_id": pa.array(frame["transaction_id"].astype(object), pa.string()),
                                "score": pa.array(score.astype(np.float64))}))
@@ -103,13 +104,13 @@ def score_window(ws: Workspace, start: datetime | None = None, end: datetime | N
     explain_began = time.perf_counter()
     reasons = explain_top_scores(ws, record, booster, scored, explain_top)
     explain_seconds = time.perf_counter() - explain_began
-    _store(ws, scored, reasons, record["model_id"], per_row_ms, who, (start, end))
+    _store(ws, scored, reasons, record.model_id, per_row_ms, who, (start, end))
     metrics = evaluate_window(ws, start, end)
     progress(1.0, "scored")
-    return ScoreReport(record["model_id"], scored.num_rows, seconds, len(reasons), explain_seconds, metrics)
+    return ScoreReport(record.model_id, scored.num_rows, seconds, len(reasons), explain_seconds, metrics)
 
 
-def explain_top_scores(ws: Workspace, record: dict, booster: xgb.Booster, scored: pa.Table, top: int) -> pd.DataFrame:
+def explain_top_scores(ws: Workspace, record: ModelRecord, booster: xgb.Booster, scored: pa.Table, top: int) -> pd.DataFrame:
     """Exact TreeSHAP reasons (JSON) for the `top` highest scores."""
     if top <= 0 or scored.num_rows == 0:
         return pd.DataFrame({"transaction_id": [], "reasons": []})
@@ -117,10 +118,10 @@ def explain_top_scores(ws: Workspace, record: dict, booster: xgb.Booster, scored
     idx = np.argsort(-scores, kind="stable")[:top]
     ids = scored["transaction_id"].take(pa.array(idx)).to_pylist()
     frame = load_frame(ws, where="f.transaction_id IN (SELECT unnest($ids))", params={"ids": ids},
-                       columns=_with_baseline(record["features"]))
+                       columns=_with_baseline(list(record.features)))
     X = prepare(frame, record)
     contribs, _ = explain.contributions(booster, X)
-    reasons = explain.reasons_json(record["features"], frame, contribs)
+    reasons = explain.reasons_json(list(record.features), frame, contribs)
     return pd.DataFrame({"transaction_id": frame["transaction_id"].to_numpy(), "reasons": reasons})
 
 
@@ -149,9 +150,9 @@ def _store(ws: Workspace, scored: pa.Table, reasons: pd.DataFrame, model_id: str
 def evaluate_window(ws: Workspace, start=None, end=None) -> dict:
     """Evaluation of current scores in a window against labels known now (empty when there are none)."""
     frame = ws.df(f"""SELECT s.score, l.label, t.amount, t.ts FROM scores s JOIN transactions t USING (transaction_id)
-                      JOIN ({label_query()}) l USING (transaction_id)
+                      JOIN ({resolved_sql(None)}) l USING (transaction_id)
                       WHERE ($lo IS NULL OR t.ts >= $lo) AND ($hi IS NULL OR t.ts <= $hi)""",
-                  {"lo": start, "hi": end, "as_of": utcnow()})
+                  {"lo": start, "hi": end})
     if frame.empty:
         return {}
     days = (frame["ts"].max() - frame["ts"].min()).total_seconds() / 86_400
@@ -167,7 +168,8 @@ class Scorer:
     def __init__(self, ws: Workspace, budget_ms: float = CASE_BUDGET_MS) -> None:
         self.ws = ws
         self.budget_ms = budget_ms
-        self.steps: list[tuple[str, dict, xgb.Booster | None]] = []
+        self.steps: list[tuple[str, ModelRecord, xgb.Booster | None]] = []
+        self.load_errors: dict[str, str] = {}
         for scorer, record in (("model", champion(ws)), ("fallback", previous_champion(ws))):
             if record is None:
                 continue
@@ -175,7 +177,7 @@ class Scorer:
                 self.steps.append((scorer, record, load_booster(record)))
             except (ModelError, xgb.core.XGBoostError) as exc:
                 self.steps.append((scorer, record, None))
-                record.setdefault("load_error", str(exc))
+                self.load_errors[record.model_id] = str(exc).splitlines()[0]
         self._warm_up()
 
     def _warm_up(self) -> None:
@@ -185,7 +187,7 @@ class Scorer:
                 continue
             try:
                 frame = feature_rows(self.ws, [self.ws.scalar("SELECT transaction_id FROM features LIMIT 1")],
-                                     _with_baseline(record["features"]))
+                                     _with_baseline(list(record.features)))
                 if not frame.empty:
                     matrix = xgb.DMatrix(prepare(frame, record), enable_categorical=True)
                     booster.predict(matrix, pred_contribs=True)
@@ -205,20 +207,20 @@ class Scorer:
             began = time.perf_counter()
             try:
                 if booster is None:
-                    raise ModelError(record.get("load_error", "model could not be loaded"))
-                frame = self._row(transaction_id, record["features"])
+                    raise ModelError(self.load_errors.get(record.model_id, "model could not be loaded"))
+                frame = self._row(transaction_id, list(record.features))
                 X = prepare(frame, record)
                 score = float(booster.predict(xgb.DMatrix(X, enable_categorical=True))[0])
                 contribs, bias = explain.contributions(booster, X)
-                table = explain.reason_frame(record["features"], frame.iloc[0], contribs[0])
+                table = explain.reason_frame(list(record.features), frame.iloc[0], contribs[0])
             except (FraudlabError, xgb.core.XGBoostError, KeyError, ValueError) as exc:
-                attempts.append(f"{scorer} {record['model_id']}: failed ({exc})")
+                attempts.append(f"{scorer} {record.model_id}: failed ({exc})")
                 continue
             ms = 1000 * (time.perf_counter() - began)
             if ms > self.budget_ms:
-                attempts.append(f"{scorer} {record['model_id']}: over budget ({ms:.0f} ms > {self.budget_ms:.0f} ms)")
+                attempts.append(f"{scorer} {record.model_id}: over budget ({ms:.0f} ms > {self.budget_ms:.0f} ms)")
                 continue
-            return CaseScore(transaction_id, score, scorer, record["model_id"], ms, float(bias[0]), table,
+            return CaseScore(transaction_id, score, scorer, record.model_id, ms, float(bias[0]), table,
                              table["text"].head(explain.TOP_REASONS).tolist(), attempts)
         return self._rules(transaction_id, attempts)
 
@@ -244,27 +246,3 @@ def stored_reasons(ws: Workspace, transaction_id: str) -> pd.DataFrame:
     """The reasons stored with a transaction's current score (empty frame when it was not explained)."""
     text = ws.scalar("SELECT reasons FROM scores WHERE transaction_id = ?", [transaction_id])
     return pd.DataFrame(json.loads(text)) if text else pd.DataFrame(columns=["feature", "value", "contribution", "text"])
-
-
-def register_cli(subparsers) -> None:
-    """`python -m fraudlab score [--from DATE] [--to DATE] [--model ID] [--explain-top N]`."""
-    p = subparsers.add_parser("score", help="score a time window with the champion and explain the top cases")
-    p.add_argument("--from", dest="start", default=None)
-    p.add_argument("--to", dest="end", default=None)
-    p.add_argument("--model", default=None)
-    p.add_argument("--explain-top", type=int, default=EXPLAIN_TOP)
-    p.set_defaults(func=_cli_score)
-
-
-def _cli_score(args) -> int:
-    ws = Workspace()
-    report = score_window(ws, pd.Timestamp(args.start) if args.start else None,
-                          pd.Timestamp(args.end) if args.end else None, args.model, args.explain_top, who="cli")
-    print(f"scored {report.rows:,} rows with {report.model_id} in {report.seconds:.1f} s "
-          f"({report.rows_per_second:,.0f} rows/s); explained {report.explained:,} in {report.explain_seconds:.1f} s")
-    m = report.metrics
-    if m.get("pr_auc") is not None:
-        print(f"labelled rows {m['rows']:,} ({m['positives']:,} fraud): PR-AUC {m['pr_auc']:.3f}, "
-              f"ROC-AUC {m['roc_auc']:.3f}, precision@budget {m['precision_at_budget']:.2f}, "
-              f"recall@budget {m['recall_at_budget']:.2f}")
-    return 0

@@ -18,6 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from fraudlab.errors import FraudlabError
 from fraudlab.features import source_columns
+from fraudlab.labels import resolved_sql
 from fraudlab.workspace import Workspace, utcnow
 
 Progress = Callable[[float, str], None]
@@ -29,6 +30,8 @@ ONLINE_SQL = ("lower(trim(channel)) IN ('online', 'ecommerce', 'e-commerce', 'we
               "'card_not_present', 'card-not-present', 'app', 'in-app', 'mobile_app')")
 LOG_FEATURES = ("frequency", "monetary", "avg_ticket", "ticket_spread", "recency_days", "tenure_days",
                 "distinct_merchants", "distinct_devices")
+
+MIN_CUSTOMERS = 10
 
 
 @dataclass(frozen=True)
@@ -153,15 +156,6 @@ def profile(features: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
     return out.reset_index()
 
 
-def ensure_tables(ws: Workspace) -> None:
-    """Create the segment tables if missing."""
-    if ws.has_table("customer_segments") and ws.has_table("segment_profiles"):
-        return
-    with ws.write() as cur:
-        cur.execute("""CREATE TABLE IF NOT EXISTS customer_segments (customer_id VARCHAR, segment_id INTEGER,
-                       segment_name VARCHAR, assigned_at TIMESTAMP)""")
-        cur.execute("CREATE TABLE IF NOT EXISTS segment_profiles (segment_id INTEGER, segment_name VARCHAR, "
-                    "customers BIGINT, profile VARCHAR, created_at TIMESTAMP)")
 
 
 def segment_customers(ws: Workspace, k: int | None = None, seed: int = 0, who: str = "system",
@@ -171,7 +165,7 @@ def segment_customers(ws: Workspace, k: int | None = None, seed: int = 0, who: s
     began = time.perf_counter()
     progress(0.05, "customer features in DuckDB")
     features = customer_features(ws)
-    if len(features) < 10:
+    if len(features) < MIN_CUSTOMERS:
         raise FraudlabError(f"only {len(features)} customers: too few to segment")
     progress(0.35, "choosing k by silhouette" if k is None else f"K-Means with k={k}")
     labels, silhouettes = fit_segments(features, k, seed)
@@ -179,7 +173,6 @@ def segment_customers(ws: Workspace, k: int | None = None, seed: int = 0, who: s
     profiles = profile(features, labels)
     profiles.insert(1, "segment_name", name_segments(profiles, features.drop(columns=["customer_id"]).median()))
     progress(0.85, "saving segments")
-    ensure_tables(ws)
     now = utcnow()
     names = profiles.set_index("segment_id")["segment_name"]
     assigned = pd.DataFrame({"customer_id": features["customer_id"].astype(object), "segment_id": labels.astype(int),
@@ -201,7 +194,12 @@ def segment_customers(ws: Workspace, k: int | None = None, seed: int = 0, who: s
 
 def has_segments(ws: Workspace) -> bool:
     """True when customers have been segmented."""
-    return ws.has_table("customer_segments") and ws.count("customer_segments") > 0
+    return ws.count("customer_segments") > 0
+
+
+def can_segment(ws: Workspace) -> bool:
+    """True when there are enough customers with an id to segment (real data may have none)."""
+    return int(ws.scalar("SELECT count(DISTINCT customer_id) FROM transactions") or 0) >= MIN_CUSTOMERS
 
 
 def missing_features(ws: Workspace) -> list[str]:
@@ -226,9 +224,8 @@ def segment_profiles(ws: Workspace) -> pd.DataFrame:
 
 
 # analyst decisions override the source label (the newest analyst label per transaction wins)
-_FRAUD_JOIN = """LEFT JOIN (SELECT transaction_id, arg_max(is_fraud, label_ts) AS analyst_label FROM labels
-                            WHERE source = 'analyst' GROUP BY 1) lab USING (transaction_id)"""
-_FRAUD = "coalesce(lab.analyst_label, t.is_fraud, false)"
+_FRAUD_JOIN = f"LEFT JOIN ({resolved_sql(None)}) lab USING (transaction_id)"
+_FRAUD = "coalesce(lab.label, false)"
 
 
 def segment_summary(ws: Workspace, threshold: float = 0.5) -> pd.DataFrame:

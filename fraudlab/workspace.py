@@ -44,7 +44,9 @@ CANONICAL_COLUMNS: dict[str, str] = {
 
 _TRANSACTION_COLUMNS_SQL = ",\n    ".join(f"{name} {sqltype}" for name, sqltype in CANONICAL_COLUMNS.items())
 
-SCHEMA_SQL = f"""
+# Version 1 is the first release's schema (ten tables here, the rest created lazily by their modules). Each later
+# version is a forward migration; opening a workspace applies the ones it lacks, in order, in one transaction.
+SCHEMA_V1 = f"""
 CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
 INSERT INTO meta VALUES ('version', '0') ON CONFLICT DO NOTHING;
 CREATE SEQUENCE IF NOT EXISTS ingest_seq START 1;
@@ -68,18 +70,8 @@ CREATE TABLE IF NOT EXISTS ingests (
     engine VARCHAR,
     status VARCHAR
 );
-CREATE TABLE IF NOT EXISTS quarantine (
-    ingest_id INTEGER,
-    row_number BIGINT,
-    raw VARCHAR,
-    reason VARCHAR
-);
-CREATE TABLE IF NOT EXISTS labels (
-    transaction_id VARCHAR,
-    is_fraud BOOLEAN,
-    label_ts TIMESTAMP,
-    source VARCHAR
-);
+CREATE TABLE IF NOT EXISTS quarantine (ingest_id INTEGER, row_number BIGINT, raw VARCHAR, reason VARCHAR);
+CREATE TABLE IF NOT EXISTS labels (transaction_id VARCHAR, is_fraud BOOLEAN, label_ts TIMESTAMP, source VARCHAR);
 CREATE TABLE IF NOT EXISTS models (
     model_id VARCHAR PRIMARY KEY,
     created_at TIMESTAMP,
@@ -111,21 +103,35 @@ CREATE TABLE IF NOT EXISTS decisions (
     decided_at TIMESTAMP,
     previous_decision_id BIGINT
 );
-CREATE TABLE IF NOT EXISTS audit (
-    audit_id BIGINT PRIMARY KEY,
-    logged_at TIMESTAMP,
-    who VARCHAR,
-    action VARCHAR,
-    details VARCHAR
-);
-CREATE TABLE IF NOT EXISTS drift_runs (
-    run_id BIGINT PRIMARY KEY,
-    created_at TIMESTAMP,
-    reference VARCHAR,
-    current VARCHAR,
-    results VARCHAR
-);
+CREATE TABLE IF NOT EXISTS audit (audit_id BIGINT PRIMARY KEY, logged_at TIMESTAMP, who VARCHAR, action VARCHAR,
+                                  details VARCHAR);
+CREATE TABLE IF NOT EXISTS drift_runs (run_id BIGINT PRIMARY KEY, created_at TIMESTAMP, reference VARCHAR,
+                                       current VARCHAR, results VARCHAR);
 """
+
+MIGRATIONS: dict[int, str] = {
+    # 2: every table the modules used to create lazily now exists from the start, owned here;
+    #    labels record when they were written (wall clock) beside when they became known on the data's clock.
+    2: """
+CREATE TABLE IF NOT EXISTS model_events (model_id VARCHAR, event VARCHAR, happened_at TIMESTAMP, who VARCHAR,
+                                         details VARCHAR);
+CREATE TABLE IF NOT EXISTS drift_profiles (profile_key VARCHAR, created_at TIMESTAMP, reference VARCHAR,
+                                           fingerprint VARCHAR, profile VARCHAR);
+CREATE TABLE IF NOT EXISTS feature_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS case_assignments (case_id VARCHAR PRIMARY KEY, assignee VARCHAR, assigned_at TIMESTAMP,
+                                             locked_by VARCHAR, locked_until TIMESTAMP);
+CREATE TABLE IF NOT EXISTS case_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
+CREATE TABLE IF NOT EXISTS customer_segments (customer_id VARCHAR, segment_id INTEGER, segment_name VARCHAR,
+                                              assigned_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS segment_profiles (segment_id INTEGER, segment_name VARCHAR, customers BIGINT,
+                                             profile VARCHAR, created_at TIMESTAMP);
+ALTER TABLE labels ADD COLUMN IF NOT EXISTS recorded_at TIMESTAMP;
+""",
+}
+SCHEMA_VERSION = max(MIGRATIONS)
+
+# Derived tables, rebuilt whole by the module named (CREATE OR REPLACE ... AS SELECT): features (features.py),
+# cases, case_history, case_entities (cases.py). Nothing else creates a table.
 
 
 def copy_workspace(src: str | Path, dst: str | Path) -> Path:
@@ -151,6 +157,11 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def quote_ident(name: str) -> str:
+    """Quote an identifier for SQL, escaping embedded quotes (column names come from users' files)."""
+    return '"' + str(name).replace('"', '""') + '"'
+
+
 class Workspace:
     """Owns one DuckDB workspace file: schema, reads, serialised writes, version counter, audit."""
 
@@ -162,8 +173,37 @@ class Workspace:
         except duckdb.Error as exc:
             raise WorkspaceError(f"cannot open workspace {self.path}: {exc}") from exc
         self._lock = threading.RLock()
-        with self._lock:
-            self._con.execute(SCHEMA_SQL)
+        try:
+            self._migrate()
+        except BaseException:
+            self._con.close()
+            raise
+
+    def _migrate(self) -> None:
+        """Create the schema of a new file, or bring an older workspace forward, one version at a time."""
+        cur = self._con.cursor()
+        try:
+            cur.execute("BEGIN TRANSACTION")
+            cur.execute(SCHEMA_V1)
+            row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+            current = int(row[0]) if row else 1
+            if current > SCHEMA_VERSION:
+                raise WorkspaceError(f"workspace {self.path} has schema version {current}, newer than this "
+                                     f"fraudlab ({SCHEMA_VERSION}): upgrade fraudlab to open it")
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                cur.execute(MIGRATIONS[version])
+            cur.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
+            cur.execute("COMMIT")
+        except BaseException:
+            cur.execute("ROLLBACK")
+            raise
+        finally:
+            cur.close()
+
+    @property
+    def schema_version(self) -> int:
+        """The schema version this workspace file is at (always the newest once opened)."""
+        return int(self.scalar("SELECT value FROM meta WHERE key = 'schema_version'"))
 
     @property
     def models_dir(self) -> Path:

@@ -4,15 +4,14 @@ import html
 import streamlit as st
 
 from fraudlab import cases
-from fraudlab.case_charts import timeline_figure, waterfall_figure
 from fraudlab.case_report import case_report_html
+from fraudlab.charts.cases import history_timeline_figure, waterfall_figure
 from fraudlab.errors import FraudlabError
 from fraudlab.privacy import mask_card
 from ui import cases as ui
 from ui.state import analyst_name, get_workspace
 
 ws = get_workspace()
-path, version = str(ws.path), ws.version
 me = analyst_name()
 st.title("Case detail")
 
@@ -27,7 +26,7 @@ if not case_id:
 st.query_params["case"] = case_id
 try:
     detail = cases.case_detail(ws, case_id)
-    scored = ui.scorer(path, version).score_case(case_id)
+    scored = ui.scorer(ws).score_case(case_id)
 except FraudlabError as exc:
     st.error(str(exc))
     st.stop()
@@ -61,7 +60,7 @@ with right:
                 "the reasons are the rules that fired.")
     else:
         st.plotly_chart(waterfall_figure(scored.contributions, scored.base_value), width="stretch")
-st.plotly_chart(timeline_figure(detail.history), width="stretch")
+st.plotly_chart(history_timeline_figure(detail.history), width="stretch")
 
 st.subheader("Decision")
 newest = None if detail.decisions.empty else int(detail.decisions["decision_id"].iloc[0])

@@ -3,13 +3,14 @@ import hashlib
 
 import streamlit as st
 
+from fraudlab import pipeline
 from fraudlab.errors import FraudlabError
-from fraudlab.ingest import ingest_path
+from fraudlab.ingest import ingest_history
 from ui import data as ui
-from ui.state import get_workspace
+from ui.cache import read
+from ui.state import analyst_name, get_workspace
 
 ws = get_workspace()
-path, version = str(ws.path), ws.version
 st.title("Load data")
 st.caption("CSV (any delimiter, gzip'd or not) or Parquet. Good rows load into the workspace; bad rows go to the "
            "quarantine with their reason, so nothing is lost. Loading the same data twice adds nothing.")
@@ -41,14 +42,15 @@ if source:
         if st.button("Load", type="primary"):
             bar = st.progress(0.0, text="starting")
             try:
-                report = ingest_path(ws, source, mapping, lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m),
-                                     source=label)
+                report, steps = pipeline.load(ws, source, mapping, who=analyst_name(), source=label,
+                                              progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
             except FraudlabError as exc:
                 bar.empty()
                 st.error(str(exc))
             else:
                 st.session_state["data_last_ingest"] = report.ingest_id
                 st.session_state["data_message"] = report.message
+                st.session_state["data_notes"] = list(report.notes) + steps
                 st.rerun()
 else:
     st.info("Type a path or glob on the server (large files), or upload a small file, to see a preview.")
@@ -56,9 +58,11 @@ else:
 message = st.session_state.pop("data_message", None)
 if message:
     st.success(message)
+for note in st.session_state.pop("data_notes", []):
+    st.info(note)
 
 st.subheader("Validation report")
-loads = ui.history(path, version)
+loads = read(ingest_history, ws)
 if loads.empty:
     st.info("Nothing has been loaded yet.")
     st.stop()
@@ -66,7 +70,7 @@ ids = loads["ingest_id"].astype(int).tolist()
 last = st.session_state.get("data_last_ingest")
 chosen = st.selectbox("Load", ids, index=ids.index(last) if last in ids else 0,
                       format_func=lambda i: f"#{i} · {loads.set_index('ingest_id').loc[i, 'source']}")
-ui.show_report(path, version, loads[loads["ingest_id"] == chosen].iloc[0])
+ui.show_report(ws, loads[loads["ingest_id"] == chosen].iloc[0])
 
 st.subheader("Ingest history")
 st.dataframe(loads.drop(columns=["mapping", "sha256"]), width="stretch", hide_index=True)

@@ -3,23 +3,30 @@ import pandas as pd
 import streamlit as st
 
 from fraudlab import drift
-from fraudlab.drift_charts import distribution_figure, heatmap_figure, pca_figure, performance_figure, timeline_figure
+from fraudlab.charts.drift import (
+    column_timeline_figure,
+    distribution_figure,
+    heatmap_figure,
+    pca_figure,
+    performance_figure,
+)
 from fraudlab.errors import FraudlabError
+from fraudlab.ingest import ingest_history
 from ui import drift as cached
+from ui.cache import read
 from ui.state import analyst_name, get_workspace
 
 ws = get_workspace()
-path, version = str(ws.path), ws.version
 st.title("Drift")
 st.caption("Compares a current window with a frozen reference profile: per-column tests, multivariate checks, "
            "labels and model performance. Runs are saved so they can be compared later.")
 
-if not ws.scalar("SELECT count(*) FROM transactions"):
+if not ws.count("transactions"):
     st.info("No transactions yet: load data on the Load data page, then come back for a drift report.")
     st.stop()
 
-past = cached.runs(path, version)
-ref_default, cur_default = cached.defaults(path, version)
+past = read(drift.list_runs, ws)
+ref_default, cur_default = read(drift.split_windows, ws)
 with st.expander("Windows and options", expanded=past.empty):
     mode = st.radio("Choose windows", ["By dates", "By ingest"], horizontal=True)
     left, right = st.columns(2)
@@ -29,7 +36,8 @@ with st.expander("Windows and options", expanded=past.empty):
         to_window = lambda d: drift.Window.dates(d[0], pd.Timestamp(d[-1]) + pd.Timedelta(days=1))  # noqa: E731
         reference, current = to_window(ref_dates), to_window(cur_dates)
     else:
-        loads = cached.ingests(path, version)
+        loads = read(ingest_history, ws)
+        loads = loads[loads["status"] == "ok"]
         label = dict(zip(loads["ingest_id"], loads["source"].astype(str) + " (" + loads["rows_loaded"].astype(str) + " rows)"))
         ids = loads["ingest_id"].tolist()
         ref_ids = left.multiselect("Reference ingests", ids, default=ids[:1], format_func=lambda i: f"{i}: {label[i]}")
@@ -38,7 +46,7 @@ with st.expander("Windows and options", expanded=past.empty):
             st.warning("Pick at least one ingest for each window.")
             st.stop()
         reference, current = drift.Window.ingests(ref_ids), drift.Window.ingests(cur_ids)
-    names = cached.column_names(path, version)
+    names = read(cached.column_names, ws)
     o1, o2, o3 = st.columns(3)
     as_cat = o1.multiselect("Treat as categorical", names)
     skip = o2.multiselect("Leave out", names)
@@ -60,7 +68,7 @@ if past.empty:
 run_id = st.session_state.get("drift_run") or int(past["run_id"].iloc[0])
 if run_id not in set(past["run_id"]):
     run_id = int(past["run_id"].iloc[0])
-rep = cached.report(path, int(run_id))
+rep = read(drift.load_run, ws, int(run_id), key=("run", int(run_id)))
 st.markdown(f"**Run {run_id}** · reference {rep.reference.label} · current {rep.current.label} · per {rep.period}")
 cached.verdict_box(rep)
 
@@ -86,7 +94,7 @@ order = rep.columns.sort_values(["drifted", "importance"], ascending=[False, Fal
 column = st.selectbox("Column", order)
 a, b = st.columns(2)
 a.plotly_chart(distribution_figure(rep, column), width="stretch")
-b.plotly_chart(timeline_figure(rep, column), width="stretch")
+b.plotly_chart(column_timeline_figure(rep, column), width="stretch")
 st.plotly_chart(heatmap_figure(rep), width="stretch")
 
 st.subheader("Multivariate, labels and performance")
@@ -105,14 +113,15 @@ elif rep.performance.get("note"):
 if rep.labels.get("mix"):
     st.dataframe(pd.DataFrame(rep.labels["mix"]), hide_index=True, width="stretch")
 
-st.download_button("Download HTML report", cached.html_of(path, int(run_id)), f"drift_run_{run_id}.html", "text/html",
+st.download_button("Download HTML report", read(cached.html_of_run, ws, int(run_id), key=("run", int(run_id))), f"drift_run_{run_id}.html", "text/html",
                    type="primary")
 
 st.subheader("Earlier runs")
 st.dataframe(past, width="stretch", hide_index=True)
 pick = st.multiselect("Compare runs", past["run_id"].tolist(), default=past["run_id"].tolist()[:2])
 if len(pick) >= 2:
-    st.dataframe(cached.compare(path, tuple(int(i) for i in pick)), width="stretch", hide_index=True)
+    st.dataframe(read(drift.compare_runs, ws, [int(i) for i in pick], key=("runs", tuple(pick))), width="stretch",
+                 hide_index=True)
 opened = st.selectbox("Open an earlier run", past["run_id"].tolist(), index=None)
 if opened is not None and opened != run_id:
     st.session_state["drift_run"] = int(opened)

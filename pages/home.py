@@ -1,13 +1,14 @@
 """Overview: what the workspace holds and where to go next."""
 import streamlit as st
 
-from fraudlab.charts import daily_volume_figure
+from fraudlab.charts.overview import daily_volume_figure
 from fraudlab.model import decision_threshold
-from fraudlab.overview import daily_activity
-from ui.state import get_workspace, summary
+from fraudlab.overview import daily_activity, workspace_summary
+from ui.cache import read
+from ui.state import get_workspace
 
 ws = get_workspace()
-info = summary(ws)
+info = read(workspace_summary, ws)
 
 st.title("fraudlab")
 st.caption("Fraud investigation workbench: triage cases, find rings, watch segments, drift and models.")
@@ -24,12 +25,7 @@ cols[2].metric("Labelled fraud rate", "—" if info.fraud_rate is None else f"{i
 cols[3].metric("Rows in quarantine", f"{info.quarantined:,}")
 
 
-@st.cache_data(show_spinner=False, max_entries=4)
-def _daily(path: str, version: int):
-    return daily_activity(ws, decision_threshold(ws))
-
-
-daily = _daily(str(ws.path), info.version)
+daily = read(daily_activity, ws, read(decision_threshold, ws))
 st.subheader("Daily activity")
 st.plotly_chart(daily_volume_figure(daily), width="stretch")
 c = st.columns(3)

@@ -1,20 +1,23 @@
 """Models: metrics and curves of each model, the cost threshold, what drives the score, registry actions."""
 import streamlit as st
 
-from fraudlab import registry
-from fraudlab.charts import cost_curve_figure, importance_figure, pr_curve_figure, roc_curve_figure
+from fraudlab import pipeline, registry
+from fraudlab.charts.models import (
+    cost_curve_figure,
+    importance_figure,
+    pr_curve_figure,
+    roc_curve_figure,
+)
 from fraudlab.errors import FraudlabError
-from fraudlab.features import build_features, feature_info
-from fraudlab.model import cost_at, train_model
-from fraudlab.scoring import score_window
-from ui import models as cached
+from fraudlab.features import feature_info
+from fraudlab.model import cost_at, cost_table
+from ui.cache import read
 from ui.state import analyst_name, get_workspace
 
 ws = get_workspace()
-path, version = str(ws.path), ws.version
 st.title("Models")
 
-table = cached.models(path, version)
+table = read(registry.list_models, ws)
 if table.empty:
     st.info("No model yet. Load labelled transactions, then train the first one here.")
 
@@ -26,14 +29,11 @@ with st.expander("Train a new challenger", expanded=table.empty):
     if st.button("Train challenger", type="primary"):
         bar = st.progress(0.0, text="starting")
         try:
-            if rebuild:
-                build_features(ws, label_delay_days=delay, who=analyst_name(),
-                               progress=lambda f, m: bar.progress(0.3 * f, text=m))
-            result = train_model(ws, search=search, progress=lambda f, m: bar.progress(0.3 + 0.7 * f, text=m))
-            model_id = registry.register(ws, result, who=analyst_name())
-            if registry.champion(ws)["model_id"] == model_id:
-                score_window(ws, who=analyst_name(), progress=lambda f, m: bar.progress(f, text=m))
-            st.toast(f"Trained {model_id} in {result.seconds:.1f} s (test PR-AUC {result.metrics.get('pr_auc', 0):.3f})")
+            outcome = pipeline.retrain(ws, search=search, rebuild_features=rebuild, label_delay_days=delay,
+                                       who=analyst_name(), progress=lambda f, m: bar.progress(f, text=m))
+            result = outcome.result
+            st.toast(f"Trained {outcome.model_id} in {result.seconds:.1f} s "
+                     f"(test PR-AUC {result.metrics.get('pr_auc', 0):.3f})")
             st.rerun()
         except FraudlabError as exc:
             st.error(str(exc))
@@ -54,17 +54,17 @@ champ = table.loc[table["status"] == "champion", "model_id"]
 default = ids.index(champ.iloc[0]) if len(champ) else 0
 model_id = st.selectbox("Model", ids, index=default,
                         format_func=lambda m: f"{m} ({table.set_index('model_id').loc[m, 'status']})")
-record = cached.record(path, version, model_id)
-m = record["metrics"]
+record = read(registry.get_model, ws, model_id)
+m = record.metrics
 cols = st.columns(5)
 cols[0].metric("PR-AUC", f"{m.get('pr_auc', 0):.3f}")
 cols[1].metric("ROC-AUC", f"{m.get('roc_auc', 0):.3f}")
 cols[2].metric("Recall @ 90% precision", f"{m.get('recall_at_90_precision', 0):.2f}")
 cols[3].metric(f"Precision @ {m.get('alert_budget_per_day', '?')}/day", f"{m.get('precision_at_budget', 0):.2f}")
 cols[4].metric("Recall @ budget", f"{m.get('recall_at_budget', 0):.2f}")
-st.caption(f"Trained on {record['train_from']:%Y-%m-%d} → {record['train_to']:%Y-%m-%d}; tested on "
+st.caption(f"Trained on {record.train_from:%Y-%m-%d} → {record.train_to:%Y-%m-%d}; tested on "
            f"{m.get('test_from', '?')[:10]} → {m.get('test_to', '?')[:10]} ({m.get('test_rows', 0):,} rows, "
-           f"{m.get('positives', 0)} frauds); {len(record['features'])} features; data hash {record['data_hash']}.")
+           f"{m.get('positives', 0)} frauds); {len(record.features)} features; data hash {record.data_hash}.")
 
 left, right = st.columns(2)
 if "precision" in m:
@@ -73,7 +73,8 @@ if "precision" in m:
 
 st.subheader("Threshold and cost")
 review_cost = st.number_input("Cost of one review", 0.0, 1000.0, float(m.get("cost_review", 5.0)))
-predictions, costs = cached.costs(path, model_id, review_cost)
+predictions = read(registry.holdout_predictions, ws, model_id, key=model_id)
+costs = cost_table(predictions, review_cost)
 threshold = st.slider("Alert threshold", 0.0001, 1.0, float(min(max(m.get("threshold", 0.5), 0.0001), 1.0)),
                       format="%.4f")
 at = cost_at(predictions["label"].astype(bool).to_numpy(), predictions["score"].to_numpy(),
@@ -86,15 +87,15 @@ c[3].metric("Expected cost", f"{at['cost']:,.0f}")
 st.plotly_chart(cost_curve_figure(costs, threshold), width="stretch")
 
 st.subheader("What drives the score")
-st.plotly_chart(importance_figure(cached.importance(path, model_id)), width="stretch")
+with st.spinner("Computing SHAP importance…"):
+    st.plotly_chart(importance_figure(read(registry.importance, ws, model_id, key=model_id)), width="stretch")
 
 st.subheader("Promote or roll back")
-if record["status"] != "champion":
+if record.status != "champion":
     reason = st.text_input("Override reason (only needed if the guard blocks)", key="override")
     if st.button(f"Promote {model_id}"):
-        outcome = registry.promote(ws, model_id, who=analyst_name(), override_reason=reason or None)
-        if outcome.promoted:
-            score_window(ws, who=analyst_name())
+        with st.spinner("Checking the guard, then rescoring every transaction…"):
+            outcome = pipeline.promote_and_rescore(ws, model_id, who=analyst_name(), override_reason=reason or None)
         (st.success if outcome.promoted else st.error)(outcome.message)
         for check in outcome.checks:
             st.write(("✅ " if check.passed else "⛔ ") + f"**{check.name}** — {check.detail}")
@@ -102,11 +103,11 @@ else:
     st.caption("This model is the champion.")
     if st.button("Roll back to the previous champion"):
         try:
-            restored = registry.rollback(ws, who=analyst_name(), reason="rolled back from the Models page")
-            score_window(ws, who=analyst_name())
+            with st.spinner("Rolling back and rescoring…"):
+                restored = pipeline.rollback_and_rescore(ws, who=analyst_name(), reason="rolled back from the Models page")
             st.toast(f"Rolled back: {restored} is the champion again and the scores are refreshed.")
             st.rerun()
         except FraudlabError as exc:
             st.error(str(exc))
 with st.expander("Registry history"):
-    st.dataframe(cached.events(path, version), width="stretch", hide_index=True)
+    st.dataframe(read(registry.model_events, ws), width="stretch", hide_index=True)

@@ -4,18 +4,18 @@ import streamlit as st
 from fraudlab import cases
 from fraudlab.errors import FraudlabError
 from ui import cases as ui
+from ui.cache import read
 from ui.state import analyst_name, get_workspace
 
 ws = get_workspace()
-path, version = str(ws.path), ws.version
 me = analyst_name()
 st.title("Case queue")
 
 if ws.count("scores") == 0:
     st.info("No scored transactions yet: load labelled data and train a model on the **Models** page.")
     st.stop()
-budget = ui.budget(path, version)
-opts = ui.options(path, version)
+budget = read(cases.alert_budget, ws)
+opts = read(cases.queue_options, ws)
 c = st.columns(4)
 c[0].metric("Cases", f"{budget['cases']:,}")
 c[1].metric("Alerts per day", f"{budget['per_day']:.1f}")
@@ -45,8 +45,8 @@ if right.button("▶ Take the next case", type="primary"):
         ui.open_case(case_id)
     st.info("No free case matches these filters.")
 
-rows, total = ui.queue_page(path, version, cases.assignment_stamp(ws), filters, sort, cases.PAGE_SIZE,
-                            (page_no - 1) * cases.PAGE_SIZE)
+rows, total = read(cases.queue, ws, filters, sort, cases.PAGE_SIZE, (page_no - 1) * cases.PAGE_SIZE,
+                   key=(ws.version, cases.assignment_stamp(ws)))
 st.caption(f"{total:,} cases match · page {page_no} of {max(1, -(-total // cases.PAGE_SIZE))} · SLA {cases.SLA_HOURS} h")
 if rows.empty:
     st.info("No cases match these filters. Widen the status or score filters.")

@@ -2,13 +2,14 @@
 import streamlit as st
 
 from fraudlab import cases, rings
+from fraudlab.charts.rings import parts_figure, ring_timeline_figure
 from fraudlab.errors import FraudlabError
 from ui import rings as cached
+from ui.cache import read
 from ui.cases import open_case
 from ui.state import analyst_name, get_workspace
 
 ws = get_workspace()
-path, version = str(ws.path), ws.version
 st.title("Fraud rings")
 if not ws.has_table("transactions") or not ws.count("transactions") or not rings.has_customers(ws):
     st.info("Rings link customers through shared identifiers, and this data has no customer_id values. "
@@ -28,7 +29,9 @@ with st.expander("Graph settings", expanded=False):
                                     "default: it links strangers who shop at the same place, so it finds more "
                                     "but noisier rings and takes longer (Louvain splits what it glues).")
 try:
-    result = cached.find(path, version, int(hub), int(min_size), tuple(kinds), float(window) or None)
+    with st.spinner("Finding rings…"):
+        result = read(rings.find_rings, ws, int(hub), int(min_size), kinds=tuple(kinds),
+                      merchant_window_hours=float(window) or None)
 except FraudlabError as exc:
     st.error(str(exc))
     st.stop()
@@ -59,8 +62,8 @@ customers = tuple(result.customers_of(ring_id))
 score = result.score_of(ring_id)
 
 left, right = st.columns([1, 2])
-left.plotly_chart(cached.parts_figure(score), width="stretch")
-members = cached.members(path, version, customers)
+left.plotly_chart(parts_figure(score), width="stretch")
+members = read(rings.ring_members, ws, list(customers))
 risk = dict(zip(members["customer_id"], members["max_score"].fillna(members["fraud_labels"].gt(0).astype(float))))
 graph = rings.ring_graph(result, ring_id, risk)
 with right:
@@ -84,12 +87,12 @@ if chosen.selection.rows:
 else:
     b[1].caption("Select a member to open their highest-scored transaction in Case detail.")
 
-tx = cached.transactions(path, version, customers)
-st.plotly_chart(cached.timeline_figure(tx), width="stretch")
+tx = read(rings.ring_transactions, ws, list(customers))
+st.plotly_chart(ring_timeline_figure(tx), width="stretch")
 
 st.subheader("Decide the whole ring")
-open_ids = cached.case_ids(path, version, customers, "cases")
-all_ids = cached.case_ids(path, version, customers, "all")
+open_ids = read(rings.ring_case_ids, ws, list(customers), "cases")
+all_ids = read(rings.ring_case_ids, ws, list(customers), "all")
 with st.form(f"decide_ring_{ring_id}"):
     decision = st.radio("Decision", ["fraud", "legitimate", "escalate"], horizontal=True)
     scope = st.radio("Apply to", ["cases", "all"], horizontal=True, format_func=lambda s: {

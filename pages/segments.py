@@ -1,18 +1,22 @@
 """Segments: who the customers are, where fraud and losses sit, which segment is turning riskiest."""
 import streamlit as st
 
-from fraudlab import segments
-from fraudlab.charts import profile_heatmap_figure, segment_bars_figure, weekly_trend_figure
+from fraudlab import pipeline, segments
+from fraudlab.charts.segments import (
+    drivers_figure,
+    profile_heatmap_figure,
+    risk_slope_figure,
+    segment_bars_figure,
+    weekly_trend_figure,
+)
 from fraudlab.errors import FraudlabError
 from fraudlab.features import source_columns
 from fraudlab.model import decision_threshold
-from fraudlab.segment_charts import drivers_figure, risk_slope_figure
-from ui import segments as cached
+from ui.cache import read
 from ui.cases import open_case
 from ui.state import analyst_name, get_workspace
 
 ws = get_workspace()
-path, version = str(ws.path), ws.version
 st.title("Customer segments")
 if "customer_id" not in source_columns(ws):
     st.info("Segments need a customer_id column, and this data has none. Map one on the **Load data** page.")
@@ -24,8 +28,7 @@ with st.expander("Re-segment", expanded=not segments.has_segments(ws)):
     if st.button("Segment customers", type="primary") or not segments.has_segments(ws):
         bar = st.progress(0.0, text="starting")
         try:
-            report = segments.segment_customers(ws, k=k, who=analyst_name(),
-                                                progress=lambda f, m: bar.progress(f, text=m))
+            report = pipeline.resegment(ws, k=k, who=analyst_name(), progress=lambda f, m: bar.progress(f, text=m))
             st.toast(f"{report.customers:,} customers in {report.k} segments ({report.seconds:.1f} s)")
             st.rerun()
         except FraudlabError as exc:
@@ -35,8 +38,8 @@ with st.expander("Re-segment", expanded=not segments.has_segments(ws)):
 if skipped := segments.missing_features(ws):
     st.caption("Features skipped for lack of data: " + ", ".join(skipped) + ".")
 
-summary = cached.summary(path, version, decision_threshold(ws))
-profiles = cached.profiles(path, version)
+summary = read(segments.segment_summary, ws, read(decision_threshold, ws))
+profiles = read(segments.segment_profiles, ws)
 c = st.columns(4)
 c[0].metric("Segments", len(summary))
 c[1].metric("Customers", f"{int(summary['customers'].sum()):,}")
@@ -54,7 +57,7 @@ st.dataframe(summary, width="stretch", hide_index=True)
 st.download_button("Download segment summary (CSV)", summary.to_csv(index=False), "segments.csv", "text/csv")
 
 st.subheader("Trends: which segment is turning riskiest")
-weekly = cached.weekly(path, version)
+weekly = read(segments.weekly_trend, ws)
 trend = segments.risk_trend(weekly)
 if not trend.empty:
     worst = trend.iloc[0]
@@ -68,7 +71,8 @@ c = st.columns(2)
 c[0].download_button("Download weekly trend (CSV)", weekly.to_csv(index=False), "segment_weekly.csv", "text/csv")
 c[1].download_button("Download risk trend (CSV)", trend.to_csv(index=False), "segment_risk_trend.csv", "text/csv")
 
-prop = cached.propensity(path, version)
+with st.spinner("Training the propensity model…"):
+    prop = read(segments.propensity, ws)
 st.subheader("Propensity of a customer to turn fraudulent")
 if prop.auc is None:
     st.info("Too few customers turned fraudulent after the cut-off to fit a propensity model.")
@@ -86,7 +90,7 @@ else:
 st.subheader("Drill into a segment")
 chosen = st.selectbox("Segment", summary["segment_id"].tolist(),
                       format_func=lambda s: summary.set_index("segment_id").loc[s, "segment_name"])
-members = cached.members(path, version, int(chosen))
+members = read(segments.segment_members, ws, int(chosen))
 picked = st.dataframe(members, width="stretch", hide_index=True, on_select="rerun", selection_mode="single-row")
 st.download_button("Download these customers (CSV)", members.to_csv(index=False), "segment_customers.csv", "text/csv")
 if picked.selection.rows and st.button("Open this customer's riskiest transaction"):

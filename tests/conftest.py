@@ -1,18 +1,15 @@
 """Shared fixtures: small simulated data sets and real workspace files built from them."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from fraudlab.generate import simulate
+from fraudlab.ingest import ingest_table
+from fraudlab.workspace import Workspace, copy_workspace
 
-from fraudlab.generate import simulate  # noqa: E402
-from fraudlab.ingest import ingest_table  # noqa: E402
-from fraudlab.workspace import Workspace, copy_workspace  # noqa: E402
+ROOT = Path(__file__).resolve().parent.parent
 
 SMALL_ROWS = 20_000
 
@@ -51,11 +48,11 @@ def workspace_env(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def ready_workspace_file(tmp_path_factory) -> Path:
     """A workspace file after the app's first start on the bundled sample (built once per test session)."""
-    from fraudlab.bootstrap import first_start
+    from fraudlab.pipeline import refresh
 
     path = tmp_path_factory.mktemp("ready") / "workspace.duckdb"
     ws = Workspace(path)
-    first_start(ws)
+    refresh(ws)
     ws.close()
     return path
 

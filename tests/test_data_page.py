@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
-
 from conftest import APP_PATH, csv_with_bad_rows
+from streamlit.testing.v1 import AppTest
 
 pytestmark = pytest.mark.timeout(600)
 

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from fraudlab import drift
-from fraudlab.drift_charts import report_html
+from fraudlab.charts.drift import report_html
 from fraudlab.generate import simulate
 from fraudlab.ingest import ingest_table
 from fraudlab.workspace import Workspace
@@ -91,6 +91,7 @@ def test_new_fraud_pattern_shows_in_matured_labels_not_in_the_inputs(reports):
     assert rep.verdict["action"] == drift.RECOMMEND["retrain"]
 
 
+@pytest.mark.large
 def test_no_drift_control_at_two_million_rows_flags_nothing(tmp_path_factory):
     ws = _workspace(tmp_path_factory, "control", 2_000_000, (), seed=11)
     ref, cur = drift.split_windows(ws)
@@ -111,7 +112,7 @@ def test_binned_ks_and_wasserstein_match_scipy_exact_values():
     a = rng.lognormal(3, 0.8, 200_000)
     b = rng.lognormal(3.1, 0.85, 150_000)
     q = np.quantile(a, [0.005, 0.5, 0.995])
-    grid = drift._grid_from_quantiles(q[0], q[1], q[2], a.min(), a.max())
+    grid = drift.grid_from_quantiles(q[0], q[1], q[2], a.min(), a.max())
 
     def binned(x):
         t = np.arcsinh(x) if grid.transform == "asinh" else x

@@ -6,8 +6,8 @@ Screenshots of every step land in test-artifacts/; no Streamlit exception box an
 from __future__ import annotations
 
 import pytest
-
 from e2e_support import ARTIFACTS, app_url, assert_no_exception, browser, open_page, page, start, wait_idle  # noqa: F401
+
 from fraudlab.generate import simulate
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

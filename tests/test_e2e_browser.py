@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import pytest
-
 from e2e_support import app_url, assert_no_exception, browser, open_page, page, wait_idle  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

@@ -2,8 +2,7 @@
 from __future__ import annotations
 
 import pytest
-
-from e2e_support import app_url, assert_no_exception, browser, open_page, start, page, wait_idle  # noqa: F401
+from e2e_support import app_url, assert_no_exception, browser, open_page, page, start, wait_idle  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

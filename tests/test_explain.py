@@ -33,7 +33,7 @@ def test_contributions_equal_shap_tree_explainer_and_add_up_to_margin(app_worksp
 def test_reasons_are_sentences_with_the_customers_baseline(app_workspace):
     ws, record, booster, X, frame = _sample(app_workspace, 50)
     contribs, _ = contributions(booster, X)
-    table = reason_frame(record["features"], frame.iloc[0], contribs[0], top=5)
+    table = reason_frame(list(record.features), frame.iloc[0], contribs[0], top=5)
     assert list(table.columns) == ["feature", "value", "contribution", "text"]
     assert table["contribution"].abs().is_monotonic_decreasing
     row = pd.Series({"c_hist_cnt": 30, "c_tenure_s": 30 * 86_400.0})
@@ -41,6 +41,6 @@ def test_reasons_are_sentences_with_the_customers_baseline(app_workspace):
     assert "usually 1.0" in reason_text("c_cnt_24h", 4, row)
     assert reason_text("c_new_device", 1, row) == "first time this customer uses this device"
     assert "3 distinct customers used this device" in reason_text("dev_customers_24h", 3, row)
-    importance = global_importance(record["features"], contribs)
+    importance = global_importance(list(record.features), contribs)
     assert importance["mean_abs_shap"].is_monotonic_decreasing
     ws.close()

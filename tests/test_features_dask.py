@@ -1,12 +1,17 @@
 """The Dask feature path on a real distributed.LocalCluster gives exactly the DuckDB path's features."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from distributed import Client
 
-from fraudlab.cluster import dask_client
-
+from fraudlab.cluster import ClusterError, dask_client
 from fraudlab.features import build_features, feature_info, load_frame
 from fraudlab.features_dask import build_features_dask
 from fraudlab.generate import simulate
@@ -50,21 +55,19 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def test_cli_features_run_on_a_separately_started_scheduler(tmp_path, monkeypatch):
-    import subprocess
-    import sys
-    import time
+def _dask_command(*args: str, cwd: Path) -> subprocess.Popen:
+    """`dask ...` exactly as the README says, from a folder outside the project: fraudlab comes from pip."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.Popen([str(Path(sys.executable).parent / "dask"), *args], cwd=cwd, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
+
+def test_cli_features_run_on_a_scheduler_and_workers_started_as_the_readme_says(tmp_path, monkeypatch):
     port = _free_port()
     address = f"tcp://127.0.0.1:{port}"
-    bin_dir = __import__("pathlib").Path(sys.executable).parent
-    root = str(__import__("pathlib").Path(__file__).resolve().parent.parent)
-    env = dict(__import__("os").environ, PYTHONPATH=root)  # scheduler and workers must import fraudlab
-    scheduler = subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                  "--no-dashboard"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker = subprocess.Popen([str(bin_dir / "dask"), "worker", address, "--nworkers", "2", "--nthreads", "1",
-                               "--no-dashboard", "--host", "127.0.0.1"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    scheduler = _dask_command("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard", cwd=tmp_path)
+    worker = _dask_command("worker", address, "--nworkers", "2", "--nthreads", "1", "--no-dashboard",
+                           "--host", "127.0.0.1", cwd=tmp_path)
     try:
         with Client(address, timeout=60) as probe:
             probe.wait_for_workers(2, timeout=60)
@@ -82,7 +85,23 @@ def test_cli_features_run_on_a_separately_started_scheduler(tmp_path, monkeypatc
         assert ws.audit_log()["details"].str.contains('"engine": "dask"').any()
         ws.close()
     finally:
-        worker.terminate()
+        for process in (worker, scheduler):
+            process.terminate()
+            process.wait(timeout=30)
+
+
+def test_a_scheduler_without_workers_fails_fast_with_what_to_start(tmp_path):
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    scheduler = _dask_command("scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard", cwd=tmp_path)
+    try:
+        with Client(address, timeout=60):
+            pass  # the scheduler is up
+        started = time.perf_counter()
+        with pytest.raises(ClusterError, match="no worker"):
+            with dask_client(scheduler=address, timeout_s=3):
+                pass
+        assert time.perf_counter() - started < 30
+    finally:
         scheduler.terminate()
-        worker.wait(timeout=30)
         scheduler.wait(timeout=30)

@@ -86,7 +86,7 @@ def test_sudden_drift_mixes_in_a_new_source_and_gradual_inflates_amounts():
 
 def test_new_pattern_appears_only_after_the_drift_start():
     sim = simulate(rows=20_000, seed=2, days=40, drift=("new_pattern",), drift_start=0.5)
-    new = sim.transactions.merge(sim.truth, on="transaction_id").query("pattern == @NEW_PATTERN")
+    new = sim.transactions.merge(sim.truth, on="transaction_id").query("pattern == @new_pattern", local_dict={"new_pattern": NEW_PATTERN})
     assert len(new) > 0
     assert new["ts"].min() >= sim.transactions["ts"].min() + pd.Timedelta(days=19)
 

@@ -16,8 +16,19 @@ import pytest
 
 from fraudlab.errors import IngestError, MappingError
 from fraudlab.generate import simulate
-from fraudlab.ingest import (IngestReport, detect, ingest_history, ingest_path, ingest_table, inspect_file, preview,
-                             quarantine_csv, quarantine_rows, reason_counts, save_upload)
+from fraudlab.ingest import (
+    IngestReport,
+    detect,
+    ingest_history,
+    ingest_path,
+    ingest_table,
+    inspect_file,
+    preview,
+    quarantine_csv,
+    quarantine_rows,
+    reason_counts,
+    save_upload,
+)
 from fraudlab.schema import ColumnMapping
 from fraudlab.workspace import Workspace
 

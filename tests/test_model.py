@@ -48,12 +48,12 @@ def test_best_threshold_minimises_cost_like_brute_force():
 def test_champion_metrics_and_every_pattern_caught_better_than_chance(app_workspace):
     ws = Workspace(app_workspace)
     record = champion(ws)
-    m = record["metrics"]
+    m = record.metrics
     for key in ("roc_auc", "pr_auc", "recall_at_90_precision", "precision_at_budget", "recall_at_budget", "cost",
                 "threshold", "alert_threshold"):
         assert key in m
     assert m["roc_auc"] > 0.9 and m["pr_auc"] > 0.5
-    test = pd.read_parquet(Path(record["path"]).with_name(f"{record['model_id']}_test.parquet"))
+    test = pd.read_parquet(record.holdout_path)
     truth = pd.read_parquet(Path(SAMPLE_PATH).with_name("sample_transactions_truth.parquet"))
     test = test.merge(truth[["transaction_id", "pattern"]], on="transaction_id", how="left")
     per = metrics_by_group(test["label"].to_numpy(), test["score"].to_numpy(), test["pattern"].fillna("").to_numpy())

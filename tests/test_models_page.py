@@ -1,9 +1,9 @@
 """Models page through AppTest: metrics and curves render; train a challenger, promote it, roll back."""
 from __future__ import annotations
 
+from conftest import APP_PATH
 from streamlit.testing.v1 import AppTest
 
-from conftest import APP_PATH
 from fraudlab.registry import champion, list_models
 from fraudlab.workspace import Workspace
 
@@ -29,7 +29,7 @@ def test_models_page_shows_champion_metrics_and_charts(app_workspace):
 
 def test_train_promote_and_roll_back_from_the_page(app_workspace):
     at = _models_page()
-    first = champion(Workspace(app_workspace))["model_id"]
+    first = champion(Workspace(app_workspace)).model_id
     next(b for b in at.button if b.label == "Train challenger").click()
     at.run()
     assert not at.exception, at.exception
@@ -56,6 +56,6 @@ def _act(at: AppTest, model_id: str, button: str) -> None:
 def _champion(path) -> str:
     ws = Workspace(path)
     try:
-        return champion(ws)["model_id"]
+        return champion(ws).model_id
     finally:
         ws.close()

@@ -3,14 +3,23 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from fraudlab.errors import ModelError
+from fraudlab.labels import record_analyst_labels
 from fraudlab.model import train_model
-from fraudlab.registry import (GuardCheck, _check_label_jump, champion, list_models, model_events, promote, register,
-                               rollback)
-from fraudlab.workspace import utcnow
+from fraudlab.registry import (
+    GuardCheck,
+    _check_label_jump,
+    champion,
+    list_models,
+    model_events,
+    promote,
+    register,
+    rollback,
+)
 
 
 def _challenger(ws) -> str:
@@ -19,22 +28,22 @@ def _challenger(ws) -> str:
 
 def test_models_are_saved_as_xgboost_json_never_pickle(ws):
     record = champion(ws)
-    path = Path(record["path"])
+    path = Path(record.path)
     assert path.suffix == ".json"
     assert "learner" in json.loads(path.read_text())
     assert not list(path.parent.glob("*.pkl")) and not list(path.parent.glob("*.pickle"))
 
 
 def test_promote_with_passing_guard_then_roll_back_one_step(ws):
-    first = champion(ws)["model_id"]
+    first = champion(ws).model_id
     second = _challenger(ws)
     outcome = promote(ws, second, who="lead")
     assert outcome.promoted, outcome.message
     assert {c.name for c in outcome.checks} == {"trusted holdout", "label distribution", "analyst contradictions",
                                                 "trigger cluster"}
-    assert champion(ws)["model_id"] == second
+    assert champion(ws).model_id == second
     assert rollback(ws, who="lead", reason="test") == first
-    assert champion(ws)["model_id"] == first
+    assert champion(ws).model_id == first
     statuses = list_models(ws).set_index("model_id")["status"]
     assert statuses[second] == "retired"
     actions = ws.audit_log()["action"].tolist()
@@ -55,7 +64,7 @@ def _poison(ws, n: int = 40) -> str:
                 [merchant, n])["transaction_id"].tolist()
     with ws.write("poison_for_test", "attacker") as cur:
         cur.execute("UPDATE scores SET score = 0.99 WHERE transaction_id IN (SELECT unnest($ids))", {"ids": ids})
-        cur.execute("INSERT INTO labels SELECT unnest($ids), false, $now, 'analyst'", {"ids": ids, "now": utcnow()})
+        record_analyst_labels(cur, ids, is_fraud=False)
     return merchant
 
 
@@ -67,7 +76,7 @@ def test_poisoned_labels_block_promotion_until_a_written_override(ws):
     failed = {c.name: c.detail for c in blocked.checks if not c.passed}
     assert "trigger cluster" in failed and merchant in failed["trigger cluster"]
     assert "analyst contradictions" in failed
-    assert champion(ws)["model_id"] != challenger
+    assert champion(ws).model_id != challenger
     assert "promotion_blocked" in ws.audit_log()["action"].tolist()
     forced = promote(ws, challenger, who="lead", override_reason="labels reviewed by two seniors")
     assert forced.promoted and forced.overridden
@@ -77,6 +86,9 @@ def test_poisoned_labels_block_promotion_until_a_written_override(ws):
 
 
 def test_label_distribution_jump_is_caught():
-    check = _check_label_jump({"metrics": {"train_fraud_rate": 0.03}}, {"metrics": {"train_fraud_rate": 0.007}})
+    def trained_at(rate: float) -> SimpleNamespace:  # the check reads only the records' metrics
+        return SimpleNamespace(metrics={"train_fraud_rate": rate})
+
+    check = _check_label_jump(trained_at(0.03), trained_at(0.007))
     assert isinstance(check, GuardCheck) and not check.passed and "jumped" in check.detail
-    assert _check_label_jump({"metrics": {"train_fraud_rate": 0.008}}, {"metrics": {"train_fraud_rate": 0.007}}).passed
+    assert _check_label_jump(trained_at(0.008), trained_at(0.007)).passed

@@ -4,8 +4,15 @@ from __future__ import annotations
 import pytest
 
 from fraudlab.errors import MappingError
-from fraudlab.schema import (ColumnMapping, ColumnProfile, apply_preset, check_mapping, detect_mapping,
-                             normalise_name, preset_names)
+from fraudlab.schema import (
+    ColumnMapping,
+    ColumnProfile,
+    apply_preset,
+    check_mapping,
+    detect_mapping,
+    normalise_name,
+    preset_names,
+)
 
 CARD_SIM = ["Unnamed: 0", "trans_date_trans_time", "cc_num", "merchant", "category", "amt", "first", "last",
             "gender", "street", "city", "state", "zip", "lat", "long", "city_pop", "job", "dob", "trans_num",

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from fraudlab.cli import main
-from fraudlab.registry import champion, promote, register
 from fraudlab.model import train_model
+from fraudlab.registry import champion, promote, register
 from fraudlab.scoring import Scorer, score_case, score_window, stored_reasons
 from fraudlab.workspace import Workspace
 
@@ -29,7 +29,7 @@ def test_single_case_matches_batch_score_and_is_fast(ws):
     batch = ws.scalar("SELECT score FROM scores WHERE transaction_id = ?", [tid])
     scorer = Scorer(ws)
     case = scorer.score_case(tid)
-    assert case.scorer == "model" and case.model_id == champion(ws)["model_id"]
+    assert case.scorer == "model" and case.model_id == champion(ws).model_id
     assert case.score == pytest.approx(batch, abs=1e-6)
     assert case.contributions["contribution"].sum() + case.base_value == pytest.approx(
         __import__("math").log(batch / (1 - batch)), abs=1e-3)
@@ -41,11 +41,11 @@ def test_broken_champion_falls_back_to_previous_then_to_rules(ws):
     second = register(ws, train_model(ws))
     assert promote(ws, second).promoted
     tid = ws.scalar("SELECT transaction_id FROM scores ORDER BY score DESC LIMIT 1")
-    Path(champion(ws)["path"]).write_text("{ not a model")
+    Path(champion(ws).path).write_text("{ not a model")
     case = score_case(ws, tid)
-    assert case.scorer == "fallback" and case.model_id == first["model_id"]
+    assert case.scorer == "fallback" and case.model_id == first.model_id
     assert any("failed" in a for a in case.attempts)
-    Path(first["path"]).unlink()
+    Path(first.path).unlink()
     case = score_case(ws, tid)
     assert case.scorer == "rules" and 0 <= case.score <= 1 and case.reasons
 

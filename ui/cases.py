@@ -4,34 +4,18 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from fraudlab import cases
 from fraudlab.privacy import mask_frame
+from fraudlab.registry import models_stamp
 from fraudlab.scoring import Scorer
-from ui.state import _workspace_for
+from fraudlab.workspace import Workspace
+from ui.cache import resource
 
 STATUS_ICONS = {"open": "🟡 open", "escalated": "🟠 escalated", "fraud": "🔴 fraud", "legitimate": "🟢 legitimate"}
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
-def scorer(path: str, version: int) -> Scorer:
-    """The fallback-chain scorer, loaded once per workspace version."""
-    return Scorer(_workspace_for(path))
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def options(path: str, version: int) -> dict:
-    return cases.queue_options(_workspace_for(path))
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def budget(path: str, version: int) -> dict:
-    return cases.alert_budget(_workspace_for(path))
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def queue_page(path: str, version: int, stamp: str, filters: cases.QueueFilter, sort: str, limit: int,
-               offset: int) -> tuple[pd.DataFrame, int]:
-    return cases.queue(_workspace_for(path), filters, sort, limit, offset)
+def scorer(ws: Workspace) -> Scorer:
+    """The fallback-chain scorer, loaded once per champion (decisions do not reload the models)."""
+    return resource(Scorer, ws, key=models_stamp(ws))
 
 
 def for_display(frame: pd.DataFrame) -> pd.DataFrame:

@@ -4,13 +4,20 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
-import plotly.express as px
 import streamlit as st
 
 from fraudlab import ingest
+from fraudlab.charts.data import reason_figure
 from fraudlab.ingest import SourcePreview
-from fraudlab.schema import ALL_TARGETS, REQUIRED, ColumnMapping, apply_preset, preset_names
-from ui.state import _workspace_for
+from fraudlab.schema import (
+    ALL_TARGETS,
+    REQUIRED,
+    ColumnMapping,
+    apply_preset,
+    preset_names,
+)
+from fraudlab.workspace import Workspace
+from ui.cache import read
 
 NONE = "—"
 TIME_UNITS: dict[str, float | None] = {
@@ -22,30 +29,6 @@ TIME_UNITS: dict[str, float | None] = {
     "days since an origin": 86400.0,
 }
 UNIX_ORIGIN = "1970-01-01 00:00:00"
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def history(path: str, version: int) -> pd.DataFrame:
-    """Ingest history of the workspace, cached on its version."""
-    return ingest.ingest_history(_workspace_for(path))
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def reasons(path: str, version: int, ingest_id: int) -> pd.DataFrame:
-    """Quarantined rows per reason kind for one load."""
-    return ingest.reason_counts(_workspace_for(path), ingest_id)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def bad_rows(path: str, version: int, ingest_id: int, limit: int = 50) -> pd.DataFrame:
-    """A sample of the quarantined rows of one load."""
-    return ingest.quarantine_rows(_workspace_for(path), ingest_id, limit=limit)
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def quarantine_csv(path: str, version: int, ingest_id: int) -> bytes:
-    """The whole quarantine of one load as CSV bytes."""
-    return ingest.quarantine_csv(_workspace_for(path), ingest_id)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -110,15 +93,7 @@ def show_preview(pv: SourcePreview) -> None:
     st.dataframe(pv.columns, width="stretch", hide_index=True)
 
 
-def reason_figure(counts: pd.DataFrame):
-    """Horizontal bar of quarantined rows per reason."""
-    fig = px.bar(counts.iloc[::-1], x="rows", y="reason", orientation="h", text="rows")
-    fig.update_layout(height=max(200, 40 * len(counts) + 80), margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                      title="Quarantined rows per reason", yaxis_title=None)
-    return fig
-
-
-def show_report(path: str, version: int, row: pd.Series) -> None:
+def show_report(ws: Workspace, row: pd.Series) -> None:
     """The validation report of one load: counts, reasons chart, sample bad rows and the quarantine download."""
     ingest_id = int(row["ingest_id"])
     cols = st.columns(4)
@@ -130,8 +105,8 @@ def show_report(path: str, version: int, row: pd.Series) -> None:
     if int(row["rows_quarantined"]) == 0:
         st.success("Every row passed validation.")
         return
-    counts = reasons(path, version, ingest_id)
-    st.plotly_chart(reason_figure(counts), width="stretch")
-    st.dataframe(bad_rows(path, version, ingest_id), width="stretch", hide_index=True)
-    st.download_button("Download the quarantine (CSV)", quarantine_csv(path, version, ingest_id),
+    key = ("ingest", ingest_id)  # a load's quarantine never changes
+    st.plotly_chart(reason_figure(read(ingest.reason_counts, ws, ingest_id, key=key)), width="stretch")
+    st.dataframe(read(ingest.quarantine_rows, ws, ingest_id, limit=50, key=key), width="stretch", hide_index=True)
+    st.download_button("Download the quarantine (CSV)", read(ingest.quarantine_csv, ws, ingest_id, key=key),
                        f"quarantine_{ingest_id}.csv", "text/csv", key=f"dl:{ingest_id}")

@@ -1,51 +1,24 @@
 """Cached reads and small widgets for the Drift page (keyed on the workspace version or an immutable run id)."""
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from fraudlab import drift
-from fraudlab.drift_charts import report_html
-from ui.state import _workspace_for
+from fraudlab.charts.drift import report_html
+from fraudlab.workspace import Workspace
 
 STATUS_ICON = {"no drift": "✅", "drift in some columns": "⚠️", "concept drift": "⚠️", "dataset drift": "🚨",
                "pipeline break": "🛠️"}
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def runs(path: str, version: int) -> pd.DataFrame:
-    return drift.list_runs(_workspace_for(path))
+def html_of_run(ws: Workspace, run_id: int) -> str:
+    """The saved run's self-contained HTML report (read through ui.cache)."""
+    return report_html(drift.load_run(ws, run_id))
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def report(path: str, run_id: int) -> drift.DriftReport:
-    return drift.load_run(_workspace_for(path), run_id)
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def compare(path: str, run_ids: tuple[int, ...]) -> pd.DataFrame:
-    return drift.compare_runs(_workspace_for(path), list(run_ids))
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def html_of(path: str, run_id: int) -> str:
-    return report_html(report(path, run_id))
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def defaults(path: str, version: int) -> tuple[drift.Window, drift.Window]:
-    return drift.split_windows(_workspace_for(path))
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def ingests(path: str, version: int) -> pd.DataFrame:
-    return _workspace_for(path).df("SELECT ingest_id, source, started_at, rows_loaded FROM ingests "
-                                   "WHERE status = 'ok' ORDER BY ingest_id")
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def column_names(path: str, version: int) -> list[str]:
-    return [s.name for s in drift.monitored_columns(_workspace_for(path))]
+def column_names(ws: Workspace) -> list[str]:
+    """Names of the monitored columns (read through ui.cache)."""
+    return [s.name for s in drift.monitored_columns(ws)]
 
 
 def run_and_save(ws, reference: drift.Window, current: drift.Window, who: str, **options) -> int:

@@ -1,40 +1,31 @@
-"""Shared Streamlit state: the cached workspace connection, the sidebar, first-start handling."""
+"""Shared Streamlit state: the one workspace of this server, the refresh on start, the sidebar."""
 from __future__ import annotations
 
 import streamlit as st
 
-from fraudlab.bootstrap import first_start, needs_first_start
+from fraudlab import pipeline
 from fraudlab.config import load_config
-from fraudlab.overview import WorkspaceSummary, workspace_summary
+from fraudlab.overview import workspace_summary
 from fraudlab.workspace import Workspace
 
 
 @st.cache_resource(show_spinner=False)
-def _workspace_for(path: str) -> Workspace:
+def workspace_at(path: str) -> Workspace:
+    """The Workspace of one file, opened once per server process."""
     return Workspace(path)
 
 
 def get_workspace() -> Workspace:
     """The one Workspace of this server process (per configured path)."""
-    return _workspace_for(str(load_config().workspace_path))
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _summary(path: str, version: int) -> WorkspaceSummary:
-    return workspace_summary(_workspace_for(path))
-
-
-def summary(ws: Workspace) -> WorkspaceSummary:
-    """Workspace summary cached on the workspace version."""
-    return _summary(str(ws.path), ws.version)
+    return workspace_at(str(load_config().workspace_path))
 
 
 def ensure_ready(ws: Workspace) -> None:
-    """Bring the workspace up to date (sample on first start, features, first model, scores) with a progress bar."""
-    if not needs_first_start(ws):
+    """Run the pipeline's refresh when something is missing or stale (first start, data loaded elsewhere)."""
+    if not pipeline.is_stale(ws):
         return
     bar = st.progress(0.0, text="Bringing the workspace up to date: sample, features, model, scores…")
-    steps = first_start(ws, lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0), text=message))
+    steps = pipeline.refresh(ws, lambda fraction, message: bar.progress(min(max(fraction, 0.0), 1.0), text=message))
     bar.empty()
     for step in steps:
         st.toast(step)
@@ -47,7 +38,9 @@ def analyst_name() -> str:
 
 def sidebar(ws: Workspace) -> None:
     """Workspace facts and the analyst's name, shown on every page."""
-    info = summary(ws)
+    from ui.cache import read
+
+    info = read(workspace_summary, ws)
     with st.sidebar:
         st.text_input("Analyst", key="analyst", value=st.session_state.get("analyst", load_config().analyst))
         st.caption("Workspace")

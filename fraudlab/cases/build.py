@@ -1,0 +1,153 @@
+"""The case records and the materialised `cases` table: rebuilt by the pipeline when scores, threshold or segments change."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import pandas as pd
+
+from fraudlab.errors import FraudlabError
+from fraudlab.labels import resolved_sql
+from fraudlab.workspace import Workspace
+
+DECISIONS = ("fraud", "legitimate", "escalate")
+STATUSES = ("open", "fraud", "legitimate", "escalated")
+LOCK_MINUTES = 15
+SLA_HOURS = 24
+PAGE_SIZE = 50
+REASON_FAMILIES = {
+    "c_cnt": "velocity", "c_sum": "velocity", "c_secs": "velocity", "c_amt": "amount", "amount": "amount",
+    "log_amount": "amount", "c_new_device": "new device", "c_new_country": "new country", "country": "country",
+    "c_new_merchant": "new merchant", "dev_customers": "shared identifier", "ip_customers": "shared identifier",
+    "card_customers": "shared identifier", "m_": "merchant risk", "dist_merchant": "location", "hour": "time of day",
+    "dow": "time of day", "c_tenure": "new customer", "c_hist": "new customer", "category": "category",
+    "channel": "channel",
+}
+QUEUE_COLUMNS = ("case_id", "ts", "amount", "score", "expected_loss", "status", "assignee", "reason_family",
+                 "top_reason", "customer_id", "card_id", "merchant_id", "category", "channel", "country", "scorer",
+                 "model_id", "decided_by", "decided_at", "age_hours", "sla_breached")
+
+LINK_KINDS = {"device_id": "device", "ip": "IP address", "card_id": "card", "email": "email"}
+
+
+class CaseLocked(FraudlabError):
+    """Another analyst holds the lock on this case."""
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    """What the analyst narrowed the queue to; None means no filter on that field."""
+
+    start: datetime | None = None
+    end: datetime | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+    statuses: tuple[str, ...] = ()
+    reason_families: tuple[str, ...] = ()
+    segments: tuple[str, ...] = ()
+    min_amount: float | None = None
+    max_amount: float | None = None
+    countries: tuple[str, ...] = ()
+    channels: tuple[str, ...] = ()
+    assignee: str | None = None
+
+
+@dataclass(frozen=True)
+class DecisionResult:
+    """A stored decision; `conflict` names the decision someone else made first, if any."""
+
+    decision_id: int
+    case_id: str
+    decision: str
+    analyst: str
+    previous_decision_id: int | None
+    conflict: dict | None = None
+
+
+@dataclass
+class CaseDetail:
+    """Everything the case page shows, assembled in a few indexed queries."""
+
+    case: pd.Series
+    history: pd.DataFrame
+    linked: pd.DataFrame
+    similar: pd.DataFrame
+    decisions: pd.DataFrame
+    reasons: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+
+def reason_family(feature: str | None) -> str:
+    """The family of a feature named in a reason ("velocity", "shared identifier", …), for filtering."""
+    if not feature:
+        return "other"
+    for prefix, family in REASON_FAMILIES.items():
+        if feature.startswith(prefix):
+            return family
+    return "other"
+
+
+
+
+def _scores_fingerprint(ws: Workspace, threshold: float) -> str:
+    row = ws.df("SELECT count(*) AS n, max(scored_at) AS last FROM scores").iloc[0]
+    segmented = ws.scalar("SELECT max(assigned_at) FROM customer_segments")
+    return f"{row['n']}|{row['last']}|{threshold:.6f}|{segmented}"
+
+
+def cases_stale(ws: Workspace) -> bool:
+    """True when scores, the alert threshold or segments changed since the queue was built."""
+    from fraudlab.model import decision_threshold
+
+    built = ws.scalar("SELECT value FROM case_meta WHERE key = 'fingerprint'")
+    return built != _scores_fingerprint(ws, decision_threshold(ws)) or not ws.has_table("cases")
+
+
+def refresh_cases(ws: Workspace, threshold: float | None = None, force: bool = False) -> int:
+    """Rebuild the `cases` table when scores (or the threshold) changed; returns the number of cases."""
+    from fraudlab.model import decision_threshold
+    threshold = decision_threshold(ws) if threshold is None else threshold
+    fingerprint = _scores_fingerprint(ws, threshold)
+    if not force and ws.has_table("cases") and \
+            ws.scalar("SELECT value FROM case_meta WHERE key = 'fingerprint'") == fingerprint:
+        return ws.count("cases")
+    segments = ws.count("customer_segments") > 0
+    seg_select = "seg.segment_name AS segment" if segments else "NULL::VARCHAR AS segment"
+    seg_join = ("LEFT JOIN (SELECT customer_id, any_value(segment_name) AS segment_name FROM customer_segments "
+                "GROUP BY 1) seg USING (customer_id)") if segments else ""
+    cols = set(ws.columns("transactions"))
+    feature_cols = set(ws.columns("features")) if ws.has_table("features") else set()
+    flags = [c for c in ("c_new_device", "c_new_country") if c in feature_cols]
+    with ws.write() as cur:
+        cur.execute(f"""CREATE OR REPLACE TABLE cases AS
+            SELECT t.transaction_id AS case_id, t.* EXCLUDE (transaction_id), s.score, s.scorer, s.model_id,
+                   s.scored_at AS raised_at, s.score * t.amount AS expected_loss, s.reasons,
+                   json_extract_string(s.reasons, '$[0].feature') AS top_reason, {seg_select}
+            FROM scores s JOIN transactions t USING (transaction_id) {seg_join}
+            WHERE s.score >= $threshold OR s.transaction_id IN (SELECT case_id FROM decisions)""",
+                    {"threshold": threshold})
+        cur.execute("ALTER TABLE cases ADD COLUMN reason_family VARCHAR")
+        cur.execute("UPDATE cases SET reason_family = 'other'")
+        for prefix, family in REASON_FAMILIES.items():
+            cur.execute("UPDATE cases SET reason_family = $f WHERE starts_with(top_reason, $p) "
+                        "AND reason_family = 'other'", {"f": family, "p": prefix})
+        cur.execute("CREATE INDEX IF NOT EXISTS cases_id ON cases (case_id)")
+        # lookup tables sorted by their key, so a case page reads a few row groups instead of scanning millions
+        if "customer_id" in cols:
+            flag_sql = "".join(f", f.{c}" for c in flags)
+            feature_join = "LEFT JOIN features f USING (transaction_id)" if flags else ""
+            cur.execute(f"""CREATE OR REPLACE TABLE case_history AS
+                SELECT t.customer_id, t.transaction_id, t.ts, t.amount, t.merchant_id, t.category, t.channel,
+                       t.country, t.device_id, s.score{flag_sql}
+                FROM transactions t LEFT JOIN scores s USING (transaction_id) {feature_join}
+                WHERE t.customer_id IS NOT NULL ORDER BY t.customer_id, t.ts""")
+            parts = [f"SELECT '{kind}' AS kind, {col} AS value, customer_id, transaction_id FROM transactions "
+                     f"WHERE {col} IS NOT NULL" for col, kind in LINK_KINDS.items() if col in cols]
+            if parts:
+                cur.execute(f"""CREATE OR REPLACE TABLE case_entities AS
+                    SELECT e.kind, e.value, count(DISTINCT e.customer_id) AS customers, count(*) AS transactions,
+                           count(*) FILTER (l.label) AS fraud
+                    FROM ({' UNION ALL '.join(parts)}) e LEFT JOIN ({resolved_sql(None)}) l USING (transaction_id)
+                    GROUP BY 1, 2 ORDER BY 1, 2""")
+        cur.execute("INSERT OR REPLACE INTO case_meta VALUES ('fingerprint', ?), ('threshold', ?)",
+                    [fingerprint, str(threshold)])
+    return ws.count("cases")

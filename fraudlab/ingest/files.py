@@ -1,0 +1,103 @@
+"""Files: resolve paths and globs, recognise the format and encoding, hash the content."""
+from __future__ import annotations
+
+import codecs
+import glob as globlib
+import gzip
+import hashlib
+import os
+import zlib
+from pathlib import Path
+
+from fraudlab.errors import IngestError
+from fraudlab.ingest.records import HEAD_BYTES, SourceFile
+
+
+def resolve_paths(path_or_glob: str | Path) -> list[Path]:
+    """Expand a path or glob into readable files, or raise IngestError naming what was asked for and why."""
+    text = str(path_or_glob).strip()
+    if not text:
+        raise IngestError("no path given")
+    if any(ch in text for ch in "*?["):
+        paths = sorted(Path(p) for p in globlib.glob(os.path.expanduser(text), recursive=True))
+        paths = [p for p in paths if p.is_file()]
+        if not paths:
+            raise IngestError(f"{text}: no files match this pattern")
+    else:
+        path = Path(os.path.expanduser(text))
+        if not path.exists():
+            raise IngestError(f"{text}: no such file")
+        if path.is_dir():
+            raise IngestError(f"{text}: is a folder; to load every file in it use a glob such as '{text}/*.csv'")
+        paths = [path]
+    for path in paths:
+        if not os.access(path, os.R_OK):
+            raise IngestError(f"{path}: permission denied (the file cannot be read)")
+    return paths
+
+
+def inspect_file(path: Path) -> SourceFile:
+    """Decide how to read a file from its first bytes; raise IngestError for empty, binary or archive files."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
+    except OSError as exc:
+        raise IngestError(f"{path}: cannot be opened ({exc.strerror or exc})") from exc
+    if not head:
+        raise IngestError(f"{path}: the file is empty (0 bytes)")
+    if head[:4] == b"PAR1":
+        return SourceFile(path, "parquet")
+    if head[:4] == b"PK\x03\x04":
+        raise IngestError(f"{path}: is a ZIP archive or an Excel workbook, not CSV or Parquet; "
+                          "unzip it or save the sheet as CSV first")
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return SourceFile(path, "csv", compression="zstd")
+    compression = "none"
+    if head[:2] == b"\x1f\x8b":
+        compression, head = "gzip", _gunzip_head(path)
+        if not head:
+            raise IngestError(f"{path}: the gzip file holds no data")
+    return SourceFile(path, "csv", compression, _text_encoding(path, head))
+
+
+def _gunzip_head(path: Path) -> bytes:
+    try:
+        with gzip.open(path, "rb") as handle:
+            head = handle.read(HEAD_BYTES)
+            if len(head) < HEAD_BYTES:
+                handle.read()  # a small file is read to its end so a truncated stream is caught here
+            return head
+    except (OSError, EOFError, zlib.error) as exc:
+        raise IngestError(f"{path}: is a damaged gzip file ({exc})") from exc
+
+
+def _text_encoding(path: Path, head: bytes) -> str:
+    """utf-8 (with or without BOM), utf-16 (by BOM) or latin-1; raise for binary content."""
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "utf-16"
+    control = sum(head.count(bytes([b])) for b in range(32) if b not in (9, 10, 13))
+    if b"\x00" in head or control > 0.01 * len(head):
+        raise IngestError(f"{path}: is not a text (CSV) file: it holds binary data. Load CSV (optionally "
+                          "gzip'd) or Parquet files")
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)
+        return "utf-8"
+    except UnicodeDecodeError:
+        return "latin-1"
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_sha256(paths: list[Path]) -> str:
+    """Content hash of one or more files, so loading the same data twice is recognised."""
+    return combined([file_digest(p) for p in paths])
+
+
+def combined(digests: list[str]) -> str:
+    return digests[0] if len(digests) == 1 else hashlib.sha256("".join(digests).encode()).hexdigest()

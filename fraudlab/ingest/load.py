@@ -1,0 +1,314 @@
+"""The load: validated rows into `transactions`, labels into `labels`, bad rows into `quarantine`, in one transaction."""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+
+from fraudlab.errors import IngestError
+from fraudlab.ingest.files import combined, file_digest, inspect_file, resolve_paths
+from fraudlab.ingest.records import (
+    INGEST_MEMORY_LIMIT,
+    SAMPLE_ROWS,
+    TARGETS,
+    IngestReport,
+    Progress,
+    SourceFile,
+    Staged,
+    no_progress,
+)
+from fraudlab.ingest.rules import (
+    raw_json,
+    row_reasons,
+    select_typed,
+    text_expr,
+    value_kind,
+)
+from fraudlab.ingest.staging import first_rowid, profile_columns, stage_files
+from fraudlab.labels import insert_source_labels
+from fraudlab.schema import ColumnMapping, check_mapping, detect_mapping, mapping_notes
+from fraudlab.workspace import CANONICAL_COLUMNS, Workspace, quote_ident, utcnow
+
+
+def prepare_files(ws: Workspace, path_or_glob: str | Path, progress: Progress, source: str | None
+                  ) -> tuple[list[SourceFile], list[str], str, str, IngestReport | None]:
+    """Resolve and inspect the files, hash them, and find an earlier load of the same content (if any)."""
+    paths = resolve_paths(path_or_glob)
+    files = [inspect_file(p) for p in paths]
+    progress(0.02, f"checking {len(paths)} file(s)")
+    digests = [file_digest(p) for p in paths]
+    sha = combined(digests)
+    return files, digests, sha, source or str(path_or_glob), _already_loaded(ws, sha)
+
+
+def ingest_path(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping | None = None,
+                progress: Progress | None = None, *, source: str | None = None, who: str = "system") -> IngestReport:
+    """Load one file or a glob of files into the workspace; bad rows are quarantined with reasons."""
+    progress = progress or no_progress
+    files, digests, sha, label, done = prepare_files(ws, path_or_glob, progress, source)
+    if done is not None:
+        return done
+
+    def stage(cur: duckdb.DuckDBPyConnection) -> Staged:
+        staged = stage_files(cur, files)
+        staged.digests = digests
+        return staged
+
+    return _ingest(ws, label, sha, mapping, progress, stage, who=who)
+
+
+def ingest_table(ws: Workspace, table: pa.Table | pd.DataFrame, source: str,
+                 mapping: ColumnMapping | None = None, progress: Progress | None = None, *,
+                 who: str = "system") -> IngestReport:
+    """Load an in-memory Arrow table or DataFrame (an upload, a simulation) like a file."""
+    progress = progress or no_progress
+    arrow = table if isinstance(table, pa.Table) else pa.Table.from_pandas(table, preserve_index=False)
+    digest = _arrow_digest(arrow)
+    done = _already_loaded(ws, digest)
+    if done is not None:
+        return done
+
+    def stage(cur: duckdb.DuckDBPyConnection) -> Staged:
+        cur.register("_arrow_in", arrow)
+        cur.execute("CREATE TEMP TABLE _src AS SELECT *, 0 AS __fidx FROM _arrow_in")
+        cur.unregister("_arrow_in")
+        types = {r[0]: r[1] for r in cur.execute("DESCRIBE _src").fetchall()}
+        cols = [c for c in types if c != "__fidx"]
+        if not cols or cur.execute("SELECT count(*) FROM _src").fetchone()[0] == 0:
+            raise IngestError(f"{source}: the table holds no rows")
+        return Staged(f"(SELECT *, rowid + 1 - {first_rowid(cur)} AS __row FROM _src)", {}, cols, {c: types[c] for c in cols},
+                       [SourceFile(Path(source), "table")], [digest])
+
+    return _ingest(ws, source, digest, mapping, progress, stage, who=who)
+
+
+def _arrow_digest(arrow: pa.Table) -> str:
+    sha = hashlib.sha256(str(arrow.schema).encode())
+    for batch in arrow.to_batches():
+        for column in batch.columns:
+            for buf in column.buffers():
+                if buf is not None:
+                    sha.update(memoryview(buf))
+    return sha.hexdigest()
+
+
+def _already_loaded(ws: Workspace, sha: str) -> IngestReport | None:
+    row = ws.df("SELECT ingest_id, source, rows_read, rows_loaded FROM ingests WHERE sha256 = ? AND status = 'ok' "
+                "ORDER BY ingest_id LIMIT 1", [sha])
+    if row.empty:
+        return None
+    first = row.iloc[0]
+    return IngestReport(None, str(first["source"]), "skipped", int(first["rows_read"]), 0, 0,
+                        message=f"this data was already loaded as ingest {int(first['ingest_id'])} "
+                                f"({int(first['rows_loaded']):,} rows); nothing was added")
+
+
+def _ingest(ws: Workspace, source: str, sha: str, mapping: ColumnMapping | None, progress: Progress,
+            stage: Callable[[duckdb.DuckDBPyConnection], Staged], engine: str = "duckdb",
+            who: str = "system") -> IngestReport:
+    started = time.perf_counter()
+    with ws.memory_capped(INGEST_MEMORY_LIMIT), ws.write("ingest", who, details={"source": source}) as cur:
+        cur.execute("SET TimeZone = 'UTC'")
+        progress(0.1, "reading")
+        staged = stage(cur)
+        collect_rejects(cur, staged)
+        profiles = profile_columns(cur, staged)
+        mapping = mapping or detect_mapping(staged.columns, profiles=profiles)
+        check_mapping(mapping, staged.columns)
+        notes = tuple(mapping_notes(mapping, staged.columns, profiles))
+        ingest_id = int(cur.execute("SELECT nextval('ingest_seq')").fetchone()[0])
+        progress(0.4, "validating rows")
+        extras = _add_extra_columns(cur, staged, mapping)
+        build_checked(cur, staged, mapping, extras)
+        refuse_unreadable_key(cur, mapping, source)
+        mark_duplicates(cur, extras)
+        progress(0.75, "writing good rows and quarantine")
+        report = finish_load(cur, ingest_id, source, sha, mapping, extras, started, engine, len(staged.files))
+    progress(1.0, "done")
+    return replace(report, notes=notes)
+
+
+def finish_load(cur: duckdb.DuckDBPyConnection, ingest_id: int, source: str, sha: str, mapping: ColumnMapping,
+                extras: dict[str, tuple[str, str]], started: float, engine: str, files: int) -> IngestReport:
+    """Write the checked rows (good to transactions, bad to quarantine), log the ingest, and report it."""
+    rows_read, loaded, quarantined = _write_rows(cur, ingest_id, extras)
+    reasons = _reason_counts(cur)
+    seconds = time.perf_counter() - started
+    cur.execute("INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ok')",
+                [ingest_id, source, sha, utcnow(), rows_read, loaded, quarantined, seconds,
+                 json.dumps(mapping.to_dict()), engine])
+    return IngestReport(ingest_id, source, "ok", rows_read, loaded, quarantined, reasons, seconds,
+                        mapping.to_dict(), f"loaded {loaded:,} of {rows_read:,} rows; {quarantined:,} quarantined",
+                        files=files, engine=engine)
+
+
+def _extra_name(source_col: str) -> str:
+    name = re.sub(r"[^0-9a-zA-Z_]+", "_", str(source_col)).strip("_").lower()[:60] or "col"
+    if name[0].isdigit():
+        name = "x_" + name
+    if name in TARGETS or name in ("ingest_id",) or name.startswith("__"):
+        name = "src_" + name
+    return name
+
+
+EXISTING_COLUMNS_SQL = ("SELECT column_name, data_type FROM information_schema.columns "
+                         "WHERE table_name = 'transactions'")
+
+
+def _add_extra_columns(cur: duckdb.DuckDBPyConnection, staged: Staged,
+                       mapping: ColumnMapping) -> dict[str, tuple[str, str]]:
+    """Add unmapped source columns to `transactions` (numbers as DOUBLE); return source -> (name, type)."""
+    existing = dict(cur.execute(EXISTING_COLUMNS_SQL).fetchall())
+    mapped = set(mapping.columns.values())
+    numeric = numeric_sources(cur, staged, [c for c in staged.columns if c not in mapped])
+    extras = plan_extras(existing, staged.columns, mapped, numeric)
+    create_extra_columns(cur, extras)
+    return extras
+
+
+def plan_extras(existing: dict[str, str], columns: list[str], mapped: set[str],
+                 numeric: set[str]) -> dict[str, tuple[str, str]]:
+    """Name and type for each unmapped source column, avoiding clashes with existing columns of another type."""
+    extras: dict[str, tuple[str, str]] = {}
+    taken: set[str] = set()
+    for col in columns:
+        if col in mapped:
+            continue
+        sqltype = "DOUBLE" if col in numeric else "VARCHAR"
+        base = name = _extra_name(col)
+        n = 1
+        while name in taken or (name in existing and existing[name] != sqltype):
+            n += 1
+            name = f"{base}_{n}"
+        taken.add(name)
+        extras[col] = (name, sqltype)
+    return extras
+
+
+def create_extra_columns(cur: duckdb.DuckDBPyConnection, extras: dict[str, tuple[str, str]]) -> None:
+    existing = dict(cur.execute(EXISTING_COLUMNS_SQL).fetchall())
+    for name, sqltype in extras.values():
+        if name not in existing:
+            cur.execute(f"ALTER TABLE transactions ADD COLUMN {quote_ident(name)} {sqltype}")
+        elif existing[name] != sqltype:
+            raise IngestError(f"column {name!r} changed type ({existing[name]} in the workspace, {sqltype} now) "
+                              "while this load ran; load again")
+
+
+def numeric_sources(cur: duckdb.DuckDBPyConnection, staged: Staged, cols: list[str]) -> set[str]:
+    """Unmapped columns to keep as numbers: typed numeric, or text whose sampled values all read as numbers."""
+    numeric = {c for c in cols if value_kind(staged.types[c]) == "number"}
+    text_cols = [c for c in cols if value_kind(staged.types[c]) == "text"]
+    if text_cols:
+        checks = ", ".join(f"count({text_expr(c)}) > 0 AND count({text_expr(c)}) = count(TRY_CAST({text_expr(c)} AS DOUBLE))"
+                           for c in text_cols)
+        row = cur.execute(f"SELECT {checks} FROM (SELECT * FROM {staged.sql} LIMIT {SAMPLE_ROWS})",
+                          staged.params).fetchone()
+        numeric |= {c for c, ok in zip(text_cols, row) if ok}
+    return numeric
+
+
+def build_checked(cur: duckdb.DuckDBPyConnection, staged: Staged, mapping: ColumnMapping,
+                   extras: dict[str, tuple[str, str]], file_names: list[str] | None = None) -> None:
+    """Temp table _checked: typed canonical columns, extras, __reason ('' when good) and __raw for bad rows.
+
+    The raw record names its file when `file_names` is given (default: when the load has several files).
+    """
+    now = utcnow().strftime("%Y-%m-%d %H:%M:%S")
+    reasons = ", ".join(row_reasons(mapping, extras, staged, now))
+    outer = [f"__t_{t} AS {t}" for t in TARGETS] + [f"__x_{k} AS {quote_ident(name)}"
+                                                    for k, (name, _) in enumerate(extras.values())]
+    params = dict(staged.params)
+    if file_names is None and len(staged.files) > 1:
+        file_names = [str(f.path) for f in staged.files]
+    if file_names:
+        params["file_names"] = file_names
+    cur.execute(f"""
+        CREATE TEMP TABLE _checked AS
+        SELECT {', '.join(outer)}, __fidx, __row, __reason,
+               CASE WHEN __reason <> '' THEN {raw_json(staged, bool(file_names))} END AS __raw
+        FROM (SELECT *, concat_ws('; ', {reasons}) AS __reason
+              FROM (SELECT *, {', '.join(select_typed(staged, mapping, extras))} FROM {staged.sql}))
+    """, params)
+
+
+def refuse_unreadable_key(cur: duckdb.DuckDBPyConnection, mapping: ColumnMapping, source: str) -> None:
+    """A time or amount column with no readable value at all is a wrong mapping, not bad rows: refuse it."""
+    total, times, amounts = cur.execute("SELECT count(*), count(ts), count(amount) FROM _checked").fetchone()
+    for target, good in (("ts", times), ("amount", amounts)):
+        if total and not good:
+            example = cur.execute("SELECT __reason FROM _checked LIMIT 1").fetchone()[0]
+            kind = "date/time" if target == "ts" else "number"
+            raise IngestError(f"{source}: column {mapping.columns[target]!r} mapped to {target} has no value that "
+                              f"reads as a {kind} (first row: {example}); nothing was loaded — choose another "
+                              f"column{' or set the time unit' if target == 'ts' else ''} in the mapping")
+
+
+def mark_duplicates(cur: duckdb.DuckDBPyConnection, extras: dict[str, tuple[str, str]]) -> None:
+    """Quarantine repeats of a transaction_id within this load and ids the workspace already holds."""
+    typed = [f"{t} := {t}" for t in TARGETS] + [f"{quote_ident(n)} := {quote_ident(n)}" for n, _ in extras.values()]
+    raw = f"to_json(struct_pack({', '.join(typed)}))"
+    cur.execute(f"""
+        UPDATE _checked SET __reason = 'duplicate transaction_id in this load: ' || left(transaction_id, 60),
+                            __raw = {raw}
+        FROM (SELECT __fidx AS f, __row AS r FROM (
+                SELECT __fidx, __row, row_number() OVER (PARTITION BY transaction_id ORDER BY __fidx, __row) AS n
+                FROM _checked WHERE __reason = '' AND transaction_id IN (
+                    SELECT transaction_id FROM _checked WHERE __reason = '' GROUP BY 1 HAVING count(*) > 1))
+              WHERE n > 1) d
+        WHERE __fidx = d.f AND __row = d.r
+    """)
+    cur.execute(f"""
+        UPDATE _checked SET __reason = 'transaction_id already in workspace: ' || left(transaction_id, 60),
+                            __raw = {raw}
+        WHERE __reason = '' AND transaction_id IN (SELECT transaction_id FROM transactions)
+    """)
+
+
+def _write_rows(cur: duckdb.DuckDBPyConnection, ingest_id: int,
+                extras: dict[str, tuple[str, str]]) -> tuple[int, int, int]:
+    """Good rows of _checked to transactions (+ labels); bad rows and _rejects to quarantine; return counts."""
+    targets = list(CANONICAL_COLUMNS) + [name for name, _ in extras.values()]
+    cols = ", ".join(quote_ident(c) for c in targets)
+    cur.execute(f"INSERT INTO transactions ({cols}, ingest_id) SELECT {cols}, $id FROM _checked "
+                f"WHERE __reason = '' ORDER BY ts, __fidx, __row", {"id": ingest_id})
+    insert_source_labels(cur, "SELECT transaction_id, is_fraud, label_ts FROM _checked WHERE __reason = ''")
+    cur.execute("INSERT INTO quarantine SELECT $id, __row, __raw, __reason FROM _checked WHERE __reason <> '' "
+                "ORDER BY __fidx, __row", {"id": ingest_id})
+    rejected = cur.execute("INSERT INTO quarantine SELECT $id, __row, __raw, __reason FROM _rejects "
+                           "ORDER BY __fidx, __row", {"id": ingest_id}).fetchone()[0]
+    total, bad = cur.execute("SELECT count(*), count(*) FILTER (__reason <> '') FROM _checked").fetchone()
+    return int(total) + int(rejected), int(total - bad), int(bad) + int(rejected)
+
+
+def collect_rejects(cur: duckdb.DuckDBPyConnection, staged: Staged, fidx: int | None = None) -> None:
+    """Temp table _rejects (__fidx, __row, __raw, __reason): one row per line the CSV reader could not split."""
+    cur.execute("CREATE TEMP TABLE _rejects (__fidx INTEGER, __row BIGINT, __raw VARCHAR, __reason VARCHAR)")
+    for i, table in staged.reject_tables:
+        cur.execute(f"""
+            INSERT INTO _rejects
+            SELECT $fidx, line, to_json(struct_pack(_file := $file, line := any_value(csv_line))),
+                   'malformed CSV line: ' || min(error_type || ' — ' || left(error_message, 120))
+            FROM {table} GROUP BY line
+        """, {"fidx": i if fidx is None else fidx, "file": str(staged.files[i].path)})
+
+
+def _reason_counts(cur: duckdb.DuckDBPyConnection) -> dict[str, int]:
+    rows = cur.execute("""
+        SELECT split_part(r, ':', 1) AS kind, count(*) FROM (
+            SELECT unnest(string_split(__reason, '; ')) AS r FROM _checked WHERE __reason <> '')
+        GROUP BY 1 ORDER BY 2 DESC, 1
+    """).fetchall()
+    counts = {str(k): int(n) for k, n in rows}
+    n = int(cur.execute("SELECT count(*) FROM _rejects").fetchone()[0])
+    if n:
+        counts["malformed CSV line"] = counts.get("malformed CSV line", 0) + n
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))

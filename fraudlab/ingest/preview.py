@@ -1,0 +1,76 @@
+"""Preview and detection of a file's mapping, with no change to the workspace."""
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from fraudlab.ingest.files import inspect_file, resolve_paths
+from fraudlab.ingest.records import SAMPLE_ROWS, SourcePreview
+from fraudlab.ingest.staging import profile_columns, stage_files
+from fraudlab.schema import ColumnMapping, ColumnProfile, detect_mapping
+
+
+def save_upload(data: bytes, name: str, folder: str | Path | None = None) -> Path:
+    """Write uploaded bytes to a file (keeping a safe version of its name) and return its path."""
+    folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="fraudlab_upload_"))
+    folder.mkdir(parents=True, exist_ok=True)
+    safe = re.sub(r"[^0-9A-Za-z._-]+", "_", Path(str(name)).name).lstrip(".") or "upload.csv"
+    path = folder / safe
+    path.write_bytes(data)
+    return path
+
+
+def _as_path(path_or_upload: Any) -> str | Path:
+    if hasattr(path_or_upload, "getvalue"):
+        return save_upload(path_or_upload.getvalue(), getattr(path_or_upload, "name", "upload.csv"))
+    return path_or_upload
+
+
+def preview(path_or_upload: Any, n: int = 20, mapping: ColumnMapping | None = None) -> SourcePreview:
+    """Sample rows, source columns with types and the detected (or given) mapping, without loading anything."""
+    path = _as_path(path_or_upload)
+    files = [inspect_file(p) for p in resolve_paths(path)][:20]
+    con = duckdb.connect()
+    try:
+        cur = con.cursor()
+        cur.execute("SET TimeZone = 'UTC'")
+        staged = stage_files(cur, files, sample_rows=SAMPLE_ROWS)
+        profiles = profile_columns(cur, staged)
+        mapping = mapping or detect_mapping(staged.columns, profiles=profiles)
+        sample = cur.execute(f"SELECT * EXCLUDE (__fidx, __row) FROM {staged.sql} LIMIT {int(n)}",
+                             staged.params).to_arrow_table().to_pandas()
+    finally:
+        con.close()
+    mapped_to = {v: k for k, v in mapping.columns.items()}
+    columns = pd.DataFrame({
+        "column": staged.columns,
+        "type": [staged.types[c] for c in staged.columns],
+        "reads_as": [_reads_as(profiles[c]) for c in staged.columns],
+        "filled": [profiles[c].non_null for c in staged.columns],
+        "example": [_example(sample, c) for c in staged.columns],
+        "mapped_to": [mapped_to.get(c, "") for c in staged.columns],
+    })
+    return SourcePreview(str(path), [str(f.path) for f in files], files[0].kind, sample, columns, mapping)
+
+
+def detect(path_or_upload: Any) -> ColumnMapping:
+    """The mapping the detector would use for this file or glob."""
+    return preview(path_or_upload, n=1).mapping
+
+
+def _reads_as(profile: ColumnProfile) -> str:
+    if profile.non_null == 0:
+        return "empty"
+    if profile.is_numeric:
+        return "number"
+    return "time" if profile.is_time else "text"
+
+
+def _example(sample: pd.DataFrame, col: str) -> str:
+    values = sample[col].dropna() if col in sample else []
+    return "" if len(values) == 0 else str(values.iloc[0])[:40]

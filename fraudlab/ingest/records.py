@@ -1,0 +1,87 @@
+"""What a load reads and reports (files, previews, reports) and the limits every load shares."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import pandas as pd
+
+from fraudlab.schema import ColumnMapping
+from fraudlab.workspace import CANONICAL_COLUMNS
+
+Progress = Callable[[float, str], None]
+FUTURE_TOLERANCE_DAYS = 1
+EARLIEST_TS = "1990-01-01"
+SAMPLE_ROWS = 20_000
+HEAD_BYTES = 1 << 16
+NULL_WORDS = ("", "na", "n/a", "nan", "null", "none", "nat", "-")
+TIME_FORMATS = ("%d/%m/%Y %H:%M:%S", "%d/%m/%Y %H:%M", "%m/%d/%Y %H:%M:%S", "%m/%d/%Y %H:%M",
+                "%Y/%m/%d %H:%M:%S", "%d.%m.%Y %H:%M:%S", "%Y%m%d%H%M%S", "%d/%m/%Y", "%d-%b-%Y %H:%M:%S")
+TARGETS = dict(CANONICAL_COLUMNS, label_ts="TIMESTAMP")
+KEY_COLUMNS = ("transaction_id", "ts", "amount")
+# DuckDB memory while a load runs: above it, temp tables and sorts spill to disk (keeps peak RSS of a 10M-row load
+# low). It is a database-wide setting, restored when the load ends.
+INGEST_MEMORY_LIMIT = "2GB"
+
+
+@dataclass(frozen=True)
+class IngestReport:
+    """What one load did: counts, reasons for quarantined rows, timing and the mapping used."""
+
+    ingest_id: int | None
+    source: str
+    status: str  # ok | skipped
+    rows_read: int
+    rows_loaded: int
+    rows_quarantined: int
+    reasons: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    mapping: dict = field(default_factory=dict)
+    message: str = ""
+    files: int = 1
+    engine: str = "duckdb"
+    notes: tuple[str, ...] = ()  # what the user should know: a label column left unmapped, features switched off
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """How to read one file: its kind and, for text, its compression and encoding."""
+
+    path: Path
+    kind: str  # csv | parquet
+    compression: str = "none"  # none | gzip | zstd
+    encoding: str = "utf-8"  # utf-8 | utf-16 | latin-1
+
+
+@dataclass(frozen=True)
+class SourcePreview:
+    """What the Data page shows before loading: sample rows, source columns and the detected mapping."""
+
+    source: str
+    files: list[str]
+    kind: str
+    sample: pd.DataFrame
+    columns: pd.DataFrame  # column, type, kind, filled, example, mapped_to
+    mapping: ColumnMapping
+
+
+@dataclass
+class Staged:
+    """A readable source inside one DuckDB cursor: SQL for its rows (+ __fidx, __row) and what it holds."""
+
+    sql: str
+    params: dict[str, Any]
+    columns: list[str]
+    types: dict[str, str]
+    files: list[SourceFile]
+    digests: list[str]
+    reject_tables: list[tuple[int, str]] = field(default_factory=list)
+
+
+def no_progress(_fraction: float, _message: str) -> None:
+    return None
+
+
+def first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

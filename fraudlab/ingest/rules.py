@@ -1,0 +1,200 @@
+"""The validation rules both ingest engines share: typed values and a reason for every rejected row, as SQL."""
+from __future__ import annotations
+
+import re
+
+from fraudlab.errors import IngestError
+from fraudlab.ingest.records import (
+    EARLIEST_TS,
+    FUTURE_TOLERANCE_DAYS,
+    KEY_COLUMNS,
+    NULL_WORDS,
+    TARGETS,
+    TIME_FORMATS,
+    Staged,
+)
+from fraudlab.schema import ColumnMapping
+from fraudlab.workspace import quote_ident
+
+
+def text_expr(col: str, sqltype: str = "VARCHAR") -> str:
+    """A column as trimmed text, with empty and NA-like values as NULL."""
+    q = quote_ident(col)
+    if value_kind(sqltype) != "text":
+        return f"CAST({q} AS VARCHAR)"
+    words = ", ".join(f"'{w}'" for w in NULL_WORDS)
+    return f"(CASE WHEN lower(trim({q})) IN ({words}) THEN NULL ELSE trim({q}) END)"
+
+
+def _double(col: str, sqltype: str) -> str:
+    kind = value_kind(sqltype)
+    if kind == "number":
+        return f"CAST({quote_ident(col)} AS DOUBLE)"
+    if kind == "bool":
+        return f"CAST(CAST({quote_ident(col)} AS INTEGER) AS DOUBLE)"
+    return f"TRY_CAST({text_expr(col, sqltype)} AS DOUBLE)"
+
+
+def money_expr(col: str, sqltype: str) -> str:
+    """An amount as DOUBLE: plain numbers, and text with currency signs, thousands separators or a decimal comma
+    (`$1,000.50`, `1.000,50 €`, `1 000,50`, `12,5`). One separator followed by exactly three digits (`1,000`,
+    `1.000 €`) is ambiguous and reads as NULL, so the row is quarantined with :func:`ambiguous_money_sql`'s reason.
+    """
+    if value_kind(sqltype) != "text":
+        return _double(col, sqltype)
+    t = text_expr(col, sqltype)
+    c = _money_digits(t)
+    sign = f"(CASE WHEN {t} LIKE '(%)' THEN -1 ELSE 1 END)"
+    parsed = (f"CASE WHEN regexp_full_match({c}, '-?[0-9]{{1,3}}[,.][0-9]{{3}}') THEN NULL "
+              f"WHEN regexp_full_match({c}, '-?[0-9]{{1,3}}(,[0-9]{{3}})+([.][0-9]+)?') "
+              f"THEN TRY_CAST(replace({c}, ',', '') AS DOUBLE) "
+              f"WHEN regexp_full_match({c}, '-?[0-9]{{1,3}}([.][0-9]{{3}})+(,[0-9]+)?') "
+              f"THEN TRY_CAST(replace(replace({c}, '.', ''), ',', '.') AS DOUBLE) "
+              f"WHEN regexp_full_match({c}, '-?[0-9]+,[0-9]+') THEN TRY_CAST(replace({c}, ',', '.') AS DOUBLE) "
+              f"WHEN regexp_full_match({c}, '-?[0-9]+([.][0-9]+)?') THEN TRY_CAST({c} AS DOUBLE) END")
+    return f"COALESCE(TRY_CAST({t} AS DOUBLE), {sign} * ({parsed}))"
+
+
+def _money_digits(text_sql: str) -> str:
+    """The text without currency signs, a leading or trailing currency code, spaces and apostrophes; anything else
+    (a stray letter) is kept, so the value stays unparsable."""
+    codes = f"regexp_replace(trim({text_sql}), '^[A-Z]{{3}}[ ]*|[ ]*[A-Z]{{3}}$', '', 'g')"
+    return f"regexp_replace({codes}, '[()\\s\u00a0\u202f\u2009''’$€£¥₹₽₩₺₪¢]', '', 'g')"
+
+
+def ambiguous_money_sql(raw: str) -> str:
+    """SQL: true when a raw amount text is ambiguous (one separator followed by exactly three digits)."""
+    return f"regexp_full_match({_money_digits(raw)}, '-?[0-9]{{1,3}}[,.][0-9]{{3}}')"
+
+
+def _time(col: str, sqltype: str, mapping: ColumnMapping | None) -> str:
+    """ts as a UTC TIMESTAMP: numeric offsets from the mapping's origin, typed times, or many text formats."""
+    kind, q = value_kind(sqltype), quote_ident(col)
+    if mapping is not None and mapping.ts_unit_seconds:
+        micros = f"CAST({_double(col, sqltype)} * {float(mapping.ts_unit_seconds) * 1e6!r} AS BIGINT)"
+        return f"(TIMESTAMP '{_safe_ts(mapping.ts_origin)}' + to_microseconds({micros}))"
+    if kind == "time":
+        return f"CAST({q} AS TIMESTAMP)"
+    if kind == "timetz":
+        return f"CAST({q} AT TIME ZONE 'UTC' AS TIMESTAMP)"
+    text = text_expr(col, sqltype)
+    formats = ", ".join(f"'{f}'" for f in TIME_FORMATS)
+    return (f"COALESCE(CAST(TRY_CAST({text} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP), "
+            f"TRY_STRPTIME({text}, [{formats}]))")
+
+
+def _safe_ts(text: str) -> str:
+    if not re.fullmatch(r"[0-9:\- T.]+", str(text)):
+        raise IngestError(f"time origin {text!r} is not a timestamp like 2026-01-01 00:00:00")
+    return str(text)
+
+
+def _bool(col: str, sqltype: str) -> str:
+    kind = value_kind(sqltype)
+    if kind == "bool":
+        return quote_ident(col)
+    if kind == "number":
+        return (f"CASE WHEN {quote_ident(col)} = 1 THEN TRUE WHEN {quote_ident(col)} = 0 THEN FALSE END")
+    t = f"lower({text_expr(col, sqltype)})"
+    return (f"CASE WHEN {t} IN ('1', '1.0', 'true', 't', 'yes', 'y', 'fraud') THEN TRUE "
+            f"WHEN {t} IN ('0', '0.0', 'false', 'f', 'no', 'n', 'legit', 'legitimate') THEN FALSE END")
+
+
+def _typed_expr(target: str, col: str, sqltype: str, mapping: ColumnMapping) -> str:
+    kind = TARGETS[target]
+    if target == "ts":
+        return _time(col, sqltype, mapping)
+    if target == "label_ts":
+        return _time(col, sqltype, None)
+    if target == "amount":
+        return money_expr(col, sqltype)
+    if kind == "DOUBLE":
+        return _double(col, sqltype)
+    if kind == "BOOLEAN":
+        return _bool(col, sqltype)
+    return text_expr(col, sqltype)
+
+
+def select_typed(staged: Staged, mapping: ColumnMapping, extras: dict[str, tuple[str, str]]) -> list[str]:
+    """Select-list items: typed canonical columns as __t_<name>, their raw text as __r_<name>, extras as __x_i."""
+    items = []
+    for target in TARGETS:
+        col = mapping.columns.get(target)
+        if col is None:
+            items.append(_generated_id(staged) if target == "transaction_id"
+                         else f"CAST(NULL AS {TARGETS[target]}) AS __t_{target}")
+            continue
+        items.append(f"{_typed_expr(target, col, staged.types[col], mapping)} AS __t_{target}")
+        if target in KEY_COLUMNS or TARGETS[target] != "VARCHAR":
+            items.append(f"{text_expr(col, staged.types[col])} AS __r_{target}")
+    for k, (col, (_name, sqltype)) in enumerate(extras.items()):
+        if sqltype == "DOUBLE":
+            items.append(f"{_double(col, staged.types[col])} AS __x_{k}")
+            if value_kind(staged.types[col]) == "text":
+                items.append(f"{text_expr(col)} AS __xr_{k}")
+        else:
+            items.append(f"{text_expr(col, staged.types[col]) if value_kind(staged.types[col]) != 'text' else quote_ident(col)}"
+                         f" AS __x_{k}")
+    return items
+
+
+def _generated_id(staged: Staged) -> str:
+    """transaction_id from the file's content hash and row number, stable across reloads of the same file."""
+    cases = " ".join(f"WHEN {i} THEN '{d[:12]}'" for i, d in enumerate(staged.digests) if re.fullmatch("[0-9a-f]*", d))
+    return f"(CASE __fidx {cases} END || '-' || CAST(__row AS VARCHAR)) AS __t_transaction_id"
+
+
+def row_reasons(mapping: ColumnMapping, extras: dict[str, tuple[str, str]], staged: Staged, now: str) -> list[str]:
+    """One SQL CASE per check; each yields a reason text or NULL."""
+    m = mapping.columns
+    reasons = [
+        "CASE WHEN __r_ts IS NULL THEN 'missing time' WHEN __t_ts IS NULL THEN "
+        "'unparsable time: ' || left(__r_ts, 60) "
+        f"WHEN __t_ts > TIMESTAMP '{now}' + INTERVAL {FUTURE_TOLERANCE_DAYS} DAY THEN "
+        "'time in the future: ' || CAST(__t_ts AS VARCHAR) "
+        f"WHEN __t_ts < TIMESTAMP '{EARLIEST_TS}' THEN 'time before {EARLIEST_TS}: ' || CAST(__t_ts AS VARCHAR) END",
+        "CASE WHEN __r_amount IS NULL THEN 'missing amount' WHEN __t_amount IS NULL AND "
+        f"{ambiguous_money_sql('__r_amount')} THEN 'ambiguous amount (thousands separator or decimal comma?): ' "
+        "|| left(__r_amount, 60) WHEN __t_amount IS NULL THEN "
+        "'unparsable amount: ' || left(__r_amount, 60) WHEN NOT isfinite(__t_amount) THEN "
+        "'amount not finite: ' || left(__r_amount, 60) WHEN __t_amount < 0 THEN "
+        "'negative amount: ' || left(__r_amount, 60) END",
+    ]
+    if "transaction_id" in m:
+        reasons.append("CASE WHEN __r_transaction_id IS NULL THEN 'missing transaction_id' END")
+    for target, sqltype in TARGETS.items():
+        if target in m and target not in ("ts", "amount", "transaction_id") and sqltype != "VARCHAR":
+            kind = {"BOOLEAN": "not a boolean", "TIMESTAMP": "not a time"}.get(sqltype, "not a number")
+            reasons.append(f"CASE WHEN __r_{target} IS NOT NULL AND __t_{target} IS NULL THEN "
+                           f"'{target} {kind}: ' || left(__r_{target}, 60) END")
+    for target, limit in (("lat", 90), ("lon", 180), ("merchant_lat", 90), ("merchant_lon", 180)):
+        if target in m:
+            reasons.append(f"CASE WHEN abs(__t_{target}) > {limit} THEN '{target} out of range: ' || "
+                           f"CAST(__t_{target} AS VARCHAR) END")
+    for k, (col, (name, sqltype)) in enumerate(extras.items()):
+        if sqltype == "DOUBLE" and value_kind(staged.types[col]) == "text":
+            reasons.append(f"CASE WHEN __xr_{k} IS NOT NULL AND __x_{k} IS NULL THEN "
+                           f"'{name} not a number: ' || left(__xr_{k}, 60) END")
+    return reasons
+
+
+def raw_json(staged: Staged, with_file: bool) -> str:
+    """JSON of the source record as read (plus the file name when a load has several files)."""
+    fields = [f"{quote_ident(c)} := {quote_ident(c)}" for c in staged.columns]
+    if with_file:
+        fields.insert(0, "_file := $file_names[__fidx + 1]")
+    return f"to_json(struct_pack({', '.join(fields)}))"
+
+
+def value_kind(sqltype: str) -> str:
+    t = sqltype.upper()
+    if t.startswith(("VARCHAR", "TEXT", "STRING")):
+        return "text"
+    if t in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+             "UBIGINT", "FLOAT", "DOUBLE", "REAL") or t.startswith("DECIMAL"):
+        return "number"
+    if t.startswith("TIMESTAMP WITH TIME ZONE") or t.startswith("TIMESTAMPTZ"):
+        return "timetz"
+    if t.startswith("TIMESTAMP") or t == "DATE":
+        return "time"
+    return "bool" if t == "BOOLEAN" else "other"

@@ -1,0 +1,133 @@
+"""Staging: files read into one DuckDB relation (CSV or Parquet), profiled for the column mapping."""
+from __future__ import annotations
+
+import duckdb
+
+from fraudlab.errors import IngestError
+from fraudlab.ingest.records import (
+    SAMPLE_ROWS,
+    SourceFile,
+    Staged,
+    first_line,
+)
+from fraudlab.ingest.rules import text_expr, value_kind
+from fraudlab.schema import ColumnProfile
+from fraudlab.workspace import quote_ident
+
+
+def _csv_scan(i: int, source: SourceFile) -> str:
+    """read_csv call for file i (its path bound as $f{i}); every value read as text, bad lines kept aside."""
+    options = [f"$f{i}", "all_varchar = true", "store_rejects = true", f"rejects_table = '_rej{i}'",
+               f"rejects_scan = '_scan{i}'", f"compression = '{source.compression}'"]
+    if source.encoding != "utf-8":
+        options.append(f"encoding = '{source.encoding}'")
+    return f"read_csv({', '.join(options)})"
+
+
+def stage_files(cur: duckdb.DuckDBPyConnection, files: list[SourceFile], sample_rows: int | None = None,
+           allow_empty: bool = False) -> Staged:
+    """Make the files readable as one relation in this cursor; raise IngestError naming a file that is not."""
+    kinds = {f.kind for f in files}
+    if len(kinds) > 1:
+        raise IngestError("cannot mix Parquet and CSV files in one load: "
+                          + ", ".join(str(f.path) for f in files[:10]))
+    digests = [""] * len(files)
+    if kinds == {"parquet"}:
+        return _stage_parquet(cur, files, digests)
+    return _stage_csv(cur, files, digests, sample_rows, allow_empty)
+
+
+def _describe(cur: duckdb.DuckDBPyConnection, sql: str, params: dict, source: SourceFile) -> list[tuple[str, str]]:
+    try:
+        return [(r[0], r[1]) for r in cur.execute(f"DESCRIBE SELECT * FROM {sql}", params).fetchall()]
+    except duckdb.Error as exc:
+        raise IngestError(f"{source.path}: cannot be read as {source.kind.upper()}: {first_line(exc)}") from exc
+
+
+def _stage_parquet(cur: duckdb.DuckDBPyConnection, files: list[SourceFile], digests: list[str]) -> Staged:
+    columns: dict[str, str] = {}
+    parts, params = [], {}
+    for i, source in enumerate(files):
+        params[f"f{i}"] = str(source.path)
+        for name, sqltype in _describe(cur, f"read_parquet($f{i})", {f"f{i}": str(source.path)}, source):
+            columns.setdefault(name, sqltype)
+        parts.append(f"SELECT * EXCLUDE (file_row_number), {i} AS __fidx, file_row_number + 1 AS __row "
+                     f"FROM read_parquet($f{i}, file_row_number = true)")
+    sql = "(" + " UNION ALL BY NAME ".join(parts) + ")"
+    types = {r[0]: r[1] for r in cur.execute(f"DESCRIBE SELECT * FROM {sql}", params).fetchall()}
+    cols = [c for c in columns if c not in ("__fidx", "__row")]
+    return Staged(sql, params, cols, {c: types[c] for c in cols}, files, digests)
+
+
+def _stage_csv(cur: duckdb.DuckDBPyConnection, files: list[SourceFile], digests: list[str],
+               sample_rows: int | None, allow_empty: bool = False) -> Staged:
+    described = [_describe(cur, _csv_scan(i, f), {f"f{i}": str(f.path)}, f) for i, f in enumerate(files)]
+    columns: list[str] = []
+    for names in described:
+        columns.extend(n for n, _ in names if n not in columns)
+    if "__fidx" in columns or "__row" in columns or "__off" in columns:
+        raise IngestError("source columns may not be named __fidx, __row or __off")
+    cols_sql = ", ".join(f"{quote_ident(c)} VARCHAR" for c in columns)
+    cur.execute(f"CREATE TEMP TABLE _src ({cols_sql}, __fidx INTEGER, __off BIGINT)")
+    staged = Staged("", {}, columns, {c: "VARCHAR" for c in columns}, files, digests)
+    offset = 0
+    limit = "" if sample_rows is None else f" LIMIT {int(sample_rows)}"
+    for i, source in enumerate(files):
+        try:
+            inserted = cur.execute(f"INSERT INTO _src BY NAME SELECT *, $i AS __fidx, $off AS __off "
+                                   f"FROM {_csv_scan(i, source)}{limit}",
+                                   {"i": i, "off": offset, f"f{i}": str(source.path)}).fetchone()[0]
+        except duckdb.Error as exc:
+            raise IngestError(f"{source.path}: cannot be read as CSV: {first_line(exc)}") from exc
+        rejected = cur.execute(f"SELECT count(*) FROM _rej{i}").fetchone()[0]
+        staged.reject_tables.append((i, f"_rej{i}"))
+        if inserted == 0 and rejected == 0 and len(files) == 1 and not allow_empty:
+            raise IngestError(f"{source.path}: has a header row ({_shortlist(described[i])}) but no data rows")
+        offset += int(inserted)
+    if offset == 0 and not allow_empty and not any(cur.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                               for _, t in staged.reject_tables):
+        raise IngestError(f"{len(files)} files: none of them holds any data rows")
+    staged.sql = f"(SELECT * EXCLUDE (__off), rowid + 1 - __off - {first_rowid(cur)} AS __row FROM _src)"
+    return staged
+
+
+def first_rowid(cur: duckdb.DuckDBPyConnection) -> int:
+    """Row ids of a temp table inside a transaction start at a large offset; rows keep insertion (file) order."""
+    return int(cur.execute("SELECT coalesce(min(rowid), 0) FROM _src").fetchone()[0])
+
+
+def _shortlist(columns: list[tuple[str, str]]) -> str:
+    names = ", ".join(str(n) for n, _ in columns[:8])
+    return names + (", …" if len(columns) > 8 else "")
+
+
+_YES_WORDS = "'1', '1.0', 'true', 't', 'yes', 'y'"
+_FLAG_WORDS = _YES_WORDS + ", '0', '0.0', 'false', 'f', 'no', 'n'"
+
+
+def profile_columns(cur: duckdb.DuckDBPyConnection, staged: Staged) -> dict[str, ColumnProfile]:
+    """Per column on a sample: filled values, how many read as numbers / times, numeric min and max."""
+    exprs = []
+    for c in staged.columns:
+        q, kind = quote_ident(c), value_kind(staged.types[c])
+        text = text_expr(c, staged.types[c])
+        num = f"TRY_CAST({text} AS DOUBLE)" if kind in ("text", "number") else "NULL::DOUBLE"
+        flag = f"lower(CAST({text} AS VARCHAR))"
+        exprs += [f"count({text})", f"count({num})",
+                  f"count(TRY_CAST({text} AS TIMESTAMP))" if kind == "text" else f"count({q})",
+                  f"min({num})", f"max({num})",
+                  f"count(*) FILTER ({flag} IN ({_FLAG_WORDS}))", f"count(*) FILTER ({flag} IN ({_YES_WORDS}))"]
+    row = cur.execute(f"SELECT {', '.join(exprs)} FROM (SELECT * FROM {staged.sql} LIMIT {SAMPLE_ROWS})",
+                      staged.params).fetchone()
+    profiles = {}
+    for k, c in enumerate(staged.columns):
+        filled, numeric, timelike, low, high, binary, positives = row[7 * k: 7 * k + 7]
+        kind = value_kind(staged.types[c])
+        if kind in ("time", "timetz"):
+            numeric = 0
+        elif kind != "text":
+            timelike = 0
+        profiles[c] = ColumnProfile(c, staged.types[c], int(filled), int(numeric), int(timelike),
+                                    None if low is None else float(low), None if high is None else float(high),
+                                    int(binary), int(positives))
+    return profiles

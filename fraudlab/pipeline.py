@@ -1,0 +1,186 @@
+"""The one owner of the flow: load -> features -> model -> scores -> cases -> stored page results.
+
+The app frame, the command line and the tests all call these functions; nothing else chains the steps. Each step
+runs only when what it depends on changed, so calling :func:`refresh` on an up-to-date workspace costs a few counts.
+Page views only read: they never refresh, rebuild or rescore.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from fraudlab import cases, registry, segments
+from fraudlab.config import SAMPLE_PATH
+from fraudlab.errors import ModelError
+from fraudlab.features import DEFAULT_LABEL_DELAY_DAYS, FeatureReport, build_features, has_features
+from fraudlab.ingest import IngestReport, ingest_path
+from fraudlab.model import TrainResult, train_model
+from fraudlab.schema import ColumnMapping
+from fraudlab.scoring import ScoreReport, score_window
+from fraudlab.workspace import Workspace
+
+Progress = Callable[[float, str], None]
+FIRST_START_EXPLAIN = 5_000
+
+
+def _quiet(_fraction: float, _message: str) -> None:
+    return None
+
+
+def _part(progress: Progress, lo: float, hi: float) -> Progress:
+    """Map a step's own 0..1 progress onto [lo, hi] of the whole job."""
+    return lambda f, m: progress(lo + (hi - lo) * min(max(f, 0.0), 1.0), m)
+
+
+# ---------------------------------------------------------------------------------------------- state
+
+def training_failed(ws: Workspace) -> bool:
+    """True when training a first model already failed on exactly this many transactions (do not retry each page)."""
+    rows = ws.count("transactions")
+    return bool(ws.scalar("SELECT count(*) FROM audit WHERE action = 'first_training_failed' AND details LIKE $d",
+                          {"d": f'%"rows": {rows}%'}))
+
+
+def unscored(ws: Workspace) -> int:
+    """Transactions without a score."""
+    return int(ws.scalar("SELECT count(*) FROM transactions t ANTI JOIN scores s USING (transaction_id)"))
+
+
+def is_stale(ws: Workspace) -> bool:
+    """True while anything downstream of the data is missing or out of date (what :func:`refresh` would do)."""
+    if ws.count("transactions") == 0 or not has_features(ws):
+        return True
+    if registry.champion(ws) is None:
+        return not training_failed(ws)
+    return unscored(ws) > 0 or cases.cases_stale(ws)
+
+
+# ---------------------------------------------------------------------------------------------- refresh
+
+def refresh(ws: Workspace, progress: Progress | None = None, who: str = "system",
+            load_sample: bool = True) -> list[str]:
+    """Bring everything up to date: sample loaded if the workspace is empty, features, a first model, scores for
+    unscored rows, segments, the case queue. Returns what was done, one line a step."""
+    progress = progress or _quiet
+    done: list[str] = []
+    if ws.count("transactions") == 0 and load_sample:
+        progress(0.02, "loading the bundled sample")
+        report = ingest_path(ws, SAMPLE_PATH, progress=_part(progress, 0.02, 0.17), who=who)
+        done.append(f"loaded sample: {report.message}")
+    if ws.count("transactions") == 0:
+        return done
+    if not has_features(ws):
+        features = build_features(ws, progress=_part(progress, 0.2, 0.4), who=who)
+        done.append(f"built {len(features.columns)} point-in-time features in {features.seconds:.1f} s")
+    if registry.champion(ws) is None and not training_failed(ws):
+        try:
+            result = train_model(ws, progress=_part(progress, 0.4, 0.7))
+        except ModelError as exc:
+            with ws.write("first_training_failed", who, {"rows": ws.count("transactions"), "why": str(exc)}):
+                pass
+            done.append(f"no model yet: {exc}")
+        else:
+            model_id = registry.register(ws, result, who=who)
+            done.append(f"trained first champion {model_id} (test PR-AUC {result.metrics.get('pr_auc', 0):.3f})")
+    if registry.champion(ws) is not None and unscored(ws):
+        start = ws.scalar("SELECT min(ts) FROM transactions t ANTI JOIN scores s USING (transaction_id)")
+        scored = score_window(ws, start=start, explain_top=FIRST_START_EXPLAIN, who=who,
+                              progress=_part(progress, 0.7, 0.9))
+        done.append(f"scored {scored.rows:,} transactions, explained the top {scored.explained:,}")
+    done += _refresh_results(ws, progress, who)
+    progress(1.0, "ready")
+    return done
+
+
+def _refresh_results(ws: Workspace, progress: Progress, who: str) -> list[str]:
+    """Stored page results that depend on scores: segments (once) and the case queue."""
+    done = []
+    if segments.can_segment(ws) and not segments.has_segments(ws):
+        progress(0.9, "segmenting customers")
+        report = segments.segment_customers(ws, who=who)
+        done.append(f"segmented {report.customers:,} customers into {report.k} segments")
+    if registry.champion(ws) is not None and cases.cases_stale(ws):
+        progress(0.95, "building the case queue")
+        done.append(f"case queue: {cases.refresh_cases(ws):,} cases")
+    return done
+
+
+def load(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping | None = None, engine: str = "duckdb",
+         who: str = "system", progress: Progress | None = None, source: str | None = None
+         ) -> tuple[IngestReport, list[str]]:
+    """Load files, then bring features, scores and cases up to date for what arrived."""
+    progress = progress or _quiet
+    if engine == "dask":
+        from fraudlab.ingest.dask_engine import ingest_path_dask
+        report = ingest_path_dask(ws, path_or_glob, mapping, progress=_part(progress, 0.0, 0.5), who=who,
+                                  source=source)
+    else:
+        report = ingest_path(ws, path_or_glob, mapping, progress=_part(progress, 0.0, 0.5), who=who, source=source)
+    steps = refresh(ws, _part(progress, 0.5, 1.0), who=who, load_sample=False) if report.rows_loaded else []
+    return report, steps
+
+
+# ---------------------------------------------------------------------------------------------- models
+
+@dataclass(frozen=True)
+class RetrainOutcome:
+    """A trained and registered challenger (or first champion), with what else ran."""
+
+    model_id: str
+    result: TrainResult
+    features: FeatureReport | None = None
+    rescored: ScoreReport | None = None
+    steps: list[str] = field(default_factory=list)
+
+
+def retrain(ws: Workspace, train_from: datetime | None = None, train_to: datetime | None = None, *,
+            search: bool = False, rebuild_features: bool = False,
+            label_delay_days: float = DEFAULT_LABEL_DELAY_DAYS, who: str = "system",
+            progress: Progress | None = None) -> RetrainOutcome:
+    """Train a challenger on the labels known now (features rebuilt first if asked or stale); a first model becomes
+    champion at once, and then everything is scored."""
+    progress = progress or _quiet
+    features = None
+    if rebuild_features or not has_features(ws):
+        features = build_features(ws, label_delay_days=label_delay_days, progress=_part(progress, 0.0, 0.3), who=who)
+    result = train_model(ws, train_from, train_to, search=search, progress=_part(progress, 0.3, 0.8))
+    model_id = registry.register(ws, result, who=who)
+    rescored, steps = None, []
+    if registry.champion(ws).model_id == model_id:
+        rescored, steps = _rescore(ws, who, _part(progress, 0.8, 1.0))
+    progress(1.0, "trained")
+    return RetrainOutcome(model_id, result, features, rescored, steps)
+
+
+def _rescore(ws: Workspace, who: str, progress: Progress) -> tuple[ScoreReport, list[str]]:
+    rescored = score_window(ws, who=who, progress=_part(progress, 0.0, 0.9))
+    return rescored, _refresh_results(ws, progress, who)
+
+
+def promote_and_rescore(ws: Workspace, model_id: str, who: str = "system", override_reason: str | None = None,
+                        progress: Progress | None = None) -> registry.PromotionOutcome:
+    """Promote through the guard; when promoted, rescore every transaction and rebuild the queue."""
+    outcome = registry.promote(ws, model_id, who=who, override_reason=override_reason)
+    if outcome.promoted:
+        _rescore(ws, who, progress or _quiet)
+    return outcome
+
+
+def rollback_and_rescore(ws: Workspace, who: str = "system", reason: str = "",
+                         progress: Progress | None = None) -> str:
+    """Put the previous champion back, rescore and rebuild the queue; returns the restored model id."""
+    restored = registry.rollback(ws, who=who, reason=reason)
+    _rescore(ws, who, progress or _quiet)
+    return restored
+
+
+def resegment(ws: Workspace, k: int | None = None, seed: int = 0, who: str = "system",
+              progress: Progress | None = None) -> segments.SegmentReport:
+    """Segment customers again and refresh the case queue's segment column."""
+    progress = progress or _quiet
+    report = segments.segment_customers(ws, k=k, seed=seed, who=who, progress=_part(progress, 0.0, 0.9))
+    if registry.champion(ws) is not None:
+        cases.refresh_cases(ws)
+    return report

@@ -1,0 +1,51 @@
+"""The workspace owns the schema: a new file gets every table, an older workspace is migrated forward, in place."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from fraudlab.errors import WorkspaceError
+from fraudlab.workspace import SCHEMA_VERSION, Workspace
+
+RELEASE_1 = Path(__file__).parent / "fixtures" / "workspace_release_1.sql"
+EVERY_TABLE = {"transactions", "ingests", "quarantine", "labels", "models", "scores", "decisions", "audit",
+               "drift_runs", "drift_profiles", "model_events", "feature_meta", "case_assignments", "case_meta",
+               "customer_segments", "segment_profiles", "meta"}
+
+
+def _release_1_file(path: Path) -> Path:
+    with duckdb.connect(str(path)) as con:
+        con.execute(RELEASE_1.read_text())
+    return path
+
+
+def test_a_new_workspace_has_every_table_at_the_newest_schema(tmp_path):
+    ws = Workspace(tmp_path / "new.duckdb")
+    assert EVERY_TABLE <= set(ws.tables())
+    assert ws.schema_version == SCHEMA_VERSION
+    assert "recorded_at" in ws.columns("labels")
+
+
+def test_a_first_release_workspace_is_migrated_forward_and_keeps_its_data(tmp_path):
+    ws = Workspace(_release_1_file(tmp_path / "old.duckdb"))
+    assert ws.schema_version == SCHEMA_VERSION
+    assert EVERY_TABLE <= set(ws.tables())
+    assert ws.count("transactions") == 2 and ws.count("decisions") == 1 and ws.version == 7
+    labels = ws.df("SELECT * FROM labels ORDER BY transaction_id")
+    assert labels["recorded_at"].isna().all() and labels["source"].tolist() == ["analyst", "data"]
+    ws.close()
+    again = Workspace(tmp_path / "old.duckdb")  # opening twice migrates nothing more
+    assert again.schema_version == SCHEMA_VERSION and again.count("labels") == 2
+
+
+def test_a_workspace_from_a_newer_fraudlab_is_refused_untouched(tmp_path):
+    path = tmp_path / "future.duckdb"
+    Workspace(path).close()
+    with duckdb.connect(str(path)) as con:
+        con.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'")
+    with pytest.raises(WorkspaceError, match="newer than this fraudlab"):
+        Workspace(path)
+    with duckdb.connect(str(path)) as con:
+        assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "99"
