@@ -171,6 +171,45 @@ def _score(args) -> int:
     return 0
 
 
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="train up to a cut-off, wait out the label delay, test the days after")
+    p.add_argument("--train-to", default=None, help="training cut-off (default: 3 weeks before the data ends)")
+    p.add_argument("--delay", type=float, default=7.0, help="label delay in days between training and test")
+    p.add_argument("--test-from", default=None, help="default: cut-off + delay")
+    p.add_argument("--test-to", default=None, help="default: test start + 7 days")
+    p.add_argument("--exclude-known-compromised", action=argparse.BooleanOptionalAction, default=True,
+                   help="drop customers with a fraud known by each test day (default: on)")
+    p.add_argument("--known-since", default=None,
+                   help="count frauds as known only from this date (default: all history; the handbook uses the "
+                        "training start)")
+    p.add_argument("--top-k", type=int, default=100, help="k of card precision@k per day")
+    p.add_argument("--search", action="store_true", help="small hyper-parameter search")
+    p.set_defaults(func=_evaluate)
+
+
+def _evaluate(args) -> int:
+    from fraudlab import registry
+    from fraudlab.evaluation import default_protocol, evaluate_protocol, save_evaluation
+
+    ws = Workspace()
+    protocol = default_protocol(ws, _timestamp(args.train_to), args.delay, _timestamp(args.test_from),
+                                _timestamp(args.test_to), args.exclude_known_compromised, args.top_k,
+                                _timestamp(args.known_since))
+    run = evaluate_protocol(ws, protocol, search=args.search)
+    model_id = registry.register(ws, run.train, who="cli")
+    run_id = save_evaluation(ws, run, model_id, who="cli")
+    print(f"protocol: {protocol.describe()}")
+    print(f"test rows {run.rows:,} ({run.frauds:,} fraud; {run.removed_rows:,} rows of known-compromised customers "
+          f"removed)")
+    fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
+    print(f"PR-AUC {fmt(run.pr_auc)}   ROC-AUC {fmt(run.roc_auc)}   card precision@{protocol.top_k} (mean per day) "
+          f"{fmt(run.card_precision)}")
+    if len(run.per_day):
+        print(run.per_day.assign(day=run.per_day["day"].dt.strftime("%Y-%m-%d")).to_string(index=False))
+    print(f"model {model_id} registered as a challenger; evaluation run {run_id} stored beside it")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------- drift
 
 def _add_drift(sub) -> None:
@@ -244,7 +283,8 @@ def _bench(args) -> int:
 
 # ---------------------------------------------------------------------------------------------- entry
 
-COMMANDS = (_add_generate, _add_ingest, _add_features, _add_train, _add_score, _add_drift, _add_bench)
+COMMANDS = (_add_generate, _add_ingest, _add_features, _add_train, _add_score, _add_evaluate, _add_drift,
+            _add_bench)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,7 +1,9 @@
 """Exact TreeSHAP contributions and plain-language reason codes.
 
 XGBoost's ``pred_contribs=True`` is exact TreeSHAP (it is what ``shap.TreeExplainer`` hands the work to);
-contributions plus the bias add up to the model's margin (log-odds).
+contributions plus the bias add up to the model's margin (log-odds). "Why it was flagged" lists only what raised
+the risk, each as a sentence with the customer's or the population's usual value; what lowered it is kept apart
+("what speaks against"); a missing value is never evidence either way.
 """
 from __future__ import annotations
 
@@ -12,7 +14,10 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from fraudlab.names import plain_name
+
 TOP_REASONS = 5
+TOP_AGAINST = 3
 CATEGORY_WORDS = {"country": "made in country {}", "category": "merchant category {}", "channel": "{} channel",
                   "currency": "paid in {}"}
 WINDOW_WORDS = {"5m": ("5 minutes", 300), "1h": ("hour", 3_600), "24h": ("24 hours", 86_400), "7d": ("7 days", 604_800),
@@ -70,8 +75,10 @@ def reason_text(feature: str, value, row: pd.Series) -> str:
     if "_customers_" in feature:
         kind, _, window = feature.partition("_customers_")
         noun = {"dev": "device", "ip": "IP address", "card": "card"}.get(kind, kind)
-        n = int(v or 0)
-        return f"{n} distinct customer{'s' if n != 1 else ''} used this {noun} in the previous {WINDOW_WORDS[window][0]}"
+        n, words = int(v or 0), WINDOW_WORDS[window][0]
+        if n == 0:
+            return f"this {noun} was not used in the previous {words}"
+        return f"{n} customer{'s' if n != 1 else ''} (this one included) used this {noun} in the previous {words}"
     if feature.startswith("m_fraud_rate_"):
         return f"merchant's known fraud rate over {WINDOW_WORDS[feature[13:]][0]}: {100 * (v or 0):.1f}%"
     if feature.startswith("m_fraud_"):
@@ -89,18 +96,58 @@ def reason_text(feature: str, value, row: pd.Series) -> str:
     return f"{feature} = {v if isinstance(v, str) else _fmt(v)}"
 
 
-def reason_frame(features: list[str], values: pd.Series, contribs: np.ndarray, top: int | None = None) -> pd.DataFrame:
-    """Contributions of one row, largest first, each with its plain-language sentence."""
-    order = np.argsort(-np.abs(contribs))
-    order = order[:top] if top else order
+REASON_COLUMNS = ["feature", "name", "value", "contribution", "direction", "text"]
+
+
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and not math.isfinite(value)) or value is pd.NA
+
+
+def _with_usual(text: str, feature: str, value, usual: dict | None) -> str:
+    """Append the population's usual value when it says something the sentence does not already say."""
+    if not usual or feature not in usual or isinstance(value, str) or "usual" in text:
+        return text
+    return f"{text} (usually {_fmt(usual[feature])} across payments)"
+
+
+def reason_frame(features: list[str], values: pd.Series, contribs: np.ndarray, top: int | None = None,
+                 usual: dict | None = None) -> pd.DataFrame:
+    """Contributions of one row, most risk-raising first, each with its plain name, direction and sentence.
+
+    A feature whose value is missing is listed with direction "missing" (it moves the score, as XGBoost's default
+    branch does, but it is not evidence to show an analyst).
+    """
+    order = np.argsort(-contribs, kind="stable")
     rows = []
     for i in order:
         name = features[i]
         value = values.get(name)
         value = value.item() if hasattr(value, "item") else value
-        rows.append({"feature": name, "value": value if isinstance(value, str) else _num(value),
-                     "contribution": float(contribs[i]), "text": reason_text(name, value, values)})
-    return pd.DataFrame(rows, columns=["feature", "value", "contribution", "text"])
+        c = float(contribs[i])
+        direction = "missing" if _missing(value) else ("raises" if c > 0 else "lowers" if c < 0 else "none")
+        rows.append({"feature": name, "name": plain_name(name), "value": value if isinstance(value, str) else _num(value),
+                     "contribution": c, "direction": direction,
+                     "text": _with_usual(reason_text(name, value, values), name, value, usual)})
+    frame = pd.DataFrame(rows, columns=REASON_COLUMNS)
+    return frame.head(top) if top else frame
+
+
+def _by_sentence(table: pd.DataFrame) -> pd.Series:
+    """Net contribution per sentence: features that say the same thing (amount, log amount) count once."""
+    present = table[table["direction"].isin(["raises", "lowers"])]
+    return present.groupby("text", sort=False)["contribution"].sum()
+
+
+def flagged_because(table: pd.DataFrame, top: int = TOP_REASONS) -> list[str]:
+    """Sentences of what raised the risk, strongest first (never a missing value)."""
+    net = _by_sentence(table)
+    return net[net > 0].sort_values(ascending=False).head(top).index.tolist()
+
+
+def speaks_against(table: pd.DataFrame, top: int = TOP_AGAINST) -> list[str]:
+    """Sentences of what lowered the risk, strongest first (never a missing value)."""
+    net = _by_sentence(table)
+    return net[net < 0].sort_values().head(top).index.tolist()
 
 
 def _num(value):
@@ -111,19 +158,26 @@ def _num(value):
     return f if math.isfinite(f) else None
 
 
-def reasons_json(features: list[str], frame: pd.DataFrame, contribs: np.ndarray, top: int = TOP_REASONS) -> list[str]:
-    """Top reasons of many rows as JSON text (for the scores table), vectorised over the ranking."""
-    order = np.argsort(-np.abs(contribs), axis=1)[:, :top]
+def reasons_json(features: list[str], frame: pd.DataFrame, contribs: np.ndarray, top: int = TOP_REASONS,
+                 usual: dict | None = None) -> list[str]:
+    """Top risk-raising reasons of many rows as JSON text (for the scores table); missing values are skipped."""
+    present = frame.reindex(columns=features).notna().to_numpy()
+    ranked = np.where(present & (contribs > 0), contribs, -np.inf)
+    order = np.argsort(-ranked, axis=1)[:, :top]
     out = []
     records = frame.to_dict("records")
     for r, row in enumerate(records):
         series = pd.Series(row)
         items = []
         for i in order[r]:
+            if not np.isfinite(ranked[r, i]):
+                break
             name = features[i]
             value = row.get(name)
-            items.append({"feature": name, "value": value if isinstance(value, str) else _num(value),
-                          "contribution": round(float(contribs[r, i]), 6), "text": reason_text(name, value, series)})
+            items.append({"feature": name, "name": plain_name(name),
+                          "value": value if isinstance(value, str) else _num(value),
+                          "contribution": round(float(contribs[r, i]), 6),
+                          "text": _with_usual(reason_text(name, value, series), name, value, usual)})
         out.append(json.dumps(items))
     return out
 

@@ -24,12 +24,14 @@ from fraudlab.workspace import CANONICAL_COLUMNS, Workspace, quote_ident
 
 Progress = Callable[[float, str], None]
 DEFAULT_LABEL_DELAY_DAYS = 7.0
-CUSTOMER_WINDOWS = {"5m": 300, "1h": 3_600, "24h": 86_400, "7d": 604_800}
+CUSTOMER_WINDOWS = {"5m": 300, "1h": 3_600, "24h": 86_400, "7d": 604_800, "30d": 2_592_000}
+AVERAGE_WINDOWS = ("24h", "7d", "30d")  # the customer's mean amount over these, and this amount against it
 SHARED_WINDOWS = {"24h": 86_400, "7d": 604_800}
 MERCHANT_WINDOWS = {"1d": 86_400, "7d": 604_800, "30d": 2_592_000}
 SHARED_KEYS = {"device_id": "dev", "ip": "ip", "card_id": "card"}
 CATEGORICALS = ("category", "channel", "country", "currency")
 LEAKAGE_AUC = 0.99
+TIME_INDEX_CORRELATION = 0.99
 LEAKAGE_SAMPLE = 200_000
 META_TABLE = "feature_meta"
 FEATURE_MEMORY_LIMIT = "5GB"  # DuckDB spills window sorts to disk beyond this (10M rows: ~7 GB peak RSS)
@@ -66,6 +68,9 @@ def _customer_features(cols: set[str]) -> list[str]:
     for name, secs in CUSTOMER_WINDOWS.items():
         w = _window("customer_id", secs)
         out += [f"count(*) OVER {w} AS c_cnt_{name}", f"coalesce(sum(amount) OVER {w}, 0) AS c_sum_{name}"]
+        if name in AVERAGE_WINDOWS:
+            out += [f"avg(amount) OVER {w} AS c_amt_mean_{name}",
+                    f"amount / (coalesce(avg(amount) OVER {w}, amount) + 1) AS c_amt_ratio_{name}"]
     hist = _window("customer_id", None)
     out += [
         f"count(*) OVER {hist} AS c_hist_cnt",
@@ -83,10 +88,21 @@ def _customer_features(cols: set[str]) -> list[str]:
     return out
 
 
-def _merchant_volume(cols: set[str]) -> list[str]:
+def _delayed_window(partition: str, seconds: int, delay_s: int) -> str:
+    """Earlier events in [t - delay - seconds, t - delay]: the window whose labels have had time to arrive."""
+    return (f"(PARTITION BY {partition} ORDER BY ts RANGE BETWEEN INTERVAL {int(seconds + delay_s)} SECONDS PRECEDING "
+            f"AND INTERVAL {int(delay_s)} SECONDS PRECEDING EXCLUDE GROUP)")
+
+
+def _merchant_volume(cols: set[str], delay_s: int) -> list[str]:
+    """Per merchant: transactions over each window, and over the same window shifted back by the label delay."""
     if "merchant_id" not in cols:
         return []
-    return [f"count(*) OVER {_window('merchant_id', secs)} AS m_cnt_{name}" for name, secs in MERCHANT_WINDOWS.items()]
+    out = []
+    for name, secs in MERCHANT_WINDOWS.items():
+        out += [f"count(*) OVER {_window('merchant_id', secs)} AS m_cnt_{name}",
+                f"count(*) OVER {_delayed_window('merchant_id', secs, delay_s)} AS m_dcnt_{name}"]
+    return out
 
 
 def base_sql(label_delay_days: float) -> str:
@@ -101,14 +117,17 @@ def base_sql(label_delay_days: float) -> str:
       USING (transaction_id)"""
 
 
-def merchant_fraud_sql() -> str:
+def merchant_fraud_sql(delay_s: int) -> str:
     """Frauds known by each transaction's time among the merchant's earlier transactions, per window.
 
-    A fraud f counts for a later transaction at time t when label_known_f <= t and ts_f >= t - W, i.e. on
-    the interval [label_known_f, ts_f + W]: a running sum of +1 at the start and -1 just after the end.
+    Labels arrive late, so each window reaches back the label delay further: a fraud f counts for a later
+    transaction at time t when label_known_f <= t and ts_f >= t - delay - W, i.e. on the interval
+    [label_known_f, ts_f + delay + W] (a running sum of +1 at the start and -1 just after the end). Without the
+    shift a 1-day window under a 7-day delay would always be empty.
     """
     parts = []
-    for name, secs in MERCHANT_WINDOWS.items():
+    for name, window_s in MERCHANT_WINDOWS.items():
+        secs = int(window_s + delay_s)
         parts.append(f"""
         SELECT transaction_id, '{name}' AS w, known FROM (
           SELECT kind, transaction_id,
@@ -160,6 +179,29 @@ def _extra_numeric(ws: Workspace) -> list[str]:
             if c not in CANONICAL_COLUMNS and c != "ingest_id" and c in present and str(t).upper().startswith(numeric)]
 
 
+def time_index_columns(ws: Workspace, candidates: list[str], sample: int = LEAKAGE_SAMPLE) -> dict[str, str]:
+    """Numeric columns that only count time (seconds / days / steps since a start), with the reason for each.
+
+    Such a column rises with `ts` (rank correlation above TIME_INDEX_CORRELATION on a sample): as a feature it
+    tells the model the date, so it can never generalise to new data, and its drift is guaranteed.
+    """
+    if not candidates:
+        return {}
+    cols = ", ".join(f"{quote_ident(c)}::DOUBLE AS {quote_ident(c)}" for c in candidates)
+    frame = ws.df(f"SELECT epoch(ts) AS __t, {cols} FROM transactions "
+                  f"USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE (11)")
+    ranks = frame.rank()
+    found = {}
+    for col in candidates:
+        both = ranks[["__t", col]].dropna()
+        if len(both) < 10 or both[col].nunique() < 2:
+            continue
+        rho = float(np.corrcoef(both["__t"], both[col])[0, 1])
+        if rho > TIME_INDEX_CORRELATION:
+            found[col] = f"a time index (rank correlation with the transaction time {rho:.3f}): never a feature"
+    return found
+
+
 def leakage_check(ws: Workspace, candidates: list[str]) -> dict[str, str]:
     """Columns that give the label away (by name, or single-column AUC above 0.99), with the reason for each."""
     excluded = {c: "its name marks it as derived from the label" for c in candidates if LABEL_DERIVED.search(c)}
@@ -193,15 +235,19 @@ class FeaturePlan:
     excluded: dict[str, str]
     skipped: list[str]
     has_merchant: bool
+    label_delay_s: int = int(DEFAULT_LABEL_DELAY_DAYS * 86_400)
+    time_index: dict[str, str] = field(default_factory=dict)  # numeric columns that only count time: never features
 
 
-def plan_features(ws: Workspace) -> FeaturePlan:
-    """Decide the feature set from the columns that hold values; run the leakage guard on numeric extras."""
+def plan_features(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_DELAY_DAYS) -> FeaturePlan:
+    """Decide the feature set from the columns that hold values; leave out time indexes and label leaks."""
     cols = set(source_columns(ws))
     if not {"transaction_id", "ts", "amount"} <= cols or ws.count("transactions") == 0:
         raise FraudlabError("no transactions to build features from: load data first")
     extras = _extra_numeric(ws)
-    excluded = leakage_check(ws, extras)
+    time_index = time_index_columns(ws, extras)
+    excluded = leakage_check(ws, [c for c in extras if c not in time_index])
+    excluded.update(time_index)
     extras = [c for c in extras if c not in excluded]
     skipped = [f for f, need in (("customer velocity and baselines", "customer_id"),
                                  ("merchant volume and fraud rate", "merchant_id"),
@@ -213,14 +259,17 @@ def plan_features(ws: Workspace) -> FeaturePlan:
         row.append("111.2 * sqrt(power(lat - merchant_lat, 2) + power((lon - merchant_lon) * "
                    "cos(radians(lat)), 2)) AS dist_merchant_km")
     row += [quote_ident(c) for c in extras] + categorical
-    by_key = {k: v for k, v in (("customer_id", _customer_features(cols)), ("merchant_id", _merchant_volume(cols))) if v}
+    delay_s = int(float(label_delay_days) * 86_400)
+    by_key = {k: v for k, v in (("customer_id", _customer_features(cols)),
+                                ("merchant_id", _merchant_volume(cols, delay_s))) if v}
     shared = {}
     if "customer_id" in cols:
         for col, short in SHARED_KEYS.items():
             if col in cols:
                 shared[col] = (short, [f"count(DISTINCT customer_id) OVER {_window(col, secs)} AS {short}_customers_{name}"
                                        for name, secs in SHARED_WINDOWS.items()])
-    return FeaturePlan(row, by_key, shared, categorical, excluded, skipped, "merchant_id" in cols)
+    return FeaturePlan(row, by_key, shared, categorical, excluded, skipped, "merchant_id" in cols, delay_s,
+                       time_index)
 
 
 def _alias(expr: str) -> str:
@@ -236,7 +285,7 @@ def assemble_sql(plan: FeaturePlan, parts: dict[str, str]) -> str:
         names += [f"{parts[key]}.{_alias(e)}" for e in exprs]
     if plan.has_merchant:
         names += [f"coalesce({parts['merchant_fraud']}.{quote_ident(n)}, 0) AS m_fraud_{n}, "
-                  f"coalesce({parts['merchant_fraud']}.{quote_ident(n)}, 0) / ({parts['merchant_id']}.m_cnt_{n} + 1.0) "
+                  f"coalesce({parts['merchant_fraud']}.{quote_ident(n)}, 0) / ({parts['merchant_id']}.m_dcnt_{n} + 1.0) "
                   f"AS m_fraud_rate_{n}" for n in MERCHANT_WINDOWS]
     joins = " ".join(f"LEFT JOIN {rel} USING (transaction_id)" for key, rel in parts.items() if key != "row")
     return f"SELECT {parts['row']}.transaction_id, {', '.join(names)} FROM {parts['row']} {joins}"
@@ -259,7 +308,7 @@ def store_features(cur, plan: FeaturePlan, select_sql: str, label_delay_days: fl
     names = [r[0] for r in cur.execute("DESCRIBE features").fetchall() if r[0] != "transaction_id"]
     numeric = [n for n in names if n not in plan.categorical]
     meta = {"numeric": numeric, "categorical": plan.categorical, "excluded": plan.excluded,
-            "label_delay_days": label_delay_days, "skipped": plan.skipped}
+            "label_delay_days": label_delay_days, "skipped": plan.skipped, "time_index": plan.time_index}
     for key, value in meta.items():
         cur.execute(f"INSERT OR REPLACE INTO {META_TABLE} VALUES (?, ?)", [key, json.dumps(value)])
     return numeric, plan.categorical
@@ -271,7 +320,7 @@ def build_features(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_DELAY_
     progress = progress or (lambda _f, _m: None)
     began = time.perf_counter()
     progress(0.05, "checking source columns for leakage")
-    plan = plan_features(ws)
+    plan = plan_features(ws, label_delay_days)
     progress(0.15, "computing windows in DuckDB")
     with ws.memory_capped(FEATURE_MEMORY_LIMIT), \
             ws.write("build_features", who, {"label_delay_days": label_delay_days, "engine": "duckdb"}) as cur:
@@ -283,7 +332,7 @@ def build_features(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_DELAY_
             parts[key] = f"_g{i}"
             ctes.append(f"_g{i} AS ({group_sql(plan, key)})")
         if plan.has_merchant:
-            cur.execute(merchant_fraud_sql())
+            cur.execute(merchant_fraud_sql(plan.label_delay_s))
             parts["merchant_fraud"] = "_mfraud"
             progress(0.5, "merchant fraud rates from labels known at the time")
         numeric, categorical = store_features(cur, plan, f"WITH {', '.join(ctes)} {assemble_sql(plan, parts)}",

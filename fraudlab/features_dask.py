@@ -64,7 +64,7 @@ def _groups(plan: FeaturePlan) -> dict[str, tuple[str | None, str, str]]:
     for key in list(plan.by_key) + list(plan.shared):
         groups[key] = (key, group_sql(plan, key), "")
     if plan.has_merchant:
-        groups["merchant_fraud"] = ("merchant_id", "SELECT * FROM _mfraud", merchant_fraud_sql())
+        groups["merchant_fraud"] = ("merchant_id", "SELECT * FROM _mfraud", merchant_fraud_sql(plan.label_delay_s))
     return groups
 
 
@@ -74,7 +74,7 @@ def build_features_dask(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_D
     """Compute the features table through Dask (same SQL per key-partition as build_features); return the report."""
     progress = progress or (lambda _f, _m: None)
     began = time.perf_counter()
-    plan = plan_features(ws)
+    plan = plan_features(ws, label_delay_days)
     work = Path(work_dir or tempfile.mkdtemp(prefix="fraudlab-features-", dir=ws.path.parent))
     shutil.rmtree(work, ignore_errors=True)
     (work / "base").mkdir(parents=True)

@@ -46,10 +46,11 @@ def resolved_sql(as_of_param: str | None = "$as_of") -> str:
 def fraud_known_sql() -> str:
     """SQL of (transaction_id, known): when each transaction that is fraud by its current label became known as fraud.
 
-    Used by point-in-time features: a fraud counts in a window only once it was known.
+    Used by point-in-time features: a fraud counts in a window only once it was known. `known` is NULL when the
+    source gave no label time; the features then assume a label delay.
     """
     return f"""
-        SELECT l.transaction_id, min(coalesce(l.label_ts, {_BEGINNING})) AS known
+        SELECT l.transaction_id, min(l.label_ts) AS known
         FROM labels l JOIN ({resolved_sql(None)}) r USING (transaction_id)
         WHERE l.is_fraud AND r.label GROUP BY l.transaction_id"""
 

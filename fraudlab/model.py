@@ -22,7 +22,7 @@ from fraudlab.workspace import Workspace
 
 Progress = Callable[[float, str], None]
 DEFAULT_PARAMS = {"objective": "binary:logistic", "tree_method": "hist", "max_depth": 6, "eta": 0.1,
-                  "subsample": 0.9, "colsample_bytree": 0.8, "min_child_weight": 2, "eval_metric": "aucpr",
+                  "subsample": 0.9, "colsample_bytree": 0.8, "min_child_weight": 2,
                   "max_cat_to_onehot": 1, "nthread": 2, "seed": 0}
 SEARCH_GRID = [{"max_depth": 4, "eta": 0.1}, {"max_depth": 6, "eta": 0.1}, {"max_depth": 8, "eta": 0.05}]
 COST_REVIEW = 5.0  # what one analyst review costs; a missed fraud costs its amount
@@ -152,29 +152,57 @@ def curves(y: np.ndarray, score: np.ndarray, points: int = 200) -> dict:
             "fpr": fpr[ri].round(4).tolist(), "tpr": tpr[ri].round(4).tolist()}
 
 
+def uninformative_features(frame: pd.DataFrame, features: list[str]) -> dict[str, str]:
+    """Features that are all missing or take one value over the training window, with the reason for each."""
+    dropped = {}
+    for col in features:
+        values = frame[col].dropna()
+        if values.empty:
+            dropped[col] = "missing in every row of the training window"
+        elif values.nunique() == 1:
+            dropped[col] = f"the same value ({values.iloc[0]}) in every row of the training window"
+    return dropped
+
+
+def _scale_pos_weight(frame: pd.DataFrame) -> float:
+    positives = float(frame["label"].sum())
+    return float(np.sqrt((len(frame) - positives) / max(positives, 1.0)))
+
+
+def _refit(frame: pd.DataFrame, features: list[str], params: dict, rounds: int) -> xgb.Booster:
+    """The chosen parameters and number of trees, trained again on every matured labelled row."""
+    params = dict(params, scale_pos_weight=_scale_pos_weight(frame))
+    return xgb.train(params, _matrix(frame, features), num_boost_round=rounds, verbose_eval=False)
+
+
 def _fit(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], params: dict,
          rounds: int, early_stopping: int) -> tuple[xgb.Booster, float]:
-    positives = float(train["label"].sum())
-    negatives = float(len(train) - positives)
-    params = dict(params, scale_pos_weight=float(np.sqrt(negatives / max(positives, 1.0))))
+    # Stop on validation log-loss (the last metric): PR-AUC saturates within a few trees on easy patterns and
+    # would stop there, leaving scores squeezed far below 1 for obvious frauds. Candidates compare by PR-AUC.
+    params = dict(params, scale_pos_weight=_scale_pos_weight(train), eval_metric=["aucpr", "logloss"])
     dtrain, dvalid = _matrix(train, features), _matrix(valid, features)
     booster = xgb.train(params, dtrain, num_boost_round=rounds, evals=[(dvalid, "valid")],
                         early_stopping_rounds=early_stopping, verbose_eval=False)
-    return booster, float(booster.best_score)
+    score = booster.predict(dvalid, iteration_range=(0, booster.best_iteration + 1))
+    return booster, float(average_precision_score(valid["label"].to_numpy(), score))
 
 
 def train_model(ws: Workspace, train_from: datetime | None = None, train_to: datetime | None = None,
                 params: dict | None = None, search: bool = False, rounds: int = 400, early_stopping: int = 30,
                 alert_budget_per_day: int = ALERT_BUDGET_PER_DAY, cost_review: float = COST_REVIEW,
-                progress: Progress | None = None) -> TrainResult:
+                progress: Progress | None = None, refit: bool = True, as_of: datetime | None = None) -> TrainResult:
     """Train an XGBoost model on the labelled window; returns the booster, metrics and test predictions."""
     progress = progress or (lambda _f, _m: None)
     began = time.perf_counter()
     progress(0.05, "loading labelled feature rows")
-    frame, lo, hi, as_of = training_frame(ws, train_from, train_to)
+    frame, lo, hi, as_of = training_frame(ws, train_from, train_to, as_of)
     frame = frame[frame["label"].notna()].reset_index(drop=True)
     frame["label"] = frame["label"].astype(bool)
-    features = feature_columns(ws)
+    dropped = uninformative_features(frame, feature_columns(ws))
+    features = [f for f in feature_columns(ws) if f not in dropped]
+    if not features:
+        raise ModelError("every feature is constant or missing in the training window: " +
+                         "; ".join(f"{f} ({why})" for f, why in dropped.items()))
     train, valid, test = time_split(frame)
     for name, part in (("training", train), ("validation", valid), ("test", test)):
         if part["label"].sum() < MIN_POSITIVES // (1 if name == "training" else 2) or part["label"].all():
@@ -203,7 +231,21 @@ def train_model(ws: Workspace, train_from: datetime | None = None, train_to: dat
                    alert_threshold=alert_threshold,
                    cost_review=cost_review, test_from=str(test["ts"].min()), test_to=str(test["ts"].max()),
                    excluded=feature_info(ws).get("excluded", {}))
-    booster = booster[: booster.best_iteration + 1]
+    rounds_chosen = booster.best_iteration + 1
+    if refit:
+        progress(0.85, f"refitting on all {len(frame):,} matured labelled rows with {rounds_chosen} trees")
+        booster = _refit(frame, features, chosen, rounds_chosen)
+        metrics.update(refit_rows=len(frame), refit_trees=rounds_chosen,
+                       refit_note=f"final model refit on every matured labelled row up to {hi:%Y-%m-%d} "
+                                  f"({len(frame):,} rows, {rounds_chosen} trees chosen on validation); the test "
+                                  f"metrics are those of the selection run, on rows it never saw")
+        recent = booster.predict(_matrix(test, features, label=False))  # the refit model's own score scale
+        metrics["alert_threshold"] = budget_threshold(recent, test["ts"], alert_budget_per_day)
+    else:
+        booster = booster[:rounds_chosen]
+    metrics["dropped"] = dropped
+    numeric = [f for f in features if str(train[f].dtype) != "category"]
+    metrics["usual"] = {f: float(v) for f, v in train[numeric].median().items() if np.isfinite(v)}
     categories = {c: [str(v) for v in frame[c].cat.categories] for c in features if str(frame[c].dtype) == "category"}
     predictions = pd.DataFrame({"transaction_id": test["transaction_id"].to_numpy(), "ts": test["ts"].to_numpy(),
                                 "label": y, "score": test_score, "amount": test["__amount"].to_numpy(),

@@ -29,6 +29,7 @@ LABEL_JUMP_RATIO = 2.0
 CONTRADICTION_RATE = 0.3
 CONTRADICTION_MIN = 20
 CONFIDENT_HIGH, CONFIDENT_LOW = 0.9, 0.05
+MIN_HOLDOUT_FRAUDS = 5
 TRIGGER_MIN = 10
 TRIGGER_SHARE = 0.5
 TRIGGER_COLUMNS = ("merchant_id", "device_id", "ip", "card_id", "email", "category", "country")
@@ -220,9 +221,13 @@ def importance(ws: Workspace, model_id: str, rows: int = 2_000) -> pd.DataFrame:
 
 def _check_holdout(ws: Workspace, challenger: ModelRecord, current: ModelRecord) -> GuardCheck:
     test = holdout_predictions(ws, challenger.model_id)
-    test = test[test["trusted"].astype(bool)]
-    if test["label"].sum() == 0 or test["label"].all():
-        return GuardCheck("trusted holdout", False, "the holdout has no frauds or only frauds: cannot compare")
+    # rows the champion never trained on (it was refit on everything up to its cut-off), labels from the data
+    test = test[test["trusted"].astype(bool) & (pd.to_datetime(test["ts"]) > pd.Timestamp(current.train_to))]
+    if test["label"].sum() < MIN_HOLDOUT_FRAUDS or test["label"].all():
+        return GuardCheck("trusted holdout", True, f"only {int(test['label'].sum())} labelled frauds in the "
+                          f"challenger's test period after the champion's training window "
+                          f"({current.train_to:%Y-%m-%d}): too few to compare; the challenger's own test PR-AUC is "
+                          f"{challenger.metrics.get('pr_auc', float('nan')):.3f}")
     frame = load_frame(ws, where="f.transaction_id IN (SELECT unnest($ids))",
                        params={"ids": test["transaction_id"].tolist()})
     frame = frame.set_index("transaction_id").loc[test["transaction_id"]].reset_index()

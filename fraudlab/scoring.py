@@ -56,9 +56,10 @@ class CaseScore:
     model_id: str | None
     latency_ms: float
     base_value: float
-    contributions: pd.DataFrame  # feature, value, contribution, text (largest first)
-    reasons: list[str]
+    contributions: pd.DataFrame  # feature, name, value, contribution, direction, text (most risk-raising first)
+    reasons: list[str]  # what raised the risk ("why it was flagged")
     attempts: list[str] = field(default_factory=list)
+    against: list[str] = field(default_factory=list)  # what lowered it ("what speaks against")
 
 
 def _chunks(ws: Workspace, start, end, rows: int) -> list[tuple]:
@@ -118,16 +119,18 @@ def explain_top_scores(ws: Workspace, record: ModelRecord, booster: xgb.Booster,
     idx = np.argsort(-scores, kind="stable")[:top]
     ids = scored["transaction_id"].take(pa.array(idx)).to_pylist()
     frame = load_frame(ws, where="f.transaction_id IN (SELECT unnest($ids))", params={"ids": ids},
-                       columns=_with_baseline(list(record.features)))
+                       columns=_with_baseline(ws, list(record.features)))
     X = prepare(frame, record)
     contribs, _ = explain.contributions(booster, X)
-    reasons = explain.reasons_json(list(record.features), frame, contribs)
+    reasons = explain.reasons_json(list(record.features), frame, contribs, usual=record.metrics.get("usual"))
     return pd.DataFrame({"transaction_id": frame["transaction_id"].to_numpy(), "reasons": reasons})
 
 
-def _with_baseline(features: list[str]) -> list[str]:
-    """Model features plus the customer-baseline columns the reason sentences quote."""
-    return list(dict.fromkeys(features + [c for c in ("amount", "c_amt_mean", "c_hist_cnt", "c_tenure_s")]))
+def _with_baseline(ws: Workspace, features: list[str]) -> list[str]:
+    """Model features plus the customer-baseline columns the reason sentences quote (those the data has)."""
+    present = set(ws.columns("features"))
+    return list(dict.fromkeys(features + [c for c in ("amount", "c_amt_mean", "c_hist_cnt", "c_tenure_s")
+                                          if c in present]))
 
 
 def _store(ws: Workspace, scored: pa.Table, reasons: pd.DataFrame, model_id: str, per_row_ms: float, who: str,
@@ -187,7 +190,7 @@ class Scorer:
                 continue
             try:
                 frame = feature_rows(self.ws, [self.ws.scalar("SELECT transaction_id FROM features LIMIT 1")],
-                                     _with_baseline(list(record.features)))
+                                     _with_baseline(self.ws, list(record.features)))
                 if not frame.empty:
                     matrix = xgb.DMatrix(prepare(frame, record), enable_categorical=True)
                     booster.predict(matrix, pred_contribs=True)
@@ -195,7 +198,7 @@ class Scorer:
                 continue  # a broken model shows up when a case is scored
 
     def _row(self, transaction_id: str, features: list[str]) -> pd.DataFrame:
-        frame = feature_rows(self.ws, [transaction_id], _with_baseline(features))
+        frame = feature_rows(self.ws, [transaction_id], _with_baseline(self.ws, features))
         if frame.empty:
             raise FraudlabError(f"no features for transaction {transaction_id!r}")
         return frame
@@ -212,7 +215,8 @@ class Scorer:
                 X = prepare(frame, record)
                 score = float(booster.predict(xgb.DMatrix(X, enable_categorical=True))[0])
                 contribs, bias = explain.contributions(booster, X)
-                table = explain.reason_frame(list(record.features), frame.iloc[0], contribs[0])
+                table = explain.reason_frame(list(record.features), frame.iloc[0], contribs[0],
+                                             usual=record.metrics.get("usual"))
             except (FraudlabError, xgb.core.XGBoostError, KeyError, ValueError) as exc:
                 attempts.append(f"{scorer} {record.model_id}: failed ({exc})")
                 continue
@@ -221,7 +225,7 @@ class Scorer:
                 attempts.append(f"{scorer} {record.model_id}: over budget ({ms:.0f} ms > {self.budget_ms:.0f} ms)")
                 continue
             return CaseScore(transaction_id, score, scorer, record.model_id, ms, float(bias[0]), table,
-                             table["text"].head(explain.TOP_REASONS).tolist(), attempts)
+                             explain.flagged_because(table), attempts, explain.speaks_against(table))
         return self._rules(transaction_id, attempts)
 
     def _rules(self, transaction_id: str, attempts: list[str]) -> CaseScore:
@@ -231,8 +235,9 @@ class Scorer:
             raise FraudlabError(f"no features for transaction {transaction_id!r}: build features first")
         result = rules.score_rules(frame)
         texts = rules.describe(result.fired[0]) or ["no rule fired"]
-        table = pd.DataFrame({"feature": result.fired[0] or ["(none)"], "value": [None] * max(len(result.fired[0]), 1),
-                              "contribution": [0.0] * max(len(result.fired[0]), 1), "text": texts})
+        fired = result.fired[0] or ["(none)"]
+        table = pd.DataFrame({"feature": fired, "name": fired, "value": [None] * len(fired),
+                              "contribution": [0.0] * len(fired), "direction": ["raises"] * len(fired), "text": texts})
         return CaseScore(transaction_id, float(result.score[0]), "rules", None, 1000 * (time.perf_counter() - began),
                          0.0, table, texts, attempts)
 
@@ -246,3 +251,9 @@ def stored_reasons(ws: Workspace, transaction_id: str) -> pd.DataFrame:
     """The reasons stored with a transaction's current score (empty frame when it was not explained)."""
     text = ws.scalar("SELECT reasons FROM scores WHERE transaction_id = ?", [transaction_id])
     return pd.DataFrame(json.loads(text)) if text else pd.DataFrame(columns=["feature", "value", "contribution", "text"])
+
+
+def clear_scores(ws: Workspace, who: str = "system") -> int:
+    """Forget every stored score (before rescoring from scratch); audited; returns how many were removed."""
+    with ws.write("scores_cleared", who) as cur:
+        return int(cur.execute("DELETE FROM scores").fetchone()[0])

@@ -127,6 +127,12 @@ CREATE TABLE IF NOT EXISTS segment_profiles (segment_id INTEGER, segment_name VA
                                              profile VARCHAR, created_at TIMESTAMP);
 ALTER TABLE labels ADD COLUMN IF NOT EXISTS recorded_at TIMESTAMP;
 """,
+    # 3: time-honest evaluation runs (python -m fraudlab evaluate), stored beside their model.
+    3: """
+CREATE SEQUENCE IF NOT EXISTS evaluation_seq START 1;
+CREATE TABLE IF NOT EXISTS evaluations (run_id BIGINT PRIMARY KEY, model_id VARCHAR, created_at TIMESTAMP,
+                                        results VARCHAR);
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

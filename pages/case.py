@@ -1,13 +1,11 @@
 """Case detail: the transaction, its score and reasons, the customer's history, linked entities, the decision."""
-import html
-
 import streamlit as st
 
 from fraudlab import cases
 from fraudlab.case_report import case_report_html
 from fraudlab.charts.cases import history_timeline_figure, waterfall_figure
 from fraudlab.errors import FraudlabError
-from fraudlab.privacy import mask_card
+from fraudlab.text import markdown_literal
 from ui import cases as ui
 from ui.state import analyst_name, get_workspace
 
@@ -43,17 +41,18 @@ c[1].metric("Amount", f"{case['amount']:,.2f}")
 c[2].metric("Status", str(case.get("status", "—")))
 c[3].metric("Scorer", scored.scorer, help=f"{scored.model_id or 'rules'} · {scored.latency_ms:.1f} ms")
 c[4].metric("Customer", str(case.get("customer_id") or "—"))
-st.caption(f"{case['ts']:%Y-%m-%d %H:%M:%S} · card {mask_card(case.get('card_id')) or '—'} · merchant "
-           f"{case.get('merchant_id') or '—'} ({case.get('category') or '—'}, {case.get('channel') or '—'}) · "
-           f"country {case.get('country') or '—'} · device {case.get('device_id') or '—'} · IP {case.get('ip') or '—'}")
+st.text(cases.case_facts(case))  # data-derived: plain text, never markup
 if scored.attempts:
     st.caption("Fallback: " + "; ".join(scored.attempts))
 
 left, right = st.columns([1, 1])
 with left:
     st.subheader("Why it was flagged")
-    for text in scored.reasons:
-        st.markdown(f"- {html.escape(str(text))}")
+    reasons = scored.reasons or ["nothing in this payment raised its risk above the usual"]
+    st.markdown("\n".join(f"- {markdown_literal(text)}" for text in reasons))  # data-derived: escaped
+    if scored.against:
+        st.markdown("**What speaks against**")
+        st.markdown("\n".join(f"- {markdown_literal(text)}" for text in scored.against))
 with right:
     if scored.scorer == "rules":
         st.info("The rules answered (the model failed or was too slow), so there is no SHAP breakdown: "

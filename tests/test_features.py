@@ -50,7 +50,10 @@ def _reference(tx: pd.DataFrame, labels_known: pd.Series) -> pd.DataFrame:
         own = earlier[earlier["customer_id"] == row.customer_id]
         dev = earlier[(earlier["device_id"] == row.device_id) & (earlier["ts"] >= row.ts - pd.Timedelta(days=7))]
         merch = earlier[(earlier["merchant_id"] == row.merchant_id) & (earlier["ts"] >= row.ts - pd.Timedelta(days=30))]
-        known = merch["transaction_id"].map(labels_known).le(row.ts) & merch["is_fraud"]
+        # label windows reach back the label delay (7 days) further, and count frauds known by then
+        delayed = earlier[(earlier["merchant_id"] == row.merchant_id) & (earlier["ts"] >= row.ts - pd.Timedelta(days=37))]
+        known = delayed["transaction_id"].map(labels_known).le(row.ts) & delayed["is_fraud"]
+        shifted = delayed[delayed["ts"] <= row.ts - pd.Timedelta(days=7)]
         rows.append({
             "transaction_id": row.transaction_id,
             "c_cnt_1h": int((own["ts"] >= row.ts - pd.Timedelta(hours=1)).sum()),
@@ -60,7 +63,9 @@ def _reference(tx: pd.DataFrame, labels_known: pd.Series) -> pd.DataFrame:
             "c_new_device": int(not (own["device_id"] == row.device_id).any()),
             "dev_customers_7d": int(dev["customer_id"].nunique()),
             "m_cnt_30d": len(merch),
+            "m_dcnt_30d": len(shifted),
             "m_fraud_30d": float(known.sum()),
+            "c_amt_mean_30d": own.loc[own["ts"] >= row.ts - pd.Timedelta(days=30), "amount"].mean(),
         })
     return pd.DataFrame(rows).set_index("transaction_id")
 
@@ -79,17 +84,41 @@ def test_windows_match_a_slow_reference(tmp_path, tiny):
 def test_merchant_fraud_counts_only_labels_known_by_then(tmp_path):
     t0 = pd.Timestamp("2026-01-01")
     frame = pd.DataFrame({
-        "transaction_id": ["a", "b", "c", "d"],
-        "ts": [t0, t0 + pd.Timedelta(days=1), t0 + pd.Timedelta(days=3), t0 + pd.Timedelta(days=40)],
-        "amount": [10.0, 20.0, 30.0, 40.0], "customer_id": ["x", "y", "z", "w"], "merchant_id": ["m"] * 4,
-        "is_fraud": [True, False, False, False],
+        "transaction_id": ["a", "b", "c", "d", "e"],
+        "ts": [t0, t0 + pd.Timedelta(days=1), t0 + pd.Timedelta(days=3), t0 + pd.Timedelta(days=40),
+               t0 + pd.Timedelta(days=7.5)],
+        "amount": [10.0, 20.0, 30.0, 40.0, 50.0], "customer_id": ["x", "y", "z", "w", "v"], "merchant_id": ["m"] * 5,
+        "is_fraud": [True, False, False, False, False],
         "label_ts": [t0 + pd.Timedelta(days=2), t0 + pd.Timedelta(days=30), t0 + pd.Timedelta(days=33),
-                     t0 + pd.Timedelta(days=70)]})
+                     t0 + pd.Timedelta(days=70), t0 + pd.Timedelta(days=40)]})
     ws = _workspace(tmp_path, frame)
     got = load_frame(ws).set_index("transaction_id")
     assert got.loc["b", "m_fraud_7d"] == 0  # the fraud at 'a' is reported on day 2, after 'b'
     assert got.loc["c", "m_fraud_7d"] == 1  # known by day 3
-    assert got.loc["d", "m_fraud_30d"] == 0  # 'a' is out of the 30-day window by day 40
+    assert got.loc["d", "m_fraud_30d"] == 0  # 'a' is out of the (30 + 7)-day window by day 40
+    # a 1-day window reaches back the 7-day label delay: on day 7.5 it holds the fraud of day 0, known since day 2
+    assert got.loc["e", "m_fraud_1d"] == 1 and got.loc["e", "m_dcnt_1d"] == 1
+
+
+def test_no_label_window_is_constant_under_a_week_of_label_delay(tmp_path):
+    sim = simulate(rows=6_000, seed=3, days=40)
+    ws = _workspace(tmp_path, sim.transactions)
+    frame = load_frame(ws)
+    for col in ("m_fraud_1d", "m_fraud_rate_1d", "m_fraud_7d", "m_fraud_rate_7d"):
+        assert frame[col].nunique() > 1, col
+
+
+def test_time_index_columns_are_never_features(tmp_path, tiny):
+    tx = tiny.transactions.copy()
+    start = tx["ts"].min()
+    tx["TX_TIME_SECONDS"] = (tx["ts"] - start).dt.total_seconds().astype(int)
+    tx["TX_TIME_DAYS"] = (tx["ts"] - start).dt.days
+    tx["V1"] = np.random.default_rng(4).normal(0, 1, len(tx))
+    ws = _workspace(tmp_path, tx)
+    info = feature_info(ws)
+    assert {"tx_time_seconds", "tx_time_days"} <= set(info["time_index"])
+    assert "time index" in info["excluded"]["tx_time_days"]
+    assert "v1" in feature_columns(ws) and "tx_time_seconds" not in feature_columns(ws)
 
 
 def test_leakage_guard_drops_label_copies_and_label_named_columns(tmp_path, tiny):

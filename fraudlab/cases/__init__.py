@@ -30,8 +30,8 @@ from fraudlab.cases.decisions import (
     newest_of,
     require_no_conflict,
 )
-from fraudlab.cases.detail import LINK_KINDS, case_detail, customer_history, linked_entities, similar_cases
+from fraudlab.cases.detail import LINK_KINDS, case_detail, case_facts, customer_history, linked_entities, similar_cases
 from fraudlab.cases.queue import SORTS, STATE_SQL, alert_budget, assignment_stamp, queue, queue_options, where_of
 from fraudlab.cases.team import assign_round_robin, lock_holder, next_case, release_case, take_case
 
-__all__ = ['CaseDetail', 'CaseLocked', 'DECISIONS', 'DecisionResult', 'LINK_KINDS', 'LOCK_MINUTES', 'PAGE_SIZE', 'QUEUE_COLUMNS', 'QueueFilter', 'REASON_FAMILIES', 'SLA_HOURS', 'SORTS', 'STATE_SQL', 'STATUSES', 'alert_budget', 'assign_round_robin', 'assignment_stamp', 'case_detail', 'cases_stale', 'current_decisions', 'customer_history', 'decide', 'decide_many', 'decision_history', 'linked_entities', 'lock_holder', 'newest_of', 'next_case', 'queue', 'queue_options', 'reason_family', 'refresh_cases', 'release_case', 'require_no_conflict', 'similar_cases', 'take_case', 'where_of']
+__all__ = ['CaseDetail', 'CaseLocked', 'DECISIONS', 'DecisionResult', 'LINK_KINDS', 'LOCK_MINUTES', 'PAGE_SIZE', 'QUEUE_COLUMNS', 'QueueFilter', 'REASON_FAMILIES', 'SLA_HOURS', 'SORTS', 'STATE_SQL', 'STATUSES', 'alert_budget', 'assign_round_robin', 'assignment_stamp', 'case_detail', 'case_facts', 'cases_stale', 'current_decisions', 'customer_history', 'decide', 'decide_many', 'decision_history', 'linked_entities', 'lock_holder', 'newest_of', 'next_case', 'queue', 'queue_options', 'reason_family', 'refresh_cases', 'release_case', 'require_no_conflict', 'similar_cases', 'take_case', 'where_of']

@@ -70,3 +70,23 @@ def similar_cases(ws: Workspace, case: pd.Series, n: int = 5) -> pd.DataFrame:
                     ORDER BY abs(c.score - $score) LIMIT $n""",
                  {"id": case["case_id"], "family": case.get("reason_family"), "score": float(case.get("score") or 0),
                   "n": n})
+
+
+def _present(value) -> bool:
+    return value is not None and not (isinstance(value, float) and value != value) and str(value).strip() != ""
+
+
+def case_facts(case: pd.Series) -> str:
+    """One line of what is known about the payment, naming only the fields the data has (cards masked)."""
+    from fraudlab.privacy import mask_card
+
+    parts = [f"{case['ts']:%Y-%m-%d %H:%M:%S}"]
+    if _present(case.get("card_id")):
+        parts.append(f"card {mask_card(case.get('card_id'))}")
+    if _present(case.get("merchant_id")):
+        kinds = ", ".join(str(case.get(k)) for k in ("category", "channel") if _present(case.get(k)))
+        parts.append(f"merchant {case.get('merchant_id')}" + (f" ({kinds})" if kinds else ""))
+    for key, label in (("country", "country"), ("device_id", "device"), ("ip", "IP")):
+        if _present(case.get(key)):
+            parts.append(f"{label} {case.get(key)}")
+    return " · ".join(parts)

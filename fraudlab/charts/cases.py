@@ -1,6 +1,8 @@
 """Case page figures: the SHAP waterfall and the customer timeline."""
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -10,8 +12,9 @@ def waterfall_figure(contributions: pd.DataFrame, base_value: float, top: int = 
     """How each feature pushed the score from the model's base value, in log-odds (largest first, rest summed)."""
     data = contributions.reindex(contributions["contribution"].abs().sort_values(ascending=False).index)
     shown, rest = data.head(top), data.iloc[top:]
-    labels = [f"{row.feature} = {_short(row.value)}" if row.value is not None else str(row.feature)
-              for row in shown.itertuples()]
+    names = shown["name"] if "name" in shown else shown["feature"]
+    labels = [html.escape(f"{name}: {_short(value)}" if value is not None and value == value else f"{name}: missing")
+              for name, value in zip(names, shown["value"])]
     values = shown["contribution"].tolist()
     if len(rest):
         labels.append(f"{len(rest)} other features")

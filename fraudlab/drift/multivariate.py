@@ -52,6 +52,9 @@ def multivariate(ws: Workspace, reference: Window, current: Window, specs: list[
     if len(ref) < 50 or len(cur) < 50:
         return {"note": "too few rows for multivariate checks"}
     both = pd.concat([ref, cur], ignore_index=True)
+    use = [s for s in use if both[s.name].nunique(dropna=True) > 1]  # all-null or constant: nothing to separate
+    if not use:
+        return {"note": "no column varies in the sampled rows"}
     y = np.r_[np.zeros(len(ref)), np.ones(len(cur))]
     X = both[[s.name for s in use]].copy()
     for s in use:

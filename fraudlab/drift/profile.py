@@ -16,6 +16,7 @@ from fraudlab.drift.scans import scan_of
 from fraudlab.drift.settings import (
     GRID_SAMPLE,
     MAX_CATEGORIES,
+    NUM_BINS,
     PROFILE_TABLE,
     TOP_K,
     Progress,
@@ -54,10 +55,11 @@ class ReferenceProfile:
     def from_json(cls, text: str) -> "ReferenceProfile":
         d = json.loads(text)
         data = d["data"]
-        for entry in data.values():
+        for name, entry in data.items():
             entry["periods"] = [pd.Timestamp(p).to_pydatetime() for p in entry["periods"]]
             if "hist" in entry:
-                entry["hist"] = np.asarray(entry["hist"], dtype=float).reshape(len(entry["periods"]), -1)
+                bins = d["grids"].get(name, {}).get("bins", NUM_BINS) + 2  # a window may hold no value at all
+                entry["hist"] = np.asarray(entry["hist"], dtype=float).reshape(len(entry["periods"]), bins)
         return cls(Window.from_dict(d["window"]), [ColumnSpec(**c) for c in d["columns"]], d["period"],
                    {k: Grid(**g) for k, g in d["grids"].items()}, d["categories"], data, d["fingerprint"],
                    datetime.fromisoformat(d["created_at"]), d.get("seconds", 0.0))
@@ -135,8 +137,9 @@ def fit_reference(ws: Workspace, window: Window, specs: list[ColumnSpec] | None 
 
 
 def reference_profile(ws: Workspace, window: Window, specs: list[ColumnSpec] | None = None,
-                      progress: Progress | None = None, save: bool = True) -> ReferenceProfile:
-    """The frozen profile of this reference window if its rows are unchanged, else a fresh one (saved)."""
+                      progress: Progress | None = None) -> tuple[ReferenceProfile, bool]:
+    """The frozen profile of this reference window if its rows are unchanged, else a fresh one; and whether it is
+    fresh (freeze it with :func:`freeze_profile` once the report that needed it has finished)."""
     specs = specs if specs is not None else monitored_columns(ws)
     period = _choose_period(ws, window)
     key = _profile_key(window, specs, period)
@@ -144,14 +147,19 @@ def reference_profile(ws: Workspace, window: Window, specs: list[ColumnSpec] | N
     row = ws.df(f"SELECT profile FROM {PROFILE_TABLE} WHERE profile_key = ? AND fingerprint = ? "
                 "ORDER BY created_at DESC LIMIT 1", [key, fp])
     if not row.empty:
-        return ReferenceProfile.from_json(row["profile"].iloc[0])
-    profile = fit_reference(ws, window, specs, period, progress)
-    if save:
-        with ws.write("drift reference frozen", details={"reference": window.label, "columns": len(specs)}) as cur:
-            cur.execute(f"DELETE FROM {PROFILE_TABLE} WHERE profile_key = ?", [key])
-            cur.execute(f"INSERT INTO {PROFILE_TABLE} VALUES (?, ?, ?, ?, ?)",
-                        [key, profile.created_at, json.dumps(window.to_dict()), profile.fingerprint, profile.to_json()])
-    return profile
+        return ReferenceProfile.from_json(row["profile"].iloc[0]), False
+    return fit_reference(ws, window, specs, period, progress), True
+
+
+def freeze_profile(ws: Workspace, profile: ReferenceProfile, who: str = "system") -> None:
+    """Store a reference profile for later runs (only after a run that used it finished)."""
+    key = _profile_key(profile.window, profile.columns, profile.period)
+    with ws.write("drift reference frozen", who, {"reference": profile.window.label,
+                                                  "columns": len(profile.columns)}) as cur:
+        cur.execute(f"DELETE FROM {PROFILE_TABLE} WHERE profile_key = ?", [key])
+        cur.execute(f"INSERT INTO {PROFILE_TABLE} VALUES (?, ?, ?, ?, ?)",
+                    [key, profile.created_at, json.dumps(profile.window.to_dict()), profile.fingerprint,
+                     profile.to_json()])
 
 
 def clear_profiles(ws: Workspace, who: str = "system") -> None:

@@ -10,7 +10,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
-from fraudlab.drift.columns import ColumnSpec, monitored_columns
+from fraudlab.drift.columns import ColumnSpec, left_out_columns, monitored_columns
 from fraudlab.drift.grids import Grid
 from fraudlab.drift.multivariate import column_weights, multivariate
 from fraudlab.drift.per_column import column_row, decide, vanished
@@ -21,7 +21,7 @@ from fraudlab.drift.performance import (
     performance_drift,
     prediction_drift,
 )
-from fraudlab.drift.profile import reference_profile
+from fraudlab.drift.profile import freeze_profile, reference_profile
 from fraudlab.drift.scans import scan_of
 from fraudlab.drift.settings import (
     DATASET_SHARE,
@@ -55,6 +55,7 @@ class DriftReport:
     timings: dict = field(default_factory=dict)
     created_at: datetime = field(default_factory=utcnow)
     run_id: int | None = None
+    left_out: dict = field(default_factory=dict)  # column -> why it is never tested (time index, warm-up, ...)
 
     def drifted(self) -> list[str]:
         """Names of the columns with any drift signal."""
@@ -68,7 +69,8 @@ class DriftReport:
             "multivariate": {k: (_records(v) if isinstance(v, pd.DataFrame) else v) for k, v in self.multivariate.items()},
             "prediction": self.prediction,
             "performance": {k: (_records(v) if isinstance(v, pd.DataFrame) else v) for k, v in self.performance.items()},
-            "labels": self.labels, "timings": self.timings, "created_at": self.created_at.isoformat()},
+            "labels": self.labels, "timings": self.timings, "created_at": self.created_at.isoformat(),
+            "left_out": self.left_out},
             default=_json_default)
 
     @classmethod
@@ -90,7 +92,7 @@ class DriftReport:
         return cls(Window.from_dict(d["reference"]), Window.from_dict(d["current"]), d["period"], frame(d["columns"]),
                    frame(d["findings"]), frame(d["timeline"]), d["distributions"], d["verdict"], mv,
                    d.get("prediction") or {}, perf, d.get("labels") or {}, d.get("timings") or {},
-                   datetime.fromisoformat(d["created_at"]), run_id)
+                   datetime.fromisoformat(d["created_at"]), run_id, d.get("left_out") or {})
 
 
 def _json_default(v):
@@ -169,13 +171,15 @@ def run_report(ws: Workspace, reference: Window, current: Window, *, overrides: 
     progress = progress or (lambda f, m: None)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    specs = monitored_columns(ws, overrides)
+    reference_start = reference.start or ws.scalar(f"SELECT min(ts) FROM transactions t WHERE {reference.where('t')[0]}",
+                                                   reference.where("t")[1])
+    specs = monitored_columns(ws, overrides, reference_start=reference_start)
     if columns is not None:
         specs = [s for s in specs if s.name in set(columns)]
     if not specs:
         raise FraudlabError("no columns to monitor: the transactions table has no usable columns")
     progress(0.02, "reference profile")
-    profile = reference_profile(ws, reference, specs, progress=lambda f, m: progress(0.02 + 0.3 * f, m))
+    profile, fresh = reference_profile(ws, reference, specs, progress=lambda f, m: progress(0.02 + 0.3 * f, m))
     timings["reference_profile"] = time.perf_counter() - t0
     t = time.perf_counter()
     progress(0.35, "scanning the current window")
@@ -266,8 +270,14 @@ def run_report(ws: Workspace, reference: Window, current: Window, *, overrides: 
     verdict = _verdict(table, findings_df, weight_source)
     timings["total"] = time.perf_counter() - t0
     progress(1.0, "done")
+    if fresh:  # frozen only now: a run that failed half-way leaves nothing behind
+        freeze_profile(ws, profile)
+    left_out = left_out_columns(ws, reference_start)
+    if left_out:
+        verdict["left_out"] = ("Not tested, as they drift by construction or cover part of the data: " +
+                               ", ".join(sorted(left_out)) + ".")
     return DriftReport(reference, current, profile.period, table, findings_df, timeline, dists, verdict, multi,
-                       pred, perf, labels, timings)
+                       pred, perf, labels, timings, left_out=left_out)
 
 
 def _verdict(table: pd.DataFrame, findings: pd.DataFrame, weight_source: str) -> dict:

@@ -1,0 +1,16 @@
+"""Data is text: escape data-derived strings for the places that would otherwise read them as markup.
+
+>>> print(markdown_literal("![x](evil.png) **bold** <b>"))
+\\!\\[x\\]\\(evil\\.png\\) \\*\\*bold\\*\\* &lt;b&gt;
+"""
+from __future__ import annotations
+
+import html
+import re
+
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|>~:$])")
+
+
+def markdown_literal(value: object) -> str:
+    """A string that Streamlit's Markdown shows exactly as given: no link, image, emphasis, HTML or LaTeX."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(value), quote=False))
