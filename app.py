@@ -3,22 +3,24 @@ import streamlit as st
 
 from ui.state import ensure_ready, get_workspace, sidebar
 
-st.set_page_config(page_title="fraudlab", page_icon="🔎", layout="wide")
+st.set_page_config(page_title="fraudlab", page_icon=":material/search:", layout="wide")
 
 PAGES = {
     "Investigate": [
-        st.Page("pages/home.py", title="Overview", icon="🏠", default=True),
-        st.Page("pages/queue.py", title="Case queue", icon="📥"),
-        st.Page("pages/case.py", title="Case detail", icon="🔍"),
-        st.Page("pages/rings.py", title="Fraud rings", icon="🕸️"),
+        st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True),
+        st.Page("pages/queue.py", title="Case queue", icon=":material/inbox:"),
+        st.Page("pages/case.py", title="Case detail", icon=":material/search:"),
+        st.Page("pages/customer.py", title="Customer view", icon=":material/person:"),
+        st.Page("pages/rings.py", title="Fraud rings", icon=":material/hub:"),
     ],
     "Monitor": [
-        st.Page("pages/segments.py", title="Segments", icon="👥"),
-        st.Page("pages/drift.py", title="Drift", icon="📉"),
-        st.Page("pages/models.py", title="Models", icon="🧠"),
+        st.Page("pages/team.py", title="Team", icon=":material/groups:"),
+        st.Page("pages/segments.py", title="Segments", icon=":material/donut_small:"),
+        st.Page("pages/drift.py", title="Drift", icon=":material/trending_down:"),
+        st.Page("pages/models.py", title="Models", icon=":material/model_training:"),
     ],
     "Data": [
-        st.Page("pages/data.py", title="Load data", icon="📂"),
+        st.Page("pages/data.py", title="Load data", icon=":material/upload_file:"),
     ],
 }
 

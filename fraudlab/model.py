@@ -263,6 +263,17 @@ def cost_table(predictions: pd.DataFrame, cost_review: float = COST_REVIEW, poin
     return pd.DataFrame([cost_at(y, score, amount, t, cost_review) for t in thresholds])
 
 
+def threshold_choices(alert_threshold: float, points: int = 81) -> list[float]:
+    """Thresholds spaced evenly on a log scale from 1e-4 to 1, plus the alert threshold itself (for a slider)."""
+    grid = np.logspace(-4, 0, points)
+    return sorted({float(f"{t:.4g}") for t in grid} | {float(alert_threshold)})
+
+
+def nearest(choices: list[float], value: float) -> float:
+    """The choice closest to value (a slider's starting point)."""
+    return min(choices, key=lambda c: abs(np.log10(max(c, 1e-12)) - np.log10(max(value, 1e-12))))
+
+
 def metrics_by_group(y: np.ndarray, score: np.ndarray, group: np.ndarray) -> pd.DataFrame:
     """PR-AUC and ROC-AUC of each group's positives against all negatives (e.g. per fraud pattern)."""
     y = np.asarray(y).astype(bool)

@@ -27,7 +27,7 @@ COLUMNS = {
     "fraud_rate": "Fraud rate", "fraud_losses": "Fraud losses", "segment_name": "Segment", "segment_id": "Segment id",
     "pr_auc": "PR-AUC", "roc_auc": "ROC-AUC", "created_at": "Created", "train_from": "Trained from",
     "train_to": "Trained to", "data_hash": "Data hash", "precision_at_budget": "Precision at budget",
-    "recall_at_budget": "Recall at budget", "threshold": "Cost threshold", "feature": "Feature",
+    "recall_at_budget": "Recall at budget", "alert_threshold": "Alert threshold", "feature": "Feature",
     "contribution": "Contribution (log-odds)", "text": "Reason",
 }
 

@@ -36,3 +36,17 @@ def mask_frame(frame: pd.DataFrame) -> pd.DataFrame:
         if CARD_COLUMNS.search(str(col)):
             out[col] = mask_cards(out[col])
     return out
+
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy whose text cells cannot run as spreadsheet formulas (a leading =, +, -, @, tab or CR gets a ')."""
+    out = frame.copy()
+    for col in out.columns:
+        if out[col].dtype == object or str(out[col].dtype).startswith(("string", "str")):
+            text = out[col].astype("string")
+            risky = text.str.startswith(FORMULA_START).fillna(False)
+            out[col] = out[col].astype(object).where(~risky, "'" + text.astype(object))
+    return out

@@ -134,8 +134,9 @@ def list_models(ws: Workspace) -> pd.DataFrame:
     frame = ws.df("SELECT model_id, created_at, kind, status, train_from, train_to, data_hash, metrics, path "
                   "FROM models ORDER BY created_at DESC")
     metrics = [json.loads(m or "{}") for m in frame.pop("metrics")]
-    for key in ("pr_auc", "roc_auc", "recall_at_budget", "precision_at_budget", "threshold"):
+    for key in ("pr_auc", "roc_auc", "recall_at_budget", "precision_at_budget"):
         frame[key] = [m.get(key) for m in metrics]
+    frame["alert_threshold"] = [m.get("alert_threshold", m.get("threshold")) for m in metrics]
     return frame
 
 

@@ -133,11 +133,22 @@ CREATE SEQUENCE IF NOT EXISTS evaluation_seq START 1;
 CREATE TABLE IF NOT EXISTS evaluations (run_id BIGINT PRIMARY KEY, model_id VARCHAR, created_at TIMESTAMP,
                                         results VARCHAR);
 """,
+    # 4: a case groups a customer's alerts; a decision names the alerts it covers (existing decisions covered the
+    #    one transaction they were made on), carries a close reason; cases have an append-only comment thread.
+    4: """
+CREATE TABLE IF NOT EXISTS decision_alerts (decision_id BIGINT, alert_id VARCHAR);
+INSERT INTO decision_alerts SELECT decision_id, case_id FROM decisions
+    WHERE decision_id NOT IN (SELECT decision_id FROM decision_alerts);
+ALTER TABLE decisions ADD COLUMN IF NOT EXISTS close_reason VARCHAR;
+CREATE SEQUENCE IF NOT EXISTS comment_seq START 1;
+CREATE TABLE IF NOT EXISTS case_comments (comment_id BIGINT PRIMARY KEY, case_id VARCHAR, author VARCHAR,
+                                          body VARCHAR, created_at TIMESTAMP);
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
 # Derived tables, rebuilt whole by the module named (CREATE OR REPLACE ... AS SELECT): features (features.py),
-# cases, case_history, case_entities (cases.py). Nothing else creates a table.
+# alerts, cases, case_history, case_entities (cases/build.py). Nothing else creates a table.
 
 
 def copy_workspace(src: str | Path, dst: str | Path) -> Path:

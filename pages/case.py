@@ -1,4 +1,5 @@
-"""Case detail: the transaction, its score and reasons, the customer's history, linked entities, the decision."""
+"""Case detail: a customer's alerts grouped as one case, why each was flagged, the history, the decision (no
+default), close reasons, per-alert overrides, reopening, an append-only comment thread, the customer view."""
 import streamlit as st
 
 from fraudlab import cases
@@ -14,36 +15,54 @@ me = analyst_name()
 st.title("Case detail")
 
 case_id = ui.chosen_case()
-typed = st.text_input("Case (transaction id)", value=case_id or "", placeholder="T0000012345")
+typed = st.text_input("Case or transaction id", value=case_id or "", placeholder="T0000012345", key="case_input")
 if typed and typed != case_id:
     st.session_state["case_id"] = case_id = typed.strip()
 if not case_id:
-    st.info("Pick a case in the **Case queue** (or type a transaction id above).")
-    st.page_link("pages/queue.py", label="Go to the case queue", icon="📥")
+    st.info("Pick a case in the **Case queue** (or type a case or transaction id above).")
+    st.page_link("pages/queue.py", label="Go to the case queue", icon=":material/inbox:")
     st.stop()
 st.query_params["case"] = case_id
 try:
     detail = cases.case_detail(ws, case_id)
-    scored = ui.scorer(ws).score_case(case_id)
 except FraudlabError as exc:
     st.error(str(exc))
     st.stop()
 case = detail.case
+case_id = str(case["case_id"])
 holder = cases.lock_holder(ws, case_id)
 if holder and holder[0] != me:
-    st.warning(f"🔒 {holder[0]} is working on this case until {holder[1]:%H:%M} UTC.")
+    st.warning(f"Locked: {markdown_literal(holder[0])} is working on this case until {holder[1]:%H:%M} UTC.")
 elif case.get("status") in ("open", "escalated") and not holder:
     cases.take_case(ws, case_id, me)
 
+alerts = detail.alerts
+alert_ids = alerts["alert_id"].tolist() if len(alerts) else [case_id]
+explained_id = st.selectbox("Alert explained below", alert_ids, key=f"explain_{case_id}",
+                            format_func=lambda a: ui.alert_label(alerts, a)) if len(alert_ids) > 1 else alert_ids[0]
+try:
+    scored = ui.scorer(ws).score_case(explained_id)
+except FraudlabError as exc:
+    st.error(str(exc))
+    st.stop()
+
 c = st.columns(5)
-c[0].metric("Score", f"{scored.score:.3f}")
-c[1].metric("Amount", f"{case['amount']:,.2f}")
-c[2].metric("Status", str(case.get("status", "—")))
-c[3].metric("Scorer", scored.scorer, help=f"{scored.model_id or 'rules'} · {scored.latency_ms:.1f} ms")
-c[4].metric("Customer", str(case.get("customer_id") or "—"))
+c[0].metric("Score", f"{scored.score:.3f}", help="The model's chance of fraud for the alert explained below (0-1)")
+c[1].metric("Alerts", f"{int(case.get('alerts') or 1)}",
+            help=f"{int(case.get('open_alerts') or 0)} still open" if len(alerts) else "not an alert")
+c[2].metric("Amount", f"{float(case['amount']):,.2f}", help="Total of the case's alerts")
+c[3].metric("Status", str(case.get("status") or "not an alert"))
+c[4].metric("Age", ui.age_text(case), help=f"SLA: {cases.SLA_HOURS} hours from the first alert")
 st.text(cases.case_facts(case))  # data-derived: plain text, never markup
 if scored.attempts:
-    st.caption("Fallback: " + "; ".join(scored.attempts))
+    st.caption("Fallback: " + markdown_literal("; ".join(scored.attempts)))
+if isinstance(case.get("customer_id"), str):
+    st.page_link("pages/customer.py", label=f"Customer view: everything about {case['customer_id']}", icon=":material/person:",
+                 query_params={"customer": case["customer_id"]})
+
+if len(alerts) > 1:
+    st.subheader(f"The case's {len(alerts)} alerts")
+    st.dataframe(ui.readable(ui.alerts_table(alerts)), width="stretch", hide_index=True)
 
 left, right = st.columns([1, 1])
 with left:
@@ -59,37 +78,25 @@ with right:
                 "the reasons are the rules that fired.")
     else:
         st.plotly_chart(waterfall_figure(scored.contributions, scored.base_value), width="stretch")
+        st.caption("How each feature moved this alert's score from the model's average, in log-odds: red raises "
+                   "the risk, green lowers it.")
 st.plotly_chart(history_timeline_figure(detail.history), width="stretch")
 
 st.subheader("Decision")
 newest = None if detail.decisions.empty else int(detail.decisions["decision_id"].iloc[0])
-with st.form("decide"):
-    decision = st.radio("Decision", cases.DECISIONS, horizontal=True)
-    note = st.text_area("Note", placeholder="What you checked and why")
-    if st.form_submit_button("Record decision", type="primary"):
-        try:
-            result = cases.decide(ws, case_id, decision, me, note, expected_previous=newest)
-            if result.conflict:
-                st.session_state["case_conflict"] = (f"{result.conflict['analyst']} decided "
-                                                      f"'{result.conflict['decision']}' first; both are kept, "
-                                                      f"yours ('{decision}') is now the newest.")
-            st.toast(f"Recorded '{decision}' on {case_id}")
-            st.rerun()
-        except FraudlabError as exc:
-            st.error(str(exc))
-conflict = st.session_state.pop("case_conflict", None)
-if conflict:
-    st.warning(conflict)
+ui.decision_form(ws, case_id, explained_id, len(alerts), newest, me)
 if not detail.decisions.empty:
-    st.dataframe(detail.decisions, width="stretch", hide_index=True)
+    st.dataframe(ui.readable(detail.decisions.drop(columns=["previous_decision_id"])), width="stretch",
+                 hide_index=True)
+ui.comment_thread(ws, case_id, detail.comments, me)
 
 for column, title, frame, empty in zip(
         st.columns(2), ("Linked entities", "Similar decided cases"), (detail.linked, detail.similar),
-        ("No device, IP, card or e-mail on this transaction.", "No decided case with the same leading reason yet.")):
+        ("No device, IP, card or e-mail on this payment.", "No decided case with the same leading reason yet.")):
     with column:
         st.subheader(title)
-        ui.table_or_note(frame, empty)
+        ui.table_or_note(ui.readable(frame), empty)
 explained = scored.contributions if scored.scorer != "rules" else None
 st.download_button("Download case report (HTML)", case_report_html(detail, explained, scored.base_value),
-                   f"case_{case_id}.html", "text/html")
-st.page_link("pages/queue.py", label="Back to the queue", icon="📥")
+                   f"case_{case_id}.html", "text/html", key="case_report")
+st.page_link("pages/queue.py", label="Back to the queue", icon=":material/inbox:")

@@ -12,8 +12,11 @@ from fraudlab.charts.drift import (
 )
 from fraudlab.errors import FraudlabError
 from fraudlab.ingest import ingest_history
+from fraudlab.names import plain_name
+from fraudlab.text import p_text
 from ui import drift as cached
 from ui.cache import read
+from ui.cases import readable
 from ui.state import analyst_name, get_workspace
 
 ws = get_workspace()
@@ -31,7 +34,8 @@ with st.expander("Windows and options", expanded=past.empty):
     mode = st.radio("Choose windows", ["By dates", "By ingest"], horizontal=True)
     left, right = st.columns(2)
     if mode == "By dates":
-        ref_dates = left.date_input("Reference window", (ref_default.start.date(), ref_default.end.date()))
+        ref_last_day = (pd.Timestamp(ref_default.end) - pd.Timedelta(seconds=1)).date()  # windows end the day before
+        ref_dates = left.date_input("Reference window", (ref_default.start.date(), ref_last_day))
         cur_dates = right.date_input("Current window", (cur_default.start.date(), cur_default.end.date()))
         to_window = lambda d: drift.Window.dates(d[0], pd.Timestamp(d[-1]) + pd.Timedelta(days=1))  # noqa: E731
         reference, current = to_window(ref_dates), to_window(cur_dates)
@@ -76,17 +80,17 @@ st.subheader("Findings")
 if rep.findings.empty:
     st.caption("Nothing to act on.")
 else:
-    st.dataframe(rep.findings, width="stretch", hide_index=True,
-                 column_config={"since": st.column_config.DatetimeColumn(format="YYYY-MM-DD"),
-                                "effect": st.column_config.NumberColumn(format="%.3f")})
+    st.dataframe(readable(rep.findings), width="stretch", hide_index=True,
+                 column_config={"Since": st.column_config.DatetimeColumn(format="YYYY-MM-DD"),
+                                "Effect": st.column_config.NumberColumn(format="%.3f")})
 
 st.subheader("Columns")
 only = st.toggle("Only drifted columns", value=False)
 table = rep.columns[rep.columns["drifted"]] if only else rep.columns
-num = {c: st.column_config.NumberColumn(format="%.4g") for c in
-       ("statistic", "threshold", "p_adj", "psi", "missing_ref", "missing_cur", "unseen_rate", "importance")}
-st.dataframe(table.drop(columns=["p_value", "effect", "chunk_threshold"]), width="stretch", hide_index=True,
-             column_config=num)
+num = {plain_name(c): st.column_config.NumberColumn(format="%.3g") for c in
+       ("statistic", "threshold", "psi", "missing_ref", "missing_cur", "unseen_rate", "importance")}
+shown = table.drop(columns=["p_value", "effect", "chunk_threshold"]).assign(p_adj=table["p_adj"].map(p_text))
+st.dataframe(readable(shown), width="stretch", hide_index=True, column_config=num)
 st.download_button("Download column table (CSV)", rep.columns.to_csv(index=False), f"drift_run_{run_id}.csv", "text/csv")
 
 st.subheader("Per column")
@@ -111,7 +115,11 @@ if "weeks" in rep.performance:
 elif rep.performance.get("note"):
     st.caption(rep.performance["note"])
 if rep.labels.get("mix"):
-    st.dataframe(pd.DataFrame(rep.labels["mix"]), hide_index=True, width="stretch")
+    st.markdown("**Where the frauds are: share of labelled frauds by category, channel and country**")
+    mix = pd.DataFrame(rep.labels["mix"])
+    for col in [c for c in mix.columns if c.startswith("p")]:
+        mix[col] = mix[col].map(p_text)
+    st.dataframe(readable(mix), hide_index=True, width="stretch")
 
 st.download_button("Download HTML report", read(cached.html_of_run, ws, int(run_id), key=("run", int(run_id))), f"drift_run_{run_id}.html", "text/html",
                    type="primary")

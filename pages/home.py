@@ -15,7 +15,7 @@ st.caption("Fraud investigation workbench: triage cases, find rings, watch segme
 
 if info.rows == 0:
     st.info("The workspace is empty. Load transactions on the **Load data** page.")
-    st.page_link("pages/data.py", label="Load data", icon="📂")
+    st.page_link("pages/data.py", label="Load data", icon=":material/upload_file:")
     st.stop()
 
 cols = st.columns(4)
@@ -36,7 +36,7 @@ st.download_button("Download daily activity (CSV)", daily.to_csv(index=False), "
 
 st.subheader("Where to go")
 links = st.columns(4)
-links[0].page_link("pages/queue.py", label="Work the case queue", icon="📥")
-links[1].page_link("pages/rings.py", label="Investigate fraud rings", icon="🕸️")
-links[2].page_link("pages/segments.py", label="Customer segments", icon="👥")
-links[3].page_link("pages/drift.py", label="Drift reports", icon="📉")
+links[0].page_link("pages/queue.py", label="Work the case queue", icon=":material/inbox:")
+links[1].page_link("pages/rings.py", label="Investigate fraud rings", icon=":material/hub:")
+links[2].page_link("pages/segments.py", label="Customer segments", icon=":material/donut_small:")
+links[3].page_link("pages/drift.py", label="Drift reports", icon=":material/trending_down:")

@@ -1,4 +1,5 @@
 """Models: metrics and curves of each model, the cost threshold, what drives the score, registry actions."""
+import pandas as pd
 import streamlit as st
 
 from fraudlab import pipeline, registry
@@ -9,8 +10,11 @@ from fraudlab.charts.models import (
     roc_curve_figure,
 )
 from fraudlab.errors import FraudlabError
+from fraudlab.evaluation import list_evaluations
 from fraudlab.features import feature_info
-from fraudlab.model import cost_at, cost_table
+from fraudlab.model import cost_at, cost_table, nearest, threshold_choices
+from fraudlab.names import plain_name
+from ui import cases as ui_cases
 from ui.cache import read
 from ui.state import analyst_name, get_workspace
 
@@ -38,16 +42,26 @@ with st.expander("Train a new challenger", expanded=table.empty):
         except FraudlabError as exc:
             st.error(str(exc))
 
+st.caption("Scores are the model's chance of fraud (0-1). PR-AUC (0-1, higher is better) is measured on the last "
+           "fifth of the labelled window, which the model selecting run never saw; the champion is then refit on "
+           "every matured labelled row. The alert threshold raises about the daily alert budget of alerts.")
 excluded = feature_info(ws).get("excluded", {})
 if excluded:
-    st.warning("Left out of the features to prevent leakage: " +
-               "; ".join(f"**{col}** — {why}" for col, why in excluded.items()))
+    with st.expander(f"{len(excluded)} source columns are never features (time indexes, label leaks)"):
+        st.dataframe(ui_cases.readable(pd.DataFrame({"column": list(excluded), "why": list(excluded.values())})),
+                     width="stretch", hide_index=True)
 if table.empty:
     st.stop()
 
 st.subheader("Registry")
-st.dataframe(table.drop(columns=["path"]), width="stretch", hide_index=True)
-st.download_button("Download registry (CSV)", table.to_csv(index=False), "models.csv", "text/csv")
+shown = ui_cases.readable(table.drop(columns=["path"]))
+st.dataframe(shown, width="stretch", hide_index=True)
+st.download_button("Download registry (CSV)", ui_cases.csv_bytes(shown), "models.csv", "text/csv")
+flash = st.session_state.pop("models_flash", None)
+if flash:
+    (st.success if flash["ok"] else st.error)(flash["message"])
+    for line in flash["checks"]:
+        st.text(line)
 
 ids = table["model_id"].tolist()
 champ = table.loc[table["status"] == "champion", "model_id"]
@@ -65,6 +79,16 @@ cols[4].metric("Recall @ budget", f"{m.get('recall_at_budget', 0):.2f}")
 st.caption(f"Trained on {record.train_from:%Y-%m-%d} → {record.train_to:%Y-%m-%d}; tested on "
            f"{m.get('test_from', '?')[:10]} → {m.get('test_to', '?')[:10]} ({m.get('test_rows', 0):,} rows, "
            f"{m.get('positives', 0)} frauds); {len(record.features)} features; data hash {record.data_hash}.")
+if m.get("refit_note"):
+    st.caption(m["refit_note"].capitalize() + ".")
+if m.get("dropped"):
+    st.caption("Dropped before training (no information in the training window): " +
+               "; ".join(f"{plain_name(f)} ({why})" for f, why in m["dropped"].items()))
+runs = read(list_evaluations, ws, model_id)
+if len(runs):
+    with st.expander(f"{len(runs)} time-honest evaluation run(s) of this model (python -m fraudlab evaluate)"):
+        st.dataframe(ui_cases.readable(runs.drop(columns=["results"], errors="ignore")), width="stretch",
+                     hide_index=True)
 
 left, right = st.columns(2)
 if "precision" in m:
@@ -75,8 +99,11 @@ st.subheader("Threshold and cost")
 review_cost = st.number_input("Cost of one review", 0.0, 1000.0, float(m.get("cost_review", 5.0)))
 predictions = read(registry.holdout_predictions, ws, model_id, key=model_id)
 costs = cost_table(predictions, review_cost)
-threshold = st.slider("Alert threshold", 0.0001, 1.0, float(min(max(m.get("threshold", 0.5), 0.0001), 1.0)),
-                      format="%.4f")
+choices = threshold_choices(record.alert_threshold)
+threshold = st.select_slider("Alert threshold (log scale)", choices, value=nearest(choices, record.alert_threshold),
+                             format_func=lambda t: f"{t:.4g}", key=f"threshold_{model_id}",
+                             help=f"Starts at the alert threshold the queue uses ({record.alert_threshold:.4g}); "
+                                  f"the cost-minimising one is {m.get('threshold', float('nan')):.4g}")
 at = cost_at(predictions["label"].astype(bool).to_numpy(), predictions["score"].to_numpy(),
              predictions["amount"].to_numpy(), threshold, review_cost)
 c = st.columns(4)
@@ -96,9 +123,10 @@ if record.status != "champion":
     if st.button(f"Promote {model_id}"):
         with st.spinner("Checking the guard, then rescoring every transaction…"):
             outcome = pipeline.promote_and_rescore(ws, model_id, who=analyst_name(), override_reason=reason or None)
-        (st.success if outcome.promoted else st.error)(outcome.message)
-        for check in outcome.checks:
-            st.write(("✅ " if check.passed else "⛔ ") + f"**{check.name}** — {check.detail}")
+        st.session_state["models_flash"] = {
+            "ok": outcome.promoted, "message": outcome.message,
+            "checks": [f"{'passed' if c.passed else 'BLOCKED'} · {c.name}: {c.detail}" for c in outcome.checks]}
+        st.rerun()  # the registry above shows the new champion at once
 else:
     st.caption("This model is the champion.")
     if st.button("Roll back to the previous champion"):
@@ -110,4 +138,4 @@ else:
         except FraudlabError as exc:
             st.error(str(exc))
 with st.expander("Registry history"):
-    st.dataframe(read(registry.model_events, ws), width="stretch", hide_index=True)
+    st.dataframe(ui_cases.readable(read(registry.model_events, ws)), width="stretch", hide_index=True)

@@ -82,8 +82,10 @@ def app_test(app_workspace):
     """Factory for an AppTest of the real app over a private ready workspace: app_test("pages/models.py")."""
     from streamlit.testing.v1 import AppTest
 
-    def open_page(page: str | None = None, timeout: float = 120) -> AppTest:
+    def open_page(page: str | None = None, timeout: float = 120, query: dict | None = None) -> AppTest:
         at = AppTest.from_file(APP_PATH, default_timeout=timeout)
+        for name, value in (query or {}).items():  # as in a shared link: in the URL before the first run
+            at.query_params[name] = value
         at.run()
         if page:
             at.switch_page(page)

@@ -9,11 +9,22 @@ def test_queue_page_ranks_cases_and_shows_the_budget(app_test, app_workspace):
     at = app_test("pages/queue.py")
     assert not at.exception, at.exception
     labels = [m.label for m in at.metric]
-    assert {"Cases", "Alerts per day", "Daily alert budget"} <= set(labels)
+    assert {"Cases", "Alerts", "Alerts per day", "Daily alert budget"} <= set(labels)
     table = at.dataframe[0].value
     assert len(table) == cases.PAGE_SIZE
-    assert table["score"].is_monotonic_decreasing
-    assert table["card_id"].str.startswith("••••").all()
+    assert table["Score"].is_monotonic_decreasing and (table["Alerts"] >= 1).all()
+    cards = table["Card"][table["Card"] != ""]
+    assert cards.str.startswith("••••").all()
+    assert not any("_" in c for c in table.columns)  # plain labels, never snake_case
+    assert not table.astype(str).isin(["None", "nan", "NaT"]).any().any()
+
+
+def test_queue_filters_come_from_the_url_so_a_shared_link_shows_the_same_view(app_test, app_workspace):
+    at = app_test("pages/queue.py", query={"status": "open", "sort": "expected_loss"})
+    assert not at.exception, at.exception
+    assert at.multiselect(key="q_status").value == ["open"] and at.selectbox(key="q_sort").value == "expected_loss"
+    table = at.dataframe[0].value
+    assert table["Expected loss"].is_monotonic_decreasing
 
 
 def test_case_page_shows_reasons_and_records_a_decision(app_test, app_workspace):
@@ -27,6 +38,7 @@ def test_case_page_shows_reasons_and_records_a_decision(app_test, app_workspace)
     assert not at.exception, at.exception
     assert any(m.label == "Score" for m in at.metric)
     assert len(at.markdown) >= 3
+    assert at.radio[0].value is None  # no decision is preselected
     at.radio[0].set_value("fraud")
     at.text_area[0].input("<script>alert(1)</script> card testing burst")
     at.button[0].click()

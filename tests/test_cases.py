@@ -134,7 +134,7 @@ def test_bulk_decisions_and_case_detail(ws):
     assert len(done) == 5 and set(cases.current_decisions(ws, ids)["decision"]) == {"fraud"}
     detail = cases.case_detail(ws, ids[0])
     assert detail.case["status"] == "fraud"
-    assert detail.history["is_case"].sum() == 1
+    assert detail.history["is_case"].sum() == detail.case["alerts"] == len(detail.alerts) >= 1
     assert set(detail.linked["kind"]) <= {"device", "IP address", "card", "email"}
     assert not detail.linked.loc[detail.linked["kind"] == "card", "value"].str.contains(r"\d{16}").any()
     other = cases.case_detail(ws, ids[1])
@@ -150,3 +150,72 @@ def test_case_report_escapes_hostile_strings_and_masks_cards(ws):
     assert "<img src=x" not in page
     card = str(detail.case["card_id"])
     assert card not in page and f"•••• {card[-4:]}" in page
+
+
+def test_a_customers_alerts_roll_up_into_one_case_and_a_decision_labels_each(ws):
+    grouped = ws.df("SELECT case_id, count(*) AS n FROM alerts GROUP BY 1 HAVING n > 1 ORDER BY n DESC LIMIT 1")
+    assert not grouped.empty, "the sample has customers with several alerts in a burst"
+    case_id = grouped["case_id"].iloc[0]
+    alerts = cases.case_alerts(ws, case_id)
+    assert len(alerts) == int(grouped["n"].iloc[0]) and (alerts["status"] == "open").all()
+    gaps = ws.df("SELECT ts FROM alerts WHERE case_id = ? ORDER BY ts", [case_id])["ts"].diff().dropna()
+    assert (gaps <= timedelta(hours=cases.CASE_WINDOW_HOURS)).all()
+    cases.decide(ws, case_id, "fraud", "ana", "card-testing burst", close_reason="card testing")
+    labels = ws.df("SELECT transaction_id FROM labels WHERE source = 'analyst' AND is_fraud")["transaction_id"]
+    assert set(alerts["alert_id"]) <= set(labels)
+    row = cases.queue(ws, cases.QueueFilter(statuses=("fraud",)), limit=500)[0].set_index("case_id").loc[case_id]
+    assert row["alerts"] == len(alerts) and row["open_alerts"] == 0 and row["close_reason"] == "card testing"
+
+
+def test_one_alert_is_overridden_inside_its_case_and_a_case_reopens_with_a_reason(ws):
+    case_id = ws.df("SELECT case_id FROM alerts GROUP BY 1 HAVING count(*) > 1 LIMIT 1")["case_id"].iloc[0]
+    alerts = cases.case_alerts(ws, case_id)["alert_id"].tolist()
+    cases.decide(ws, case_id, "fraud", "ana", close_reason="account takeover")
+    cases.decide(ws, case_id, "legitimate", "ana", "this one was the customer", alerts=[alerts[-1]],
+                 close_reason="legitimate: customer confirmed")
+    states = cases.case_alerts(ws, case_id).set_index("alert_id")["status"]
+    assert states[alerts[-1]] == "legitimate" and (states.drop(alerts[-1]) == "fraud").all()
+    with pytest.raises(FraudlabError, match="needs a reason"):
+        cases.decide(ws, case_id, "reopen", "bob")
+    cases.decide(ws, case_id, "reopen", "bob", "chargeback disputed")
+    detail = cases.case_detail(ws, alerts[-1])  # any alert finds its case
+    assert detail.case["case_id"] == case_id and detail.case["status"] == "open"
+    assert detail.decisions["decision"].tolist()[:3] == ["reopen", "legitimate", "fraud"]
+    with pytest.raises(FraudlabError, match="not part of case"):
+        cases.decide(ws, case_id, "fraud", "ana", alerts=["T-nowhere"])
+    with pytest.raises(FraudlabError, match="unknown close reason"):
+        cases.decide(ws, case_id, "fraud", "ana", close_reason="bad luck")
+
+
+def test_comments_are_an_append_only_thread(ws):
+    case_id = cases.queue(ws)[0]["case_id"].iloc[0]
+    cases.add_comment(ws, case_id, "ana", "called the customer, no answer")
+    cases.add_comment(ws, case_id, "bob", "<b>second</b> try tomorrow")
+    thread = cases.case_detail(ws, case_id).comments
+    assert thread["author"].tolist() == ["ana", "bob"] and thread["body"].iloc[1] == "<b>second</b> try tomorrow"
+    with pytest.raises(FraudlabError, match="empty"):
+        cases.add_comment(ws, case_id, "ana", "  ")
+
+
+def test_the_team_report_counts_decisions_time_to_decision_and_agreement_with_later_labels(ws):
+    ids = cases.queue(ws, limit=6)[0]["case_id"].tolist()
+    cases.decide_many(ws, ids[:4], "fraud", "ana")
+    cases.decide(ws, ids[4], "legitimate", "bob", close_reason="legitimate: customer confirmed")
+    report = cases.team_report(ws)
+    by = report.per_analyst.set_index("analyst")
+    assert by.loc["ana", "decisions"] == 4 and by.loc["bob", "decisions"] == 1
+    assert by.loc["ana", "median_hours_to_decision"] >= 0
+    agreement = by.loc["ana", "agreement_with_labels"]
+    assert agreement != agreement or 0 <= agreement <= 1  # NaN when no source label exists for those alerts
+    assert int(report.per_day["decisions"].sum()) == 5 and report.open_cases > 0
+
+
+def test_a_qa_sample_of_closed_cases_goes_back_for_second_review(ws):
+    ids = cases.queue(ws, limit=8)[0]["case_id"].tolist()
+    cases.decide_many(ws, ids, "legitimate", "ana")
+    sample = cases.qa_sample(ws, n=3, seed=1)
+    assert len(sample) == 3 and set(sample["case_id"]) <= set(ids)
+    assert sample["case_id"].tolist() == cases.qa_sample(ws, n=3, seed=1)["case_id"].tolist()  # reproducible
+    assert cases.send_for_review(ws, sample["case_id"].tolist(), "manager") == 3
+    escalated, _ = cases.queue(ws, cases.QueueFilter(statuses=("escalated",)))
+    assert set(sample["case_id"]) <= set(escalated["case_id"])

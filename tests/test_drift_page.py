@@ -19,12 +19,13 @@ def test_first_visit_runs_a_report_and_shows_verdict_table_and_downloads(app_tes
     assert "Recommended:" in text
     assert "Run 1" in text
     frames = [d.value for d in at.dataframe]
-    columns = next(f for f in frames if "statistic" in f.columns)
-    assert {"column", "test", "statistic", "threshold", "status"} <= set(columns.columns)
-    assert "amount" in set(columns["column"])
-    assert columns.loc[columns["column"] == "amount", "status"].iloc[0] == "drift"
-    findings = next(f for f in frames if "recommendation" in f.columns)
-    assert "gradual" in set(findings.loc[findings["column"] == "amount", "kind"])
+    columns = next(f for f in frames if "Statistic" in f.columns)
+    assert {"Column", "Test", "Statistic", "Threshold", "Status"} <= set(columns.columns)  # plain labels
+    assert "amount" in set(columns["Column"])
+    assert columns.loc[columns["Column"] == "amount", "Status"].iloc[0] == "drift"
+    assert not columns["P adj"].astype(str).str.contains("e-").any()  # p-values read as "< 0.001"
+    findings = next(f for f in frames if "Recommendation" in f.columns)
+    assert "gradual" in set(findings.loc[findings["Column"] == "amount", "Kind"])
     assert len(at.get("plotly_chart")) >= 3
     labels = [b.label for b in at.get("download_button")]
     assert "Download HTML report" in labels and "Download column table (CSV)" in labels
@@ -43,8 +44,8 @@ def test_second_run_with_options_is_saved_and_runs_can_be_compared(app_test, app
     assert not at.exception, at.exception
     assert "Run 2" in _texts(at)
     frames = [d.value for d in at.dataframe]
-    columns = next(f for f in frames if "statistic" in f.columns)
-    assert "device_id" not in set(columns["column"])
+    columns = next(f for f in frames if "Statistic" in f.columns)
+    assert "device_id" not in set(columns["Column"])
     compared = next(f for f in frames if "run 1" in f.columns and "run 2" in f.columns)
     assert "amount" in set(compared["column"])
 

@@ -15,7 +15,7 @@ def test_triage_the_top_case(page, app_url):
     page.get_by_role("button", name="▶ Take the next case").click()
     page.get_by_role("heading", name="Why it was flagged").wait_for(timeout=60_000)
     wait_idle(page)
-    case_id = page.get_by_label("Case (transaction id)").input_value()
+    case_id = page.get_by_label("Case or transaction id").input_value()
     assert case_id.startswith("T")
     reasons = page.locator('[data-testid="stMarkdownContainer"] li')
     assert reasons.count() >= 3

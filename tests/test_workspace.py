@@ -12,7 +12,7 @@ from fraudlab.workspace import SCHEMA_VERSION, Workspace
 RELEASE_1 = Path(__file__).parent / "fixtures" / "workspace_release_1.sql"
 EVERY_TABLE = {"transactions", "ingests", "quarantine", "labels", "models", "scores", "decisions", "audit",
                "drift_runs", "drift_profiles", "model_events", "feature_meta", "case_assignments", "case_meta",
-               "customer_segments", "segment_profiles", "evaluations", "meta"}
+               "customer_segments", "segment_profiles", "evaluations", "decision_alerts", "case_comments", "meta"}
 
 
 def _release_1_file(path: Path) -> Path:
@@ -33,6 +33,7 @@ def test_a_first_release_workspace_is_migrated_forward_and_keeps_its_data(tmp_pa
     assert ws.schema_version == SCHEMA_VERSION
     assert EVERY_TABLE <= set(ws.tables())
     assert ws.count("transactions") == 2 and ws.count("decisions") == 1 and ws.version == 7
+    assert ws.df("SELECT * FROM decision_alerts").values.tolist() == [[1, "T1"]]  # the old decision covers its case
     labels = ws.df("SELECT * FROM labels ORDER BY transaction_id")
     assert labels["recorded_at"].isna().all() and labels["source"].tolist() == ["analyst", "data"]
     ws.close()

@@ -1,14 +1,13 @@
 """Cached reads and small widgets for the Drift page (keyed on the workspace version or an immutable run id)."""
 from __future__ import annotations
 
+import pandas as pd
 import streamlit as st
 
 from fraudlab import drift
 from fraudlab.charts.drift import report_html
+from fraudlab.names import plain_name
 from fraudlab.workspace import Workspace
-
-STATUS_ICON = {"no drift": "✅", "drift in some columns": "⚠️", "concept drift": "⚠️", "dataset drift": "🚨",
-               "pipeline break": "🛠️"}
 
 
 def html_of_run(ws: Workspace, run_id: int) -> str:
@@ -31,12 +30,24 @@ def run_and_save(ws, reference: drift.Window, current: drift.Window, who: str, *
     return run_id
 
 
+def _rows(rep: drift.DriftReport, column: str) -> int:
+    """Rows of a window (the largest column count of the report; 0 when unknown)."""
+    return int(rep.columns[column].max()) if column in rep.columns and len(rep.columns) else 0
+
+
 def verdict_box(rep: drift.DriftReport) -> None:
     """The verdict on top: status, headline, recommended action and a few key numbers."""
     v = rep.verdict
-    text = f"{STATUS_ICON.get(v['status'], '')} **{v['status'].capitalize()}** — {v['headline']}  \n" \
-           f"Recommended: {v['action']}"
+    text = f"{v['headline']}  \nRecommended: {v['action']}"
     {"no drift": st.success, "pipeline break": st.error, "dataset drift": st.error}.get(v["status"], st.warning)(text)
+    if rep.left_out:
+        with st.expander(f"{len(rep.left_out)} columns not tested, and why"):
+            st.dataframe(pd.DataFrame({"Column": [plain_name(c) for c in rep.left_out],
+                                       "Why": list(rep.left_out.values())}), hide_index=True, width="stretch")
+    small = [w for w, n in (("reference", _rows(rep, "ref_rows")), ("current", _rows(rep, "cur_rows"))) if n < 1_000]
+    if small:
+        st.warning(f"Small sample: the {' and '.join(small)} window{'s' if len(small) > 1 else ''} "
+                   f"{'hold' if len(small) > 1 else 'holds'} fewer than 1,000 rows, so rates and shares are rough.")
     cols = st.columns(5)
     cols[0].metric("Drifted columns", f"{v['n_drifted']} / {v['n_columns']}")
     cols[1].metric("Weighted share", f"{v['weighted_share']:.0%}", help=v["weights"])

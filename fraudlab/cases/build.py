@@ -10,8 +10,16 @@ from fraudlab.errors import FraudlabError
 from fraudlab.labels import resolved_sql
 from fraudlab.workspace import Workspace
 
-DECISIONS = ("fraud", "legitimate", "escalate")
+DECISIONS = ("fraud", "legitimate", "escalate", "reopen")
 STATUSES = ("open", "fraud", "legitimate", "escalated")
+CASE_WINDOW_HOURS = 72.0  # a customer's alerts less than this apart are one case
+# Why a case was closed: the fraud types the field reports on, and the ways a case turns out legitimate.
+CLOSE_REASONS = {
+    "fraud": ("card testing", "account takeover", "stolen card / card not present", "friendly fraud",
+              "first-party fraud", "merchant compromise", "money mule / ring", "other fraud"),
+    "legitimate": ("legitimate: customer confirmed", "legitimate: known pattern of the customer",
+                   "legitimate: false positive of the model", "legitimate: duplicate alert", "other"),
+}
 LOCK_MINUTES = 15
 SLA_HOURS = 24
 PAGE_SIZE = 50
@@ -23,9 +31,9 @@ REASON_FAMILIES = {
     "dow": "time of day", "c_tenure": "new customer", "c_hist": "new customer", "category": "category",
     "channel": "channel",
 }
-QUEUE_COLUMNS = ("case_id", "ts", "amount", "score", "expected_loss", "status", "assignee", "reason_family",
-                 "top_reason", "customer_id", "card_id", "merchant_id", "category", "channel", "country", "scorer",
-                 "model_id", "decided_by", "decided_at", "age_hours", "sla_breached")
+QUEUE_COLUMNS = ("case_id", "customer_id", "alerts", "open_alerts", "score", "expected_loss", "amount", "status",
+                 "assignee", "reason_family", "first_ts", "ts", "age_hours", "sla_breached", "card_id", "merchant_id",
+                 "category", "channel", "country", "segment", "decided_by", "decided_at")
 
 LINK_KINDS = {"device_id": "device", "ip": "IP address", "card_id": "card", "email": "email"}
 
@@ -74,6 +82,8 @@ class CaseDetail:
     similar: pd.DataFrame
     decisions: pd.DataFrame
     reasons: pd.DataFrame = field(default_factory=pd.DataFrame)
+    alerts: pd.DataFrame = field(default_factory=pd.DataFrame)
+    comments: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def reason_family(feature: str | None) -> str:
@@ -88,6 +98,42 @@ def reason_family(feature: str | None) -> str:
 
 
 
+# A customer's alerts are one case while each follows the previous within the window; a new case starts after a
+# longer gap. Alerts without a customer are cases of their own.
+GROUP_ALERTS_SQL = """
+CREATE OR REPLACE TABLE alerts AS
+WITH gaps AS (
+    SELECT *, CASE WHEN customer_id IS NULL THEN 1
+                   WHEN epoch(ts) - epoch(lag(ts) OVER (PARTITION BY customer_id ORDER BY ts, alert_id)) <= $gap
+                   THEN 0 ELSE 1 END AS starts
+    FROM alerts
+), episodes AS (
+    SELECT *, sum(starts) OVER (PARTITION BY coalesce(customer_id, alert_id) ORDER BY ts, alert_id
+                                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS episode
+    FROM gaps
+)
+SELECT * EXCLUDE (starts, episode),
+       first_value(alert_id) OVER (PARTITION BY coalesce(customer_id, alert_id), episode ORDER BY ts, alert_id)
+           AS case_id
+FROM episodes
+"""
+
+# One row per case: the riskiest alert speaks for the case; amounts and expected losses add up.
+CASES_SQL = """
+CREATE OR REPLACE TABLE cases AS
+SELECT case_id, any_value(customer_id) AS customer_id, count(*) AS alerts, max(score) AS score,
+       min(ts) AS first_ts, max(ts) AS ts, sum(amount) AS amount, sum(expected_loss) AS expected_loss,
+       min(raised_at) AS raised_at, arg_max(top_reason, score) AS top_reason,
+       arg_max(reason_family, score) AS reason_family, arg_max(reasons, score) AS reasons,
+       arg_max(alert_id, score) AS top_alert, arg_max(card_id, score) AS card_id,
+       arg_max(merchant_id, score) AS merchant_id, arg_max(category, score) AS category,
+       arg_max(channel, score) AS channel, arg_max(country, score) AS country, arg_max(device_id, score) AS device_id,
+       arg_max(ip, score) AS ip, arg_max(email, score) AS email, arg_max(scorer, score) AS scorer,
+       arg_max(model_id, score) AS model_id, any_value(segment) AS segment
+FROM alerts GROUP BY case_id
+"""
+
+
 def _scores_fingerprint(ws: Workspace, threshold: float) -> str:
     row = ws.df("SELECT count(*) AS n, max(scored_at) AS last FROM scores").iloc[0]
     segmented = ws.scalar("SELECT max(assigned_at) FROM customer_segments")
@@ -99,14 +145,23 @@ def cases_stale(ws: Workspace) -> bool:
     from fraudlab.model import decision_threshold
 
     built = ws.scalar("SELECT value FROM case_meta WHERE key = 'fingerprint'")
-    return built != _scores_fingerprint(ws, decision_threshold(ws)) or not ws.has_table("cases")
+    expected = _scores_fingerprint(ws, decision_threshold(ws)) + f"|{float(CASE_WINDOW_HOURS):g}"
+    return built != expected or not ws.has_table("alerts")
 
 
-def refresh_cases(ws: Workspace, threshold: float | None = None, force: bool = False) -> int:
-    """Rebuild the `cases` table when scores (or the threshold) changed; returns the number of cases."""
+def refresh_cases(ws: Workspace, threshold: float | None = None, force: bool = False,
+                  window_hours: float | None = None) -> int:
+    """Rebuild `alerts` and `cases` when scores, the threshold or segments changed; returns the number of cases.
+
+    An alert is a scored transaction at or above the alert threshold (or one ever decided). A case groups one
+    customer's alerts: a new case starts when the gap since the customer's previous alert exceeds `window_hours`
+    (default CASE_WINDOW_HOURS). The case id is its first alert's transaction id, so a one-alert case keeps the id
+    it always had.
+    """
     from fraudlab.model import decision_threshold
     threshold = decision_threshold(ws) if threshold is None else threshold
-    fingerprint = _scores_fingerprint(ws, threshold)
+    window_hours = float(window_hours if window_hours is not None else CASE_WINDOW_HOURS)
+    fingerprint = _scores_fingerprint(ws, threshold) + f"|{window_hours:g}"
     if not force and ws.has_table("cases") and \
             ws.scalar("SELECT value FROM case_meta WHERE key = 'fingerprint'") == fingerprint:
         return ws.count("cases")
@@ -118,19 +173,22 @@ def refresh_cases(ws: Workspace, threshold: float | None = None, force: bool = F
     feature_cols = set(ws.columns("features")) if ws.has_table("features") else set()
     flags = [c for c in ("c_new_device", "c_new_country") if c in feature_cols]
     with ws.write() as cur:
-        cur.execute(f"""CREATE OR REPLACE TABLE cases AS
-            SELECT t.transaction_id AS case_id, t.* EXCLUDE (transaction_id), s.score, s.scorer, s.model_id,
+        cur.execute(f"""CREATE OR REPLACE TABLE alerts AS
+            SELECT t.transaction_id AS alert_id, t.* EXCLUDE (transaction_id), s.score, s.scorer, s.model_id,
                    s.scored_at AS raised_at, s.score * t.amount AS expected_loss, s.reasons,
                    json_extract_string(s.reasons, '$[0].feature') AS top_reason, {seg_select}
             FROM scores s JOIN transactions t USING (transaction_id) {seg_join}
-            WHERE s.score >= $threshold OR s.transaction_id IN (SELECT case_id FROM decisions)""",
+            WHERE s.score >= $threshold OR s.transaction_id IN (SELECT alert_id FROM decision_alerts)""",
                     {"threshold": threshold})
-        cur.execute("ALTER TABLE cases ADD COLUMN reason_family VARCHAR")
-        cur.execute("UPDATE cases SET reason_family = 'other'")
+        cur.execute("ALTER TABLE alerts ADD COLUMN reason_family VARCHAR")
+        cur.execute("UPDATE alerts SET reason_family = 'other'")
         for prefix, family in REASON_FAMILIES.items():
-            cur.execute("UPDATE cases SET reason_family = $f WHERE starts_with(top_reason, $p) "
+            cur.execute("UPDATE alerts SET reason_family = $f WHERE starts_with(top_reason, $p) "
                         "AND reason_family = 'other'", {"f": family, "p": prefix})
+        cur.execute(GROUP_ALERTS_SQL, {"gap": window_hours * 3_600})
+        cur.execute(CASES_SQL)
         cur.execute("CREATE INDEX IF NOT EXISTS cases_id ON cases (case_id)")
+        cur.execute("CREATE INDEX IF NOT EXISTS alerts_case ON alerts (case_id)")
         # lookup tables sorted by their key, so a case page reads a few row groups instead of scanning millions
         if "customer_id" in cols:
             flag_sql = "".join(f", f.{c}" for c in flags)

@@ -5,61 +5,99 @@ from datetime import datetime
 
 import pandas as pd
 
-from fraudlab.cases.build import DECISIONS, DecisionResult
+from fraudlab.cases.build import CLOSE_REASONS, DECISIONS, DecisionResult
 from fraudlab.errors import DecisionConflict, FraudlabError
 from fraudlab.labels import record_analyst_labels
 from fraudlab.workspace import Workspace, utcnow
 
 
-def newest_of(cur, case_id: str) -> tuple | None:
-    return cur.execute("SELECT decision_id, decision, analyst, decided_at FROM decisions WHERE case_id = ? "
-                       "ORDER BY decision_id DESC LIMIT 1", [case_id]).fetchone()
+def _subject(cur, subject_id: str) -> tuple[str, list[str]]:
+    """(case id, alerts covered) for a case id (all its alerts), an alert (that alert, inside its case) or any
+    other transaction (itself)."""
+    rows = cur.execute("SELECT case_id, alert_id FROM alerts WHERE case_id = ? OR alert_id = ?",
+                       [subject_id, subject_id]).fetchall()
+    if not rows:
+        if not cur.execute("SELECT count(*) FROM transactions WHERE transaction_id = ?", [subject_id]).fetchone()[0]:
+            raise FraudlabError(f"no transaction {subject_id!r} in this workspace")
+        return subject_id, [subject_id]
+    case_ids = {case for case, _ in rows}
+    if subject_id in case_ids:
+        return subject_id, sorted(alert for case, alert in rows if case == subject_id)
+    return rows[0][0], [subject_id]
 
 
-def _validate(decision: str, analyst: str) -> None:
+def newest_of(cur, case_id: str, alerts: list[str] | None = None) -> tuple | None:
+    """The newest decision on the case or on any of the given alerts: (id, decision, analyst, time)."""
+    return cur.execute("""SELECT decision_id, decision, analyst, decided_at FROM decisions
+                          WHERE case_id = $case OR decision_id IN (SELECT decision_id FROM decision_alerts
+                                                                    WHERE list_contains($alerts, alert_id))
+                          ORDER BY decision_id DESC LIMIT 1""",
+                       {"case": case_id, "alerts": list(alerts or [])}).fetchone()
+
+
+def _validate(decision: str, analyst: str, note: str = "", close_reason: str | None = None) -> None:
     if decision not in DECISIONS:
         raise FraudlabError(f"unknown decision {decision!r}: choose one of {', '.join(DECISIONS)}")
     if not str(analyst or "").strip():
         raise FraudlabError("a decision needs the analyst's name (type it in the sidebar)")
+    if decision == "reopen" and not str(note or "").strip():
+        raise FraudlabError("reopening a case needs a reason in the note")
+    allowed = CLOSE_REASONS.get(decision, ())
+    if close_reason is not None and close_reason not in allowed:
+        choices = ", ".join(allowed) if allowed else "none for this decision"
+        raise FraudlabError(f"unknown close reason {close_reason!r} for '{decision}': choose one of {choices}")
 
 
-def _record(cur, case_id: str, decision: str, analyst: str, note: str, now: datetime) -> tuple[int, tuple | None]:
-    previous = newest_of(cur, case_id)
+def _record(cur, subject_id: str, decision: str, analyst: str, note: str, now: datetime,
+            close_reason: str | None = None, alerts: list[str] | None = None) -> tuple[int, tuple | None, str]:
+    case_id, covered = _subject(cur, subject_id)
+    if alerts is not None:
+        outside = sorted(set(alerts) - set(covered))
+        if outside:
+            raise FraudlabError(f"alert(s) {', '.join(outside)} are not part of case {case_id}")
+        covered = list(alerts)
+    previous = newest_of(cur, case_id, covered)
     decision_id = cur.execute("SELECT nextval('decision_seq')").fetchone()[0]
-    cur.execute("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [decision_id, case_id, analyst, decision, note, now, previous[0] if previous else None])
-    if decision != "escalate":
-        record_analyst_labels(cur, [case_id], decision == "fraud")
+    cur.execute("INSERT INTO decisions (decision_id, case_id, analyst, decision, note, decided_at, "
+                "previous_decision_id, close_reason) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                [decision_id, case_id, analyst, decision, note, now, previous[0] if previous else None, close_reason])
+    cur.execute("INSERT INTO decision_alerts SELECT $d, unnest($alerts)", {"d": decision_id, "alerts": covered})
+    if decision in ("fraud", "legitimate"):
+        record_analyst_labels(cur, covered, decision == "fraud")
     cur.execute("UPDATE case_assignments SET locked_by = NULL, locked_until = NULL WHERE case_id = ?", [case_id])
-    return int(decision_id), previous
+    return int(decision_id), previous, case_id
 
 
 def decide(ws: Workspace, case_id: str, decision: str, analyst: str, note: str = "",
-           expected_previous: int | None = None) -> DecisionResult:
-    """Append a decision (and an analyst label); if someone decided since `expected_previous`, report the conflict."""
-    _validate(decision, analyst)
-    with ws.write("decision", analyst, {"case_id": case_id, "decision": decision, "note": note}) as cur:
-        if not cur.execute("SELECT count(*) FROM transactions WHERE transaction_id = ?", [case_id]).fetchone()[0]:
-            raise FraudlabError(f"no transaction {case_id!r} in this workspace")
-        decision_id, previous = _record(cur, case_id, decision, analyst, note, utcnow())
+           expected_previous: int | None = None, close_reason: str | None = None,
+           alerts: list[str] | None = None) -> DecisionResult:
+    """Decide a case: every alert in it is labelled (or only `alerts`, to override one inside the case); a
+    transaction id that is no case decides that transaction. Append-only; if someone decided since
+    `expected_previous`, the result names the conflict and both decisions are kept."""
+    _validate(decision, analyst, note, close_reason)
+    with ws.write("decision", analyst, {"case_id": case_id, "decision": decision, "note": note,
+                                        "close_reason": close_reason, "alerts": alerts}) as cur:
+        decision_id, previous, case = _record(cur, case_id, decision, analyst, note, utcnow(), close_reason, alerts)
     conflict = None
     previous_id = previous[0] if previous else None
     if previous is not None and previous_id != expected_previous and previous[2] != analyst:
         conflict = {"decision_id": previous_id, "decision": previous[1], "analyst": previous[2],
                     "decided_at": previous[3]}
-    return DecisionResult(decision_id, case_id, decision, analyst, previous_id, conflict)
+    return DecisionResult(decision_id, case, decision, analyst, previous_id, conflict)
 
 
-def decide_many(ws: Workspace, case_ids: list[str], decision: str, analyst: str, note: str = "") -> list[DecisionResult]:
-    """The same decision on several cases in one transaction (bulk actions, whole rings)."""
-    _validate(decision, analyst)
+def decide_many(ws: Workspace, case_ids: list[str], decision: str, analyst: str, note: str = "",
+                close_reason: str | None = None) -> list[DecisionResult]:
+    """The same decision on several cases (or alerts, or transactions) in one transaction: bulk actions, rings."""
+    _validate(decision, analyst, note, close_reason)
     ids = list(dict.fromkeys(case_ids))
     results = []
-    with ws.write("bulk_decision", analyst, {"cases": len(ids), "decision": decision, "note": note}) as cur:
+    with ws.write("bulk_decision", analyst, {"cases": len(ids), "decision": decision, "note": note,
+                                             "close_reason": close_reason}) as cur:
         now = utcnow()
         for case_id in ids:
-            decision_id, previous = _record(cur, case_id, decision, analyst, note, now)
-            results.append(DecisionResult(decision_id, case_id, decision, analyst, previous[0] if previous else None))
+            decision_id, previous, case = _record(cur, case_id, decision, analyst, note, now, close_reason)
+            results.append(DecisionResult(decision_id, case, decision, analyst, previous[0] if previous else None))
     return results
 
 
@@ -72,14 +110,40 @@ def require_no_conflict(result: DecisionResult) -> DecisionResult:
     return result
 
 
-def current_decisions(ws: Workspace, case_ids: list[str]) -> pd.DataFrame:
-    """Newest decision per case (case_id, decision, analyst, decided_at, decision_id)."""
-    return ws.df("""SELECT case_id, arg_max(decision, decision_id) AS decision, arg_max(analyst, decision_id) AS analyst,
-                           max(decided_at) AS decided_at, max(decision_id) AS decision_id
-                    FROM decisions WHERE case_id IN (SELECT unnest($ids)) GROUP BY case_id""", {"ids": list(case_ids)})
+def current_decisions(ws: Workspace, alert_ids: list[str]) -> pd.DataFrame:
+    """Newest decision covering each alert (or transaction) id: case_id (the id asked), decision, analyst,
+    decided_at, decision_id. A case id is its first alert's id, so asking for cases works too."""
+    return ws.df("""SELECT da.alert_id AS case_id, arg_max(d.decision, d.decision_id) AS decision,
+                           arg_max(d.analyst, d.decision_id) AS analyst, max(d.decided_at) AS decided_at,
+                           max(d.decision_id) AS decision_id
+                    FROM decision_alerts da JOIN decisions d USING (decision_id)
+                    WHERE list_contains($ids, da.alert_id) GROUP BY da.alert_id""", {"ids": list(alert_ids)})
 
 
 def decision_history(ws: Workspace, case_id: str) -> pd.DataFrame:
-    """Every decision on a case, newest first."""
-    return ws.df("SELECT decision_id, analyst, decision, note, decided_at, previous_decision_id FROM decisions "
-                 "WHERE case_id = ? ORDER BY decision_id DESC", [case_id])
+    """Every decision on a case or any of its alerts, newest first, with how many alerts each covered."""
+    return ws.df("""SELECT d.decision_id, d.analyst, d.decision, d.close_reason, d.note, d.decided_at,
+                           count(da.alert_id) AS alerts, d.previous_decision_id
+                    FROM decisions d LEFT JOIN decision_alerts da USING (decision_id)
+                    WHERE d.case_id = $id OR d.decision_id IN (
+                        SELECT decision_id FROM decision_alerts WHERE alert_id = $id
+                           OR alert_id IN (SELECT alert_id FROM alerts WHERE case_id = $id))
+                    GROUP BY ALL ORDER BY d.decision_id DESC""", {"id": case_id})
+
+
+def add_comment(ws: Workspace, case_id: str, author: str, body: str) -> int:
+    """Append a comment to a case's thread (comments are never edited or deleted); returns its id."""
+    if not str(author or "").strip():
+        raise FraudlabError("a comment needs its author's name")
+    if not str(body or "").strip():
+        raise FraudlabError("the comment is empty")
+    with ws.write("case_comment", author, {"case_id": case_id}) as cur:
+        comment_id = int(cur.execute("SELECT nextval('comment_seq')").fetchone()[0])
+        cur.execute("INSERT INTO case_comments VALUES (?, ?, ?, ?, ?)", [comment_id, case_id, author, body, utcnow()])
+    return comment_id
+
+
+def case_comments(ws: Workspace, case_id: str) -> pd.DataFrame:
+    """A case's comment thread, oldest first."""
+    return ws.df("SELECT author, body, created_at FROM case_comments WHERE case_id = ? ORDER BY comment_id",
+                 [case_id])

@@ -2,42 +2,49 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import pandas as pd
 
 from fraudlab.cases.build import LINK_KINDS, CaseDetail
-from fraudlab.cases.decisions import decision_history
-from fraudlab.cases.queue import STATE_SQL
+from fraudlab.cases.decisions import case_comments, decision_history
+from fraudlab.cases.queue import ALERT_STATE_SQL, STATE_SQL, case_alerts, case_of
 from fraudlab.errors import FraudlabError
 from fraudlab.privacy import mask_cards
 from fraudlab.workspace import Workspace, utcnow
 
 
 def case_detail(ws: Workspace, case_id: str, history_rows: int = 200) -> CaseDetail:
-    """The case with its state, the customer's history, linked entities, similar decided cases and decisions."""
-    frame = ws.df(f"SELECT * FROM ({STATE_SQL}) q WHERE case_id = $id", {"id": case_id, "now": utcnow()})
+    """The case (found by its id or any of its alerts) with its alerts, the customer's history, linked entities,
+    similar decided cases, decisions and comments."""
+    case = case_of(ws, case_id) or case_id
+    frame = ws.df(f"SELECT * FROM ({STATE_SQL}) q WHERE case_id = $id", {"id": case, "now": utcnow()})
     if frame.empty:
         tx = ws.df("SELECT t.*, s.score, s.scorer, s.model_id, s.reasons FROM transactions t "
                    "LEFT JOIN scores s USING (transaction_id) WHERE t.transaction_id = ?", [case_id])
         if tx.empty:
             raise FraudlabError(f"no transaction {case_id!r} in this workspace")
-        frame = tx.rename(columns={"transaction_id": "case_id"}).assign(status="not an alert")
-    case = frame.iloc[0]
-    reasons = pd.DataFrame(json.loads(case["reasons"])) if isinstance(case.get("reasons"), str) else pd.DataFrame()
-    return CaseDetail(case, customer_history(ws, case, history_rows), linked_entities(ws, case),
-                      similar_cases(ws, case), decision_history(ws, case_id), reasons)
+        frame = tx.rename(columns={"transaction_id": "case_id"}).assign(status="not an alert", alerts=0,
+                                                                       top_alert=case_id)
+    row = frame.iloc[0]
+    reasons = pd.DataFrame(json.loads(row["reasons"])) if isinstance(row.get("reasons"), str) else pd.DataFrame()
+    alerts = case_alerts(ws, case)
+    return CaseDetail(row, customer_history(ws, row, history_rows, set(alerts["alert_id"]) or {case}),
+                      linked_entities(ws, row), similar_cases(ws, row), decision_history(ws, case), reasons, alerts,
+                      case_comments(ws, case))
 
 
-def customer_history(ws: Workspace, case: pd.Series, rows: int = 200) -> pd.DataFrame:
-    """The customer's transactions around the case, with first-seen device / country flags and scores."""
+def customer_history(ws: Workspace, case: pd.Series, rows: int = 200, alert_ids: set[str] | None = None
+                     ) -> pd.DataFrame:
+    """The customer's transactions around the case, with first-seen device / country flags, scores, and which
+    belong to this case."""
     if not isinstance(case.get("customer_id"), str) or not ws.has_table("case_history"):
         return pd.DataFrame()
-    return ws.df("""SELECT *, transaction_id = $id AS is_case FROM case_history WHERE customer_id = $cust
-                    ORDER BY abs(epoch(ts) - epoch($ts::TIMESTAMP)) LIMIT $n""",
-                 {"id": case["case_id"], "cust": case["customer_id"], "ts": case["ts"], "n": rows}
-                 ).sort_values("ts", ignore_index=True)
-
-
+    frame = ws.df("""SELECT * FROM case_history WHERE customer_id = $cust
+                     ORDER BY abs(epoch(ts) - epoch($ts::TIMESTAMP)) LIMIT $n""",
+                  {"cust": case["customer_id"], "ts": case["ts"], "n": rows}).sort_values("ts", ignore_index=True)
+    frame["is_case"] = frame["transaction_id"].isin(alert_ids or {case["case_id"]})
+    return frame
 
 
 def linked_entities(ws: Workspace, case: pd.Series) -> pd.DataFrame:
@@ -50,9 +57,7 @@ def linked_entities(ws: Workspace, case: pd.Series) -> pd.DataFrame:
                         OR (kind = 'card' AND value = $card) OR (kind = 'email' AND value = $email)""",
                   {"device": keys.get("device"), "ip": keys.get("IP address"), "card": keys.get("card"),
                    "email": keys.get("email")})
-    decided = ws.df("""SELECT c.device_id, c.ip, c.card_id, c.email FROM cases c
-                       JOIN (SELECT case_id, arg_max(decision, decision_id) AS decision FROM decisions GROUP BY 1) d
-                       USING (case_id) WHERE d.decision = 'fraud'""")
+    decided = ws.df(f"SELECT device_id, ip, card_id, email FROM ({ALERT_STATE_SQL}) WHERE status = 'fraud'")
     column = {v: k for k, v in LINK_KINDS.items()}
     found["decided_fraud"] = [int((decided[column[k]] == v).sum()) for k, v in zip(found["kind"], found["value"])]
     cards = found["kind"] == "card"
@@ -62,14 +67,14 @@ def linked_entities(ws: Workspace, case: pd.Series) -> pd.DataFrame:
 
 def similar_cases(ws: Workspace, case: pd.Series, n: int = 5) -> pd.DataFrame:
     """Decided cases with the same leading reason and the closest score, and how they were decided."""
-    return ws.df("""SELECT c.case_id, c.ts, c.amount, c.score, c.top_reason, d.decision, d.analyst, d.decided_at
-                    FROM cases c JOIN (SELECT case_id, arg_max(decision, decision_id) AS decision,
-                                              arg_max(analyst, decision_id) AS analyst, max(decided_at) AS decided_at
-                                       FROM decisions GROUP BY case_id) d USING (case_id)
-                    WHERE c.case_id <> $id AND (c.reason_family = $family OR $family IS NULL)
-                    ORDER BY abs(c.score - $score) LIMIT $n""",
+    return ws.df(f"""SELECT case_id, customer_id, alerts, amount, score, top_reason, status AS decision, decided_by,
+                            decided_at
+                     FROM ({STATE_SQL}) q
+                     WHERE status IN ('fraud', 'legitimate') AND case_id <> $id
+                       AND (reason_family = $family OR $family IS NULL)
+                     ORDER BY abs(score - $score) LIMIT $n""",
                  {"id": case["case_id"], "family": case.get("reason_family"), "score": float(case.get("score") or 0),
-                  "n": n})
+                  "n": n, "now": utcnow()})
 
 
 def _present(value) -> bool:
@@ -90,3 +95,52 @@ def case_facts(case: pd.Series) -> str:
         if _present(case.get(key)):
             parts.append(f"{label} {case.get(key)}")
     return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    """Everything about one customer an analyst needs at once."""
+
+    customer_id: str
+    cases: pd.DataFrame        # the customer's cases with their state
+    alerts: pd.DataFrame       # every alert, with its state
+    decisions: pd.DataFrame    # every decision on them, newest first
+    linked: pd.DataFrame       # identifiers shared with other customers
+    history: pd.DataFrame      # every payment (newest 1,000), for the timeline
+    segment: str | None
+
+
+def customer_view(ws: Workspace, customer_id: str) -> CustomerView:
+    """One customer's cases, alerts, decisions, shared identifiers, segment and payments."""
+    now = {"c": customer_id, "now": utcnow()}
+    found = ws.df(f"SELECT * FROM ({STATE_SQL}) q WHERE customer_id = $c ORDER BY first_ts DESC", now)
+    alerts = ws.df(f"""SELECT alert_id, case_id, ts, amount, score, status, decided_by, close_reason, top_reason
+                       FROM ({ALERT_STATE_SQL}) WHERE customer_id = $c ORDER BY ts DESC""", {"c": customer_id})
+    decisions = ws.df("""SELECT d.decision_id, d.case_id, d.analyst, d.decision, d.close_reason, d.note, d.decided_at,
+                                count(*) AS alerts
+                         FROM decisions d JOIN decision_alerts da USING (decision_id)
+                         JOIN transactions t ON t.transaction_id = da.alert_id
+                         WHERE t.customer_id = $c GROUP BY ALL ORDER BY d.decision_id DESC""", {"c": customer_id})
+    history = ws.df("""SELECT t.transaction_id, t.ts, t.amount, t.merchant_id, t.category, t.channel, t.country,
+                              s.score FROM transactions t LEFT JOIN scores s USING (transaction_id)
+                       WHERE t.customer_id = $c ORDER BY t.ts DESC LIMIT 1000""", {"c": customer_id})
+    history["is_case"] = history["transaction_id"].isin(set(alerts["alert_id"]))
+    segment = ws.scalar("SELECT any_value(segment_name) FROM customer_segments WHERE customer_id = $c",
+                        {"c": customer_id})
+    return CustomerView(customer_id, found, alerts, decisions, _shared_identifiers(ws, customer_id),
+                        history.sort_values("ts", ignore_index=True), segment)
+
+
+def _shared_identifiers(ws: Workspace, customer_id: str) -> pd.DataFrame:
+    """The customer's devices, IPs, cards and e-mails, with how many other customers used each."""
+    cols = [c for c in LINK_KINDS if c in set(ws.columns("transactions"))]
+    if not cols or not ws.has_table("case_entities"):
+        return pd.DataFrame(columns=["kind", "value", "other_customers", "transactions", "fraud"])
+    parts = " UNION ".join(f"SELECT DISTINCT '{LINK_KINDS[c]}' AS kind, {c} AS value FROM transactions "
+                           f"WHERE customer_id = $c AND {c} IS NOT NULL" for c in cols)
+    found = ws.df(f"""SELECT e.kind, e.value, e.customers - 1 AS other_customers, e.transactions, e.fraud
+                      FROM case_entities e JOIN ({parts}) mine USING (kind, value)
+                      ORDER BY other_customers DESC, transactions DESC""", {"c": customer_id})
+    cards = found["kind"] == "card"
+    found.loc[cards, "value"] = mask_cards(found.loc[cards, "value"])
+    return found

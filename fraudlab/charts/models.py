@@ -1,10 +1,13 @@
 """Models page figures: curves, cost, importance."""
 from __future__ import annotations
 
+import html
+
 import pandas as pd
 import plotly.graph_objects as go
 
 from fraudlab.charts import titled
+from fraudlab.names import plain_name
 
 
 def pr_curve_figure(curves: dict, label: str = "model") -> go.Figure:
@@ -38,6 +41,7 @@ def cost_curve_figure(costs: pd.DataFrame, chosen: float) -> go.Figure:
 def importance_figure(importance: pd.DataFrame, top: int = 15) -> go.Figure:
     """Mean absolute SHAP value of the top features (horizontal bars)."""
     data = importance.head(top).iloc[::-1]
-    fig = go.Figure(go.Bar(x=data["mean_abs_shap"], y=data["feature"], orientation="h", marker_color="#47a"))
+    names = [html.escape(plain_name(f)) for f in data["feature"]]
+    fig = go.Figure(go.Bar(x=data["mean_abs_shap"], y=names, orientation="h", marker_color="#47a"))
     fig.update_xaxes(title_text="mean |SHAP| (log-odds)")
     return titled(fig, "What drives the score", height=max(300, 22 * len(data) + 80))

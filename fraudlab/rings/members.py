@@ -70,22 +70,15 @@ def ring_case_ids(ws: Workspace, customers: Sequence[str], scope: str = "cases")
     """
     if scope not in ("cases", "all"):
         raise RingError(f"unknown scope {scope!r}: use 'cases' or 'all'")
+    if scope == "cases":
+        from fraudlab.cases import open_alert_ids
+
+        return open_alert_ids(ws, list(customers))
     cur = ws.cursor()
     try:
         cur.register("_rg_one", members_arrow(customers))
-        if scope == "all":
-            sql, params = ("SELECT transaction_id FROM transactions SEMI JOIN _rg_one USING (customer_id) "
-                           "ORDER BY transaction_id"), []
-        else:
-            from fraudlab.model import decision_threshold
-
-            decided = ("AND transaction_id NOT IN (SELECT case_id FROM decisions)"
-                       if ws.has_table("decisions") else "")
-            sql = (f"SELECT DISTINCT s.transaction_id FROM scores s JOIN transactions t USING (transaction_id) "
-                   f"SEMI JOIN _rg_one ON t.customer_id = _rg_one.customer_id WHERE s.score >= ? {decided} "
-                   f"ORDER BY 1")
-            params = [float(decision_threshold(ws))]
-        ids = cur.sql(sql, params=params).to_arrow_table().column(0).to_pylist()
+        ids = cur.sql("SELECT transaction_id FROM transactions SEMI JOIN _rg_one USING (customer_id) "
+                      "ORDER BY transaction_id").to_arrow_table().column(0).to_pylist()
     finally:
         cur.close()
     return [str(i) for i in ids]
