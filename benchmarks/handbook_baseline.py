@@ -20,9 +20,7 @@ Only pandas, DuckDB, scikit-learn metrics and xgboost are used; the only fraudla
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -30,11 +28,7 @@ import pandas as pd
 import xgboost
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from fraudlab.handbook_sim import simulate_handbook  # noqa: E402
+from fraudlab.handbook_sim import simulate_handbook
 
 START = "2018-04-01"
 HANDBOOK_TRAIN_START = "2018-07-25"
