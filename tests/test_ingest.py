@@ -371,6 +371,7 @@ def test_amount_column_with_no_number_at_all_is_refused(empty_ws, tmp_path):
     ("b1,2026-01-01 10:00:00,inf,c1,m1,0,1,1", "amount not finite: inf"),
     ("b1,2026-01-01 10:00:00,-Infinity,c1,m1,0,1,1", "amount not finite: -Infinity"),
     ("b1,2026-01-01 10:00:00,NaN,c1,m1,0,1,1", "missing amount"),
+    ("b1,2026-01-01 10:00:00,2e12,c1,m1,0,1,1", "amount beyond 1e12: 2e12"),
     ("b1,2026-01-01 10:00:00,,c1,m1,0,1,1", "missing amount"),
     ("b1,,5,c1,m1,0,1,1", "missing time"),
     ("b1,2026-13-45 99:00:00,5,c1,m1,0,1,1", "unparsable time: 2026-13-45 99:00:00"),
@@ -521,6 +522,32 @@ def test_numeric_extra_with_a_late_text_value_quarantines_that_row(empty_ws, tmp
     frame.to_csv(path, index=False)
     report = load(empty_ws, path)
     assert report.rows_loaded == n - 1 and reasons_of(empty_ws, report) == ["score not a number: oops"]
+
+
+def test_huge_amounts_are_quarantined_and_the_sum_stays_finite(empty_ws, tmp_path):
+    path = write(tmp_path, "huge.csv", csv_text(*GOOD, "h1,2026-01-01 10:00:00,1e39,c1,m1,0,1,1",
+                                                "h2,2026-01-01 10:00:00,1e308,c1,m1,0,1,1",
+                                                "h3,2026-01-01 10:00:00,1e308,c1,m1,0,1,1"))
+    report = load(empty_ws, path)
+    assert report.rows_loaded == 3 and report.rows_quarantined == 3
+    assert reasons_of(empty_ws, report) == ["amount beyond 1e12: 1e39", "amount beyond 1e12: 1e308",
+                                            "amount beyond 1e12: 1e308"]
+    total = empty_ws.scalar("SELECT sum(amount) FROM transactions")
+    assert np.isfinite(total) and total == pytest.approx(116.75)
+
+
+def test_numeric_extra_beyond_float32_or_not_finite_is_quarantined_naming_the_column(empty_ws, tmp_path):
+    path = write(tmp_path, "extra.csv", csv_text("x1,2026-01-01,5,1.5", "x2,2026-01-01,6,1e39", "x3,2026-01-01,7,inf",
+                                                 "x4,2026-01-01,8,-3.3e38", header="id,ts,amount,risk"))
+    report = load(empty_ws, path)
+    assert report.rows_loaded == 2
+    assert reasons_of(empty_ws, report) == ["risk beyond 3.4e38: 1e39", "risk not finite: inf"]
+    frame = pd.DataFrame({"id": ["p1", "p2", "p3"], "ts": pd.to_datetime(["2026-01-02"] * 3), "amount": 1.0,
+                          "velocity": [1.0, float("nan"), float("-inf")]})
+    frame.to_parquet(tmp_path / "extra.parquet", index=False)
+    report = load(empty_ws, tmp_path / "extra.parquet")
+    assert report.rows_loaded == 2 and reasons_of(empty_ws, report) == ["velocity not finite: -inf"]
+    assert np.isfinite(empty_ws.scalar("SELECT sum(risk) FROM transactions"))
 
 
 def test_timestamps_with_time_zones_become_utc(empty_ws, tmp_path):

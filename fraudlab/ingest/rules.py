@@ -5,7 +5,9 @@ import re
 
 from fraudlab.errors import IngestError
 from fraudlab.ingest.records import (
+    AMOUNT_LIMIT,
     EARLIEST_TS,
+    EXTRA_NUMBER_LIMIT,
     FUTURE_TOLERANCE_DAYS,
     KEY_COLUMNS,
     NULL_WORDS,
@@ -158,7 +160,8 @@ def row_reasons(mapping: ColumnMapping, extras: dict[str, tuple[str, str]], stag
         "|| left(__r_amount, 60) WHEN __t_amount IS NULL THEN "
         "'unparsable amount: ' || left(__r_amount, 60) WHEN NOT isfinite(__t_amount) THEN "
         "'amount not finite: ' || left(__r_amount, 60) WHEN __t_amount < 0 THEN "
-        "'negative amount: ' || left(__r_amount, 60) END",
+        f"'negative amount: ' || left(__r_amount, 60) WHEN __t_amount > {AMOUNT_LIMIT!r} THEN "
+        f"'amount beyond {_short(AMOUNT_LIMIT)}: ' || left(__r_amount, 60) END",
     ]
     if "transaction_id" in m:
         reasons.append("CASE WHEN __r_transaction_id IS NULL THEN 'missing transaction_id' END")
@@ -172,10 +175,21 @@ def row_reasons(mapping: ColumnMapping, extras: dict[str, tuple[str, str]], stag
             reasons.append(f"CASE WHEN abs(__t_{target}) > {limit} THEN '{target} out of range: ' || "
                            f"CAST(__t_{target} AS VARCHAR) END")
     for k, (col, (name, sqltype)) in enumerate(extras.items()):
-        if sqltype == "DOUBLE" and value_kind(staged.types[col]) == "text":
-            reasons.append(f"CASE WHEN __xr_{k} IS NOT NULL AND __x_{k} IS NULL THEN "
-                           f"'{name} not a number: ' || left(__xr_{k}, 60) END")
+        if sqltype != "DOUBLE":
+            continue
+        text = f"__xr_{k}" if value_kind(staged.types[col]) == "text" else f"CAST(__x_{k} AS VARCHAR)"
+        label = name.replace("'", "''")
+        check = (f"WHEN NOT isfinite(__x_{k}) THEN '{label} not finite: ' || left({text}, 60) "
+                 f"WHEN abs(__x_{k}) > {EXTRA_NUMBER_LIMIT!r} THEN '{label} beyond {_short(EXTRA_NUMBER_LIMIT)}: ' || left({text}, 60)")
+        if value_kind(staged.types[col]) == "text":
+            check = f"WHEN __xr_{k} IS NOT NULL AND __x_{k} IS NULL THEN '{label} not a number: ' || left(__xr_{k}, 60) " + check
+        reasons.append(f"CASE {check} END")
     return reasons
+
+
+def _short(limit: float) -> str:
+    """A limit as the short text a reason quotes (1e12, 3.4e38)."""
+    return f"{limit:g}".replace("e+", "e")
 
 
 def raw_json(staged: Staged, with_file: bool) -> str:
