@@ -133,6 +133,10 @@ CREATE SEQUENCE IF NOT EXISTS evaluation_seq START 1;
 CREATE TABLE IF NOT EXISTS evaluations (run_id BIGINT PRIMARY KEY, model_id VARCHAR, created_at TIMESTAMP,
                                         results VARCHAR);
 """,
+    # 4: the sha256 of each model file, written at registration and checked at every load (a changed file is refused).
+    4: """
+ALTER TABLE models ADD COLUMN IF NOT EXISTS sha256 VARCHAR;
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
