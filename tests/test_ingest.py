@@ -228,7 +228,50 @@ def test_missing_transaction_id_is_generated_and_stable(empty_ws, tmp_path):
                                                 header="ts,amount,customer_id"))
     assert load(empty_ws, path).rows_loaded == 2
     ids = empty_ws.df("SELECT transaction_id FROM transactions ORDER BY ts")["transaction_id"].tolist()
-    assert len(set(ids)) == 2 and ids[0].endswith("-1") and ids[1].endswith("-2")
+    assert len(set(ids)) == 2 and all(i.endswith("-1") for i in ids)  # content hash + occurrence among equals
+    again = write(tmp_path, "noid_again.csv", csv_text("2026-01-01 10:00,5,c1", "2026-01-01 11:00,6,c2",
+                                                       header="ts,amount,customer_id") + "\n")
+    assert load(empty_ws, again).rows_loaded == 0
+
+
+NOID_HEADER = "ts,amount,customer_id,merchant_id,note"
+NOID_ROWS = ("2026-01-01 10:00:00,5.00,c1,m1,first", "2026-01-01 10:00:00,5.00,c1,m1,first",
+             "2026-01-01 11:00:00,6.50,c2,m2,", "2026-01-02 09:00:00,7,c3,m1,\"quoted, text\"")
+
+
+def noid_variants(tmp_path: Path) -> dict[str, Path]:
+    """The same rows without ids, saved the ways a spreadsheet or a colleague re-saves them."""
+    text = csv_text(*NOID_ROWS, header=NOID_HEADER)
+    return {"crlf": write(tmp_path, "crlf.csv", text.replace("\n", "\r\n")),
+            "blank line": write(tmp_path, "blank.csv", text + "\n"),
+            "gzip": _gz(tmp_path / "again.csv.gz", text.encode()),
+            "gzip crlf": _gz(tmp_path / "again_crlf.csv.gz", text.replace("\n", "\r\n").encode())}
+
+
+def _gz(path: Path, data: bytes) -> Path:
+    path.write_bytes(gzip.compress(data, compresslevel=9, mtime=1))
+    return path
+
+
+@pytest.mark.parametrize("variant", ["crlf", "blank line", "gzip", "gzip crlf"])
+def test_rows_without_ids_reloaded_from_a_resaved_file_add_nothing(empty_ws, tmp_path, variant):
+    first = load(empty_ws, write(tmp_path, "noid.csv", csv_text(*NOID_ROWS, header=NOID_HEADER)))
+    assert first.rows_loaded == 4  # two identical rows are two transactions: their occurrence numbers differ
+    before = empty_ws.df("SELECT transaction_id FROM transactions ORDER BY 1")
+    again = load(empty_ws, noid_variants(tmp_path)[variant])
+    assert again.rows_loaded == 0 and empty_ws.count("transactions") == 4
+    assert set(reasons_of(empty_ws, again)) <= {f"transaction_id already in workspace: {i}"
+                                               for i in before["transaction_id"]}
+    assert again.rows_quarantined == 4
+
+
+def test_rows_without_ids_in_an_overlapping_reordered_file_load_only_the_new_ones(empty_ws, tmp_path):
+    load(empty_ws, write(tmp_path, "noid.csv", csv_text(*NOID_ROWS, header=NOID_HEADER)))
+    new = "2026-01-03 08:00:00,9.99,c4,m4,new"
+    later = write(tmp_path, "later.csv", csv_text(new, *reversed(NOID_ROWS), NOID_ROWS[0], header=NOID_HEADER))
+    report = load(empty_ws, later)
+    assert report.rows_loaded == 2  # the new row and a third copy of the repeated row
+    assert empty_ws.scalar("SELECT count(*) FROM transactions WHERE customer_id = 'c1'") == 3
 
 
 def test_user_mapping_override_and_time_unit(empty_ws, tmp_path):

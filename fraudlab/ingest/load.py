@@ -31,6 +31,7 @@ from fraudlab.ingest.rules import (
     select_typed,
     text_expr,
     value_kind,
+    with_generated_ids,
 )
 from fraudlab.ingest.staging import first_rowid, profile_columns, stage_files
 from fraudlab.labels import insert_source_labels
@@ -224,6 +225,7 @@ def build_checked(cur: duckdb.DuckDBPyConnection, staged: Staged, mapping: Colum
     """
     now = utcnow().strftime("%Y-%m-%d %H:%M:%S")
     reasons = ", ".join(row_reasons(mapping, extras, staged, now))
+    typed = f"(SELECT *, {', '.join(select_typed(staged, mapping, extras))} FROM {staged.sql})"
     outer = [f"__t_{t} AS {t}" for t in TARGETS] + [f"__x_{k} AS {quote_ident(name)}"
                                                     for k, (name, _) in enumerate(extras.values())]
     params = dict(staged.params)
@@ -236,7 +238,7 @@ def build_checked(cur: duckdb.DuckDBPyConnection, staged: Staged, mapping: Colum
         SELECT {', '.join(outer)}, __fidx, __row, __reason,
                CASE WHEN __reason <> '' THEN {raw_json(staged, bool(file_names))} END AS __raw
         FROM (SELECT *, concat_ws('; ', {reasons}) AS __reason
-              FROM (SELECT *, {', '.join(select_typed(staged, mapping, extras))} FROM {staged.sql}))
+              FROM {with_generated_ids(typed, mapping, extras)})
     """, params)
 
 

@@ -123,8 +123,7 @@ def select_typed(staged: Staged, mapping: ColumnMapping, extras: dict[str, tuple
     for target in TARGETS:
         col = mapping.columns.get(target)
         if col is None:
-            items.append(_generated_id(staged) if target == "transaction_id"
-                         else f"CAST(NULL AS {TARGETS[target]}) AS __t_{target}")
+            items.append(f"CAST(NULL AS {TARGETS[target]}) AS __t_{target}")
             continue
         items.append(f"{_typed_expr(target, col, staged.types[col], mapping)} AS __t_{target}")
         if target in KEY_COLUMNS or TARGETS[target] != "VARCHAR":
@@ -140,10 +139,25 @@ def select_typed(staged: Staged, mapping: ColumnMapping, extras: dict[str, tuple
     return items
 
 
-def _generated_id(staged: Staged) -> str:
-    """transaction_id from the file's content hash and row number, stable across reloads of the same file."""
-    cases = " ".join(f"WHEN {i} THEN '{d[:12]}'" for i, d in enumerate(staged.digests) if re.fullmatch("[0-9a-f]*", d))
-    return f"(CASE __fidx {cases} END || '-' || CAST(__row AS VARCHAR)) AS __t_transaction_id"
+# Columns that do not make a transaction what it is: a later file may correct its label without it becoming new.
+NOT_CONTENT = ("transaction_id", "is_fraud", "label_ts")
+
+
+def with_generated_ids(typed_sql: str, mapping: ColumnMapping, extras: dict[str, tuple[str, str]]) -> str:
+    """SQL over `typed_sql` (rows of :func:`select_typed`) that fills a missing transaction_id from the row's content.
+
+    The id is a hash of the typed values (canonical columns as loaded, then extra columns by source name) and the
+    row's occurrence number among identical rows of its file, so the same rows re-saved (other line ends, a blank
+    line, recompressed, reordered) get the same ids and a reload adds nothing.
+    """
+    if "transaction_id" in mapping.columns:
+        return typed_sql
+    fields = [f"{t} := __t_{t}" for t in TARGETS if t not in NOT_CONTENT]
+    fields += [f"{quote_ident('x_' + str(col))} := __x_{k}"
+               for col, k in sorted((col, k) for k, col in enumerate(extras))]
+    content = f"sha256(to_json(struct_pack({', '.join(fields)})))"
+    return (f"(SELECT * REPLACE (left(__h, 20) || '-' || CAST(row_number() OVER (PARTITION BY __fidx, __h "
+            f"ORDER BY __row) AS VARCHAR) AS __t_transaction_id) FROM (SELECT *, {content} AS __h FROM {typed_sql}))")
 
 
 def row_reasons(mapping: ColumnMapping, extras: dict[str, tuple[str, str]], staged: Staged, now: str) -> list[str]:
