@@ -27,6 +27,7 @@ from fraudlab.ingest import (
     quarantine_csv,
     quarantine_rows,
     reason_counts,
+    remove_upload,
     save_upload,
 )
 from fraudlab.schema import ColumnMapping
@@ -311,6 +312,49 @@ def test_preview_shows_columns_mapping_and_changes_nothing(empty_ws, tmp_path, s
 def test_save_upload_keeps_a_safe_name(tmp_path):
     path = save_upload(b"a,b\n1,2\n", "../../etc/pass wd.csv", tmp_path)
     assert path.parent == tmp_path and path.name == "pass_wd.csv" and path.read_bytes() == b"a,b\n1,2\n"
+
+
+def test_remove_upload_deletes_only_uploaded_files(tmp_path):
+    upload = save_upload(b"a,b\n1,2\n", "tx.csv")
+    victim = write(tmp_path, "victim.csv", "keep me")
+    with pytest.raises(IngestError, match="refused"):
+        remove_upload(victim)
+    with pytest.raises(IngestError, match="refused"):
+        remove_upload(upload.parent / ".." / victim.name)
+    assert remove_upload(upload) and not upload.exists() and not upload.parent.exists()
+    assert remove_upload(upload) is False
+    mine = save_upload(b"x", "mine.csv", tmp_path / "uploads")
+    with pytest.raises(IngestError, match="refused"):
+        remove_upload(victim, tmp_path / "uploads")
+    assert remove_upload(mine, tmp_path / "uploads") and not mine.exists()
+    assert victim.read_text() == "keep me"
+
+
+def test_card_numbers_never_reach_the_quarantine_in_full(empty_ws, tmp_path):
+    header = "id,ts,amount,card_number,instrument"
+    rows = ["k1,2026-01-01 10:00:00,5,4111111111111111,5500005555555559",
+            "k2,2026-01-01 10:00:00,-5,4111 1111 1111 2222,5500005555553333",  # bad amount
+            "k1,2026-01-01 11:00:00,6,4111111111114444,5500005555555555",  # duplicate id
+            "k3,2026-01-01 12:00:00,7,4111111111116666,5500005555556666,extra"]  # malformed line
+    mapping = ColumnMapping({"transaction_id": "id", "ts": "ts", "amount": "amount", "card_id": "instrument"})
+    report = load(empty_ws, write(tmp_path, "cards.csv", csv_text(*rows, header=header)), mapping)
+    assert report.rows_loaded == 1 and report.rows_quarantined == 3
+    stored = " ".join(empty_ws.df("SELECT raw FROM quarantine")["raw"])
+    for full in ("4111 1111 1111 2222", "5500005555553333", "4111111111114444", "5500005555555555",
+                 "4111111111116666", "5500005555556666"):
+        assert full not in stored
+    assert "•••• 2222" in stored and "•••• 3333" in stored and "•••• 4444" in stored and "•••• 6666" in stored
+    raw = json.loads(quarantine_rows(empty_ws, report.ingest_id).set_index("row_number").loc[2, "raw"])
+    assert raw["card_number"] == "•••• 2222" and raw["instrument"] == "•••• 3333" and raw["id"] == "k2"
+
+
+def test_quarantine_download_neutralises_formula_cells(empty_ws, tmp_path, monkeypatch):
+    path = write(tmp_path, "evil.csv", csv_text("t9,2026-01-01 10:00:00,-3,=HYPERLINK(\"http://x\"),m1,0,1,1"))
+    report = load(empty_ws, path)
+    rows = quarantine_rows(empty_ws, report.ingest_id).assign(reason="=cmd|' /C calc'!A0", raw="@SUM(1)")
+    monkeypatch.setattr("fraudlab.ingest.history.quarantine_rows", lambda *_a, **_k: rows)
+    csv = pd.read_csv(__import__("io").BytesIO(quarantine_csv(empty_ws, report.ingest_id)))
+    assert csv["reason"].tolist() == ["'=cmd|' /C calc'!A0"] and csv["raw"].tolist() == ["'@SUM(1)"]
 
 
 def test_history_and_quarantine_download(empty_ws, tmp_path):

@@ -75,8 +75,9 @@ def validate_file(fidx: int, files: list[SourceFile], columns: list[str], mappin
             staged.sql = f"(SELECT *, {nulls} FROM {staged.sql})"
             staged.types.update({c: "VARCHAR" for c in missing})
         staged.columns = list(columns)
-        collect_rejects(cur, staged, fidx=fidx)
-        build_checked(cur, staged, ColumnMapping.from_dict(mapping), extras,
+        plan = ColumnMapping.from_dict(mapping)
+        collect_rejects(cur, staged, fidx=fidx, mapped_card=plan.columns.get("card_id"))
+        build_checked(cur, staged, plan, extras,
                        file_names=[str(source.path)] if multi else None)
         names = ", ".join(quote_ident(c) for c in list(TARGETS) + [name for name, _ in extras.values()])
         table = cur.sql(f"""

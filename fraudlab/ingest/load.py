@@ -35,6 +35,7 @@ from fraudlab.ingest.rules import (
 )
 from fraudlab.ingest.staging import first_rowid, profile_columns, stage_files
 from fraudlab.labels import insert_source_labels
+from fraudlab.privacy import is_card_column, mask_card_numbers_in_text_sql, mask_card_sql
 from fraudlab.schema import ColumnMapping, check_mapping, detect_mapping, mapping_notes
 from fraudlab.workspace import CANONICAL_COLUMNS, Workspace, quote_ident, utcnow
 
@@ -120,10 +121,10 @@ def _ingest(ws: Workspace, source: str, sha: str, mapping: ColumnMapping | None,
         cur.execute("SET TimeZone = 'UTC'")
         progress(0.1, "reading")
         staged = stage(cur)
-        collect_rejects(cur, staged)
         profiles = profile_columns(cur, staged)
         mapping = mapping or detect_mapping(staged.columns, profiles=profiles)
         check_mapping(mapping, staged.columns)
+        collect_rejects(cur, staged, mapped_card=mapping.columns.get("card_id"))
         notes = tuple(mapping_notes(mapping, staged.columns, profiles))
         ingest_id = int(cur.execute("SELECT nextval('ingest_seq')").fetchone()[0])
         progress(0.4, "validating rows")
@@ -236,7 +237,8 @@ def build_checked(cur: duckdb.DuckDBPyConnection, staged: Staged, mapping: Colum
     cur.execute(f"""
         CREATE TEMP TABLE _checked AS
         SELECT {', '.join(outer)}, __fidx, __row, __reason,
-               CASE WHEN __reason <> '' THEN {raw_json(staged, bool(file_names))} END AS __raw
+               CASE WHEN __reason <> '' THEN {raw_json(staged, bool(file_names), mapping.columns.get("card_id"))}
+               END AS __raw
         FROM (SELECT *, concat_ws('; ', {reasons}) AS __reason
               FROM {with_generated_ids(typed, mapping, extras)})
     """, params)
@@ -256,7 +258,9 @@ def refuse_unreadable_key(cur: duckdb.DuckDBPyConnection, mapping: ColumnMapping
 
 def mark_duplicates(cur: duckdb.DuckDBPyConnection, extras: dict[str, tuple[str, str]]) -> None:
     """Quarantine repeats of a transaction_id within this load and ids the workspace already holds."""
-    typed = [f"{t} := {t}" for t in TARGETS] + [f"{quote_ident(n)} := {quote_ident(n)}" for n, _ in extras.values()]
+    typed = [f"{t} := {mask_card_sql(t) if t == 'card_id' else t}" for t in TARGETS]
+    typed += [f"{quote_ident(n)} := {mask_card_sql(quote_ident(n)) if is_card_column(col) or is_card_column(n) else quote_ident(n)}"
+              for col, (n, _) in extras.items()]
     raw = f"to_json(struct_pack({', '.join(typed)}))"
     cur.execute(f"""
         UPDATE _checked SET __reason = 'duplicate transaction_id in this load: ' || left(transaction_id, 60),
@@ -291,13 +295,19 @@ def _write_rows(cur: duckdb.DuckDBPyConnection, ingest_id: int,
     return int(total) + int(rejected), int(total - bad), int(bad) + int(rejected)
 
 
-def collect_rejects(cur: duckdb.DuckDBPyConnection, staged: Staged, fidx: int | None = None) -> None:
-    """Temp table _rejects (__fidx, __row, __raw, __reason): one row per line the CSV reader could not split."""
+def collect_rejects(cur: duckdb.DuckDBPyConnection, staged: Staged, fidx: int | None = None,
+                    mapped_card: str | None = None) -> None:
+    """Temp table _rejects (__fidx, __row, __raw, __reason): one row per line the CSV reader could not split.
+
+    When the source has a card column, card-number-like digit runs in the kept line are masked.
+    """
     cur.execute("CREATE TEMP TABLE _rejects (__fidx INTEGER, __row BIGINT, __raw VARCHAR, __reason VARCHAR)")
+    cards = any(is_card_column(c, mapped_card) for c in staged.columns)
+    line = mask_card_numbers_in_text_sql("any_value(csv_line)") if cards else "any_value(csv_line)"
     for i, table in staged.reject_tables:
         cur.execute(f"""
             INSERT INTO _rejects
-            SELECT $fidx, line, to_json(struct_pack(_file := $file, line := any_value(csv_line))),
+            SELECT $fidx, line, to_json(struct_pack(_file := $file, line := {line})),
                    'malformed CSV line: ' || min(error_type || ' — ' || left(error_message, 120))
             FROM {table} GROUP BY line
         """, {"fidx": i if fidx is None else fidx, "file": str(staged.files[i].path)})

@@ -15,6 +15,7 @@ from fraudlab.ingest.records import (
     TIME_FORMATS,
     Staged,
 )
+from fraudlab.privacy import is_card_column, mask_card_sql
 from fraudlab.schema import ColumnMapping
 from fraudlab.workspace import quote_ident
 
@@ -206,9 +207,10 @@ def _short(limit: float) -> str:
     return f"{limit:g}".replace("e+", "e")
 
 
-def raw_json(staged: Staged, with_file: bool) -> str:
-    """JSON of the source record as read (plus the file name when a load has several files)."""
-    fields = [f"{quote_ident(c)} := {quote_ident(c)}" for c in staged.columns]
+def raw_json(staged: Staged, with_file: bool, mapped_card: str | None = None) -> str:
+    """JSON of the source record as read (plus the file name when a load has several files), card numbers masked."""
+    fields = [f"{quote_ident(c)} := {mask_card_sql(quote_ident(c)) if is_card_column(c, mapped_card) else quote_ident(c)}"
+              for c in staged.columns]
     if with_file:
         fields.insert(0, "_file := $file_names[__fidx + 1]")
     return f"to_json(struct_pack({', '.join(fields)}))"
