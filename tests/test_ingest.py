@@ -660,6 +660,69 @@ def test_no_header_row_gives_a_hint(empty_ws, tmp_path):
     assert_unchanged(empty_ws, 0)
 
 
+# ------------------------------------------------------------------ bounded work
+
+def test_a_file_with_more_than_256_columns_is_refused(empty_ws, tmp_path):
+    header = "id,ts,amount," + ",".join(f"c{k}" for k in range(254))
+    path = write(tmp_path, "wide.csv", csv_text("w1,2026-01-01,5," + ",".join("1" * 254), header=header))
+    version = empty_ws.version
+    with pytest.raises(IngestError, match="has 257 columns; at most 256"):
+        ingest_path(empty_ws, path)
+    assert_unchanged(empty_ws, version)
+    frame = pd.DataFrame({f"c{k}": [1] for k in range(257)})
+    with pytest.raises(IngestError, match="257 columns"):
+        ingest_table(empty_ws, frame, source="wide frame")
+
+
+def test_a_glob_over_too_many_files_or_too_deep_is_refused(empty_ws, tmp_path, monkeypatch):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for k in range(4):
+        write(folder, f"p{k}.csv", csv_text(f"g{k},2026-01-01,5,c1,m1,0,1,1"))
+    monkeypatch.setattr("fraudlab.ingest.files.MAX_GLOB_FILES", 3)  # 10,000 in use; 4 files prove the rule
+    with pytest.raises(IngestError, match="more than 3 files"):
+        ingest_path(empty_ws, str(folder / "*.csv"))
+    monkeypatch.undo()
+    assert load(empty_ws, str(folder / "*.csv")).rows_loaded == 4
+    six = tmp_path / "deep" / "1" / "2" / "3" / "4" / "5" / "6"
+    six.mkdir(parents=True)
+    write(six, "ok.csv", csv_text("d6,2026-01-01,5,c1,m1,0,1,1"))
+    assert load(empty_ws, str(tmp_path / "deep" / "**" / "*.csv")).rows_loaded == 1
+    (six / "7").mkdir()
+    write(six / "7", "deep.csv", csv_text("d7,2026-01-01,5,c1,m1,0,1,1"))
+    with pytest.raises(IngestError, match="7 folder levels below the first wildcard"):
+        ingest_path(empty_ws, str(tmp_path / "deep" / "**" / "*.csv"))
+    with pytest.raises(IngestError, match="reaches 7 folder levels"):
+        ingest_path(empty_ws, str(tmp_path / "deep" / "/".join(["*"] * 7) / "*.csv"))
+
+
+def test_an_over_long_field_or_a_nul_byte_quarantines_only_that_row(empty_ws, tmp_path):
+    long_field = "x" * 1_500_000
+    longer_than_a_default_line = "y" * 3_000_000
+    path = write(tmp_path, "big.csv", csv_text(*GOOD, f"L1,2026-01-01 10:00:00,5,{long_field},m1,0,1,1",
+                                               f"L2,2026-01-01 10:00:00,5,c1,{longer_than_a_default_line},0,1,1",
+                                               "N1,2026-01-01 10:00:00,5,c\x001,m1,0,1,1"))
+    report = load(empty_ws, path)
+    assert report.rows_loaded == 3
+    bad = quarantine_rows(empty_ws, report.ingest_id)
+    assert bad["reason"].tolist() == ["field customer_id longer than 1 MB", "field merchant_id longer than 1 MB",
+                                      "NUL byte in customer_id"]
+    raw = json.loads(bad["raw"].iloc[0])
+    assert raw["customer_id"].startswith("x" * 1000) and raw["customer_id"].endswith("(1500000 characters)")
+    assert len(bad["raw"].iloc[0]) < 2_000
+
+
+def test_more_than_64_extra_columns_keep_the_first_64_with_a_note(empty_ws, tmp_path):
+    frame = pd.DataFrame({"id": ["e1", "e2"], "ts": ["2026-01-01 10:00:00"] * 2, "amount": [5.0, 6.0],
+                          **{f"extra{k}": [k, k + 1] for k in range(70)}})
+    frame.to_csv(tmp_path / "extras.csv", index=False)
+    report = load(empty_ws, tmp_path / "extras.csv")
+    assert report.rows_loaded == 2
+    columns = empty_ws.columns("transactions")
+    assert "extra63" in columns and "extra64" not in columns and "extra69" not in columns
+    assert any("6 unmapped column(s) beyond the first 64" in n and "extra64" in n for n in report.notes)
+
+
 def test_cli_ingest_with_a_mapping_override_and_a_clear_error(tmp_path, capsys):
     from fraudlab.cli import main
 

@@ -17,6 +17,7 @@ from fraudlab.errors import IngestError
 from fraudlab.ingest.files import combined, file_digest, inspect_file, resolve_paths
 from fraudlab.ingest.records import (
     INGEST_MEMORY_LIMIT,
+    MAX_EXTRA_COLUMNS,
     SAMPLE_ROWS,
     TARGETS,
     IngestReport,
@@ -33,7 +34,7 @@ from fraudlab.ingest.rules import (
     value_kind,
     with_generated_ids,
 )
-from fraudlab.ingest.staging import first_rowid, profile_columns, stage_files
+from fraudlab.ingest.staging import check_width, first_rowid, profile_columns, stage_files
 from fraudlab.labels import insert_source_labels
 from fraudlab.privacy import is_card_column, mask_card_numbers_in_text_sql, mask_card_sql
 from fraudlab.schema import ColumnMapping, check_mapping, detect_mapping, mapping_notes
@@ -84,6 +85,7 @@ def ingest_table(ws: Workspace, table: pa.Table | pd.DataFrame, source: str,
         cur.unregister("_arrow_in")
         types = {r[0]: r[1] for r in cur.execute("DESCRIBE _src").fetchall()}
         cols = [c for c in types if c != "__fidx"]
+        check_width(len(cols), source)
         if not cols or cur.execute("SELECT count(*) FROM _src").fetchone()[0] == 0:
             raise IngestError(f"{source}: the table holds no rows")
         return Staged(f"(SELECT *, rowid + 1 - {first_rowid(cur)} AS __row FROM _src)", {}, cols, {c: types[c] for c in cols},
@@ -125,7 +127,7 @@ def _ingest(ws: Workspace, source: str, sha: str, mapping: ColumnMapping | None,
         mapping = mapping or detect_mapping(staged.columns, profiles=profiles)
         check_mapping(mapping, staged.columns)
         collect_rejects(cur, staged, mapped_card=mapping.columns.get("card_id"))
-        notes = tuple(mapping_notes(mapping, staged.columns, profiles))
+        notes = tuple(mapping_notes(mapping, staged.columns, profiles)) + extras_notes(staged.columns, mapping)
         ingest_id = int(cur.execute("SELECT nextval('ingest_seq')").fetchone()[0])
         progress(0.4, "validating rows")
         extras = _add_extra_columns(cur, staged, mapping)
@@ -170,20 +172,35 @@ def _add_extra_columns(cur: duckdb.DuckDBPyConnection, staged: Staged,
     """Add unmapped source columns to `transactions` (numbers as DOUBLE); return source -> (name, type)."""
     existing = dict(cur.execute(EXISTING_COLUMNS_SQL).fetchall())
     mapped = set(mapping.columns.values())
-    numeric = numeric_sources(cur, staged, [c for c in staged.columns if c not in mapped])
+    numeric = numeric_sources(cur, staged, kept_extras(staged.columns, mapping))
     extras = plan_extras(existing, staged.columns, mapped, numeric)
     create_extra_columns(cur, extras)
     return extras
 
 
+def kept_extras(columns: list[str], mapping: ColumnMapping) -> list[str]:
+    """The unmapped source columns a load keeps as extra columns: the first MAX_EXTRA_COLUMNS, in file order."""
+    mapped = set(mapping.columns.values())
+    return [c for c in columns if c not in mapped][:MAX_EXTRA_COLUMNS]
+
+
+def extras_notes(columns: list[str], mapping: ColumnMapping) -> tuple[str, ...]:
+    """A note naming the unmapped columns dropped beyond the first MAX_EXTRA_COLUMNS (none when all are kept)."""
+    mapped = set(mapping.columns.values())
+    dropped = [c for c in columns if c not in mapped][MAX_EXTRA_COLUMNS:]
+    if not dropped:
+        return ()
+    names = ", ".join(str(c) for c in dropped[:10]) + (", …" if len(dropped) > 10 else "")
+    return (f"{len(dropped)} unmapped column(s) beyond the first {MAX_EXTRA_COLUMNS} were not loaded: {names}",)
+
+
 def plan_extras(existing: dict[str, str], columns: list[str], mapped: set[str],
                  numeric: set[str]) -> dict[str, tuple[str, str]]:
-    """Name and type for each unmapped source column, avoiding clashes with existing columns of another type."""
+    """Name and type for each kept unmapped source column, avoiding clashes with existing columns of another type."""
     extras: dict[str, tuple[str, str]] = {}
     taken: set[str] = set()
-    for col in columns:
-        if col in mapped:
-            continue
+    unmapped = [c for c in columns if c not in mapped][:MAX_EXTRA_COLUMNS]
+    for col in unmapped:
         sqltype = "DOUBLE" if col in numeric else "VARCHAR"
         base = name = _extra_name(col)
         n = 1

@@ -10,6 +10,7 @@ from fraudlab.ingest.records import (
     EXTRA_NUMBER_LIMIT,
     FUTURE_TOLERANCE_DAYS,
     KEY_COLUMNS,
+    MAX_FIELD_BYTES,
     NULL_WORDS,
     TARGETS,
     TIME_FORMATS,
@@ -185,6 +186,11 @@ def row_reasons(mapping: ColumnMapping, extras: dict[str, tuple[str, str]], stag
             kind = {"BOOLEAN": "not a boolean", "TIMESTAMP": "not a time"}.get(sqltype, "not a number")
             reasons.append(f"CASE WHEN __r_{target} IS NOT NULL AND __t_{target} IS NULL THEN "
                            f"'{target} {kind}: ' || left(__r_{target}, 60) END")
+    for col in staged.columns:
+        if value_kind(staged.types[col]) == "text":
+            q, label = quote_ident(col), str(col)[:60].replace("'", "''")
+            reasons.append(f"CASE WHEN strlen({q}) > {MAX_FIELD_BYTES} THEN 'field {label} longer than "
+                           f"{MAX_FIELD_BYTES >> 20} MB' WHEN contains({q}, chr(0)) THEN 'NUL byte in {label}' END")
     for target, limit in (("lat", 90), ("lon", 180), ("merchant_lat", 90), ("merchant_lon", 180)):
         if target in m:
             reasons.append(f"CASE WHEN abs(__t_{target}) > {limit} THEN '{target} out of range: ' || "
@@ -209,11 +215,21 @@ def _short(limit: float) -> str:
 
 def raw_json(staged: Staged, with_file: bool, mapped_card: str | None = None) -> str:
     """JSON of the source record as read (plus the file name when a load has several files), card numbers masked."""
-    fields = [f"{quote_ident(c)} := {mask_card_sql(quote_ident(c)) if is_card_column(c, mapped_card) else quote_ident(c)}"
-              for c in staged.columns]
+    fields = [f"{quote_ident(c)} := {_raw_value(c, staged.types[c], mapped_card)}" for c in staged.columns]
     if with_file:
         fields.insert(0, "_file := $file_names[__fidx + 1]")
     return f"to_json(struct_pack({', '.join(fields)}))"
+
+
+def _raw_value(col: str, sqltype: str, mapped_card: str | None) -> str:
+    """A source value as kept in quarantine: card numbers masked, an over-long field cut to its first 1,000 chars."""
+    q = quote_ident(col)
+    if is_card_column(col, mapped_card):
+        return mask_card_sql(q)
+    if value_kind(sqltype) == "text":
+        return (f"CASE WHEN strlen({q}) > {MAX_FIELD_BYTES} THEN left({q}, 1000) || '… (' || "
+                f"CAST(length({q}) AS VARCHAR) || ' characters)' ELSE {q} END")
+    return q
 
 
 def value_kind(sqltype: str) -> str:
