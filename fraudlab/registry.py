@@ -214,6 +214,7 @@ def check_features(ws: Workspace, record: ModelRecord) -> None:
 
 
 def _difference(names: list[str], listed: tuple[str, ...]) -> str:
+    """What differs between a booster's feature names and the registry's list, for an error message."""
     extra, absent = [n for n in names if n not in listed], [n for n in listed if n not in names]
     parts = ([f"only in the file: {', '.join(extra[:5])}"] if extra else []) + \
             ([f"only in the registry: {', '.join(absent[:5])}"] if absent else [])

@@ -246,7 +246,9 @@ def noid_variants(tmp_path: Path) -> dict[str, Path]:
     return {"crlf": write(tmp_path, "crlf.csv", text.replace("\n", "\r\n")),
             "blank line": write(tmp_path, "blank.csv", text + "\n"),
             "gzip": _gz(tmp_path / "again.csv.gz", text.encode()),
-            "gzip crlf": _gz(tmp_path / "again_crlf.csv.gz", text.replace("\n", "\r\n").encode())}
+            "gzip crlf": _gz(tmp_path / "again_crlf.csv.gz", text.replace("\n", "\r\n").encode()),
+            "reformatted": write(tmp_path, "reformatted.csv", text.replace("5.00", "5").replace("6.50", "6.5")
+                                 .replace("2026-01-01 10:00:00", "2026-01-01T10:00:00"))}
 
 
 def _gz(path: Path, data: bytes) -> Path:
@@ -254,7 +256,7 @@ def _gz(path: Path, data: bytes) -> Path:
     return path
 
 
-@pytest.mark.parametrize("variant", ["crlf", "blank line", "gzip", "gzip crlf"])
+@pytest.mark.parametrize("variant", ["crlf", "blank line", "gzip", "gzip crlf", "reformatted"])
 def test_rows_without_ids_reloaded_from_a_resaved_file_add_nothing(empty_ws, tmp_path, variant):
     first = load(empty_ws, write(tmp_path, "noid.csv", csv_text(*NOID_ROWS, header=NOID_HEADER)))
     assert first.rows_loaded == 4  # two identical rows are two transactions: their occurrence numbers differ
@@ -330,20 +332,23 @@ def test_remove_upload_deletes_only_uploaded_files(tmp_path):
     assert victim.read_text() == "keep me"
 
 
-def test_card_numbers_never_reach_the_quarantine_in_full(empty_ws, tmp_path):
-    header = "id,ts,amount,card_number,instrument"
-    rows = ["k1,2026-01-01 10:00:00,5,4111111111111111,5500005555555559",
-            "k2,2026-01-01 10:00:00,-5,4111 1111 1111 2222,5500005555553333",  # bad amount
-            "k1,2026-01-01 11:00:00,6,4111111111114444,5500005555555555",  # duplicate id
-            "k3,2026-01-01 12:00:00,7,4111111111116666,5500005555556666,extra"]  # malformed line
+def test_card_numbers_never_reach_the_quarantine_in_full(empty_ws, tmp_path, monkeypatch):
+    monkeypatch.setattr("fraudlab.ingest.load.SAMPLE_ROWS", 3)  # cc_num reads as numbers; row 5 is a late text
+    header = "id,ts,amount,card_number,instrument,cc_num"
+    rows = ["k1,2026-01-01 10:00:00,5,4111111111111111,5500005555555559,4000000000000002",
+            "k2,2026-01-01 10:00:00,-5,4111 1111 1111 2222,5500005555553333,4000000000000002",  # bad amount
+            "k1,2026-01-01 11:00:00,6,4111111111114444,5500005555555555,4000000000000002",  # duplicate id
+            "k3,2026-01-01 12:00:00,7,4111111111116666,5500005555556666,4000000000000002,extra",  # malformed line
+            "k4,2026-01-01 13:00:00,7,4111111111118888,5500005555558888,4000-0000-0000-7777"]  # cc_num not a number
     mapping = ColumnMapping({"transaction_id": "id", "ts": "ts", "amount": "amount", "card_id": "instrument"})
     report = load(empty_ws, write(tmp_path, "cards.csv", csv_text(*rows, header=header)), mapping)
-    assert report.rows_loaded == 1 and report.rows_quarantined == 3
-    stored = " ".join(empty_ws.df("SELECT raw FROM quarantine")["raw"])
+    assert report.rows_loaded == 1 and report.rows_quarantined == 4
+    stored = " ".join(empty_ws.df("SELECT raw || reason AS r FROM quarantine")["r"])
     for full in ("4111 1111 1111 2222", "5500005555553333", "4111111111114444", "5500005555555555",
-                 "4111111111116666", "5500005555556666"):
+                 "4111111111116666", "5500005555556666", "4000000000000002", "4000-0000-0000-7777"):
         assert full not in stored
     assert "•••• 2222" in stored and "•••• 3333" in stored and "•••• 4444" in stored and "•••• 6666" in stored
+    assert "cc_num not a number: •••• 7777" in reasons_of(empty_ws, report)
     raw = json.loads(quarantine_rows(empty_ws, report.ingest_id).set_index("row_number").loc[2, "raw"])
     assert raw["card_number"] == "•••• 2222" and raw["instrument"] == "•••• 3333" and raw["id"] == "k2"
 

@@ -67,6 +67,7 @@ def preview(path_or_upload: Any, n: int = 20, mapping: ColumnMapping | None = No
 
 
 def _preview(path: str | Path, n: int, mapping: ColumnMapping | None) -> SourcePreview:
+    """The preview of a path or glob on disk."""
     files = [inspect_file(p) for p in resolve_paths(path)][:20]
     con = duckdb.connect()
     try:

@@ -199,11 +199,13 @@ def row_reasons(mapping: ColumnMapping, extras: dict[str, tuple[str, str]], stag
         if sqltype != "DOUBLE":
             continue
         text = f"__xr_{k}" if value_kind(staged.types[col]) == "text" else f"CAST(__x_{k} AS VARCHAR)"
+        if is_card_column(col) or is_card_column(name):  # a reason quotes the value: never a full card number
+            text = mask_card_sql(text)
         label = name.replace("'", "''")
         check = (f"WHEN NOT isfinite(__x_{k}) THEN '{label} not finite: ' || left({text}, 60) "
                  f"WHEN abs(__x_{k}) > {EXTRA_NUMBER_LIMIT!r} THEN '{label} beyond {_short(EXTRA_NUMBER_LIMIT)}: ' || left({text}, 60)")
         if value_kind(staged.types[col]) == "text":
-            check = f"WHEN __xr_{k} IS NOT NULL AND __x_{k} IS NULL THEN '{label} not a number: ' || left(__xr_{k}, 60) " + check
+            check = f"WHEN __xr_{k} IS NOT NULL AND __x_{k} IS NULL THEN '{label} not a number: ' || left({text}, 60) " + check
         reasons.append(f"CASE {check} END")
     return reasons
 
