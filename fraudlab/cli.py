@@ -163,6 +163,8 @@ def _score(args) -> int:
     report = score_window(ws, _timestamp(args.start), _timestamp(args.end), args.model, args.explain_top, who="cli")
     print(f"scored {report.rows:,} rows with {report.model_id} in {report.seconds:.1f} s "
           f"({report.rows_per_second:,.0f} rows/s); explained {report.explained:,} in {report.explain_seconds:.1f} s")
+    if report.fallback_reasons:
+        print(f"scored by the {report.scorer} step because: " + "; ".join(report.fallback_reasons))
     m = report.metrics
     if m.get("pr_auc") is not None:
         print(f"labelled rows {m['rows']:,} ({m['positives']:,} fraud): PR-AUC {m['pr_auc']:.3f}, "

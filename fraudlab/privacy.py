@@ -10,6 +10,10 @@ import re
 import pandas as pd
 
 CARD_COLUMNS = re.compile(r"(^card_id$|card.?num|cc.?num|^pan$|card$)", re.IGNORECASE)
+# Cells a spreadsheet would run as a formula (CSV injection); such text gets a leading apostrophe on export.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# 13 to 19 digits, optionally grouped by spaces or dashes: a card number inside free text (a malformed CSV line).
+_PAN_IN_TEXT = r"\b[0-9](?:[ -]?[0-9]){8,14}[ -]?([0-9]{4})\b"
 
 
 def mask_card(value: object) -> str | None:
@@ -38,15 +42,31 @@ def mask_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+def is_card_column(name: str, mapped_card: str | None = None) -> bool:
+    """Whether a source column holds card numbers: by its name, or because it is mapped to card_id."""
+    return name == mapped_card or bool(CARD_COLUMNS.search(str(name)))
+
+
+def mask_card_sql(expr: str) -> str:
+    """SQL masking one card-number value to '•••• 1234', as :func:`mask_card` does (NULL stays NULL)."""
+    text = f"regexp_replace(CAST({expr} AS VARCHAR), '\\.0$', '')"
+    return (f"(CASE WHEN {expr} IS NULL THEN NULL ELSE '•••• ' || "
+            f"right(coalesce(nullif(regexp_replace({text}, '[^0-9]', '', 'g'), ''), {text}), 4) END)")
+
+
+def mask_card_numbers_in_text_sql(expr: str) -> str:
+    """SQL masking every card-number-like run of digits inside a text (keeps the last four of each)."""
+    return f"regexp_replace({expr}, '{_PAN_IN_TEXT}', '•••• \\1', 'g')"
 
 
 def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy whose text cells cannot run as spreadsheet formulas (a leading =, +, -, @, tab or CR gets a ')."""
+    """A copy safe to open in a spreadsheet: text cells (and headers) starting with =, +, -, @, tab or CR get a '."""
     out = frame.copy()
     for col in out.columns:
-        if out[col].dtype == object or str(out[col].dtype).startswith(("string", "str")):
-            text = out[col].astype("string")
-            risky = text.str.startswith(FORMULA_START).fillna(False)
-            out[col] = out[col].astype(object).where(~risky, "'" + text.astype(object))
+        values = out[col]
+        if not (values.dtype == object or pd.api.types.is_string_dtype(values)):
+            continue
+        text = values.map(lambda v: isinstance(v, str) and v.startswith(FORMULA_START)).astype(bool)
+        out[col] = values.where(~text, "'" + values[text].astype(str)) if text.any() else values
+    out.columns = ["'" + c if isinstance(c, str) and c.startswith(FORMULA_START) else c for c in out.columns]
     return out

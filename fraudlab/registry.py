@@ -63,6 +63,15 @@ def _data_hash(ws: Workspace, lo, hi) -> str:
     return hashlib.sha256(str(digest).encode()).hexdigest()[:16]
 
 
+def file_sha256(path: Path) -> str:
+    """Hex sha256 of a model file's bytes (stored at registration, checked at every load)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def register(ws: Workspace, result, who: str = "system", kind: str = "xgboost") -> str:
     """Save a TrainResult (booster JSON + test predictions Parquet) as a challenger; the first model becomes champion."""
     now = utcnow()
@@ -75,9 +84,10 @@ def register(ws: Workspace, result, who: str = "system", kind: str = "xgboost") 
     status = "champion" if first else "challenger"
     features = {"names": result.features, "categories": result.categories}
     with ws.write("model_registered", who, {"model_id": model_id, "status": status}) as cur:
-        cur.execute("INSERT INTO models VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        cur.execute("INSERT INTO models (model_id, created_at, kind, features, params, train_from, train_to, "
+                    "data_hash, metrics, status, path, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     [model_id, now, kind, json.dumps(features), json.dumps(result.params), result.train_from,
-                     result.train_to, data_hash, json.dumps(result.metrics), status, path.name])
+                     result.train_to, data_hash, json.dumps(result.metrics), status, path.name, file_sha256(path)])
         cur.execute(f"INSERT INTO {EVENTS_TABLE} VALUES (?, ?, ?, ?, ?)",
                     [model_id, "promoted" if first else "registered", now, who, "first model" if first else ""])
     return model_id
@@ -99,6 +109,7 @@ class ModelRecord:
     metrics: dict
     status: str  # challenger | champion | retired
     path: Path
+    sha256: str | None = None  # None for models registered before schema version 4 (their files are not checked)
 
     @property
     def alert_threshold(self) -> float:
@@ -126,7 +137,8 @@ def _record(ws: Workspace, row: pd.Series) -> ModelRecord:
         params=json.loads(row["params"] or "{}"), train_from=pd.Timestamp(row["train_from"]).to_pydatetime(),
         train_to=pd.Timestamp(row["train_to"]).to_pydatetime(), data_hash=str(row["data_hash"]),
         metrics=json.loads(row["metrics"] or "{}"), status=str(row["status"]),
-        path=ws.models_dir / Path(row["path"]).name)  # stored by name: the workspace can move
+        path=ws.models_dir / Path(row["path"]).name,  # stored by name: the workspace can move
+        sha256=None if pd.isna(row.get("sha256")) else str(row["sha256"]))
 
 
 def list_models(ws: Workspace) -> pd.DataFrame:
@@ -171,14 +183,43 @@ def models_stamp(ws: Workspace) -> str:
 
 
 def load_booster(record: ModelRecord) -> xgb.Booster:
-    """Load a model's booster from its JSON file (never pickle)."""
+    """Load a model's booster from its JSON file (never pickle); a missing, changed or unreadable file is a ModelError."""
     path = record.path
     if not path.exists():
-        raise ModelError(f"model file {path} is missing")
+        raise ModelError(f"model {record.model_id}: file {path} is missing")
+    if record.sha256 is not None and file_sha256(path) != record.sha256:
+        raise ModelError(f"model {record.model_id}: file {path} changed since it was registered: refused as tampered")
     booster = xgb.Booster()
-    booster.load_model(str(path))
+    try:
+        booster.load_model(str(path))
+    except xgb.core.XGBoostError as exc:
+        raise ModelError(f"model {record.model_id}: file {path} is not a readable XGBoost model "
+                         f"({str(exc).strip().splitlines()[0] if str(exc).strip() else 'unreadable'})") from exc
+    names = booster.feature_names
+    if names is not None and list(names) != list(record.features):
+        raise ModelError(f"model {record.model_id}: its file was trained on {len(names)} features but the registry "
+                         f"lists {len(record.features)} ({_difference(names, record.features)}): retrain it")
     booster.set_param({"nthread": 2})
     return booster
+
+
+def check_features(ws: Workspace, record: ModelRecord) -> None:
+    """Raise ModelError when the features table lacks a feature the model was trained on (rebuild or retrain)."""
+    present = set(ws.columns("features")) if ws.has_table("features") else set()
+    missing = [f for f in record.features if f not in present]
+    if missing:
+        raise ModelError(f"model {record.model_id} needs features the features table does not have: "
+                         f"{', '.join(missing[:8])}{', …' if len(missing) > 8 else ''}; rebuild features or retrain")
+    if not record.features:
+        raise ModelError(f"model {record.model_id}: the registry lists no features for it; retrain it")
+
+
+def _difference(names: list[str], listed: tuple[str, ...]) -> str:
+    """What differs between a booster's feature names and the registry's list, for an error message."""
+    extra, absent = [n for n in names if n not in listed], [n for n in listed if n not in names]
+    parts = ([f"only in the file: {', '.join(extra[:5])}"] if extra else []) + \
+            ([f"only in the registry: {', '.join(absent[:5])}"] if absent else [])
+    return "; ".join(parts) or "same names in another order"
 
 
 def prepare(frame: pd.DataFrame, record: ModelRecord) -> pd.DataFrame:

@@ -21,7 +21,15 @@ from fraudlab.errors import FraudlabError, ModelError
 from fraudlab.features import feature_rows, has_features, load_frame
 from fraudlab.labels import resolved_sql
 from fraudlab.model import evaluate
-from fraudlab.registry import ModelRecord, champion, get_model, load_booster, prepare, previous_champion
+from fraudlab.registry import (
+    ModelRecord,
+    champion,
+    check_features,
+    get_model,
+    load_booster,
+    prepare,
+    previous_champion,
+)
 from fraudlab.workspace import Workspace, utcnow
 
 Progress = Callable[[float, str], None]
@@ -40,6 +48,8 @@ class ScoreReport:
     explained: int
     explain_seconds: float
     metrics: dict = field(default_factory=dict)
+    scorer: str = "model"  # model | fallback | rules: which step of the chain answered
+    fallback_reasons: tuple[str, ...] = ()  # why earlier steps were passed over
 
     @property
     def rows_per_second(self) -> float:
@@ -78,37 +88,109 @@ def _chunks(ws: Workspace, start, end, rows: int) -> list[tuple]:
 def score_window(ws: Workspace, start: datetime | None = None, end: datetime | None = None,
                  model_id: str | None = None, explain_top: int = EXPLAIN_TOP, who: str = "system",
                  progress: Progress | None = None) -> ScoreReport:
-    """Score every transaction of the window with a model (default: champion) and explain the top-scored ones."""
+    """Score every transaction of the window and explain the top-scored ones.
+
+    Without `model_id` the fallback chain answers: champion, else previous champion, else rules; a fallback is
+    recorded in `scores.scorer` and as a 'scoring_fallback' audit row. A named `model_id` is used or refused.
+    """
     progress = progress or (lambda _f, _m: None)
     if not has_features(ws):
         raise ModelError("features are missing or stale: build features first")
-    record = get_model(ws, model_id) if model_id else champion(ws)
-    if record is None:
-        raise ModelError("no champion model yet: train one first")
-    booster = load_booster(record)
+    if model_id:
+        chain = [("model", get_model(ws, model_id))]
+    else:
+        current = champion(ws)
+        if current is None:
+            raise ModelError("no champion model yet: train one first")
+        chain = [("model", current), ("fallback", previous_champion(ws))]
     start = start or ws.scalar("SELECT min(ts) FROM transactions")
     end = end or ws.scalar("SELECT max(ts) FROM transactions")
     began = time.perf_counter()
     pieces = _chunks(ws, start, end, CHUNK_ROWS)
+    failures: list[str] = []
+    for scorer, record in chain:
+        if record is None:
+            continue
+        try:
+            booster = usable_booster(ws, record)
+            scored = _predict_window(ws, record, booster, pieces, progress)
+        except ModelError as exc:
+            if model_id:
+                raise
+            failures.append(f"{scorer} {record.model_id}: {exc}")
+            continue
+        seconds = time.perf_counter() - began
+        progress(0.8, f"explaining the top {min(explain_top, scored.num_rows):,} cases")
+        explain_began = time.perf_counter()
+        reasons = explain_top_scores(ws, record, booster, scored, explain_top)
+        answered = (scorer, record.model_id)
+        break
+    else:
+        scored, reasons = _rules_window(ws, pieces, progress, explain_top)
+        seconds = time.perf_counter() - began
+        explain_began = time.perf_counter()
+        answered = ("rules", None)
+    explain_seconds = time.perf_counter() - explain_began
+    per_row_ms = 1000 * seconds / max(scored.num_rows, 1)
+    if failures:
+        with ws.write("scoring_fallback", who, {"scorer": answered[0], "model_id": answered[1],
+                                                "reason": "; ".join(failures)}):
+            pass
+    _store(ws, scored, reasons, answered[1], per_row_ms, who, (start, end), scorer=answered[0])
+    metrics = evaluate_window(ws, start, end)
+    progress(1.0, "scored")
+    return ScoreReport(answered[1] or "rules", scored.num_rows, seconds, len(reasons), explain_seconds, metrics,
+                       scorer=answered[0], fallback_reasons=tuple(failures))
+
+
+def usable_booster(ws: Workspace, record: ModelRecord) -> xgb.Booster:
+    """The model's booster once its file checks out and the features table has every feature it needs."""
+    check_features(ws, record)
+    return load_booster(record)
+
+
+def _predict_window(ws: Workspace, record: ModelRecord, booster: xgb.Booster, pieces: list[tuple],
+                    progress: Progress) -> pa.Table:
+    """Scores of one model over the window's pieces; a booster that cannot predict is a ModelError."""
     parts = []
     for i, (lo, hi) in enumerate(pieces):
         progress(0.8 * i / len(pieces), f"scoring part {i + 1} of {len(pieces)}")
-        frame = load_frame(ws, where="t.ts >= $lo AND (t.ts < $hi OR ($last AND t.ts = $hi))",
-                           params={"lo": lo, "hi": hi, "last": i == len(pieces) - 1}, columns=list(record.features))
-        score = booster.predict(xgb.DMatrix(prepare(frame, record), enable_categorical=True))
+        frame = _piece(ws, i, lo, hi, len(pieces), list(record.features))
+        try:
+            score = booster.predict(xgb.DMatrix(prepare(frame, record), enable_categorical=True))
+        except (xgb.core.XGBoostError, ValueError) as exc:
+            raise ModelError(f"model {record.model_id} could not score: {str(exc).strip().splitlines()[0]}") from exc
         parts.append(pa.table({"transaction_id": pa.array(frame["transaction_id"].astype(object), pa.string()),
                                "score": pa.array(score.astype(np.float64))}))
+    return pa.concat_tables(parts)
+
+
+def _piece(ws: Workspace, i: int, lo, hi, pieces: int, columns: list[str] | None) -> pd.DataFrame:
+    return load_frame(ws, where="t.ts >= $lo AND (t.ts < $hi OR ($last AND t.ts = $hi))",
+                      params={"lo": lo, "hi": hi, "last": i == pieces - 1}, columns=columns)
+
+
+def _rules_window(ws: Workspace, pieces: list[tuple], progress: Progress, top: int) -> tuple[pa.Table, pd.DataFrame]:
+    """Rule scores over the window (the last step of the chain) and the fired rules of the top `top` as reasons."""
+    present = set(ws.columns("features"))
+    needed = [f for f in dict.fromkeys(c[0] for rule in rules.DEFAULT_RULES for c in rule.conditions) if f in present]
+    parts, fired_ids, fired_texts = [], [], []
+    for i, (lo, hi) in enumerate(pieces):
+        progress(0.8 * i / len(pieces), f"scoring part {i + 1} of {len(pieces)} with rules")
+        frame = _piece(ws, i, lo, hi, len(pieces), needed or None)
+        result = rules.score_rules(frame)
+        ids = frame["transaction_id"].astype(object)
+        parts.append(pa.table({"transaction_id": pa.array(ids, pa.string()),
+                               "score": pa.array(result.score.astype(np.float64))}))
+        fired_ids += [t for t, names in zip(ids, result.fired) if names]
+        fired_texts += [json.dumps([{"feature": n, "name": n, "value": None, "contribution": 0.0, "text": d}
+                                    for n, d in zip(names, rules.describe(names))]) for names in result.fired if names]
     scored = pa.concat_tables(parts)
-    seconds = time.perf_counter() - began
-    per_row_ms = 1000 * seconds / max(scored.num_rows, 1)
-    progress(0.8, f"explaining the top {min(explain_top, scored.num_rows):,} cases")
-    explain_began = time.perf_counter()
-    reasons = explain_top_scores(ws, record, booster, scored, explain_top)
-    explain_seconds = time.perf_counter() - explain_began
-    _store(ws, scored, reasons, record.model_id, per_row_ms, who, (start, end))
-    metrics = evaluate_window(ws, start, end)
-    progress(1.0, "scored")
-    return ScoreReport(record.model_id, scored.num_rows, seconds, len(reasons), explain_seconds, metrics)
+    reasons = pd.DataFrame({"transaction_id": fired_ids, "reasons": fired_texts})
+    if len(reasons) > top:
+        score = dict(zip(scored["transaction_id"].to_pylist(), scored["score"].to_pylist()))
+        reasons = reasons.assign(_s=reasons["transaction_id"].map(score)).nlargest(max(top, 0), "_s").drop(columns="_s")
+    return scored, reasons
 
 
 def explain_top_scores(ws: Workspace, record: ModelRecord, booster: xgb.Booster, scored: pa.Table, top: int) -> pd.DataFrame:
@@ -133,19 +215,19 @@ def _with_baseline(ws: Workspace, features: list[str]) -> list[str]:
                                           if c in present]))
 
 
-def _store(ws: Workspace, scored: pa.Table, reasons: pd.DataFrame, model_id: str, per_row_ms: float, who: str,
-           window: tuple) -> None:
+def _store(ws: Workspace, scored: pa.Table, reasons: pd.DataFrame, model_id: str | None, per_row_ms: float, who: str,
+           window: tuple, scorer: str = "model") -> None:
     """Replace the window's scores in one write: one current row per transaction."""
     reasons_table = pa.Table.from_pandas(reasons.astype({"transaction_id": object, "reasons": object}),
                                          preserve_index=False)
-    with ws.write("scored", who, {"model_id": model_id, "rows": scored.num_rows, "from": str(window[0]),
+    with ws.write("scored", who, {"model_id": model_id, "scorer": scorer, "rows": scored.num_rows, "from": str(window[0]),
                                   "to": str(window[1])}) as cur:
         cur.register("_scored", scored)
         cur.register("_reasons", reasons_table)
         cur.execute("DELETE FROM scores WHERE transaction_id IN (SELECT transaction_id FROM _scored)")
-        cur.execute("""INSERT INTO scores SELECT s.transaction_id, $m, s.score, 'model', $ms, $now, r.reasons
+        cur.execute("""INSERT INTO scores SELECT s.transaction_id, $m, s.score, $scorer, $ms, $now, r.reasons
                        FROM _scored s LEFT JOIN _reasons r USING (transaction_id)""",
-                    {"m": model_id, "ms": per_row_ms, "now": utcnow()})
+                    {"m": model_id, "scorer": scorer, "ms": per_row_ms, "now": utcnow()})
         cur.unregister("_scored")
         cur.unregister("_reasons")
 
@@ -177,7 +259,7 @@ class Scorer:
             if record is None:
                 continue
             try:
-                self.steps.append((scorer, record, load_booster(record)))
+                self.steps.append((scorer, record, usable_booster(ws, record)))
             except (ModelError, xgb.core.XGBoostError) as exc:
                 self.steps.append((scorer, record, None))
                 self.load_errors[record.model_id] = str(exc).splitlines()[0]

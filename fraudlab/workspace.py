@@ -144,6 +144,10 @@ CREATE SEQUENCE IF NOT EXISTS comment_seq START 1;
 CREATE TABLE IF NOT EXISTS case_comments (comment_id BIGINT PRIMARY KEY, case_id VARCHAR, author VARCHAR,
                                           body VARCHAR, created_at TIMESTAMP);
 """,
+    # 5: the sha256 of each model file, written at registration and checked at every load (a changed file is refused).
+    5: """
+ALTER TABLE models ADD COLUMN IF NOT EXISTS sha256 VARCHAR;
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

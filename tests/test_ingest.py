@@ -27,6 +27,7 @@ from fraudlab.ingest import (
     quarantine_csv,
     quarantine_rows,
     reason_counts,
+    remove_upload,
     save_upload,
 )
 from fraudlab.schema import ColumnMapping
@@ -228,7 +229,52 @@ def test_missing_transaction_id_is_generated_and_stable(empty_ws, tmp_path):
                                                 header="ts,amount,customer_id"))
     assert load(empty_ws, path).rows_loaded == 2
     ids = empty_ws.df("SELECT transaction_id FROM transactions ORDER BY ts")["transaction_id"].tolist()
-    assert len(set(ids)) == 2 and ids[0].endswith("-1") and ids[1].endswith("-2")
+    assert len(set(ids)) == 2 and all(i.endswith("-1") for i in ids)  # content hash + occurrence among equals
+    again = write(tmp_path, "noid_again.csv", csv_text("2026-01-01 10:00,5,c1", "2026-01-01 11:00,6,c2",
+                                                       header="ts,amount,customer_id") + "\n")
+    assert load(empty_ws, again).rows_loaded == 0
+
+
+NOID_HEADER = "ts,amount,customer_id,merchant_id,note"
+NOID_ROWS = ("2026-01-01 10:00:00,5.00,c1,m1,first", "2026-01-01 10:00:00,5.00,c1,m1,first",
+             "2026-01-01 11:00:00,6.50,c2,m2,", "2026-01-02 09:00:00,7,c3,m1,\"quoted, text\"")
+
+
+def noid_variants(tmp_path: Path) -> dict[str, Path]:
+    """The same rows without ids, saved the ways a spreadsheet or a colleague re-saves them."""
+    text = csv_text(*NOID_ROWS, header=NOID_HEADER)
+    return {"crlf": write(tmp_path, "crlf.csv", text.replace("\n", "\r\n")),
+            "blank line": write(tmp_path, "blank.csv", text + "\n"),
+            "gzip": _gz(tmp_path / "again.csv.gz", text.encode()),
+            "gzip crlf": _gz(tmp_path / "again_crlf.csv.gz", text.replace("\n", "\r\n").encode()),
+            "reformatted": write(tmp_path, "reformatted.csv", text.replace("5.00", "5").replace("6.50", "6.5")
+                                 .replace("2026-01-01 10:00:00", "2026-01-01T10:00:00"))}
+
+
+def _gz(path: Path, data: bytes) -> Path:
+    path.write_bytes(gzip.compress(data, compresslevel=9, mtime=1))
+    return path
+
+
+@pytest.mark.parametrize("variant", ["crlf", "blank line", "gzip", "gzip crlf", "reformatted"])
+def test_rows_without_ids_reloaded_from_a_resaved_file_add_nothing(empty_ws, tmp_path, variant):
+    first = load(empty_ws, write(tmp_path, "noid.csv", csv_text(*NOID_ROWS, header=NOID_HEADER)))
+    assert first.rows_loaded == 4  # two identical rows are two transactions: their occurrence numbers differ
+    before = empty_ws.df("SELECT transaction_id FROM transactions ORDER BY 1")
+    again = load(empty_ws, noid_variants(tmp_path)[variant])
+    assert again.rows_loaded == 0 and empty_ws.count("transactions") == 4
+    assert set(reasons_of(empty_ws, again)) <= {f"transaction_id already in workspace: {i}"
+                                               for i in before["transaction_id"]}
+    assert again.rows_quarantined == 4
+
+
+def test_rows_without_ids_in_an_overlapping_reordered_file_load_only_the_new_ones(empty_ws, tmp_path):
+    load(empty_ws, write(tmp_path, "noid.csv", csv_text(*NOID_ROWS, header=NOID_HEADER)))
+    new = "2026-01-03 08:00:00,9.99,c4,m4,new"
+    later = write(tmp_path, "later.csv", csv_text(new, *reversed(NOID_ROWS), NOID_ROWS[0], header=NOID_HEADER))
+    report = load(empty_ws, later)
+    assert report.rows_loaded == 2  # the new row and a third copy of the repeated row
+    assert empty_ws.scalar("SELECT count(*) FROM transactions WHERE customer_id = 'c1'") == 3
 
 
 def test_user_mapping_override_and_time_unit(empty_ws, tmp_path):
@@ -268,6 +314,52 @@ def test_preview_shows_columns_mapping_and_changes_nothing(empty_ws, tmp_path, s
 def test_save_upload_keeps_a_safe_name(tmp_path):
     path = save_upload(b"a,b\n1,2\n", "../../etc/pass wd.csv", tmp_path)
     assert path.parent == tmp_path and path.name == "pass_wd.csv" and path.read_bytes() == b"a,b\n1,2\n"
+
+
+def test_remove_upload_deletes_only_uploaded_files(tmp_path):
+    upload = save_upload(b"a,b\n1,2\n", "tx.csv")
+    victim = write(tmp_path, "victim.csv", "keep me")
+    with pytest.raises(IngestError, match="refused"):
+        remove_upload(victim)
+    with pytest.raises(IngestError, match="refused"):
+        remove_upload(upload.parent / ".." / victim.name)
+    assert remove_upload(upload) and not upload.exists() and not upload.parent.exists()
+    assert remove_upload(upload) is False
+    mine = save_upload(b"x", "mine.csv", tmp_path / "uploads")
+    with pytest.raises(IngestError, match="refused"):
+        remove_upload(victim, tmp_path / "uploads")
+    assert remove_upload(mine, tmp_path / "uploads") and not mine.exists()
+    assert victim.read_text() == "keep me"
+
+
+def test_card_numbers_never_reach_the_quarantine_in_full(empty_ws, tmp_path, monkeypatch):
+    monkeypatch.setattr("fraudlab.ingest.load.SAMPLE_ROWS", 3)  # cc_num reads as numbers; row 5 is a late text
+    header = "id,ts,amount,card_number,instrument,cc_num"
+    rows = ["k1,2026-01-01 10:00:00,5,4111111111111111,5500005555555559,4000000000000002",
+            "k2,2026-01-01 10:00:00,-5,4111 1111 1111 2222,5500005555553333,4000000000000002",  # bad amount
+            "k1,2026-01-01 11:00:00,6,4111111111114444,5500005555555555,4000000000000002",  # duplicate id
+            "k3,2026-01-01 12:00:00,7,4111111111116666,5500005555556666,4000000000000002,extra",  # malformed line
+            "k4,2026-01-01 13:00:00,7,4111111111118888,5500005555558888,4000-0000-0000-7777"]  # cc_num not a number
+    mapping = ColumnMapping({"transaction_id": "id", "ts": "ts", "amount": "amount", "card_id": "instrument"})
+    report = load(empty_ws, write(tmp_path, "cards.csv", csv_text(*rows, header=header)), mapping)
+    assert report.rows_loaded == 1 and report.rows_quarantined == 4
+    stored = " ".join(empty_ws.df("SELECT raw || reason AS r FROM quarantine")["r"])
+    for full in ("4111 1111 1111 2222", "5500005555553333", "4111111111114444", "5500005555555555",
+                 "4111111111116666", "5500005555556666", "4000000000000002", "4000-0000-0000-7777"):
+        assert full not in stored
+    assert "•••• 2222" in stored and "•••• 3333" in stored and "•••• 4444" in stored and "•••• 6666" in stored
+    assert "cc_num not a number: •••• 7777" in reasons_of(empty_ws, report)
+    raw = json.loads(quarantine_rows(empty_ws, report.ingest_id).set_index("row_number").loc[2, "raw"])
+    assert raw["card_number"] == "•••• 2222" and raw["instrument"] == "•••• 3333" and raw["id"] == "k2"
+
+
+def test_quarantine_download_neutralises_formula_cells(empty_ws, tmp_path, monkeypatch):
+    path = write(tmp_path, "evil.csv", csv_text("t9,2026-01-01 10:00:00,-3,=HYPERLINK(\"http://x\"),m1,0,1,1"))
+    report = load(empty_ws, path)
+    rows = quarantine_rows(empty_ws, report.ingest_id).assign(reason="=cmd|' /C calc'!A0", raw="@SUM(1)")
+    monkeypatch.setattr("fraudlab.ingest.history.quarantine_rows", lambda *_a, **_k: rows)
+    csv = pd.read_csv(__import__("io").BytesIO(quarantine_csv(empty_ws, report.ingest_id)))
+    assert csv["reason"].tolist() == ["'=cmd|' /C calc'!A0"] and csv["raw"].tolist() == ["'@SUM(1)"]
 
 
 def test_history_and_quarantine_download(empty_ws, tmp_path):
@@ -371,6 +463,7 @@ def test_amount_column_with_no_number_at_all_is_refused(empty_ws, tmp_path):
     ("b1,2026-01-01 10:00:00,inf,c1,m1,0,1,1", "amount not finite: inf"),
     ("b1,2026-01-01 10:00:00,-Infinity,c1,m1,0,1,1", "amount not finite: -Infinity"),
     ("b1,2026-01-01 10:00:00,NaN,c1,m1,0,1,1", "missing amount"),
+    ("b1,2026-01-01 10:00:00,2e12,c1,m1,0,1,1", "amount beyond 1e12: 2e12"),
     ("b1,2026-01-01 10:00:00,,c1,m1,0,1,1", "missing amount"),
     ("b1,,5,c1,m1,0,1,1", "missing time"),
     ("b1,2026-13-45 99:00:00,5,c1,m1,0,1,1", "unparsable time: 2026-13-45 99:00:00"),
@@ -523,6 +616,32 @@ def test_numeric_extra_with_a_late_text_value_quarantines_that_row(empty_ws, tmp
     assert report.rows_loaded == n - 1 and reasons_of(empty_ws, report) == ["score not a number: oops"]
 
 
+def test_huge_amounts_are_quarantined_and_the_sum_stays_finite(empty_ws, tmp_path):
+    path = write(tmp_path, "huge.csv", csv_text(*GOOD, "h1,2026-01-01 10:00:00,1e39,c1,m1,0,1,1",
+                                                "h2,2026-01-01 10:00:00,1e308,c1,m1,0,1,1",
+                                                "h3,2026-01-01 10:00:00,1e308,c1,m1,0,1,1"))
+    report = load(empty_ws, path)
+    assert report.rows_loaded == 3 and report.rows_quarantined == 3
+    assert reasons_of(empty_ws, report) == ["amount beyond 1e12: 1e39", "amount beyond 1e12: 1e308",
+                                            "amount beyond 1e12: 1e308"]
+    total = empty_ws.scalar("SELECT sum(amount) FROM transactions")
+    assert np.isfinite(total) and total == pytest.approx(116.75)
+
+
+def test_numeric_extra_beyond_float32_or_not_finite_is_quarantined_naming_the_column(empty_ws, tmp_path):
+    path = write(tmp_path, "extra.csv", csv_text("x1,2026-01-01,5,1.5", "x2,2026-01-01,6,1e39", "x3,2026-01-01,7,inf",
+                                                 "x4,2026-01-01,8,-3.3e38", header="id,ts,amount,risk"))
+    report = load(empty_ws, path)
+    assert report.rows_loaded == 2
+    assert reasons_of(empty_ws, report) == ["risk beyond 3.4e38: 1e39", "risk not finite: inf"]
+    frame = pd.DataFrame({"id": ["p1", "p2", "p3"], "ts": pd.to_datetime(["2026-01-02"] * 3), "amount": 1.0,
+                          "velocity": [1.0, float("nan"), float("-inf")]})
+    frame.to_parquet(tmp_path / "extra.parquet", index=False)
+    report = load(empty_ws, tmp_path / "extra.parquet")
+    assert report.rows_loaded == 2 and reasons_of(empty_ws, report) == ["velocity not finite: -inf"]
+    assert np.isfinite(empty_ws.scalar("SELECT sum(risk) FROM transactions"))
+
+
 def test_timestamps_with_time_zones_become_utc(empty_ws, tmp_path):
     path = write(tmp_path, "tz.csv", csv_text("z1,2026-01-01T10:00:00+02:00,5", "z2,2026-01-01T10:00:00Z,5",
                                               header="id,ts,amount"))
@@ -544,6 +663,69 @@ def test_no_header_row_gives_a_hint(empty_ws, tmp_path):
     with pytest.raises(MappingError):
         ingest_path(empty_ws, path)
     assert_unchanged(empty_ws, 0)
+
+
+# ------------------------------------------------------------------ bounded work
+
+def test_a_file_with_more_than_256_columns_is_refused(empty_ws, tmp_path):
+    header = "id,ts,amount," + ",".join(f"c{k}" for k in range(254))
+    path = write(tmp_path, "wide.csv", csv_text("w1,2026-01-01,5," + ",".join("1" * 254), header=header))
+    version = empty_ws.version
+    with pytest.raises(IngestError, match="has 257 columns; at most 256"):
+        ingest_path(empty_ws, path)
+    assert_unchanged(empty_ws, version)
+    frame = pd.DataFrame({f"c{k}": [1] for k in range(257)})
+    with pytest.raises(IngestError, match="257 columns"):
+        ingest_table(empty_ws, frame, source="wide frame")
+
+
+def test_a_glob_over_too_many_files_or_too_deep_is_refused(empty_ws, tmp_path, monkeypatch):
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for k in range(4):
+        write(folder, f"p{k}.csv", csv_text(f"g{k},2026-01-01,5,c1,m1,0,1,1"))
+    monkeypatch.setattr("fraudlab.ingest.files.MAX_GLOB_FILES", 3)  # 10,000 in use; 4 files prove the rule
+    with pytest.raises(IngestError, match="more than 3 files"):
+        ingest_path(empty_ws, str(folder / "*.csv"))
+    monkeypatch.undo()
+    assert load(empty_ws, str(folder / "*.csv")).rows_loaded == 4
+    six = tmp_path / "deep" / "1" / "2" / "3" / "4" / "5" / "6"
+    six.mkdir(parents=True)
+    write(six, "ok.csv", csv_text("d6,2026-01-01,5,c1,m1,0,1,1"))
+    assert load(empty_ws, str(tmp_path / "deep" / "**" / "*.csv")).rows_loaded == 1
+    (six / "7").mkdir()
+    write(six / "7", "deep.csv", csv_text("d7,2026-01-01,5,c1,m1,0,1,1"))
+    with pytest.raises(IngestError, match="7 folder levels below the first wildcard"):
+        ingest_path(empty_ws, str(tmp_path / "deep" / "**" / "*.csv"))
+    with pytest.raises(IngestError, match="reaches 7 folder levels"):
+        ingest_path(empty_ws, str(tmp_path / "deep" / "/".join(["*"] * 7) / "*.csv"))
+
+
+def test_an_over_long_field_or_a_nul_byte_quarantines_only_that_row(empty_ws, tmp_path):
+    long_field = "x" * 1_500_000
+    longer_than_a_default_line = "y" * 3_000_000
+    path = write(tmp_path, "big.csv", csv_text(*GOOD, f"L1,2026-01-01 10:00:00,5,{long_field},m1,0,1,1",
+                                               f"L2,2026-01-01 10:00:00,5,c1,{longer_than_a_default_line},0,1,1",
+                                               "N1,2026-01-01 10:00:00,5,c\x001,m1,0,1,1"))
+    report = load(empty_ws, path)
+    assert report.rows_loaded == 3
+    bad = quarantine_rows(empty_ws, report.ingest_id)
+    assert bad["reason"].tolist() == ["field customer_id longer than 1 MB", "field merchant_id longer than 1 MB",
+                                      "NUL byte in customer_id"]
+    raw = json.loads(bad["raw"].iloc[0])
+    assert raw["customer_id"].startswith("x" * 1000) and raw["customer_id"].endswith("(1500000 characters)")
+    assert len(bad["raw"].iloc[0]) < 2_000
+
+
+def test_more_than_64_extra_columns_keep_the_first_64_with_a_note(empty_ws, tmp_path):
+    frame = pd.DataFrame({"id": ["e1", "e2"], "ts": ["2026-01-01 10:00:00"] * 2, "amount": [5.0, 6.0],
+                          **{f"extra{k}": [k, k + 1] for k in range(70)}})
+    frame.to_csv(tmp_path / "extras.csv", index=False)
+    report = load(empty_ws, tmp_path / "extras.csv")
+    assert report.rows_loaded == 2
+    columns = empty_ws.columns("transactions")
+    assert "extra63" in columns and "extra64" not in columns and "extra69" not in columns
+    assert any("6 unmapped column(s) beyond the first 64" in n and "extra64" in n for n in report.notes)
 
 
 def test_cli_ingest_with_a_mapping_override_and_a_clear_error(tmp_path, capsys):

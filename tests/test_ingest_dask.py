@@ -136,3 +136,21 @@ def test_without_a_scheduler_a_local_cluster_is_started(tmp_path, files, monkeyp
     assert report.engine == "dask" and report.rows_loaded > 2_900
     assert steps[-1] == (1.0, "done") and any("validated 3 of 3" in m for _, m in steps)
     assert [f for f, _ in steps] == sorted(f for f, _ in steps)
+
+
+def test_new_row_rules_content_ids_and_card_masking_match_the_duckdb_path(tmp_path, cluster):
+    folder = tmp_path / "hardened"
+    folder.mkdir()
+    header = "ts,amount,customer_id,card_number,risk"
+    rows = [["2026-01-01 10:00:00,5,c1,4111111111111111,1.5"] * 2 + ["2026-01-01 10:00:00,1e39,c2,4111111111112222,1"],
+            ["2026-01-02 10:00:00,6,c\x002,4111111111113333,2", "2026-01-02 11:00:00,7,c3,4111111111114444,1e39"],
+            [f"2026-01-03 10:00:00,8,{'z' * 1_100_000},4111111111115555,3", "2026-01-03 11:00:00,9,c4,x,inf",
+             "2026-01-03 12:00:00,9,c5,4111111111116666,1,extra"]]
+    for k, part in enumerate(rows):
+        (folder / f"part{k}.csv").write_text("\n".join([header] + part) + "\n")
+    ws_duck, ws_dask = _same_as_duckdb_path(tmp_path, str(folder / "part*.csv"), cluster[1])
+    reasons = set(ws_dask.df("SELECT split_part(reason, ':', 1) AS r FROM quarantine")["r"])
+    assert reasons == {"amount beyond 1e12", "NUL byte in customer_id", "risk beyond 3.4e38",
+                       "field customer_id longer than 1 MB", "risk not finite", "malformed CSV line"}
+    assert ws_dask.count("transactions") == 2  # the two identical rows of part0 are two transactions
+    assert "41111111111" not in " ".join(ws_dask.df("SELECT raw FROM quarantine")["raw"])

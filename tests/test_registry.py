@@ -14,7 +14,9 @@ from fraudlab.registry import (
     GuardCheck,
     _check_label_jump,
     champion,
+    file_sha256,
     list_models,
+    load_booster,
     model_events,
     promote,
     register,
@@ -32,6 +34,20 @@ def test_models_are_saved_as_xgboost_json_never_pickle(ws):
     assert path.suffix == ".json"
     assert "learner" in json.loads(path.read_text())
     assert not list(path.parent.glob("*.pkl")) and not list(path.parent.glob("*.pickle"))
+
+
+def test_registry_stores_the_model_file_sha256_and_refuses_a_changed_file(ws):
+    record = champion(ws)
+    assert record.sha256 == file_sha256(record.path) == ws.scalar("SELECT sha256 FROM models")
+    load_booster(record)
+    model = json.loads(record.path.read_text())
+    model["learner"]["gradient_booster"]["model"]["trees"][0]["base_weights"][0] += 1.0
+    record.path.write_text(json.dumps(model))  # still valid JSON, still loadable by XGBoost
+    with pytest.raises(ModelError, match="changed since it was registered: refused as tampered"):
+        load_booster(record)
+    record.path.write_text("{ not a model")
+    with pytest.raises(ModelError):
+        load_booster(record)
 
 
 def test_promote_with_passing_guard_then_roll_back_one_step(ws):

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from fraudlab.cli import main
+from fraudlab.errors import ModelError
 from fraudlab.model import train_model
 from fraudlab.registry import champion, promote, register
 from fraudlab.scoring import Scorer, score_case, score_window, stored_reasons
@@ -65,3 +66,75 @@ def test_cli_trains_and_scores(app_workspace, capsys):
     assert ws.scalar("SELECT count(*) FROM models") == 2
     assert json.loads(ws.df("SELECT metrics FROM models").iloc[0, 0])["pr_auc"] > 0
     ws.close()
+
+
+def edit_leaf_values(path: Path) -> None:
+    """Rewrite a booster JSON with every leaf value of the first tree raised: still a valid, loadable model."""
+    model = json.loads(path.read_text())
+    tree = model["learner"]["gradient_booster"]["model"]["trees"][0]
+    tree["split_conditions"] = [v + 0.5 if left == -1 else v
+                                for v, left in zip(tree["split_conditions"], tree["left_children"])]
+    tree["base_weights"] = [w + 0.5 for w in tree["base_weights"]]
+    path.write_text(json.dumps(model))
+
+
+DAMAGE = {
+    "corrupt": lambda path: path.write_text("{ not a model"),
+    "truncated": lambda path: path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2]),
+    "deleted": lambda path: path.unlink(),
+    "leaf values changed": edit_leaf_values,
+}
+
+
+def assert_every_row_scored_by(ws, report, scorer: str) -> None:
+    assert report.scorer == scorer and report.rows == ws.count("transactions")
+    stored = ws.df("SELECT scorer, count(*) AS n, count(DISTINCT transaction_id) AS ids FROM scores GROUP BY 1")
+    assert stored["scorer"].tolist() == [scorer] and stored["n"].iloc[0] == stored["ids"].iloc[0] == report.rows
+
+
+@pytest.mark.parametrize("damage", list(DAMAGE))
+def test_damaged_only_champion_still_scores_every_row_with_rules(ws, damage):
+    record = champion(ws)
+    DAMAGE[damage](Path(record.path))
+    report = score_window(ws, explain_top=50)
+    assert_every_row_scored_by(ws, report, "rules")
+    assert report.model_id == "rules" and record.model_id in report.fallback_reasons[0]
+    assert ws.scalar("SELECT count(*) FROM scores WHERE model_id IS NOT NULL") == 0
+    audit = ws.audit_log()
+    fallback = audit[audit["action"] == "scoring_fallback"]
+    assert len(fallback) == 1 and record.model_id in json.loads(fallback["details"].iloc[0])["reason"]
+    if damage == "leaf values changed":
+        assert "refused as tampered" in report.fallback_reasons[0]
+    with pytest.raises(ModelError):  # asked for by name, a damaged model is refused, not replaced
+        score_window(ws, model_id=record.model_id)
+
+
+def test_tampered_champion_falls_back_to_the_previous_champion_in_batch(ws):
+    first = champion(ws)
+    second = register(ws, train_model(ws))
+    assert promote(ws, second).promoted
+    edit_leaf_values(Path(champion(ws).path))
+    report = score_window(ws, explain_top=50)
+    assert_every_row_scored_by(ws, report, "fallback")
+    assert report.model_id == first.model_id and "refused as tampered" in report.fallback_reasons[0]
+    assert ws.scalar("SELECT DISTINCT model_id FROM scores") == first.model_id
+    assert ws.scalar("SELECT count(*) FROM scores WHERE reasons IS NOT NULL") == 50
+
+
+def test_registry_features_that_do_not_match_the_features_table_fall_back_with_a_clear_error(ws):
+    record = champion(ws)
+    names = list(record.features[:-1]) + ["no_such_feature"]
+    with ws.write() as cur:
+        cur.execute("UPDATE models SET features = ? WHERE model_id = ?",
+                    [json.dumps({"names": names, "categories": record.categories}), record.model_id])
+    report = score_window(ws, explain_top=10)
+    assert_every_row_scored_by(ws, report, "rules")
+    assert "no_such_feature" in report.fallback_reasons[0] and "rebuild features or retrain" in report.fallback_reasons[0]
+    with ws.write() as cur:  # the features exist but the file was trained on others
+        cur.execute("UPDATE models SET features = ? WHERE model_id = ?",
+                    [json.dumps({"names": list(record.features[:-1]), "categories": record.categories}),
+                     record.model_id])
+    with pytest.raises(ModelError, match="retrain"):
+        score_window(ws, model_id=record.model_id)
+    tid = ws.scalar("SELECT transaction_id FROM scores LIMIT 1")
+    assert score_case(ws, tid).scorer == "rules"

@@ -13,9 +13,9 @@ from fraudlab.ingest.history import (
            reason_counts,
 )
 from fraudlab.ingest.load import ingest_path, ingest_table
-from fraudlab.ingest.preview import detect, preview, save_upload
+from fraudlab.ingest.preview import detect, preview, remove_upload, save_upload
 from fraudlab.ingest.records import IngestReport, SourceFile, SourcePreview
 
 __all__ = ["IngestReport", "SourceFile", "SourcePreview", "detect", "ingest_history", "ingest_path", "ingest_table",
-           "inspect_file", "preview", "quarantine_csv", "quarantine_rows", "reason_counts", "resolve_paths",
-           "save_upload"]
+           "inspect_file", "preview", "quarantine_csv", "quarantine_rows", "reason_counts", "remove_upload",
+           "resolve_paths", "save_upload"]

@@ -31,7 +31,9 @@ from fraudlab.ingest.load import (
     build_checked,
     collect_rejects,
     create_extra_columns,
+    extras_notes,
     finish_load,
+    kept_extras,
     mark_duplicates,
     numeric_sources,
     plan_extras,
@@ -54,7 +56,7 @@ from fraudlab.workspace import Workspace, quote_ident
 ENGINE = "dask"
 
 
-def validate_file(fidx: int, files: list[SourceFile], columns: list[str], mapping: dict,
+def validate_file(fidx: int, files: list[SourceFile], source_columns: list[str], mapping: dict,
                   extras: dict[str, tuple[str, str]], digests: list[str], multi: bool,
                   limit: int | None = None) -> pd.DataFrame:
     """One partition: file `fidx` read, typed and checked with the DuckDB path's rules (runs on a worker).
@@ -69,14 +71,15 @@ def validate_file(fidx: int, files: list[SourceFile], columns: list[str], mappin
         cur.execute("SET TimeZone = 'UTC'")
         staged = stage_files(cur, [source], sample_rows=limit, allow_empty=True)
         staged.digests = [digests[fidx]]
-        missing = [c for c in columns if c not in staged.columns]
+        missing = [c for c in source_columns if c not in staged.columns]
         if missing:  # files of one glob may lack columns others have: NULL, as the DuckDB path's UNION BY NAME
             nulls = ", ".join(f"NULL::VARCHAR AS {quote_ident(c)}" for c in missing)
             staged.sql = f"(SELECT *, {nulls} FROM {staged.sql})"
             staged.types.update({c: "VARCHAR" for c in missing})
-        staged.columns = list(columns)
-        collect_rejects(cur, staged, fidx=fidx)
-        build_checked(cur, staged, ColumnMapping.from_dict(mapping), extras,
+        staged.columns = list(source_columns)
+        plan = ColumnMapping.from_dict(mapping)
+        collect_rejects(cur, staged, fidx=fidx, mapped_card=plan.columns.get("card_id"))
+        build_checked(cur, staged, plan, extras,
                        file_names=[str(source.path)] if multi else None)
         names = ", ".join(quote_ident(c) for c in list(TARGETS) + [name for name, _ in extras.values()])
         table = cur.sql(f"""
@@ -109,9 +112,9 @@ def _plan(ws: Workspace, files: list[SourceFile], mapping: ColumnMapping | None
         profiles = profile_columns(cur, staged)
         mapping = mapping or detect_mapping(staged.columns, profiles=profiles)
         check_mapping(mapping, staged.columns)
-        notes = mapping_notes(mapping, list(staged.columns), profiles)
+        notes = list(mapping_notes(mapping, list(staged.columns), profiles)) + list(extras_notes(staged.columns, mapping))
         mapped = set(mapping.columns.values())
-        numeric = numeric_sources(cur, staged, [c for c in staged.columns if c not in mapped])
+        numeric = numeric_sources(cur, staged, kept_extras(staged.columns, mapping))
     finally:
         con.close()
     existing = {str(k): str(v) for k, v in ws.df(EXISTING_COLUMNS_SQL).values.tolist()}
@@ -137,7 +140,8 @@ def ingest_path_dask(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMap
         return done
     progress(0.05, "detecting the mapping on a sample")
     mapping, columns, extras, notes = _plan(ws, files, mapping)
-    kwargs = dict(files=files, columns=columns, mapping=mapping.to_dict(), extras=extras, digests=digests,
+    # not `columns=`: dask.dataframe.from_map takes that keyword as a column projection of the result
+    kwargs = dict(files=files, source_columns=columns, mapping=mapping.to_dict(), extras=extras, digests=digests,
                   multi=len(files) > 1)
     meta = validate_file(0, limit=10, **kwargs).iloc[:0]
     base = Path(staging_dir) if staging_dir is not None else ws.path.parent / f".{ws.path.stem}_dask_staging"

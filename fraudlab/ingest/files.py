@@ -10,7 +10,7 @@ import zlib
 from pathlib import Path
 
 from fraudlab.errors import IngestError
-from fraudlab.ingest.records import HEAD_BYTES, SourceFile
+from fraudlab.ingest.records import HEAD_BYTES, MAX_GLOB_DEPTH, MAX_GLOB_FILES, SourceFile
 
 
 def resolve_paths(path_or_glob: str | Path) -> list[Path]:
@@ -19,8 +19,7 @@ def resolve_paths(path_or_glob: str | Path) -> list[Path]:
     if not text:
         raise IngestError("no path given")
     if any(ch in text for ch in "*?["):
-        paths = sorted(Path(p) for p in globlib.glob(os.path.expanduser(text), recursive=True))
-        paths = [p for p in paths if p.is_file()]
+        paths = sorted(_bounded_glob(os.path.expanduser(text)))
         if not paths:
             raise IngestError(f"{text}: no files match this pattern")
     else:
@@ -34,6 +33,28 @@ def resolve_paths(path_or_glob: str | Path) -> list[Path]:
         if not os.access(path, os.R_OK):
             raise IngestError(f"{path}: permission denied (the file cannot be read)")
     return paths
+
+
+def _bounded_glob(pattern: str) -> list[Path]:
+    """Files matching a glob; IngestError beyond MAX_GLOB_FILES files or MAX_GLOB_DEPTH folders below the first
+    wildcard (the walk stops there, so a pattern over a huge tree cannot run for long)."""
+    parts = pattern.split(os.sep)
+    first = next(i for i, part in enumerate(parts) if any(ch in part for ch in "*?["))
+    if "**" not in parts[first:] and len(parts) - first - 1 > MAX_GLOB_DEPTH:
+        raise IngestError(f"{pattern}: reaches {len(parts) - first - 1} folder levels below its first wildcard; "
+                          f"at most {MAX_GLOB_DEPTH} are searched")
+    found = []
+    for match in globlib.iglob(pattern, recursive=True):
+        depth = len(match.split(os.sep)) - first - 1
+        if depth > MAX_GLOB_DEPTH:
+            raise IngestError(f"{pattern}: matches {match}, {depth} folder levels below the first wildcard; at most "
+                              f"{MAX_GLOB_DEPTH} are searched: use a narrower pattern")
+        if os.path.isfile(match):
+            found.append(Path(match))
+            if len(found) > MAX_GLOB_FILES:
+                raise IngestError(f"{pattern}: matches more than {MAX_GLOB_FILES:,} files; load them in smaller "
+                                  "groups (a narrower pattern)")
+    return found
 
 
 def inspect_file(path: Path) -> SourceFile:
@@ -75,8 +96,9 @@ def _text_encoding(path: Path, head: bytes) -> str:
     """utf-8 (with or without BOM), utf-16 (by BOM) or latin-1; raise for binary content."""
     if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
         return "utf-16"
+    # a stray NUL in a text file quarantines its row (rules.row_reasons); many control bytes mean binary data
     control = sum(head.count(bytes([b])) for b in range(32) if b not in (9, 10, 13))
-    if b"\x00" in head or control > 0.01 * len(head):
+    if control > 0.01 * len(head):
         raise IngestError(f"{path}: is not a text (CSV) file: it holds binary data. Load CSV (optionally "
                           "gzip'd) or Parquet files")
     try:

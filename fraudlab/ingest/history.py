@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from fraudlab.privacy import csv_safe
 from fraudlab.workspace import Workspace
 
 
@@ -21,8 +22,8 @@ def quarantine_rows(ws: Workspace, ingest_id: int | None = None, limit: int | No
 
 
 def quarantine_csv(ws: Workspace, ingest_id: int | None = None) -> bytes:
-    """The quarantine (one load or all) as CSV bytes, for a download button."""
-    return quarantine_rows(ws, ingest_id).to_csv(index=False).encode()
+    """The quarantine (one load or all) as CSV bytes for a download button, formula cells neutralised."""
+    return csv_safe(quarantine_rows(ws, ingest_id)).to_csv(index=False).encode()
 
 
 def reason_counts(ws: Workspace, ingest_id: int) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from fraudlab.errors import IngestError
 from fraudlab.ingest.files import combined, file_digest, inspect_file, resolve_paths
 from fraudlab.ingest.records import (
     INGEST_MEMORY_LIMIT,
+    MAX_EXTRA_COLUMNS,
     SAMPLE_ROWS,
     TARGETS,
     IngestReport,
@@ -31,9 +32,11 @@ from fraudlab.ingest.rules import (
     select_typed,
     text_expr,
     value_kind,
+    with_generated_ids,
 )
-from fraudlab.ingest.staging import first_rowid, profile_columns, stage_files
+from fraudlab.ingest.staging import check_width, first_rowid, profile_columns, stage_files
 from fraudlab.labels import insert_source_labels
+from fraudlab.privacy import is_card_column, mask_card_numbers_in_text_sql, mask_card_sql
 from fraudlab.schema import ColumnMapping, check_mapping, detect_mapping, mapping_notes
 from fraudlab.workspace import CANONICAL_COLUMNS, Workspace, quote_ident, utcnow
 
@@ -82,6 +85,7 @@ def ingest_table(ws: Workspace, table: pa.Table | pd.DataFrame, source: str,
         cur.unregister("_arrow_in")
         types = {r[0]: r[1] for r in cur.execute("DESCRIBE _src").fetchall()}
         cols = [c for c in types if c != "__fidx"]
+        check_width(len(cols), source)
         if not cols or cur.execute("SELECT count(*) FROM _src").fetchone()[0] == 0:
             raise IngestError(f"{source}: the table holds no rows")
         return Staged(f"(SELECT *, rowid + 1 - {first_rowid(cur)} AS __row FROM _src)", {}, cols, {c: types[c] for c in cols},
@@ -119,11 +123,11 @@ def _ingest(ws: Workspace, source: str, sha: str, mapping: ColumnMapping | None,
         cur.execute("SET TimeZone = 'UTC'")
         progress(0.1, "reading")
         staged = stage(cur)
-        collect_rejects(cur, staged)
         profiles = profile_columns(cur, staged)
         mapping = mapping or detect_mapping(staged.columns, profiles=profiles)
         check_mapping(mapping, staged.columns)
-        notes = tuple(mapping_notes(mapping, staged.columns, profiles))
+        collect_rejects(cur, staged, mapped_card=mapping.columns.get("card_id"))
+        notes = tuple(mapping_notes(mapping, staged.columns, profiles)) + extras_notes(staged.columns, mapping)
         ingest_id = int(cur.execute("SELECT nextval('ingest_seq')").fetchone()[0])
         progress(0.4, "validating rows")
         extras = _add_extra_columns(cur, staged, mapping)
@@ -168,20 +172,35 @@ def _add_extra_columns(cur: duckdb.DuckDBPyConnection, staged: Staged,
     """Add unmapped source columns to `transactions` (numbers as DOUBLE); return source -> (name, type)."""
     existing = dict(cur.execute(EXISTING_COLUMNS_SQL).fetchall())
     mapped = set(mapping.columns.values())
-    numeric = numeric_sources(cur, staged, [c for c in staged.columns if c not in mapped])
+    numeric = numeric_sources(cur, staged, kept_extras(staged.columns, mapping))
     extras = plan_extras(existing, staged.columns, mapped, numeric)
     create_extra_columns(cur, extras)
     return extras
 
 
+def kept_extras(columns: list[str], mapping: ColumnMapping) -> list[str]:
+    """The unmapped source columns a load keeps as extra columns: the first MAX_EXTRA_COLUMNS, in file order."""
+    mapped = set(mapping.columns.values())
+    return [c for c in columns if c not in mapped][:MAX_EXTRA_COLUMNS]
+
+
+def extras_notes(columns: list[str], mapping: ColumnMapping) -> tuple[str, ...]:
+    """A note naming the unmapped columns dropped beyond the first MAX_EXTRA_COLUMNS (none when all are kept)."""
+    mapped = set(mapping.columns.values())
+    dropped = [c for c in columns if c not in mapped][MAX_EXTRA_COLUMNS:]
+    if not dropped:
+        return ()
+    names = ", ".join(str(c) for c in dropped[:10]) + (", …" if len(dropped) > 10 else "")
+    return (f"{len(dropped)} unmapped column(s) beyond the first {MAX_EXTRA_COLUMNS} were not loaded: {names}",)
+
+
 def plan_extras(existing: dict[str, str], columns: list[str], mapped: set[str],
                  numeric: set[str]) -> dict[str, tuple[str, str]]:
-    """Name and type for each unmapped source column, avoiding clashes with existing columns of another type."""
+    """Name and type for each kept unmapped source column, avoiding clashes with existing columns of another type."""
     extras: dict[str, tuple[str, str]] = {}
     taken: set[str] = set()
-    for col in columns:
-        if col in mapped:
-            continue
+    unmapped = [c for c in columns if c not in mapped][:MAX_EXTRA_COLUMNS]
+    for col in unmapped:
         sqltype = "DOUBLE" if col in numeric else "VARCHAR"
         base = name = _extra_name(col)
         n = 1
@@ -224,6 +243,7 @@ def build_checked(cur: duckdb.DuckDBPyConnection, staged: Staged, mapping: Colum
     """
     now = utcnow().strftime("%Y-%m-%d %H:%M:%S")
     reasons = ", ".join(row_reasons(mapping, extras, staged, now))
+    typed = f"(SELECT *, {', '.join(select_typed(staged, mapping, extras))} FROM {staged.sql})"
     outer = [f"__t_{t} AS {t}" for t in TARGETS] + [f"__x_{k} AS {quote_ident(name)}"
                                                     for k, (name, _) in enumerate(extras.values())]
     params = dict(staged.params)
@@ -234,9 +254,10 @@ def build_checked(cur: duckdb.DuckDBPyConnection, staged: Staged, mapping: Colum
     cur.execute(f"""
         CREATE TEMP TABLE _checked AS
         SELECT {', '.join(outer)}, __fidx, __row, __reason,
-               CASE WHEN __reason <> '' THEN {raw_json(staged, bool(file_names))} END AS __raw
+               CASE WHEN __reason <> '' THEN {raw_json(staged, bool(file_names), mapping.columns.get("card_id"))}
+               END AS __raw
         FROM (SELECT *, concat_ws('; ', {reasons}) AS __reason
-              FROM (SELECT *, {', '.join(select_typed(staged, mapping, extras))} FROM {staged.sql}))
+              FROM {with_generated_ids(typed, mapping, extras)})
     """, params)
 
 
@@ -254,7 +275,9 @@ def refuse_unreadable_key(cur: duckdb.DuckDBPyConnection, mapping: ColumnMapping
 
 def mark_duplicates(cur: duckdb.DuckDBPyConnection, extras: dict[str, tuple[str, str]]) -> None:
     """Quarantine repeats of a transaction_id within this load and ids the workspace already holds."""
-    typed = [f"{t} := {t}" for t in TARGETS] + [f"{quote_ident(n)} := {quote_ident(n)}" for n, _ in extras.values()]
+    typed = [f"{t} := {mask_card_sql(t) if t == 'card_id' else t}" for t in TARGETS]
+    typed += [f"{quote_ident(n)} := {mask_card_sql(quote_ident(n)) if is_card_column(col) or is_card_column(n) else quote_ident(n)}"
+              for col, (n, _) in extras.items()]
     raw = f"to_json(struct_pack({', '.join(typed)}))"
     cur.execute(f"""
         UPDATE _checked SET __reason = 'duplicate transaction_id in this load: ' || left(transaction_id, 60),
@@ -289,13 +312,19 @@ def _write_rows(cur: duckdb.DuckDBPyConnection, ingest_id: int,
     return int(total) + int(rejected), int(total - bad), int(bad) + int(rejected)
 
 
-def collect_rejects(cur: duckdb.DuckDBPyConnection, staged: Staged, fidx: int | None = None) -> None:
-    """Temp table _rejects (__fidx, __row, __raw, __reason): one row per line the CSV reader could not split."""
+def collect_rejects(cur: duckdb.DuckDBPyConnection, staged: Staged, fidx: int | None = None,
+                    mapped_card: str | None = None) -> None:
+    """Temp table _rejects (__fidx, __row, __raw, __reason): one row per line the CSV reader could not split.
+
+    When the source has a card column, card-number-like digit runs in the kept line are masked.
+    """
     cur.execute("CREATE TEMP TABLE _rejects (__fidx INTEGER, __row BIGINT, __raw VARCHAR, __reason VARCHAR)")
+    cards = any(is_card_column(c, mapped_card) for c in staged.columns)
+    line = mask_card_numbers_in_text_sql("any_value(csv_line)") if cards else "any_value(csv_line)"
     for i, table in staged.reject_tables:
         cur.execute(f"""
             INSERT INTO _rejects
-            SELECT $fidx, line, to_json(struct_pack(_file := $file, line := any_value(csv_line))),
+            SELECT $fidx, line, to_json(struct_pack(_file := $file, line := {line})),
                    'malformed CSV line: ' || min(error_type || ' — ' || left(error_message, 120))
             FROM {table} GROUP BY line
         """, {"fidx": i if fidx is None else fidx, "file": str(staged.files[i].path)})

@@ -9,20 +9,45 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from fraudlab.errors import IngestError
 from fraudlab.ingest.files import inspect_file, resolve_paths
 from fraudlab.ingest.records import SAMPLE_ROWS, SourcePreview
 from fraudlab.ingest.staging import profile_columns, stage_files
 from fraudlab.schema import ColumnMapping, ColumnProfile, detect_mapping
 
+UPLOAD_PREFIX = "fraudlab_upload_"
+
 
 def save_upload(data: bytes, name: str, folder: str | Path | None = None) -> Path:
     """Write uploaded bytes to a file (keeping a safe version of its name) and return its path."""
-    folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix="fraudlab_upload_"))
+    folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix=UPLOAD_PREFIX))
     folder.mkdir(parents=True, exist_ok=True)
     safe = re.sub(r"[^0-9A-Za-z._-]+", "_", Path(str(name)).name).lstrip(".") or "upload.csv"
     path = folder / safe
     path.write_bytes(data)
     return path
+
+
+def remove_upload(path: str | Path, folder: str | Path | None = None) -> bool:
+    """Delete a file written by :func:`save_upload` once it is loaded; refuse (IngestError) any other path.
+
+    Without `folder` the file must sit directly in one of save_upload's own temporary folders (removed with it);
+    with `folder` it must lie inside that folder. Returns False when the file was already gone.
+    """
+    target = Path(path)
+    parent = target.parent.resolve()
+    if folder is not None:
+        inside = parent == Path(folder).resolve() or Path(folder).resolve() in parent.parents
+    else:
+        inside = parent.parent == Path(tempfile.gettempdir()).resolve() and parent.name.startswith(UPLOAD_PREFIX)
+    if not inside or target.is_symlink() or (target.exists() and not target.is_file()):
+        raise IngestError(f"{path}: not an uploaded file in the upload folder; refused to delete it")
+    if not target.exists():
+        return False
+    target.unlink()
+    if folder is None and not any(parent.iterdir()):
+        parent.rmdir()
+    return True
 
 
 def _as_path(path_or_upload: Any) -> str | Path:
@@ -34,6 +59,15 @@ def _as_path(path_or_upload: Any) -> str | Path:
 def preview(path_or_upload: Any, n: int = 20, mapping: ColumnMapping | None = None) -> SourcePreview:
     """Sample rows, source columns with types and the detected (or given) mapping, without loading anything."""
     path = _as_path(path_or_upload)
+    try:
+        return _preview(path, n, mapping)
+    finally:
+        if path is not path_or_upload:  # a temporary copy of an in-memory upload
+            remove_upload(path)
+
+
+def _preview(path: str | Path, n: int, mapping: ColumnMapping | None) -> SourcePreview:
+    """The preview of a path or glob on disk."""
     files = [inspect_file(p) for p in resolve_paths(path)][:20]
     con = duckdb.connect()
     try:

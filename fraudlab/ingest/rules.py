@@ -5,14 +5,18 @@ import re
 
 from fraudlab.errors import IngestError
 from fraudlab.ingest.records import (
+    AMOUNT_LIMIT,
     EARLIEST_TS,
+    EXTRA_NUMBER_LIMIT,
     FUTURE_TOLERANCE_DAYS,
     KEY_COLUMNS,
+    MAX_FIELD_BYTES,
     NULL_WORDS,
     TARGETS,
     TIME_FORMATS,
     Staged,
 )
+from fraudlab.privacy import is_card_column, mask_card_sql
 from fraudlab.schema import ColumnMapping
 from fraudlab.workspace import quote_ident
 
@@ -121,8 +125,7 @@ def select_typed(staged: Staged, mapping: ColumnMapping, extras: dict[str, tuple
     for target in TARGETS:
         col = mapping.columns.get(target)
         if col is None:
-            items.append(_generated_id(staged) if target == "transaction_id"
-                         else f"CAST(NULL AS {TARGETS[target]}) AS __t_{target}")
+            items.append(f"CAST(NULL AS {TARGETS[target]}) AS __t_{target}")
             continue
         items.append(f"{_typed_expr(target, col, staged.types[col], mapping)} AS __t_{target}")
         if target in KEY_COLUMNS or TARGETS[target] != "VARCHAR":
@@ -138,10 +141,25 @@ def select_typed(staged: Staged, mapping: ColumnMapping, extras: dict[str, tuple
     return items
 
 
-def _generated_id(staged: Staged) -> str:
-    """transaction_id from the file's content hash and row number, stable across reloads of the same file."""
-    cases = " ".join(f"WHEN {i} THEN '{d[:12]}'" for i, d in enumerate(staged.digests) if re.fullmatch("[0-9a-f]*", d))
-    return f"(CASE __fidx {cases} END || '-' || CAST(__row AS VARCHAR)) AS __t_transaction_id"
+# Columns that do not make a transaction what it is: a later file may correct its label without it becoming new.
+NOT_CONTENT = ("transaction_id", "is_fraud", "label_ts")
+
+
+def with_generated_ids(typed_sql: str, mapping: ColumnMapping, extras: dict[str, tuple[str, str]]) -> str:
+    """SQL over `typed_sql` (rows of :func:`select_typed`) that fills a missing transaction_id from the row's content.
+
+    The id is a hash of the typed values (canonical columns as loaded, then extra columns by source name) and the
+    row's occurrence number among identical rows of its file, so the same rows re-saved (other line ends, a blank
+    line, recompressed, reordered) get the same ids and a reload adds nothing.
+    """
+    if "transaction_id" in mapping.columns:
+        return typed_sql
+    fields = [f"{t} := __t_{t}" for t in TARGETS if t not in NOT_CONTENT]
+    fields += [f"{quote_ident('x_' + str(col))} := __x_{k}"
+               for col, k in sorted((col, k) for k, col in enumerate(extras))]
+    content = f"sha256(to_json(struct_pack({', '.join(fields)})))"
+    return (f"(SELECT * REPLACE (left(__h, 20) || '-' || CAST(row_number() OVER (PARTITION BY __fidx, __h "
+            f"ORDER BY __row) AS VARCHAR) AS __t_transaction_id) FROM (SELECT *, {content} AS __h FROM {typed_sql}))")
 
 
 def row_reasons(mapping: ColumnMapping, extras: dict[str, tuple[str, str]], staged: Staged, now: str) -> list[str]:
@@ -158,7 +176,8 @@ def row_reasons(mapping: ColumnMapping, extras: dict[str, tuple[str, str]], stag
         "|| left(__r_amount, 60) WHEN __t_amount IS NULL THEN "
         "'unparsable amount: ' || left(__r_amount, 60) WHEN NOT isfinite(__t_amount) THEN "
         "'amount not finite: ' || left(__r_amount, 60) WHEN __t_amount < 0 THEN "
-        "'negative amount: ' || left(__r_amount, 60) END",
+        f"'negative amount: ' || left(__r_amount, 60) WHEN __t_amount > {AMOUNT_LIMIT!r} THEN "
+        f"'amount beyond {_short(AMOUNT_LIMIT)}: ' || left(__r_amount, 60) END",
     ]
     if "transaction_id" in m:
         reasons.append("CASE WHEN __r_transaction_id IS NULL THEN 'missing transaction_id' END")
@@ -167,23 +186,52 @@ def row_reasons(mapping: ColumnMapping, extras: dict[str, tuple[str, str]], stag
             kind = {"BOOLEAN": "not a boolean", "TIMESTAMP": "not a time"}.get(sqltype, "not a number")
             reasons.append(f"CASE WHEN __r_{target} IS NOT NULL AND __t_{target} IS NULL THEN "
                            f"'{target} {kind}: ' || left(__r_{target}, 60) END")
+    for col in staged.columns:
+        if value_kind(staged.types[col]) == "text":
+            q, label = quote_ident(col), str(col)[:60].replace("'", "''")
+            reasons.append(f"CASE WHEN strlen({q}) > {MAX_FIELD_BYTES} THEN 'field {label} longer than "
+                           f"{MAX_FIELD_BYTES >> 20} MB' WHEN contains({q}, chr(0)) THEN 'NUL byte in {label}' END")
     for target, limit in (("lat", 90), ("lon", 180), ("merchant_lat", 90), ("merchant_lon", 180)):
         if target in m:
             reasons.append(f"CASE WHEN abs(__t_{target}) > {limit} THEN '{target} out of range: ' || "
                            f"CAST(__t_{target} AS VARCHAR) END")
     for k, (col, (name, sqltype)) in enumerate(extras.items()):
-        if sqltype == "DOUBLE" and value_kind(staged.types[col]) == "text":
-            reasons.append(f"CASE WHEN __xr_{k} IS NOT NULL AND __x_{k} IS NULL THEN "
-                           f"'{name} not a number: ' || left(__xr_{k}, 60) END")
+        if sqltype != "DOUBLE":
+            continue
+        text = f"__xr_{k}" if value_kind(staged.types[col]) == "text" else f"CAST(__x_{k} AS VARCHAR)"
+        if is_card_column(col) or is_card_column(name):  # a reason quotes the value: never a full card number
+            text = mask_card_sql(text)
+        label = name.replace("'", "''")
+        check = (f"WHEN NOT isfinite(__x_{k}) THEN '{label} not finite: ' || left({text}, 60) "
+                 f"WHEN abs(__x_{k}) > {EXTRA_NUMBER_LIMIT!r} THEN '{label} beyond {_short(EXTRA_NUMBER_LIMIT)}: ' || left({text}, 60)")
+        if value_kind(staged.types[col]) == "text":
+            check = f"WHEN __xr_{k} IS NOT NULL AND __x_{k} IS NULL THEN '{label} not a number: ' || left({text}, 60) " + check
+        reasons.append(f"CASE {check} END")
     return reasons
 
 
-def raw_json(staged: Staged, with_file: bool) -> str:
-    """JSON of the source record as read (plus the file name when a load has several files)."""
-    fields = [f"{quote_ident(c)} := {quote_ident(c)}" for c in staged.columns]
+def _short(limit: float) -> str:
+    """A limit as the short text a reason quotes (1e12, 3.4e38)."""
+    return f"{limit:g}".replace("e+", "e")
+
+
+def raw_json(staged: Staged, with_file: bool, mapped_card: str | None = None) -> str:
+    """JSON of the source record as read (plus the file name when a load has several files), card numbers masked."""
+    fields = [f"{quote_ident(c)} := {_raw_value(c, staged.types[c], mapped_card)}" for c in staged.columns]
     if with_file:
         fields.insert(0, "_file := $file_names[__fidx + 1]")
     return f"to_json(struct_pack({', '.join(fields)}))"
+
+
+def _raw_value(col: str, sqltype: str, mapped_card: str | None) -> str:
+    """A source value as kept in quarantine: card numbers masked, an over-long field cut to its first 1,000 chars."""
+    q = quote_ident(col)
+    if is_card_column(col, mapped_card):
+        return mask_card_sql(q)
+    if value_kind(sqltype) == "text":
+        return (f"CASE WHEN strlen({q}) > {MAX_FIELD_BYTES} THEN left({q}, 1000) || '… (' || "
+                f"CAST(length({q}) AS VARCHAR) || ' characters)' ELSE {q} END")
+    return q
 
 
 def value_kind(sqltype: str) -> str:

@@ -5,6 +5,8 @@ import duckdb
 
 from fraudlab.errors import IngestError
 from fraudlab.ingest.records import (
+    MAX_COLUMNS,
+    MAX_LINE_BYTES,
     SAMPLE_ROWS,
     SourceFile,
     Staged,
@@ -17,7 +19,8 @@ from fraudlab.workspace import quote_ident
 
 def _csv_scan(i: int, source: SourceFile) -> str:
     """read_csv call for file i (its path bound as $f{i}); every value read as text, bad lines kept aside."""
-    options = [f"$f{i}", "all_varchar = true", "store_rejects = true", f"rejects_table = '_rej{i}'",
+    options = [f"$f{i}", "all_varchar = true", f"max_line_size = {MAX_LINE_BYTES}", "store_rejects = true",
+               f"rejects_table = '_rej{i}'",
                f"rejects_scan = '_scan{i}'", f"compression = '{source.compression}'"]
     if source.encoding != "utf-8":
         options.append(f"encoding = '{source.encoding}'")
@@ -39,9 +42,25 @@ def stage_files(cur: duckdb.DuckDBPyConnection, files: list[SourceFile], sample_
 
 def _describe(cur: duckdb.DuckDBPyConnection, sql: str, params: dict, source: SourceFile) -> list[tuple[str, str]]:
     try:
-        return [(r[0], r[1]) for r in cur.execute(f"DESCRIBE SELECT * FROM {sql}", params).fetchall()]
+        columns = [(r[0], r[1]) for r in cur.execute(f"DESCRIBE SELECT * FROM {sql}", params).fetchall()]
     except duckdb.Error as exc:
-        raise IngestError(f"{source.path}: cannot be read as {source.kind.upper()}: {first_line(exc)}") from exc
+        raise IngestError(f"{source.path}: cannot be read as {source.kind.upper()}: {_read_error(exc)}") from exc
+    check_width(len(columns), str(source.path))
+    return columns
+
+
+def check_width(columns: int, source: str) -> None:
+    """Refuse a source wider than MAX_COLUMNS columns (a wrong delimiter or a pivoted export, not transactions)."""
+    if columns > MAX_COLUMNS:
+        raise IngestError(f"{source}: has {columns:,} columns; at most {MAX_COLUMNS} are read (is the delimiter "
+                          "right? drop unneeded columns first)")
+
+
+def _read_error(exc: Exception) -> str:
+    text = first_line(exc)
+    if "maximum line size" in str(exc).lower():
+        return f"a line is longer than {MAX_LINE_BYTES >> 20} MB ({text})"
+    return text
 
 
 def _stage_parquet(cur: duckdb.DuckDBPyConnection, files: list[SourceFile], digests: list[str]) -> Staged:
@@ -78,7 +97,7 @@ def _stage_csv(cur: duckdb.DuckDBPyConnection, files: list[SourceFile], digests:
                                    f"FROM {_csv_scan(i, source)}{limit}",
                                    {"i": i, "off": offset, f"f{i}": str(source.path)}).fetchone()[0]
         except duckdb.Error as exc:
-            raise IngestError(f"{source.path}: cannot be read as CSV: {first_line(exc)}") from exc
+            raise IngestError(f"{source.path}: cannot be read as CSV: {_read_error(exc)}") from exc
         rejected = cur.execute(f"SELECT count(*) FROM _rej{i}").fetchone()[0]
         staged.reject_tables.append((i, f"_rej{i}"))
         if inserted == 0 and rejected == 0 and len(files) == 1 and not allow_empty:
