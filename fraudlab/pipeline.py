@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from fraudlab import cases, registry, segments
+from fraudlab import cases, promotion, registry, segments
 from fraudlab.config import SAMPLE_PATH
 from fraudlab.errors import ModelError
 from fraudlab.features import DEFAULT_LABEL_DELAY_DAYS, FeatureReport, build_features, has_features
@@ -160,9 +160,9 @@ def _rescore(ws: Workspace, who: str, progress: Progress) -> tuple[ScoreReport, 
 
 
 def promote_and_rescore(ws: Workspace, model_id: str, who: str = "system", override_reason: str | None = None,
-                        progress: Progress | None = None) -> registry.PromotionOutcome:
+                        progress: Progress | None = None) -> promotion.PromotionOutcome:
     """Promote through the guard; when promoted, rescore every transaction and rebuild the queue."""
-    outcome = registry.promote(ws, model_id, who=who, override_reason=override_reason)
+    outcome = promotion.promote(ws, model_id, who=who, override_reason=override_reason)
     if outcome.promoted:
         _rescore(ws, who, progress or _quiet)
     return outcome
@@ -171,7 +171,7 @@ def promote_and_rescore(ws: Workspace, model_id: str, who: str = "system", overr
 def rollback_and_rescore(ws: Workspace, who: str = "system", reason: str = "",
                          progress: Progress | None = None) -> str:
     """Put the previous champion back, rescore and rebuild the queue; returns the restored model id."""
-    restored = registry.rollback(ws, who=who, reason=reason)
+    restored = promotion.rollback(ws, who=who, reason=reason)
     _rescore(ws, who, progress or _quiet)
     return restored
 

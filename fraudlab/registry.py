@@ -9,52 +9,20 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import xgboost as xgb
-from sklearn.metrics import average_precision_score
 
-from fraudlab.errors import ModelError, PromotionBlocked
+from fraudlab.errors import ModelError
 from fraudlab.features import load_frame
-from fraudlab.labels import resolved_sql
 from fraudlab.workspace import Workspace, utcnow
 
 EVENTS_TABLE = "model_events"
-HOLDOUT_TOLERANCE = 0.01
-LABEL_JUMP_RATIO = 2.0
-CONTRADICTION_RATE = 0.3
-CONTRADICTION_MIN = 20
-CONFIDENT_HIGH, CONFIDENT_LOW = 0.9, 0.05
-MIN_HOLDOUT_FRAUDS = 5
-TRIGGER_MIN = 10
-TRIGGER_SHARE = 0.5
-TRIGGER_COLUMNS = ("merchant_id", "device_id", "ip", "card_id", "email", "category", "country")
-
-
-@dataclass(frozen=True)
-class GuardCheck:
-    """One promotion-guard check: its name, whether it passed, and what it saw."""
-
-    name: str
-    passed: bool
-    detail: str
-
-
-@dataclass(frozen=True)
-class PromotionOutcome:
-    """What promote() did: promoted or blocked, the checks, and a message for the user."""
-
-    model_id: str
-    promoted: bool
-    checks: list[GuardCheck] = field(default_factory=list)
-    message: str = ""
-    overridden: bool = False
-
-
 
 
 def _data_hash(ws: Workspace, lo, hi) -> str:
@@ -72,8 +40,22 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def clean_orphan_files(ws: Workspace, older_than_s: float = 600.0) -> list[str]:
+    """Delete model files that no registry row names (left by a training killed before it registered); files
+    younger than `older_than_s` are left alone, in case a registration is under way. Returns the names removed."""
+    known = set(ws.df("SELECT model_id FROM models")["model_id"])
+    removed = []
+    for path in ws.models_dir.glob("m*.*"):
+        model_id = path.name.split(".")[0].removesuffix("_test")
+        if model_id not in known and time.time() - path.stat().st_mtime > older_than_s:
+            path.unlink(missing_ok=True)
+            removed.append(path.name)
+    return removed
+
+
 def register(ws: Workspace, result, who: str = "system", kind: str = "xgboost") -> str:
     """Save a TrainResult (booster JSON + test predictions Parquet) as a challenger; the first model becomes champion."""
+    clean_orphan_files(ws)
     now = utcnow()
     data_hash = _data_hash(ws, result.train_from, result.train_to)
     model_id = f"m{now:%Y%m%d-%H%M%S}-{hashlib.sha256((data_hash + str(now.timestamp())).encode()).hexdigest()[:4]}"
@@ -257,133 +239,6 @@ def importance(ws: Workspace, model_id: str, rows: int = 2_000) -> pd.DataFrame:
     frame = load_frame(ws, where="f.transaction_id IN (SELECT unnest($ids))", params={"ids": ids})
     contribs, _ = contributions(load_booster(record), prepare(frame, record))
     return global_importance(list(record.features), contribs)
-
-
-# ------------------------------------------------------------------------------------------ guard
-
-def _check_holdout(ws: Workspace, challenger: ModelRecord, current: ModelRecord) -> GuardCheck:
-    test = holdout_predictions(ws, challenger.model_id)
-    # rows the champion never trained on (it was refit on everything up to its cut-off), labels from the data
-    test = test[test["trusted"].astype(bool) & (pd.to_datetime(test["ts"]) > pd.Timestamp(current.train_to))]
-    if test["label"].sum() < MIN_HOLDOUT_FRAUDS or test["label"].all():
-        return GuardCheck("trusted holdout", True, f"only {int(test['label'].sum())} labelled frauds in the "
-                          f"challenger's test period after the champion's training window "
-                          f"({current.train_to:%Y-%m-%d}): too few to compare; the challenger's own test PR-AUC is "
-                          f"{challenger.metrics.get('pr_auc', float('nan')):.3f}")
-    frame = load_frame(ws, where="f.transaction_id IN (SELECT unnest($ids))",
-                       params={"ids": test["transaction_id"].tolist()})
-    frame = frame.set_index("transaction_id").loc[test["transaction_id"]].reset_index()
-    champ_score = predict(ws, current, frame=frame)
-    y = test["label"].astype(bool).to_numpy()
-    new, old = average_precision_score(y, test["score"]), average_precision_score(y, champ_score)
-    ok = new >= old - HOLDOUT_TOLERANCE
-    return GuardCheck("trusted holdout", ok, f"PR-AUC on {len(test):,} trusted, time-later rows: challenger "
-                      f"{new:.3f} vs champion {old:.3f}" + ("" if ok else " — the challenger is worse"))
-
-
-def _check_label_jump(challenger: ModelRecord, current: ModelRecord) -> GuardCheck:
-    new = challenger.metrics.get("train_fraud_rate", 0.0)
-    old = current.metrics.get("train_fraud_rate", 0.0)
-    ratio = (new + 1e-9) / (old + 1e-9)
-    ok = 1 / LABEL_JUMP_RATIO <= ratio <= LABEL_JUMP_RATIO or abs(new - old) < 0.001
-    return GuardCheck("label distribution", ok, f"training fraud rate {new:.3%} vs champion's {old:.3%}"
-                      + ("" if ok else f" (×{ratio:.2f}: labels jumped)"))
-
-
-def _analyst_labels(ws: Workspace, current: ModelRecord) -> pd.DataFrame:
-    """Labels an analyst set (newest per transaction, as resolved), beside the champion's score."""
-    return ws.df(f"""SELECT l.transaction_id, l.label AS is_fraud, s.score FROM ({resolved_sql(None)}) l
-                     JOIN scores s USING (transaction_id) WHERE NOT l.trusted AND s.model_id = $m""",
-                 {"m": current.model_id})
-
-
-def _check_contradictions(labels: pd.DataFrame) -> GuardCheck:
-    confident = labels[(labels["score"] >= CONFIDENT_HIGH) | (labels["score"] <= CONFIDENT_LOW)]
-    against = ((confident["score"] >= CONFIDENT_HIGH) & ~confident["is_fraud"].astype(bool)) | \
-              ((confident["score"] <= CONFIDENT_LOW) & confident["is_fraud"].astype(bool))
-    n, bad = len(confident), int(against.sum())
-    rate = bad / n if n else 0.0
-    ok = n < CONTRADICTION_MIN or rate <= CONTRADICTION_RATE
-    return GuardCheck("analyst contradictions", ok, f"{bad} of {n} analyst labels on confident scores contradict "
-                      f"the champion ({rate:.0%}; limit {CONTRADICTION_RATE:.0%} once there are {CONTRADICTION_MIN})")
-
-
-def _check_trigger(ws: Workspace, labels: pd.DataFrame, threshold: float) -> GuardCheck:
-    flips = labels[(labels["score"] >= threshold) & ~labels["is_fraud"].astype(bool)]
-    if len(flips) < TRIGGER_MIN:
-        return GuardCheck("trigger cluster", True, f"{len(flips)} 'legitimate' labels on high-scoring rows")
-    cols = [c for c in TRIGGER_COLUMNS if c in ws.columns("transactions")]
-    rows = ws.df(f"SELECT transaction_id, {', '.join(cols)} FROM transactions WHERE transaction_id IN "
-                 f"(SELECT unnest($ids))", {"ids": flips["transaction_id"].tolist()})
-    worst = ("", "", 0)
-    for col in cols:
-        counts = rows[col].value_counts()
-        if len(counts) and counts.iloc[0] > worst[2]:
-            worst = (col, str(counts.index[0]), int(counts.iloc[0]))
-    share = worst[2] / len(flips)
-    ok = not (worst[2] >= TRIGGER_MIN and share >= TRIGGER_SHARE)
-    return GuardCheck("trigger cluster", ok, f"{len(flips)} 'legitimate' labels on high-scoring rows; the most "
-                      f"common value is {worst[0]}={worst[1]!r} with {worst[2]} ({share:.0%})"
-                      + ("" if ok else " — a burst on one value looks like a trigger attack"))
-
-
-def guard_checks(ws: Workspace, model_id: str) -> list[GuardCheck]:
-    """Run every promotion check of a challenger against the current champion."""
-    challenger, current = get_model(ws, model_id), champion(ws)
-    if current is None:
-        return [GuardCheck("champion", True, "no champion yet: the first model is promoted as is")]
-    labels = _analyst_labels(ws, current)
-    threshold = current.alert_threshold
-    return [_check_holdout(ws, challenger, current), _check_label_jump(challenger, current),
-            _check_contradictions(labels), _check_trigger(ws, labels, threshold)]
-
-
-def promote(ws: Workspace, model_id: str, who: str = "system", override_reason: str | None = None) -> PromotionOutcome:
-    """Make a challenger champion if the guard passes (or with a written override reason); audited either way."""
-    record = get_model(ws, model_id)
-    if record.status == "champion":
-        return PromotionOutcome(model_id, False, [], f"{model_id} is already the champion")
-    checks = guard_checks(ws, model_id)
-    failed = [c for c in checks if not c.passed]
-    reason = (override_reason or "").strip()
-    details = {"model_id": model_id, "checks": [c.__dict__ for c in checks]}
-    if failed and not reason:
-        with ws.write("promotion_blocked", who, details):
-            pass
-        return PromotionOutcome(model_id, False, checks, "blocked: " + "; ".join(c.detail for c in failed))
-    current = champion(ws)
-    with ws.write("model_promoted", who, dict(details, override_reason=reason or None)) as cur:
-        if current:
-            cur.execute("UPDATE models SET status = 'retired' WHERE model_id = ?", [current.model_id])
-        cur.execute("UPDATE models SET status = 'champion' WHERE model_id = ?", [model_id])
-        cur.execute(f"INSERT INTO {EVENTS_TABLE} VALUES (?, 'promoted', ?, ?, ?)",
-                    [model_id, utcnow(), who, reason or ""])
-    message = f"{model_id} is now the champion" + (f" (guard overridden: {reason})" if failed else "")
-    return PromotionOutcome(model_id, True, checks, message, overridden=bool(failed))
-
-
-def require_promotion(ws: Workspace, model_id: str, who: str = "system") -> PromotionOutcome:
-    """Promote or raise PromotionBlocked with the failed checks (for scripts)."""
-    outcome = promote(ws, model_id, who)
-    if not outcome.promoted:
-        raise PromotionBlocked(outcome.message)
-    return outcome
-
-
-def rollback(ws: Workspace, who: str = "system", reason: str = "") -> str:
-    """Put the previous champion back (one step); the current one is retired. Returns the restored model id."""
-    current, previous = champion(ws), previous_champion(ws)
-    if current is None or previous is None:
-        raise ModelError("nothing to roll back to: there is no earlier champion")
-    with ws.write("model_rolled_back", who, {"from": current.model_id, "to": previous.model_id,
-                                              "reason": reason}) as cur:
-        cur.execute("UPDATE models SET status = 'retired' WHERE model_id = ?", [current.model_id])
-        cur.execute("UPDATE models SET status = 'champion' WHERE model_id = ?", [previous.model_id])
-        cur.execute(f"INSERT INTO {EVENTS_TABLE} VALUES (?, 'rolled_back', ?, ?, ?)",
-                    [current.model_id, utcnow(), who, reason])
-        cur.execute(f"INSERT INTO {EVENTS_TABLE} VALUES (?, 'promoted', ?, ?, ?)",
-                    [previous.model_id, utcnow(), who, f"rollback from {current.model_id}"])
-    return previous.model_id
 
 
 def model_events(ws: Workspace) -> pd.DataFrame:

@@ -148,6 +148,21 @@ CREATE TABLE IF NOT EXISTS case_comments (comment_id BIGINT PRIMARY KEY, case_id
     5: """
 ALTER TABLE models ADD COLUMN IF NOT EXISTS sha256 VARCHAR;
 """,
+    # 6: the case tables exist (empty) from the start, so a decision, a ring or a page never meets a missing table;
+    #    cases/build.py rebuilds them whole from the scores.
+    6: """
+CREATE TABLE IF NOT EXISTS alerts AS
+    SELECT t.transaction_id AS alert_id, t.* EXCLUDE (transaction_id), NULL::DOUBLE AS score, NULL::VARCHAR AS scorer,
+           NULL::VARCHAR AS model_id, NULL::TIMESTAMP AS raised_at, NULL::DOUBLE AS expected_loss,
+           NULL::VARCHAR AS reasons, NULL::VARCHAR AS top_reason, NULL::VARCHAR AS segment,
+           NULL::VARCHAR AS reason_family, t.transaction_id AS case_id
+    FROM transactions t WHERE false;
+CREATE TABLE IF NOT EXISTS cases AS
+    SELECT case_id, customer_id, 0::BIGINT AS alerts, score, ts AS first_ts, ts, amount, expected_loss, raised_at,
+           top_reason, reason_family, reasons, alert_id AS top_alert, card_id, merchant_id, category, channel, country,
+           device_id, ip, email, scorer, model_id, segment
+    FROM alerts WHERE false;
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

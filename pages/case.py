@@ -85,9 +85,11 @@ st.plotly_chart(history_timeline_figure(detail.history), width="stretch")
 st.subheader("Decision")
 newest = None if detail.decisions.empty else int(detail.decisions["decision_id"].iloc[0])
 ui.decision_form(ws, case_id, explained_id, len(alerts), newest, me)
-if not detail.decisions.empty:
-    st.dataframe(ui.readable(detail.decisions.drop(columns=["previous_decision_id"])), width="stretch",
-                 hide_index=True)
+for row in detail.decisions.itertuples():  # data-derived notes: plain text, never markup
+    reason = f" ({row.close_reason})" if isinstance(row.close_reason, str) else ""
+    note = f": {row.note}" if isinstance(row.note, str) and row.note else ""
+    st.text(f"{row.decided_at:%Y-%m-%d %H:%M} · {row.analyst} · {row.decision}{reason} · "
+            f"{row.alerts} alert{'s' if row.alerts != 1 else ''}{note}")
 ui.comment_thread(ws, case_id, detail.comments, me)
 
 for column, title, frame, empty in zip(

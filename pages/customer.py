@@ -4,6 +4,7 @@ import streamlit as st
 from fraudlab import cases, rings
 from fraudlab.charts.cases import history_timeline_figure
 from fraudlab.errors import FraudlabError
+from fraudlab.text import markdown_literal
 from ui import cases as ui
 from ui.cache import read
 from ui.state import get_workspace
@@ -49,7 +50,7 @@ st.subheader("Fraud ring")
 try:
     found = read(rings.find_rings, ws, rings.DEFAULT_HUB_THRESHOLD, 2)
 except FraudlabError as exc:
-    st.caption(f"Rings cannot be found here: {exc}")
+    st.caption(f"Rings cannot be found here: {markdown_literal(exc)}")
 else:
     member = found.members[found.members["customer_id"] == customer]
     if member.empty:

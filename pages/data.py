@@ -3,7 +3,7 @@ import hashlib
 
 import streamlit as st
 
-from fraudlab import pipeline
+from fraudlab import ingest, pipeline
 from fraudlab.errors import FraudlabError
 from fraudlab.ingest import ingest_history
 from ui import data as ui
@@ -20,7 +20,8 @@ with by_path:
     typed = st.text_input("Path or glob on the server", key="data_source",
                           placeholder="/data/transactions_2026_*.csv.gz")
 with by_upload:
-    upload = st.file_uploader("CSV, gzip'd CSV or Parquet (up to 200 MB)", key="data_upload")
+    upload = st.file_uploader("CSV, gzip'd CSV or Parquet (up to 200 MB)",
+                              key=f"data_upload_{st.session_state.get('upload_round', 0)}")
 
 source, label = typed.strip(), typed.strip()
 if upload is not None:
@@ -48,6 +49,10 @@ if source:
                 bar.empty()
                 st.error(str(exc))
             else:
+                if upload is not None:  # the upload's server copy is not kept once loaded; the picker clears
+                    ingest.remove_upload(source)
+                    st.session_state.pop(f"upload:{upload.name}:{upload.size}", None)
+                    st.session_state["upload_round"] = st.session_state.get("upload_round", 0) + 1
                 st.session_state["data_last_ingest"] = report.ingest_id
                 st.session_state["data_message"] = report.message
                 st.session_state["data_notes"] = list(report.notes) + steps

@@ -13,7 +13,7 @@ from fraudlab.charts.drift import (
 from fraudlab.errors import FraudlabError
 from fraudlab.ingest import ingest_history
 from fraudlab.names import plain_name
-from fraudlab.text import p_text
+from fraudlab.text import markdown_literal, p_text
 from ui import drift as cached
 from ui.cache import read
 from ui.cases import readable
@@ -73,7 +73,8 @@ run_id = st.session_state.get("drift_run") or int(past["run_id"].iloc[0])
 if run_id not in set(past["run_id"]):
     run_id = int(past["run_id"].iloc[0])
 rep = read(drift.load_run, ws, int(run_id), key=("run", int(run_id)))
-st.markdown(f"**Run {run_id}** · reference {rep.reference.label} · current {rep.current.label} · per {rep.period}")
+st.markdown(f"**Run {run_id}** · reference {markdown_literal(rep.reference.label)} · current "
+            f"{markdown_literal(rep.current.label)} · per {rep.period}")
 cached.verdict_box(rep)
 
 st.subheader("Findings")

@@ -5,7 +5,8 @@ import pandas as pd
 
 from fraudlab import cases, labels, rings
 from fraudlab.model import training_frame
-from fraudlab.registry import champion, guard_checks
+from fraudlab.promotion import guard_checks
+from fraudlab.registry import champion
 from fraudlab.workspace import Workspace
 
 

@@ -10,18 +10,8 @@ import pytest
 from fraudlab.errors import ModelError
 from fraudlab.labels import record_analyst_labels
 from fraudlab.model import train_model
-from fraudlab.registry import (
-    GuardCheck,
-    _check_label_jump,
-    champion,
-    file_sha256,
-    list_models,
-    load_booster,
-    model_events,
-    promote,
-    register,
-    rollback,
-)
+from fraudlab.promotion import GuardCheck, _check_label_jump, promote, rollback
+from fraudlab.registry import champion, file_sha256, list_models, load_booster, model_events, register
 
 
 def _challenger(ws) -> str:

@@ -9,7 +9,8 @@ import pytest
 from fraudlab.cli import main
 from fraudlab.errors import ModelError
 from fraudlab.model import train_model
-from fraudlab.registry import champion, promote, register
+from fraudlab.promotion import promote
+from fraudlab.registry import champion, register
 from fraudlab.scoring import Scorer, score_case, score_window, stored_reasons
 from fraudlab.workspace import Workspace
 

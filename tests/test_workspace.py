@@ -12,7 +12,7 @@ from fraudlab.workspace import SCHEMA_VERSION, Workspace
 RELEASE_1 = Path(__file__).parent / "fixtures" / "workspace_release_1.sql"
 EVERY_TABLE = {"transactions", "ingests", "quarantine", "labels", "models", "scores", "decisions", "audit",
                "drift_runs", "drift_profiles", "model_events", "feature_meta", "case_assignments", "case_meta",
-               "customer_segments", "segment_profiles", "evaluations", "decision_alerts", "case_comments", "meta"}
+               "customer_segments", "segment_profiles", "evaluations", "decision_alerts", "case_comments", "alerts", "cases", "meta"}
 
 
 def _release_1_file(path: Path) -> Path:

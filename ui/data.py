@@ -16,6 +16,7 @@ from fraudlab.schema import (
     apply_preset,
     preset_names,
 )
+from fraudlab.text import markdown_literal
 from fraudlab.workspace import Workspace
 from ui.cache import read
 
@@ -88,7 +89,7 @@ def mapping_editor(pv: SourcePreview, key: str) -> ColumnMapping:
 def show_preview(pv: SourcePreview) -> None:
     """Sample rows and the source columns with what each reads as and where it is mapped."""
     files = f"{len(pv.files)} files" if len(pv.files) > 1 else pv.files[0]
-    st.caption(f"{pv.kind.upper()} · {files}")
+    st.caption(f"{pv.kind.upper()} · {markdown_literal(files)}")
     st.dataframe(pv.sample.head(10), width="stretch", hide_index=True)
     st.dataframe(pv.columns, width="stretch", hide_index=True)
 
@@ -101,7 +102,8 @@ def show_report(ws: Workspace, row: pd.Series) -> None:
     cols[1].metric("Loaded", f"{int(row['rows_loaded']):,}")
     cols[2].metric("Quarantined", f"{int(row['rows_quarantined']):,}")
     cols[3].metric("Seconds", f"{float(row['seconds']):.2f}")
-    st.caption(f"Ingest {ingest_id} · {row['source']} · engine {row['engine']} · status {row['status']}")
+    st.caption(f"Ingest {ingest_id} · {markdown_literal(row['source'])} · engine {row['engine']} · "
+               f"status {row['status']}")
     if int(row["rows_quarantined"]) == 0:
         st.success("Every row passed validation.")
         return

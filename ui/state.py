@@ -5,7 +5,9 @@ import streamlit as st
 
 from fraudlab import pipeline
 from fraudlab.config import load_config
+from fraudlab.errors import WorkspaceError
 from fraudlab.overview import workspace_summary
+from fraudlab.text import markdown_literal
 from fraudlab.workspace import Workspace
 
 
@@ -16,8 +18,15 @@ def workspace_at(path: str) -> Workspace:
 
 
 def get_workspace() -> Workspace:
-    """The one Workspace of this server process (per configured path)."""
-    return workspace_at(str(load_config().workspace_path))
+    """The one Workspace of this server process; a clear message (no paths, no traceback) when it cannot open."""
+    try:
+        return workspace_at(str(load_config().workspace_path))
+    except WorkspaceError as exc:
+        busy = "lock" in str(exc).lower()
+        st.error("The workspace is in use by another fraudlab program (a command-line job such as ingest, train or "
+                 "drift). Reload this page when that job has finished." if busy else
+                 "The workspace cannot be opened. The server log has the details; an administrator can check it.")
+        st.stop()
 
 
 def ensure_ready(ws: Workspace) -> None:
@@ -50,7 +59,7 @@ def sidebar(ws: Workspace) -> None:
         if info.fraud_rate is not None:
             st.markdown(f"Labelled fraud rate **{info.fraud_rate:.2%}**")
         if info.last_ingest:
-            st.caption(f"Last load: {info.last_ingest}")
+            st.caption(f"Last load: {markdown_literal(info.last_ingest)}")  # a file name is data, not markup
         if info.quarantined:
             st.caption(f"{info.quarantined:,} rows in quarantine")
-        st.caption(f"`{ws.path.name}` · version {info.version}")
+        st.caption(f"{markdown_literal(ws.path.name)} · version {info.version}")
