@@ -148,10 +148,16 @@ CREATE TABLE IF NOT EXISTS case_comments (comment_id BIGINT PRIMARY KEY, case_id
     5: """
 ALTER TABLE models ADD COLUMN IF NOT EXISTS sha256 VARCHAR;
 """,
+    # 6: user-defined features (Feature lab): every add and drop is a row, and each one is a new feature-set version.
+    6: """
+CREATE TABLE IF NOT EXISTS feature_defs (name VARCHAR, version BIGINT, definition VARCHAR, created_by VARCHAR,
+                                         created_at TIMESTAMP, active BOOLEAN);
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
-# Derived tables, rebuilt whole by the module named (CREATE OR REPLACE ... AS SELECT): features (features.py),
+# Derived tables, rebuilt whole by the module named (CREATE OR REPLACE ... AS SELECT): features (features.py; its
+# user-defined columns are added and dropped by featurelab/store.py),
 # alerts, cases, case_history, case_entities (cases/build.py). Nothing else creates a table.
 
 
