@@ -137,8 +137,9 @@ def information_value(values: np.ndarray, y: np.ndarray) -> float:
     if y.all() or not y.any():
         return 0.0
     idx = _bin_index(values, _bins(values))
-    bad = np.bincount(idx[y], minlength=idx.max() + 1) + 0.5
-    good = np.bincount(idx[~y], minlength=idx.max() + 1) + 0.5
+    bad, good = np.bincount(idx[y], minlength=idx.max() + 1), np.bincount(idx[~y], minlength=idx.max() + 1)
+    used = (bad + good) > 0  # empty bins say nothing; +0.5 keeps a bin with no fraud (or no legitimate) finite
+    bad, good = bad[used] + 0.5, good[used] + 0.5
     pb, pg = bad / bad.sum(), good / good.sum()
     return float(((pb - pg) * np.log(pb / pg)).sum())
 
