@@ -230,3 +230,19 @@ def test_cli_adds_lists_evaluates_and_drops_a_feature(tmp_path, base_file, monke
     assert "feature-set version 2" in capsys.readouterr().out
     assert build_parser().parse_args(["features"]).func.__name__ == "_features"
     assert build_parser().parse_args(["features", "build", "--engine", "duckdb"]).func.__name__ == "_features"
+
+
+def test_feature_lab_page_previews_evaluates_adds_and_drops(app_test):
+    at = app_test("pages/feature_lab.py")
+    assert not at.exception and at.title[0].value == "Feature lab"
+    at.button(key="fl_preview").click().run()
+    assert not at.exception and not at.error
+    at.button(key="fl_evaluate").click().run()
+    assert not at.exception and not at.error and "Leakage checks" in [m.label for m in at.metric]
+    at.button(key="fl_add").click().run()
+    assert not at.exception and "Added c_online_mean_30d" in at.success[0].value
+    at.text_input(key="fl_where").input("amount; DROP TABLE transactions").run()
+    at.button(key="fl_add").click().run()
+    assert "not allowed" in at.error[0].value
+    at.button(key="fl_drop").click().run()
+    assert not at.exception and at.info and "No user-defined feature yet" in at.info[0].value
