@@ -18,6 +18,7 @@ PAGES = {
         st.Page("pages/segments.py", title="Segments", icon=":material/donut_small:"),
         st.Page("pages/drift.py", title="Drift", icon=":material/trending_down:"),
         st.Page("pages/models.py", title="Models", icon=":material/model_training:"),
+        st.Page("pages/feature_lab.py", title="Feature lab", icon=":material/science:"),
     ],
     "Data": [
         st.Page("pages/data.py", title="Load data", icon=":material/upload_file:"),

@@ -87,14 +87,41 @@ def _ingest(args) -> int:
 
 # ---------------------------------------------------------------------------------------------- features
 
-def _add_features(sub) -> None:
+def _build_options(p) -> None:
     from fraudlab.features import DEFAULT_LABEL_DELAY_DAYS
 
-    p = sub.add_parser("features", help="(re)build point-in-time features")
     p.add_argument("--engine", choices=("duckdb", "dask"), default="duckdb",
                    help="dask: on FRAUDLAB_DASK_SCHEDULER, or a local cluster")
     p.add_argument("--label-delay-days", type=float, default=DEFAULT_LABEL_DELAY_DAYS)
+
+
+def _add_features(sub) -> None:
+    from fraudlab.featurelab import AGGREGATES, KEYS
+
+    p = sub.add_parser("features", help="(re)build point-in-time features; list, add, evaluate, drop your own")
+    _build_options(p)
     p.set_defaults(func=_features)
+    group = p.add_subparsers(dest="features_command")
+    build = group.add_parser("build", help="(re)build every feature (the default with no subcommand)")
+    _build_options(build)
+    build.set_defaults(func=_features)
+    group.add_parser("list", help="user-defined features and the feature-set version").set_defaults(func=_features_list)
+    add = group.add_parser("add", help="define a feature, check it and backfill its column")
+    add.add_argument("--name", required=True)
+    add.add_argument("--key", default="customer_id", help=f"a column, e.g. {', '.join(KEYS)}")
+    add.add_argument("--agg", default="count", choices=AGGREGATES)
+    add.add_argument("--of", default=None, help="the column aggregated (not needed for count / since_last)")
+    add.add_argument("--window", default="30d", help="5m, 1h, 7d, 30d … or 'all'")
+    add.add_argument("--delay", default=None, help="the window ends this long before the transaction, e.g. 7d")
+    add.add_argument("--where", default=None, help="only earlier events matching this, e.g. \"channel = 'online'\"")
+    add.add_argument("--expression", default=None, help="a row-level expression aggregated instead of --of")
+    add.set_defaults(func=_features_add)
+    evaluate = group.add_parser("evaluate", help="per-month quality, drift and leakage checks of one feature")
+    evaluate.add_argument("name")
+    evaluate.set_defaults(func=_features_evaluate)
+    drop = group.add_parser("drop", help="remove a user-defined feature and its column")
+    drop.add_argument("name")
+    drop.set_defaults(func=_features_drop)
 
 
 def _features(args) -> int:
@@ -110,6 +137,57 @@ def _features(args) -> int:
     print(f"{len(report.columns)} features for {report.rows:,} rows in {report.seconds:.1f} s ({args.engine})")
     for col, why in report.excluded.items():
         print(f"left out {col}: {why}")
+    return 0
+
+
+def _features_list(args) -> int:
+    from fraudlab.featurelab import feature_set_version, list_definitions
+
+    ws = Workspace()
+    table = list_definitions(ws)
+    print(f"feature-set version {feature_set_version(ws)}; {len(table)} user-defined feature(s)")
+    for row in table.itertuples():
+        print(f"  {row.name:<28} v{row.version:<4} {row.describes} (by {row.created_by})")
+    return 0
+
+
+def _features_add(args) -> int:
+    from fraudlab.config import load_config
+    from fraudlab.featurelab import FeatureDef, add_definition, feature_set_version
+
+    ws = Workspace()
+    began = time.perf_counter()
+    defn = add_definition(ws, FeatureDef(args.name, args.key, args.agg, args.of, args.window, args.delay, args.where,
+                                         args.expression), who=load_config().analyst)
+    print(f"added {defn.name}: {defn.describe()}; feature-set version {feature_set_version(ws)} "
+          f"({time.perf_counter() - began:.1f} s)")
+    return 0
+
+
+def _features_evaluate(args) -> int:
+    from fraudlab.featurelab.evaluate import evaluate_feature
+
+    ws = Workspace()
+    ev = evaluate_feature(ws, args.name)
+    fmt = lambda v: "n/a" if v is None or v != v else f"{v:.3f}"  # noqa: E731
+    print(f"{ev.name}: {ev.rows:,} rows, coverage {ev.coverage:.1%} ({ev.nulls:,} missing), information value "
+          f"{ev.information_value:.3f}, PSI first vs last month {fmt(ev.psi_first_last_month)}")
+    for m in ev.per_month.itertuples():
+        print(f"  {m.month}  rows {m.rows:>9,}  frauds {m.frauds:>6,}  PR-AUC {fmt(m.pr_auc)}  ROC-AUC {fmt(m.roc_auc)}"
+              f"  IV {m.information_value:.3f}  coverage {m.coverage:.1%}")
+    for c in ev.correlations.itertuples():
+        print(f"  correlation with {c.feature}: {c.correlation:+.3f}")
+    for check in ev.leakage:
+        print(f"  leakage check {check.name}: {'passed' if check.passed else 'FAILED'} ({check.detail})")
+    return 1 if ev.leaks else 0
+
+
+def _features_drop(args) -> int:
+    from fraudlab.config import load_config
+    from fraudlab.featurelab import drop_definition
+
+    version = drop_definition(Workspace(), args.name, who=load_config().analyst)
+    print(f"dropped {args.name}; feature-set version {version}")
     return 0
 
 

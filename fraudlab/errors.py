@@ -27,3 +27,7 @@ class PromotionBlocked(FraudlabError):
 
 class DecisionConflict(FraudlabError):
     """Someone else decided or locked the case since the analyst looked at it."""
+
+
+class FeatureDefError(FraudlabError):
+    """A user-defined feature is malformed, unsafe or clashes with an existing one; nothing was changed."""

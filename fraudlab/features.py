@@ -18,6 +18,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from fraudlab.errors import FraudlabError
+from fraudlab.featurelab.store import apply_definitions
 from fraudlab.labels import fraud_known_sql, resolved_sql
 from fraudlab.schema import LABEL_DERIVED
 from fraudlab.workspace import CANONICAL_COLUMNS, Workspace, quote_ident
@@ -304,6 +305,7 @@ def group_sql(plan: FeaturePlan, group: str) -> str:
 def store_features(cur, plan: FeaturePlan, select_sql: str, label_delay_days: float) -> tuple[list[str], list[str]]:
     """Write the features table (with an id index) and its metadata from a SELECT; returns (numeric, categorical)."""
     cur.execute(f"CREATE OR REPLACE TABLE features AS {select_sql}")
+    apply_definitions(cur)  # user-defined features (Feature lab), the same SQL their backfill ran
     cur.execute("CREATE INDEX IF NOT EXISTS features_transaction_id ON features (transaction_id)")
     names = [r[0] for r in cur.execute("DESCRIBE features").fetchall() if r[0] != "transaction_id"]
     numeric = [n for n in names if n not in plan.categorical]

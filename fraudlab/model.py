@@ -190,16 +190,24 @@ def _fit(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], params: 
 def train_model(ws: Workspace, train_from: datetime | None = None, train_to: datetime | None = None,
                 params: dict | None = None, search: bool = False, rounds: int = 400, early_stopping: int = 30,
                 alert_budget_per_day: int = ALERT_BUDGET_PER_DAY, cost_review: float = COST_REVIEW,
-                progress: Progress | None = None, refit: bool = True, as_of: datetime | None = None) -> TrainResult:
-    """Train an XGBoost model on the labelled window; returns the booster, metrics and test predictions."""
+                progress: Progress | None = None, refit: bool = True, as_of: datetime | None = None,
+                features: list[str] | None = None, extra: pd.DataFrame | None = None) -> TrainResult:
+    """Train an XGBoost model on the labelled window; returns the booster, metrics and test predictions.
+
+    `features` chooses the columns (default: every built feature); `extra` (transaction_id + columns) adds
+    columns that are not in the features table yet, e.g. a candidate feature tried in a challenger.
+    """
     progress = progress or (lambda _f, _m: None)
     began = time.perf_counter()
     progress(0.05, "loading labelled feature rows")
     frame, lo, hi, as_of = training_frame(ws, train_from, train_to, as_of)
+    if extra is not None:  # a left merge keeps the time order, so the split is the same with or without it
+        frame = frame.merge(extra, on="transaction_id", how="left", validate="one_to_one")
     frame = frame[frame["label"].notna()].reset_index(drop=True)
     frame["label"] = frame["label"].astype(bool)
-    dropped = uninformative_features(frame, feature_columns(ws))
-    features = [f for f in feature_columns(ws) if f not in dropped]
+    chosen_features = features or feature_columns(ws)
+    dropped = uninformative_features(frame, chosen_features)
+    features = [f for f in chosen_features if f not in dropped]
     if not features:
         raise ModelError("every feature is constant or missing in the training window: " +
                          "; ".join(f"{f} ({why})" for f, why in dropped.items()))

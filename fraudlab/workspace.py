@@ -163,10 +163,16 @@ CREATE TABLE IF NOT EXISTS cases AS
            device_id, ip, email, scorer, model_id, segment
     FROM alerts WHERE false;
 """,
+    # 7: user-defined features (Feature lab): every add and drop is a row, and each one is a new feature-set version.
+    7: """
+CREATE TABLE IF NOT EXISTS feature_defs (name VARCHAR, version BIGINT, definition VARCHAR, created_by VARCHAR,
+                                         created_at TIMESTAMP, active BOOLEAN);
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
-# Derived tables, rebuilt whole by the module named (CREATE OR REPLACE ... AS SELECT): features (features.py),
+# Derived tables, rebuilt whole by the module named (CREATE OR REPLACE ... AS SELECT): features (features.py; its
+# user-defined columns are added and dropped by featurelab/store.py),
 # alerts, cases, case_history, case_entities (cases/build.py). Nothing else creates a table.
 
 

@@ -6,7 +6,7 @@ import importlib
 
 import pytest
 
-MODULES = ["fraudlab.generate", "fraudlab.privacy", "fraudlab.rules", "fraudlab.schema"]
+MODULES = ["fraudlab.generate", "fraudlab.privacy", "fraudlab.rules", "fraudlab.schema", "fraudlab.featurelab.defs"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,0 +1,43 @@
+"""Feature lab timings: preview on the newest rows, backfill of one definition vs a full build, evaluate.
+
+    python benchmarks/bench_feature_lab.py --rows 200000
+"""
+from __future__ import annotations
+
+import argparse
+import tempfile
+from pathlib import Path
+
+from _common import measure, report
+
+from fraudlab.featurelab import FeatureDef, add_definition
+from fraudlab.featurelab.evaluate import evaluate_feature, preview_feature
+from fraudlab.features import build_features
+from fraudlab.generate import simulate
+from fraudlab.ingest import ingest_table
+from fraudlab.workspace import Workspace
+
+DEFN = FeatureDef("c_online_mean_30d", "customer_id", "mean", "amount", "30d", where="channel = 'online'")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as folder:
+        ws = Workspace(Path(folder) / "bench.duckdb")
+        ingest_table(ws, simulate(rows=args.rows, seed=0, days=90).transactions, source="bench")
+        full, _ = measure("build_features (full, 46 built-ins)", args.rows, lambda: build_features(ws))
+        preview, _ = measure("preview_feature (newest 50k rows)", 50_000, lambda: preview_feature(ws, DEFN))
+        backfill, _ = measure("add_definition (backfill one column)", args.rows,
+                              lambda: add_definition(ws, DEFN, "bench"))
+        rebuild, _ = measure("build_features (full + 1 definition)", args.rows, lambda: build_features(ws))
+        evaluate, _ = measure("evaluate_feature (all rows)", args.rows, lambda: evaluate_feature(ws, DEFN.name))
+        backfill.ratio = rebuild.seconds / backfill.seconds if backfill.seconds else None
+        backfill.note = "ratio: full rebuild seconds / backfill seconds"
+        ws.close()
+    report([full, preview, backfill, rebuild, evaluate], title=f"feature lab, {args.rows:,} simulated rows")
+
+
+if __name__ == "__main__":
+    main()
