@@ -11,9 +11,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from fraudlab import cases, promotion, registry, segments
+from fraudlab import cases, drift, promotion, registry, segments
 from fraudlab.config import SAMPLE_PATH
-from fraudlab.errors import ModelError
+from fraudlab.errors import FraudlabError, ModelError
 from fraudlab.features import DEFAULT_LABEL_DELAY_DAYS, FeatureReport, build_features, has_features
 from fraudlab.ingest import IngestReport, ingest_path
 from fraudlab.model import TrainResult, train_model
@@ -23,6 +23,7 @@ from fraudlab.workspace import Workspace
 
 Progress = Callable[[float, str], None]
 FIRST_START_EXPLAIN = 5_000
+MIN_DRIFT_ROWS = 1_000  # below this a drift report says little; the page offers one on demand
 
 
 def _quiet(_fraction: float, _message: str) -> None:
@@ -104,6 +105,14 @@ def _refresh_results(ws: Workspace, progress: Progress, who: str) -> list[str]:
     if registry.champion(ws) is not None and cases.cases_stale(ws):
         progress(0.95, "building the case queue")
         done.append(f"case queue: {cases.refresh_cases(ws):,} cases")
+    if ws.count("drift_runs") == 0 and ws.count("transactions") >= MIN_DRIFT_ROWS:
+        progress(0.97, "a first drift report (first half against second half)")
+        try:
+            reference, current = drift.split_windows(ws)
+            run_id = drift.save_run(ws, drift.run_report(ws, reference, current), who=who)
+            done.append(f"drift report {run_id} saved")
+        except FraudlabError as exc:  # e.g. too little data in a window: the Drift page explains and offers a run
+            done.append(f"no drift report yet: {exc}")
     return done
 
 

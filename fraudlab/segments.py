@@ -138,8 +138,31 @@ def name_segments(profiles: pd.DataFrame, population: pd.Series) -> list[str]:
             word = hi if strength > 0 else lo
             if word and abs(strength) >= 1:
                 scored.append((abs(strength), word))
-        words = [w for _, w in sorted(scored, reverse=True)[:3]]
-        names.append(" ".join(words or ["typical"]) + " customers")
+        names.append([w for _, w in sorted(scored, reverse=True)])
+    return _distinct_names(names)
+
+
+def _distinct_names(ranked_words: list[list[str]], size: int = 3) -> list[str]:
+    """Names of up to `size` words that no other segment's name repeats or contains (as a set of words): a name
+    that would echo another takes its next strongest trait, and a number only when traits run out.
+
+    >>> _distinct_names([["lapsed", "occasional"], ["occasional", "lapsed", "new"], []])
+    ['lapsed occasional customers', 'new occasional lapsed customers', 'typical customers']
+    """
+    chosen: list[list[str]] = []
+    for words in ranked_words:
+        pick = words[:size] or ["typical"]
+        for extra in words[size:]:
+            if not any(set(pick) <= set(other) or set(other) <= set(pick) for other in chosen):
+                break
+            pick = pick[:-1] + [extra]
+        chosen.append(pick)
+    for i, pick in enumerate(chosen):  # a word set inside another's: lead with what only this one has
+        others = [set(o) for j, o in enumerate(chosen) if j != i]
+        if any(set(pick) <= o or o <= set(pick) for o in others):
+            own = [w for w in pick if not any(w in o for o in others)]
+            chosen[i] = own + [w for w in pick if w not in own]
+    names = [" ".join(pick) + " customers" for pick in chosen]
     seen: dict[str, int] = {}
     unique = []
     for name in names:
@@ -250,11 +273,17 @@ def segment_summary(ws: Workspace, threshold: float = 0.5) -> pd.DataFrame:
 
 
 def weekly_trend(ws: Workspace) -> pd.DataFrame:
-    """Per segment and week: transactions, labelled fraud count and rate, fraud losses."""
+    """Per segment and complete week (a week the data covers to its end): transactions, labelled fraud count and
+    rate, fraud losses. A partial last week would read as a fall in fraud."""
     return ws.df(f"""SELECT cs.segment_name, CAST(date_trunc('week', t.ts) AS DATE) AS week, count(*) AS transactions,
                             count(*) FILTER ({_FRAUD}) AS fraud, avg({_FRAUD}::DOUBLE) AS fraud_rate,
                             coalesce(sum(t.amount) FILTER ({_FRAUD}), 0) AS fraud_losses
                      FROM transactions t JOIN customer_segments cs USING (customer_id) {_FRAUD_JOIN}
+                     WHERE date_trunc('week', t.ts) + INTERVAL 7 DAY <= (SELECT max(ts) FROM transactions)
+                       AND date_trunc('week', t.ts) >= date_trunc('week', (SELECT min(ts) FROM transactions))
+                                                       + INTERVAL (CASE WHEN (SELECT min(ts) FROM transactions)
+                                                       = date_trunc('week', (SELECT min(ts) FROM transactions))
+                                                       THEN 0 ELSE 7 END) DAY
                      GROUP BY 1, 2 ORDER BY 1, 2""")
 
 

@@ -13,8 +13,10 @@ from fraudlab.errors import FraudlabError
 from fraudlab.features import source_columns
 from fraudlab.model import decision_threshold
 from ui.cache import read
-from ui.cases import open_case
+from ui.cases import open_case, readable
 from ui.state import analyst_name, get_workspace
+
+USABLE_AUC = 0.6
 
 ws = get_workspace()
 st.title("Customer segments")
@@ -53,7 +55,7 @@ left.plotly_chart(segment_bars_figure(summary, "fraud_losses", "Fraud losses"), 
 right.plotly_chart(segment_bars_figure(summary, "alerts", "Alerts (analyst workload)"), width="stretch")
 st.plotly_chart(profile_heatmap_figure(profiles), width="stretch")
 st.download_button("Download segment profiles (CSV)", profiles.to_csv(index=False), "segment_profiles.csv", "text/csv")
-st.dataframe(summary, width="stretch", hide_index=True)
+st.dataframe(readable(summary), width="stretch", hide_index=True)
 st.download_button("Download segment summary (CSV)", summary.to_csv(index=False), "segments.csv", "text/csv")
 
 st.subheader("Trends: which segment is turning riskiest")
@@ -66,7 +68,7 @@ if not trend.empty:
 st.plotly_chart(weekly_trend_figure(weekly), width="stretch")
 if not trend.empty:
     st.plotly_chart(risk_slope_figure(trend), width="stretch")
-st.dataframe(trend, width="stretch", hide_index=True)
+st.dataframe(readable(trend), width="stretch", hide_index=True)
 c = st.columns(2)
 c[0].download_button("Download weekly trend (CSV)", weekly.to_csv(index=False), "segment_weekly.csv", "text/csv")
 c[1].download_button("Download risk trend (CSV)", trend.to_csv(index=False), "segment_risk_trend.csv", "text/csv")
@@ -76,6 +78,10 @@ with st.spinner("Training the propensity model…"):
 st.subheader("Propensity of a customer to turn fraudulent")
 if prop.auc is None:
     st.info("Too few customers turned fraudulent after the cut-off to fit a propensity model.")
+elif prop.auc < USABLE_AUC:
+    st.info(f"No usable signal: customer traits before {prop.cutoff:%Y-%m-%d} predict who turns fraudulent no better "
+            f"than chance (held-out AUC {prop.auc:.2f}; 0.5 is a coin toss, {USABLE_AUC} the least worth reading). "
+            "Fraud here comes from events (takeovers, rings), not from who the customer is; no drivers are shown.")
 else:
     st.caption(f"XGBoost on customer features before {prop.cutoff:%Y-%m-%d}; label: any fraud after it "
                f"({prop.positives:,} of {prop.customers:,} customers). Held-out AUC **{prop.auc:.3f}**.")
@@ -91,7 +97,8 @@ st.subheader("Drill into a segment")
 chosen = st.selectbox("Segment", summary["segment_id"].tolist(),
                       format_func=lambda s: summary.set_index("segment_id").loc[s, "segment_name"])
 members = read(segments.segment_members, ws, int(chosen))
-picked = st.dataframe(members, width="stretch", hide_index=True, on_select="rerun", selection_mode="single-row")
+picked = st.dataframe(readable(members), width="stretch", hide_index=True, on_select="rerun",
+                      selection_mode="single-row")
 st.download_button("Download these customers (CSV)", members.to_csv(index=False), "segment_customers.csv", "text/csv")
 if picked.selection.rows and st.button("Open this customer's riskiest transaction"):
     open_case(members["top_transaction"].iloc[picked.selection.rows[0]])

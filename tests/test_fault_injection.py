@@ -38,7 +38,7 @@ def prepared(tmp_path_factory):
     """A CSV, and workspaces before each job: empty, loaded, featurised, trained."""
     folder = tmp_path_factory.mktemp("faults")
     csv = folder / "tx.csv"
-    simulate(rows=ROWS, seed=21, days=40).transactions.to_csv(csv, index=False)
+    simulate(rows=ROWS, seed=21, days=90).transactions.to_csv(csv, index=False)
     stages = {}
     for job, before in (("ingest", None), ("features", "ingest"), ("train", "features"), ("score", "train")):
         path = folder / f"before_{job}.duckdb"

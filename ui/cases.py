@@ -46,6 +46,8 @@ def readable(frame: pd.DataFrame) -> pd.DataFrame:
     for col in out.columns:
         if out[col].dtype == object or str(out[col].dtype).startswith(("string", "str")):
             out[col] = out[col].astype(object).where(out[col].notna(), "")
+        elif pd.api.types.is_datetime64_any_dtype(out[col]) and out[col].isna().any():
+            out[col] = out[col].dt.strftime("%Y-%m-%d %H:%M").fillna("")
     return out
 
 

@@ -56,6 +56,8 @@ AGE_FEATURES = {"c_tenure_s": "grows with the customer's time on book", "c_hist_
                 "c_new_country": "first-time flags fall as history grows"}
 
 
+WARM_UP_SHARE = 0.1  # a windowed feature still filling for more than this share of the reference is left out
+
 # Calendar features: their mix depends on which weekdays and hours the two windows happen to hold.
 CALENDAR_FEATURES = {"dow": "calendar feature: its mix follows the weekdays each window holds",
                      "hour": "calendar feature: its mix follows the hours each window holds"}
@@ -72,7 +74,8 @@ def _window_seconds(name: str, delay_s: float) -> float | None:
     return seconds + (delay_s if name.startswith(("m_fraud", "m_dcnt")) else 0.0)
 
 
-def left_out_columns(ws: Workspace, reference_start: datetime | None = None) -> dict[str, str]:
+def left_out_columns(ws: Workspace, reference_start: datetime | None = None,
+                     reference_end: datetime | None = None) -> dict[str, str]:
     """Columns a drift report never tests, with the reason shown on the Drift page: time indexes, lifetime
     features, windowed features not yet full when the reference window starts, and a partial score."""
     from fraudlab.features import feature_info
@@ -85,15 +88,19 @@ def left_out_columns(ws: Workspace, reference_start: datetime | None = None) -> 
         out.update({name: f"{why}: drifts by construction (warm-up)" for name, why in AGE_FEATURES.items()
                     if name in present})
         out.update({name: why for name, why in CALENDAR_FEATURES.items() if name in present})
-        first = ws.scalar("SELECT min(ts) FROM transactions")
+        first, last = ws.df("SELECT min(ts) AS lo, max(ts) AS hi FROM transactions").iloc[0]
         if reference_start is not None and first is not None:
-            age = (pd.Timestamp(reference_start) - pd.Timestamp(first)).total_seconds()
+            start = pd.Timestamp(reference_start)
+            span = max((pd.Timestamp(reference_end or last) - start).total_seconds(), 1.0)
             delay_s = float(info.get("label_delay_days", 7.0)) * 86_400
             for name in present - set(out):
                 seconds = _window_seconds(name, delay_s)
-                if seconds is not None and age < seconds:
-                    out[name] = (f"warming up: its window ({seconds / 86_400:g} days) is not yet full when the "
-                                 f"reference starts, {age / 86_400:.0f} days into the data")
+                if seconds is None:
+                    continue
+                unfilled = (pd.Timestamp(first) + pd.Timedelta(seconds=seconds) - start).total_seconds()
+                if unfilled / span > WARM_UP_SHARE:
+                    out[name] = (f"warming up: its window ({seconds / 86_400:g} days) is not yet full for "
+                                 f"{unfilled / span:.0%} of the reference window")
     scored, rows = ws.count("scores"), ws.count("transactions")
     if 0 < scored < rows:
         out["score"] = f"only {scored:,} of {rows:,} transactions are scored: the score is compared once all are"
@@ -101,7 +108,8 @@ def left_out_columns(ws: Workspace, reference_start: datetime | None = None) -> 
 
 
 def monitored_columns(ws: Workspace, overrides: dict[str, str] | None = None, features: bool = True,
-                      scores: bool = True, reference_start: datetime | None = None) -> list[ColumnSpec]:
+                      scores: bool = True, reference_start: datetime | None = None,
+                      reference_end: datetime | None = None) -> list[ColumnSpec]:
     """Columns a report monitors: canonical and extra transaction columns, model features, the score.
 
     `overrides` maps a column name to 'numeric', 'categorical', 'id' or 'skip' (a user's type correction). Time
@@ -110,7 +118,7 @@ def monitored_columns(ws: Workspace, overrides: dict[str, str] | None = None, fe
     from fraudlab.features import feature_info, has_features, source_columns
 
     overrides = overrides or {}
-    skip = set(left_out_columns(ws, reference_start))
+    skip = set(left_out_columns(ws, reference_start, reference_end))
     filled = set(source_columns(ws))  # canonical columns this data does not have are empty: nothing to test
     specs: list[ColumnSpec] = []
     seen: set[str] = set()

@@ -173,7 +173,7 @@ def run_report(ws: Workspace, reference: Window, current: Window, *, overrides: 
     t0 = time.perf_counter()
     reference_start = reference.start or ws.scalar(f"SELECT min(ts) FROM transactions t WHERE {reference.where('t')[0]}",
                                                    reference.where("t")[1])
-    specs = monitored_columns(ws, overrides, reference_start=reference_start)
+    specs = monitored_columns(ws, overrides, reference_start=reference_start, reference_end=reference.end)
     if columns is not None:
         specs = [s for s in specs if s.name in set(columns)]
     if not specs:
@@ -272,7 +272,7 @@ def run_report(ws: Workspace, reference: Window, current: Window, *, overrides: 
     progress(1.0, "done")
     if fresh:  # frozen only now: a run that failed half-way leaves nothing behind
         freeze_profile(ws, profile)
-    left_out = left_out_columns(ws, reference_start)
+    left_out = left_out_columns(ws, reference_start, reference.end)
     if left_out:
         verdict["left_out"] = ("Not tested, as they drift by construction or cover part of the data: " +
                                ", ".join(sorted(left_out)) + ".")
