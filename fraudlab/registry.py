@@ -234,11 +234,17 @@ def importance(ws: Workspace, model_id: str, rows: int = 2_000) -> pd.DataFrame:
     """Mean |SHAP| per feature over (up to) `rows` of the model's test period."""
     from fraudlab.explain import contributions, global_importance
 
+    record, frame = holdout_sample(ws, model_id, rows)
+    contribs, _ = contributions(load_booster(record), frame)
+    return global_importance(list(record.features), contribs)
+
+
+def holdout_sample(ws: Workspace, model_id: str, rows: int = 2_000) -> tuple[ModelRecord, pd.DataFrame]:
+    """The model's record and its newest (up to) `rows` test-period feature rows, prepared for it."""
     record = get_model(ws, model_id)
     ids = holdout_predictions(ws, model_id)["transaction_id"].tail(rows).tolist()
     frame = load_frame(ws, where="f.transaction_id IN (SELECT unnest($ids))", params={"ids": ids})
-    contribs, _ = contributions(load_booster(record), prepare(frame, record))
-    return global_importance(list(record.features), contribs)
+    return record, prepare(frame, record)
 
 
 def model_events(ws: Workspace) -> pd.DataFrame:

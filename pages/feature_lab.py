@@ -1,10 +1,15 @@
-"""Feature lab: define a point-in-time feature, preview and evaluate it, add it to the feature set, drop it."""
+"""Feature lab: define a point-in-time feature, preview and evaluate it, try it in a challenger, add it to the feature
+set, see how a model that uses it is moved by it, drop it."""
 import streamlit as st
 
+from fraudlab import registry
 from fraudlab.charts.featurelab import distribution_figure, per_month_figure
+from fraudlab.charts.models import dependence_figure
 from fraudlab.errors import FraudlabError
 from fraudlab.featurelab import AGGREGATES, KEYS, FeatureDef, add_definition, drop_definition, list_definitions
-from fraudlab.featurelab.evaluate import evaluate_feature, preview_feature
+from fraudlab.featurelab.evaluate import evaluate_feature, preview_feature, try_in_challenger
+from fraudlab.global_explain import plain_names, shap_sample, strongest_interaction
+from fraudlab.text import markdown_literal
 from ui.cache import read
 from ui.state import analyst_name, get_workspace
 
@@ -33,7 +38,10 @@ defn = FeatureDef(name, key, aggregate, None if of == "(none)" else of, window, 
                   expression or None)
 st.caption(f"Definition: {defn.describe()}.")
 
-b1, b2, b3 = st.columns(3)
+table = read(list_definitions, ws)
+stored = defn.name in set(table["name"]) if not table.empty else False
+
+b1, b2, b3, b4 = st.columns(4)
 try:
     if b1.button("Preview on recent rows", key="fl_preview"):
         preview = read(preview_feature, ws, defn)
@@ -59,11 +67,40 @@ try:
             (st.success if check.passed else st.error)(f"{check.name}: {'passed' if check.passed else 'failed'} "
                                                        f"({check.detail})")
         st.dataframe(ev.correlations, width="stretch", hide_index=True)
-    if b3.button("Add to the feature set", type="primary", key="fl_add"):
+    if b3.button("Try in a challenger", key="fl_try",
+                 help="Trains the model twice on the same time split, without and with this feature (a minute or "
+                      "more); nothing is registered"):
+        with st.spinner("Training the model without and with the feature on the same time split…"):
+            trial = read(try_in_challenger, ws, defn.name if stored else defn)
+        c = st.columns(3)
+        c[0].metric("Test PR-AUC without", f"{trial.pr_auc_without:.3f}")
+        c[1].metric("Test PR-AUC with", f"{trial.pr_auc_with:.3f}", delta=f"{trial.difference:+.3f}")
+        c[2].metric("Lift, 95% interval", f"{trial.low:+.3f} to {trial.high:+.3f}")
+        verdict = ("it helps: the whole interval is above zero" if trial.low > 0 else
+                   "it hurts: the whole interval is below zero" if trial.high < 0 else
+                   "not clearly better or worse: the interval includes zero")
+        st.caption(f"On {trial.test_rows:,} test-period payments (PR-AUC 0-1, higher is better); the interval comes "
+                   f"from resampling those payments. Verdict: {verdict}.")
+    if b4.button("Add to the feature set", type="primary", key="fl_add"):
         added = add_definition(ws, defn, analyst_name())
         st.success(f"Added {added.name}; the next model trained uses it.")
 except FraudlabError as exc:
     st.error(str(exc))
+
+if stored:
+    st.subheader(f"How a model uses {markdown_literal(defn.name)}")
+    models = read(registry.list_models, ws)
+    holder = next((r for r in (read(registry.get_model, ws, m) for m in models["model_id"])
+                   if defn.name in r.features), None)
+    if holder is None:
+        st.caption("No model uses it yet: train a challenger on the Models page, then its effect shows here.")
+    else:
+        with st.spinner("Computing SHAP values…"):
+            explanation = read(shap_sample, ws, holder.model_id, key=holder.model_id)
+        label = plain_names(list(holder.features))[holder.features.index(defn.name)]
+        partner = strongest_interaction(explanation, label) if len(holder.features) > 1 else None
+        st.plotly_chart(dependence_figure(explanation, label, partner), width="stretch", key="fl_dependence")
+        st.caption(f"Model {holder.model_id} ({holder.status}), on its test-period payments.")
 
 st.subheader("Your features")
 table = read(list_definitions, ws)

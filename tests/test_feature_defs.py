@@ -1,6 +1,8 @@
 """Feature lab: each aggregate equals a slow reference, no leakage, bad text refused, backfill equals rebuild, CLI, page."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -20,6 +22,7 @@ from fraudlab.featurelab.evaluate import evaluate_feature, future_shuffle_check,
 from fraudlab.features import build_features, feature_columns, load_frame
 from fraudlab.generate import simulate
 from fraudlab.ingest import ingest_table
+from fraudlab.pipeline import retrain
 from fraudlab.workspace import Workspace, copy_workspace
 
 DAY = 86_400
@@ -246,3 +249,25 @@ def test_feature_lab_page_previews_evaluates_adds_and_drops(app_test):
     assert "not allowed" in at.error[0].value
     at.button(key="fl_drop").click().run()
     assert not at.exception and at.info and "No user-defined feature yet" in at.info[0].value
+
+
+def test_feature_lab_page_tries_a_feature_in_a_challenger_and_shows_how_a_model_uses_it(app_test, app_workspace):
+    at = app_test("pages/feature_lab.py")
+    at.button(key="fl_try").click().run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    metrics = {m.label: m.value for m in at.metric}
+    assert 0 <= float(metrics["Test PR-AUC without"]) <= 1 and 0 <= float(metrics["Test PR-AUC with"]) <= 1
+    low, high = (float(v) for v in metrics["Lift, 95% interval"].split(" to "))
+    assert low <= high and "Verdict:" in at.caption[-1].value
+    at.button(key="fl_add").click().run()
+    assert not at.exception and "Added c_online_mean_30d" in at.success[0].value
+    at.run()
+    assert "No model uses it yet" in " ".join(c.value for c in at.caption)
+    ws = Workspace(app_workspace)
+    retrain(ws)  # a challenger trained on the feature set that now holds it
+    ws.close()
+    at.run()
+    assert not at.exception, at.exception
+    (chart,) = [c for c in at.get("plotly_chart") if c.proto.id.endswith("fl_dependence")]
+    title = json.loads(chart.proto.spec)["layout"]["title"]["text"]
+    assert title.startswith("How C online mean 30d moves the score, coloured by ")
