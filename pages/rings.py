@@ -93,16 +93,43 @@ st.plotly_chart(ring_timeline_figure(tx), width="stretch")
 st.subheader("Decide the whole ring")
 open_ids = read(rings.ring_case_ids, ws, list(customers), "cases")
 all_ids = read(rings.ring_case_ids, ws, list(customers), "all")
-with st.form(f"decide_ring_{ring_id}"):
-    decision = st.radio("Decision", ["fraud", "legitimate", "escalate"], horizontal=True)
+with st.form(f"decide_ring_{ring_id}", clear_on_submit=True):
+    decision = st.radio("Decision", ["fraud", "legitimate", "escalate"], index=None, horizontal=True)
     scope = st.radio("Apply to", ["cases", "all"], horizontal=True, format_func=lambda s: {
         "cases": f"the members' open cases ({len(open_ids):,}: alerts not yet decided)",
         "all": f"all the members' transactions ({len(all_ids):,})"}[s])
     note = st.text_input("Note", placeholder="why (kept in the audit log)")
     if st.form_submit_button("Decide ring", type="primary"):
         targets = open_ids if scope == "cases" else all_ids
-        if not targets:
+        if decision is None:
+            st.warning("Choose a decision first: nothing is preselected.")
+        elif not targets:
             st.warning("Nothing to decide: the members have no open cases. Choose 'all the members' transactions'.")
         else:
-            done = cases.decide_many(ws, targets, decision, analyst_name(), note or f"ring {ring_id} decision")
-            st.success(f"Marked {len(done):,} transactions of ring {ring_id} as **{decision}** (audited).")
+            st.session_state["ring_pending"] = {"ring": ring_id, "targets": list(targets), "decision": decision,
+                                                "note": note or f"ring {ring_id} decision",
+                                                "customers": list(customers)}
+
+
+@st.dialog("Confirm the ring decision")
+def _confirm_ring(pending: dict) -> None:
+    st.write(f"Record **{pending['decision']}** on {len(pending['targets']):,} transactions of ring {pending['ring']} "
+             f"({len(pending['customers'])} customers)?")
+    st.text(", ".join(pending["customers"][:30]) + (" …" if len(pending["customers"]) > 30 else ""))
+    ok, cancel = st.columns(2)
+    if ok.button("Confirm", type="primary", key="ring_confirm"):
+        done = cases.decide_many(ws, pending["targets"], pending["decision"], analyst_name(), pending["note"])
+        st.session_state.pop("ring_pending", None)
+        st.session_state["ring_done"] = (f"Marked {len(done):,} transactions of ring {pending['ring']} as "
+                                         f"**{pending['decision']}** (audited).")
+        st.rerun()
+    if cancel.button("Cancel", key="ring_cancel"):
+        st.session_state.pop("ring_pending", None)
+        st.rerun()
+
+
+pending = st.session_state.get("ring_pending")
+if pending and pending["ring"] == ring_id:
+    _confirm_ring(pending)
+if message := st.session_state.pop("ring_done", None):
+    st.success(message)

@@ -112,7 +112,10 @@ def test_one_analyst_day(page, app_url, new_file):
 def decide_top_ring(page) -> None:
     """Record a fraud decision for every transaction of the top-ranked ring (selected by default)."""
     page.get_by_role("button", name="Decide ring").wait_for(timeout=120_000)
+    form = page.locator('[data-testid="stForm"]', has_text="Decide ring")
+    form.get_by_text("fraud", exact=True).click()  # no decision is preselected
     page.get_by_text("all the members' transactions").click()
     page.get_by_placeholder("why (kept in the audit log)").fill("shared devices, same merchants, same hours")
     page.get_by_role("button", name="Decide ring").click()
+    page.get_by_role("button", name="Confirm").click()  # the dialog lists what will be decided
     page.get_by_text("Marked").first.wait_for(timeout=60_000)

@@ -12,7 +12,7 @@ from fraudlab.ingest import ingest_history, ingest_path, quarantine_rows
 from fraudlab.ingest.dask_engine import ingest_path_dask, plain_main
 from fraudlab.workspace import Workspace
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.timeout(300), pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

@@ -47,6 +47,11 @@ def test_decide_whole_ring_marks_open_cases(app_test, app_workspace):
     at.text_input[0].set_value("same device farm")
     at.button[-1].click().run()
     assert not at.exception, at.exception
+    ws = Workspace(app_workspace)
+    assert cases.current_decisions(ws, open_ids).empty  # nothing is decided before the confirmation
+    ws.close()
+    at.button(key="ring_confirm").click().run()
+    assert not at.exception, at.exception
     assert f"Marked {len(open_ids):,} transactions of ring 1 as **fraud**" in _texts(at)
     ws = Workspace(app_workspace)
     decided = cases.current_decisions(ws, open_ids)
