@@ -28,7 +28,11 @@ COLUMNS = {
     "pr_auc": "PR-AUC", "roc_auc": "ROC-AUC", "created_at": "Created", "train_from": "Trained from",
     "train_to": "Trained to", "data_hash": "Data hash", "precision_at_budget": "Precision at budget",
     "recall_at_budget": "Recall at budget", "alert_threshold": "Alert threshold", "feature": "Feature",
-    "contribution": "Contribution (log-odds)", "text": "Reason",
+    "contribution": "Contribution (log-odds)", "text": "Reason", "first_ts": "First alert",
+    "open_alerts": "Open alerts", "close_reason": "Close reason", "decided_after_sla": "Decided after SLA",
+    "median_hours_to_decision": "Median hours to decision", "p90_hours_to_decision": "P90 hours to decision",
+    "cases_first_decided": "Cases first decided", "checked_against_labels": "Checked against labels",
+    "agreement_with_labels": "Agreement with labels", "alert_id": "Alert", "top_alert": "Riskiest alert",
 }
 
 FEATURES = {

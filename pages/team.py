@@ -26,7 +26,9 @@ c[3].metric("Analysts", f"{len(report.per_analyst):,}")
 if report.per_day.empty:
     st.info("Nobody has decided a case yet. Decisions appear here per analyst and day.")
 else:
-    fig = px.bar(report.per_day, x="day", y="decisions", color="analyst", title="Decisions per analyst per day")
+    fig = px.bar(report.per_day.assign(day=report.per_day["day"].astype(str)), x="day", y="decisions",
+                 color="analyst", title="Decisions per analyst per day")
+    fig.update_xaxes(type="category", title=None)
     fig.update_layout(height=320, margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h"})
     st.plotly_chart(fig, width="stretch")
     table = ui.readable(report.per_analyst)

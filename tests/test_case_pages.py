@@ -56,3 +56,19 @@ def test_case_page_without_a_case_points_to_the_queue(app_test):
     at = app_test("pages/case.py")
     assert not at.exception
     assert any("Case queue" in i.value for i in at.info)
+
+
+def test_customer_view_and_team_pages_read_a_customer_and_the_team(app_test, app_workspace):
+    ws = Workspace(app_workspace)
+    top = cases.queue(ws)[0].iloc[0]
+    cases.decide(ws, top["case_id"], "fraud", "ana", close_reason="card testing")
+    ws.close()
+    at = app_test("pages/customer.py", query={"customer": top["customer_id"]})
+    assert not at.exception, at.exception
+    assert {"Payments", "Cases", "Alerts"} <= {m.label for m in at.metric}
+    tables = [d.value for d in at.dataframe]
+    assert any("Close reason" in t.columns and "card testing" in set(t["Close reason"]) for t in tables)
+    team = app_test("pages/team.py")
+    assert not team.exception, team.exception
+    per_analyst = next(d.value for d in team.dataframe if "Analyst" in d.value.columns)
+    assert per_analyst.set_index("Analyst").loc["ana", "Decisions"] == 1
