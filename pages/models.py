@@ -22,6 +22,34 @@ from ui import cases as ui_cases
 from ui.cache import read
 from ui.state import analyst_name, get_workspace
 
+
+def _shap_views(ws, record, model_id: str, champ) -> None:
+    """The beeswarm of the selected model (beside the champion's) and a dependence plot of a picked feature."""
+    with st.spinner("Computing SHAP values…"):
+        explanation = read(shap_sample, ws, model_id, key=model_id)
+    st.caption("Each dot is one test-period payment: how far that feature moved its score (right raises the risk, in "
+               "log-odds), coloured by the feature's value from low (blue) to high (red) across its usual range; grey "
+               "means the value was missing.")
+    if record.status != "champion" and len(champ):
+        with st.spinner("Computing the champion's SHAP values…"):
+            champion_explanation = read(shap_sample, ws, champ.iloc[0], key=champ.iloc[0])
+        b1, b2 = st.columns(2)
+        b1.plotly_chart(beeswarm_figure(champion_explanation, title=f"Champion {champ.iloc[0]}"), width="stretch",
+                        key="beeswarm_champion")
+        b2.plotly_chart(beeswarm_figure(explanation, title=f"{record.status.capitalize()} {model_id}"), width="stretch",
+                        key="beeswarm_selected")
+    else:
+        st.plotly_chart(beeswarm_figure(explanation), width="stretch", key="beeswarm_selected")
+    ranked = by_importance(explanation)
+    picked = st.selectbox("Feature to look at", ranked, index=0, key=f"dependence_{model_id}",
+                          help="Features in order of how much they move the score")
+    partner = strongest_interaction(explanation, picked) if len(ranked) > 1 else None
+    st.plotly_chart(dependence_figure(explanation, picked, partner), width="stretch", key="dependence")
+    if partner:
+        st.caption(f"Coloured by {markdown_literal(partner)}: the feature that most changes how "
+                   f"{markdown_literal(picked)} moves the score.")
+
+
 ws = get_workspace()
 st.title("Models")
 
@@ -120,28 +148,9 @@ st.plotly_chart(cost_curve_figure(costs, threshold), width="stretch")
 st.subheader("What drives the score")
 with st.spinner("Computing SHAP importance…"):
     st.plotly_chart(importance_figure(read(registry.importance, ws, model_id, key=model_id)), width="stretch")
-    explanation = read(shap_sample, ws, model_id, key=model_id)
-st.caption("Each dot is one test-period payment: how far that feature moved its score (right raises the risk, in "
-           "log-odds), coloured by the feature's value from low (blue) to high (red) across its usual range; grey "
-           "means the value was missing.")
-if record.status != "champion" and len(champ):
-    with st.spinner("Computing the champion's SHAP values…"):
-        champion_explanation = read(shap_sample, ws, champ.iloc[0], key=champ.iloc[0])
-    b1, b2 = st.columns(2)
-    b1.plotly_chart(beeswarm_figure(champion_explanation, title=f"Champion {champ.iloc[0]}"), width="stretch",
-                    key="beeswarm_champion")
-    b2.plotly_chart(beeswarm_figure(explanation, title=f"{record.status.capitalize()} {model_id}"), width="stretch",
-                    key="beeswarm_selected")
-else:
-    st.plotly_chart(beeswarm_figure(explanation), width="stretch", key="beeswarm_selected")
-ranked = by_importance(explanation)
-picked = st.selectbox("Feature to look at", ranked, index=0, key=f"dependence_{model_id}",
-                      help="Features in order of how much they move the score")
-partner = strongest_interaction(explanation, picked) if len(ranked) > 1 else None
-st.plotly_chart(dependence_figure(explanation, picked, partner), width="stretch", key="dependence")
-if partner:
-    st.caption(f"Coloured by {markdown_literal(partner)}: the feature that most changes how "
-               f"{markdown_literal(picked)} moves the score.")
+if st.toggle("Show each payment's SHAP values (beeswarm and dependence plots)", key="shap_views",
+             help="Exact SHAP values of 2,000 test-period payments; a few seconds the first time for each model"):
+    _shap_views(ws, record, model_id, champ)
 
 st.subheader("Promote or roll back")
 if record.status != "champion":

@@ -27,6 +27,8 @@ def _models_page() -> AppTest:
 
 def test_models_page_shows_champion_metrics_and_charts(app_workspace):
     at = _models_page()
+    assert "beeswarm_selected" not in _charts(at)  # SHAP views are computed only when asked for
+    at.toggle(key="shap_views").set_value(True).run()
     assert at.title[0].value == "Models"
     labels = [m.label for m in at.metric]
     assert "PR-AUC" in labels and "Expected cost" in labels
@@ -57,6 +59,7 @@ def test_train_promote_and_roll_back_from_the_page(app_workspace):
     challenger = models.loc[models["status"] == "challenger", "model_id"].iloc[0]
     ws.close()
     at.selectbox[0].select(challenger).run()
+    at.toggle(key="shap_views").set_value(True).run()
     assert not at.exception, at.exception
     charts = _charts(at)  # champion and challenger side by side
     assert charts["beeswarm_champion"]["layout"]["title"]["text"].startswith("Champion ")
