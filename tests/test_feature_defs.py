@@ -209,6 +209,7 @@ def test_evaluate_reports_months_leakage_checks_and_correlations(lab):
     assert len(preview.values) >= 500 and preview.seconds < 30
 
 
+@pytest.mark.slow  # trains models: runs with -m slow (CI runs it)
 def test_try_in_challenger_trains_with_and_without_on_the_same_split(ws):
     trial = try_in_challenger(ws, FeatureDef("u_online_share_7d", "customer_id", "mean", window="7d",
                                              expression="CASE WHEN channel = 'online' THEN 1 ELSE 0 END"), draws=50)

@@ -5,6 +5,7 @@ import html
 import json
 
 import numpy as np
+import pytest
 import shap
 from conftest import APP_PATH
 from streamlit.testing.v1 import AppTest
@@ -47,6 +48,7 @@ def test_models_page_shows_champion_metrics_and_charts(app_workspace):
     assert title.startswith(f"How {html.escape(picker.options[1])} moves the score, coloured by ")
 
 
+@pytest.mark.slow  # trains models: runs with -m slow (CI runs it)
 def test_train_promote_and_roll_back_from_the_page(app_workspace):
     at = _models_page()
     first = champion(Workspace(app_workspace)).model_id

@@ -102,6 +102,7 @@ def test_card_precision_leaves_out_customers_found_on_an_earlier_day():
     assert per_day["card_precision"].tolist() == [1.0, 0.0]  # 'a' was found on d1, so d2's top customer is 'b'
 
 
+@pytest.mark.slow  # trains models: runs with -m slow (CI runs it)
 def test_a_partly_scored_workspace_runs_drift_and_saves_nothing_on_failure(tmp_path, handbook_csv):
     ws = Workspace(tmp_path / "partly.duckdb")
     ingest_path(ws, handbook_csv)
