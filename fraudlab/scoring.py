@@ -339,3 +339,12 @@ def clear_scores(ws: Workspace, who: str = "system") -> int:
     """Forget every stored score (before rescoring from scratch); audited; returns how many were removed."""
     with ws.write("scores_cleared", who) as cur:
         return int(cur.execute("DELETE FROM scores").fetchone()[0])
+
+
+def recent_fallbacks(ws: Workspace, limit: int = 10) -> pd.DataFrame:
+    """The latest batch-scoring runs that did not get an answer from the champion: when, who answered, and why."""
+    frame = ws.df("""SELECT logged_at, who, json_extract_string(details, '$.scorer') AS scorer,
+                            json_extract_string(details, '$.model_id') AS answered_by,
+                            json_extract_string(details, '$.reason') AS reason
+                     FROM audit WHERE action = 'scoring_fallback' ORDER BY audit_id DESC LIMIT ?""", [int(limit)])
+    return frame

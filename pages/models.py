@@ -17,6 +17,7 @@ from fraudlab.features import feature_info
 from fraudlab.global_explain import by_importance, shap_sample, strongest_interaction
 from fraudlab.model import cost_at, cost_table, nearest, threshold_choices
 from fraudlab.names import plain_name
+from fraudlab.scoring import recent_fallbacks
 from fraudlab.text import markdown_literal
 from ui import cases as ui_cases
 from ui.cache import read
@@ -89,6 +90,15 @@ st.subheader("Registry")
 shown = ui_cases.readable(table.drop(columns=["path"]))
 st.dataframe(shown, width="stretch", hide_index=True)
 st.download_button("Download registry (CSV)", ui_cases.csv_bytes(shown), "models.csv", "text/csv")
+fallbacks = read(recent_fallbacks, ws)
+if len(fallbacks):
+    latest = fallbacks.iloc[0]
+    st.warning(f"The last scoring of {latest['logged_at']:%Y-%m-%d %H:%M} fell back to "
+               f"{'the rules' if latest['scorer'] == 'rules' else 'the previous champion'}: the champion could not "
+               "answer. Fix: roll back to the previous champion below, or train and promote a new model; a model "
+               "file changed since it was registered is refused as tampered, so restore it from a backup or retrain.")
+    with st.expander(f"{len(fallbacks)} recent scoring fallback(s)"):
+        st.dataframe(ui_cases.readable(fallbacks), width="stretch", hide_index=True)
 flash = st.session_state.pop("models_flash", None)
 if flash:
     (st.success if flash["ok"] else st.error)(flash["message"])

@@ -19,7 +19,7 @@ from fraudlab.featurelab import (
     parse_window,
 )
 from fraudlab.featurelab.evaluate import evaluate_feature, future_shuffle_check, preview_feature, try_in_challenger
-from fraudlab.features import build_features, feature_columns, load_frame
+from fraudlab.features import build_features, feature_columns, feature_info, load_frame
 from fraudlab.generate import simulate
 from fraudlab.ingest import ingest_table
 from fraudlab.pipeline import retrain
@@ -272,3 +272,18 @@ def test_feature_lab_page_tries_a_feature_in_a_challenger_and_shows_how_a_model_
     (chart,) = [c for c in at.get("plotly_chart") if c.proto.id.endswith("fl_dependence")]
     title = json.loads(chart.proto.spec)["layout"]["title"]["text"]
     assert title.startswith("How C online mean 30d moves the score, coloured by ")
+
+
+def test_a_column_the_leakage_guard_left_out_is_refused_like_the_label(tmp_path):
+    tx = _simulated(9)
+    tx["risk_hint"] = tx["is_fraud"].astype(float) + np.random.default_rng(1).normal(0, 0.01, len(tx))
+    ws = Workspace(tmp_path / "leaky.duckdb")
+    ingest_table(ws, tx, source="with a label copy")
+    build_features(ws)
+    assert "AUC" in feature_info(ws)["excluded"]["risk_hint"]
+    with pytest.raises(FeatureDefError, match="risk_hint is the label"):
+        add_definition(ws, FeatureDef("u_hint_mean_7d", "customer_id", "mean", "risk_hint", "7d"), who="test")
+    delayed = add_definition(ws, FeatureDef("u_hint_mean_7d", "customer_id", "mean", "risk_hint", "7d", delay="7d"),
+                             who="test")
+    assert delayed.delay == "7d"
+    ws.close()

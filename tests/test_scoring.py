@@ -11,7 +11,7 @@ from fraudlab.errors import ModelError
 from fraudlab.model import train_model
 from fraudlab.promotion import promote
 from fraudlab.registry import champion, register
-from fraudlab.scoring import Scorer, score_case, score_window, stored_reasons
+from fraudlab.scoring import Scorer, recent_fallbacks, score_case, score_window, stored_reasons
 from fraudlab.workspace import Workspace
 
 
@@ -104,6 +104,8 @@ def test_damaged_only_champion_still_scores_every_row_with_rules(ws, damage):
     audit = ws.audit_log()
     fallback = audit[audit["action"] == "scoring_fallback"]
     assert len(fallback) == 1 and record.model_id in json.loads(fallback["details"].iloc[0])["reason"]
+    shown = recent_fallbacks(ws)  # what the Models page shows, with the way to fix it
+    assert len(shown) == 1 and shown["scorer"].iloc[0] == "rules" and record.model_id in shown["reason"].iloc[0]
     if damage == "leaf values changed":
         assert "refused as tampered" in report.fallback_reasons[0]
     with pytest.raises(ModelError):  # asked for by name, a damaged model is refused, not replaced

@@ -152,8 +152,12 @@ def label_columns(columns: set[str]) -> set[str]:
     return {c for c in columns if c == "is_fraud" or LABEL_DERIVED.search(c)}
 
 
-def check_definition(defn: FeatureDef, columns: list[str] | set[str]) -> FeatureDef:
-    """The definition with names normalised, or FeatureDefError saying what to fix (valid choices listed)."""
+def check_definition(defn: FeatureDef, columns: list[str] | set[str], leaky: set[str] | frozenset = frozenset()
+                     ) -> FeatureDef:
+    """The definition with names normalised, or FeatureDefError saying what to fix (valid choices listed).
+
+    `leaky` names source columns the leakage guard found to give the label away: like the label, they are usable
+    only in a delayed window."""
     usable = {c.lower() for c in columns} - set(HIDDEN_COLUMNS)
     name = (defn.name or "").strip().lower()
     if not NAME.match(name):
@@ -179,7 +183,7 @@ def check_definition(defn: FeatureDef, columns: list[str] | set[str]) -> Feature
     texts = [t for t in (where, expression) if t] + ([of] if of else [])
     for text in texts:
         clean_expression(text, usable)
-    labels = label_columns(usable)
+    labels = label_columns(usable) | {c.lower() for c in leaky}
     used = {w.lower() for t in texts for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", re.sub(r"'(?:[^']|'')*'", "", t))}
     if used & labels and (delay == 0 or aggregate in ROW_VALUE):
         raise FeatureDefError(f"{', '.join(sorted(used & labels))} is the label: use it only in a windowed aggregate "

@@ -99,11 +99,18 @@ def apply_definitions(cur: duckdb.DuckDBPyConnection) -> list[str]:
     return [d.name for d in defs]
 
 
+def leaky_columns(cur) -> set[str]:
+    """Source columns the built-in leakage guard left out because alone they predict the label."""
+    row = cur.execute("SELECT value FROM feature_meta WHERE key = 'excluded'").fetchone()
+    excluded = json.loads(row[0]) if row else {}
+    return {col for col, why in excluded.items() if "predicts the label" in why or "derived from the label" in why}
+
+
 def add_definition(ws: Workspace, defn: FeatureDef, who: str = "system") -> FeatureDef:
     """Check, store and backfill one definition (a new feature-set version); returns it normalised."""
     cur = ws.cursor()
     try:
-        checked = check_definition(defn, source_columns(cur))
+        checked = check_definition(defn, source_columns(cur), leaky_columns(cur))
         if checked.name in taken_names(cur):
             raise FeatureDefError(f"a feature named {checked.name!r} already exists (built-in or defined): "
                                   f"choose another name")
