@@ -20,7 +20,7 @@ import xgboost as xgb
 
 from fraudlab.errors import ModelError
 from fraudlab.features import load_frame
-from fraudlab.workspace import Workspace, utcnow
+from fraudlab.workspace import Workspace, file_sha256, utcnow
 
 EVENTS_TABLE = "model_events"
 
@@ -29,15 +29,6 @@ def _data_hash(ws: Workspace, lo, hi) -> str:
     digest = ws.scalar("SELECT sum(hash(transaction_id))::VARCHAR || '-' || count(*) FROM transactions "
                        "WHERE ts BETWEEN $lo AND $hi", {"lo": lo, "hi": hi})
     return hashlib.sha256(str(digest).encode()).hexdigest()[:16]
-
-
-def file_sha256(path: Path) -> str:
-    """Hex sha256 of a model file's bytes (stored at registration, checked at every load)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def clean_orphan_files(ws: Workspace, older_than_s: float = 600.0) -> list[str]:

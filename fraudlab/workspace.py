@@ -6,6 +6,7 @@ append an audit row in the same transaction.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 from contextlib import contextmanager
@@ -176,6 +177,15 @@ SCHEMA_VERSION = max(MIGRATIONS)
 # alerts, cases, case_history, case_entities (cases/build.py). Nothing else creates a table.
 
 
+def file_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, read in blocks (a loaded file's identity, a model file's seal)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 22), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def copy_workspace(src: str | Path, dst: str | Path) -> Path:
     """Copy a closed workspace file and its models folder (a backup, or a private copy for a test)."""
     import shutil
@@ -223,9 +233,7 @@ class Workspace:
 
     def _migrate(self) -> None:
         """Create the schema of a new file, or bring an older workspace forward, one version at a time."""
-        cur = self._con.cursor()
-        try:
-            cur.execute("BEGIN TRANSACTION")
+        with self.write(bump=False) as cur:  # one transaction: a failed migration leaves the file as it was
             cur.execute(SCHEMA_V1)
             row = cur.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             current = int(row[0]) if row else 1
@@ -235,12 +243,6 @@ class Workspace:
             for version in range(current + 1, SCHEMA_VERSION + 1):
                 cur.execute(MIGRATIONS[version])
             cur.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
-            cur.execute("COMMIT")
-        except BaseException:
-            cur.execute("ROLLBACK")
-            raise
-        finally:
-            cur.close()
 
     @property
     def schema_version(self) -> int:

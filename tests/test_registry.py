@@ -11,7 +11,8 @@ from fraudlab.errors import ModelError
 from fraudlab.labels import record_analyst_labels
 from fraudlab.model import train_model
 from fraudlab.promotion import GuardCheck, _check_label_jump, promote, rollback
-from fraudlab.registry import champion, file_sha256, list_models, load_booster, model_events, register
+from fraudlab.registry import champion, list_models, load_booster, model_events, register
+from fraudlab.workspace import file_sha256
 
 
 def _challenger(ws) -> str:

@@ -42,15 +42,14 @@ from fraudlab.ingest.load import (
 )
 from fraudlab.ingest.records import (
     INGEST_MEMORY_LIMIT,
-    SAMPLE_ROWS,
     TARGETS,
     IngestReport,
     Progress,
     SourceFile,
     no_progress,
 )
-from fraudlab.ingest.staging import profile_columns, stage_files
-from fraudlab.schema import ColumnMapping, check_mapping, detect_mapping, mapping_notes
+from fraudlab.ingest.staging import sample_and_detect, stage_files
+from fraudlab.schema import ColumnMapping, check_mapping, mapping_notes
 from fraudlab.workspace import Workspace, quote_ident
 
 ENGINE = "dask"
@@ -107,10 +106,7 @@ def _plan(ws: Workspace, files: list[SourceFile], mapping: ColumnMapping | None
     con = duckdb.connect()
     try:
         cur = con.cursor()
-        cur.execute("SET TimeZone = 'UTC'")
-        staged = stage_files(cur, files, sample_rows=SAMPLE_ROWS)
-        profiles = profile_columns(cur, staged)
-        mapping = mapping or detect_mapping(staged.columns, profiles=profiles)
+        staged, profiles, mapping = sample_and_detect(cur, files, mapping)
         check_mapping(mapping, staged.columns)
         notes = list(mapping_notes(mapping, list(staged.columns), profiles)) + list(extras_notes(staged.columns, mapping))
         mapped = set(mapping.columns.values())

@@ -108,18 +108,5 @@ def _text_encoding(path: Path, head: bytes) -> str:
         return "latin-1"
 
 
-def file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def file_sha256(paths: list[Path]) -> str:
-    """Content hash of one or more files, so loading the same data twice is recognised."""
-    return combined([file_digest(p) for p in paths])
-
-
 def combined(digests: list[str]) -> str:
     return digests[0] if len(digests) == 1 else hashlib.sha256("".join(digests).encode()).hexdigest()

@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from fraudlab.errors import IngestError
-from fraudlab.ingest.files import combined, file_digest, inspect_file, resolve_paths
+from fraudlab.ingest.files import combined, inspect_file, resolve_paths
 from fraudlab.ingest.records import (
     INGEST_MEMORY_LIMIT,
     MAX_EXTRA_COLUMNS,
@@ -38,7 +38,7 @@ from fraudlab.ingest.staging import check_width, first_rowid, profile_columns, s
 from fraudlab.labels import insert_source_labels
 from fraudlab.privacy import is_card_column, mask_card_numbers_in_text_sql, mask_card_sql
 from fraudlab.schema import ColumnMapping, check_mapping, detect_mapping, mapping_notes
-from fraudlab.workspace import CANONICAL_COLUMNS, Workspace, quote_ident, utcnow
+from fraudlab.workspace import CANONICAL_COLUMNS, Workspace, file_sha256, quote_ident, utcnow
 
 
 def prepare_files(ws: Workspace, path_or_glob: str | Path, progress: Progress, source: str | None
@@ -47,7 +47,7 @@ def prepare_files(ws: Workspace, path_or_glob: str | Path, progress: Progress, s
     paths = resolve_paths(path_or_glob)
     files = [inspect_file(p) for p in paths]
     progress(0.02, f"checking {len(paths)} file(s)")
-    digests = [file_digest(p) for p in paths]
+    digests = [file_sha256(p) for p in paths]
     sha = combined(digests)
     return files, digests, sha, source or str(path_or_glob), _already_loaded(ws, sha)
 

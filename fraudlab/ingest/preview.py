@@ -11,9 +11,9 @@ import pandas as pd
 
 from fraudlab.errors import IngestError
 from fraudlab.ingest.files import inspect_file, resolve_paths
-from fraudlab.ingest.records import SAMPLE_ROWS, SourcePreview
-from fraudlab.ingest.staging import profile_columns, stage_files
-from fraudlab.schema import ColumnMapping, ColumnProfile, detect_mapping
+from fraudlab.ingest.records import SourcePreview
+from fraudlab.ingest.staging import sample_and_detect
+from fraudlab.schema import ColumnMapping, ColumnProfile
 
 UPLOAD_PREFIX = "fraudlab_upload_"
 
@@ -72,10 +72,7 @@ def _preview(path: str | Path, n: int, mapping: ColumnMapping | None) -> SourceP
     con = duckdb.connect()
     try:
         cur = con.cursor()
-        cur.execute("SET TimeZone = 'UTC'")
-        staged = stage_files(cur, files, sample_rows=SAMPLE_ROWS)
-        profiles = profile_columns(cur, staged)
-        mapping = mapping or detect_mapping(staged.columns, profiles=profiles)
+        staged, profiles, mapping = sample_and_detect(cur, files, mapping)
         sample = cur.execute(f"SELECT * EXCLUDE (__fidx, __row) FROM {staged.sql} LIMIT {int(n)}",
                              staged.params).to_arrow_table().to_pandas()
     finally:

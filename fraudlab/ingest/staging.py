@@ -13,7 +13,7 @@ from fraudlab.ingest.records import (
     first_line,
 )
 from fraudlab.ingest.rules import text_expr, value_kind
-from fraudlab.schema import ColumnProfile
+from fraudlab.schema import ColumnMapping, ColumnProfile, detect_mapping
 from fraudlab.workspace import quote_ident
 
 
@@ -150,3 +150,12 @@ def profile_columns(cur: duckdb.DuckDBPyConnection, staged: Staged) -> dict[str,
                                     None if low is None else float(low), None if high is None else float(high),
                                     int(binary), int(positives))
     return profiles
+
+
+def sample_and_detect(cur: duckdb.DuckDBPyConnection, files: list[SourceFile], mapping: ColumnMapping | None
+                      ) -> tuple[Staged, dict[str, ColumnProfile], ColumnMapping]:
+    """Stage a sample of the files, profile its columns and detect the mapping (unless one is given)."""
+    cur.execute("SET TimeZone = 'UTC'")
+    staged = stage_files(cur, files, sample_rows=SAMPLE_ROWS)
+    profiles = profile_columns(cur, staged)
+    return staged, profiles, mapping or detect_mapping(staged.columns, profiles=profiles)
