@@ -1,32 +1,44 @@
-"""fraudlab: the frame of the app — navigation, first start, sidebar."""
+"""fraudlab: the frame of the app — who is acting, navigation (only the pages the role sees), first start, sidebar."""
 import streamlit as st
 
+from fraudlab.auth.permissions import can_see
+from ui.auth import current_actor, logout_button
 from ui.state import ensure_ready, get_workspace, sidebar
 
 st.set_page_config(page_title="fraudlab", page_icon=":material/search:", layout="wide")
 
-PAGES = {
+SECTIONS = {
     "Investigate": [
-        st.Page("pages/home.py", title="Overview", icon=":material/home:", default=True),
-        st.Page("pages/queue.py", title="Case queue", icon=":material/inbox:"),
-        st.Page("pages/case.py", title="Case detail", icon=":material/search:"),
-        st.Page("pages/customer.py", title="Customer view", icon=":material/person:"),
-        st.Page("pages/rings.py", title="Fraud rings", icon=":material/hub:"),
+        ("home", "Overview", ":material/home:"),
+        ("queue", "Case queue", ":material/inbox:"),
+        ("case", "Case detail", ":material/search:"),
+        ("customer", "Customer view", ":material/person:"),
+        ("rings", "Fraud rings", ":material/hub:"),
     ],
     "Monitor": [
-        st.Page("pages/team.py", title="Team", icon=":material/groups:"),
-        st.Page("pages/segments.py", title="Segments", icon=":material/donut_small:"),
-        st.Page("pages/drift.py", title="Drift", icon=":material/trending_down:"),
-        st.Page("pages/models.py", title="Models", icon=":material/model_training:"),
-        st.Page("pages/feature_lab.py", title="Feature lab", icon=":material/science:"),
+        ("team", "Team", ":material/groups:"),
+        ("segments", "Segments", ":material/donut_small:"),
+        ("drift", "Drift", ":material/trending_down:"),
+        ("models", "Models", ":material/model_training:"),
+        ("feature_lab", "Feature lab", ":material/science:"),
     ],
-    "Data": [
-        st.Page("pages/data.py", title="Load data", icon=":material/upload_file:"),
+    "Admin": [
+        ("data", "Load data", ":material/upload_file:"),
+        ("users", "Users", ":material/manage_accounts:"),
+        ("audit", "Audit trail", ":material/history:"),
     ],
 }
 
-navigation = st.navigation(PAGES)
 workspace = get_workspace()
+actor = current_actor(workspace)
+pages = {
+    section: [st.Page(f"pages/{stem}.py", title=title, icon=icon, default=stem == "home")
+              for stem, title, icon in entries if can_see(actor, stem)]
+    for section, entries in SECTIONS.items()
+}
+navigation = st.navigation({section: entries for section, entries in pages.items() if entries})
 ensure_ready(workspace)
+with st.sidebar:
+    logout_button(actor)
 sidebar(workspace)
 navigation.run()

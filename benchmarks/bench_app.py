@@ -47,7 +47,7 @@ def main() -> None:
     ws = Workspace(path)
     top = ws.scalar("SELECT transaction_id FROM scores ORDER BY score DESC LIMIT 1")
     ws.close()
-    with serve_app(path, BENCH_DATA / "bench_app_streamlit.log", analyst="bench") as url, chromium() as browser:
+    with serve_app(path, BENCH_DATA / "bench_app_streamlit.log") as url, chromium() as browser:
         page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         began = time.perf_counter()
         page.goto(url)

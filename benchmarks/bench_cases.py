@@ -16,6 +16,7 @@ import numpy as np
 from _common import BENCH_DATA, Stage, measure, report
 
 from fraudlab import cases
+from fraudlab.auth.actors import Actor
 from fraudlab.generate import simulate
 from fraudlab.ingest import ingest_table
 from fraudlab.pipeline import refresh
@@ -76,7 +77,7 @@ def main() -> None:
 
     def decide_many(worker: int) -> None:
         for i in range(50):
-            cases.decide(ws, ids[(worker * 7 + i) % len(ids)], "legitimate", f"bench-{worker}", "bench")
+            cases.decide(ws, ids[(worker * 7 + i) % len(ids)], "legitimate", Actor(f"bench-{worker}", "analyst"), "bench")
 
     began = time.perf_counter()
     threads = [threading.Thread(target=decide_many, args=(w,)) for w in range(20)]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from _common import measure, report
 
+from fraudlab.auth.actors import Actor
 from fraudlab.featurelab import FeatureDef, add_definition
 from fraudlab.featurelab.evaluate import evaluate_feature, preview_feature
 from fraudlab.features import build_features
@@ -30,7 +31,7 @@ def main() -> None:
         full, _ = measure("build_features (full, 46 built-ins)", args.rows, lambda: build_features(ws))
         preview, _ = measure("preview_feature (newest 50k rows)", 50_000, lambda: preview_feature(ws, DEFN))
         backfill, _ = measure("add_definition (backfill one column)", args.rows,
-                              lambda: add_definition(ws, DEFN, "bench"))
+                              lambda: add_definition(ws, DEFN, Actor("bench", "data_scientist")))
         rebuild, _ = measure("build_features (full + 1 definition)", args.rows, lambda: build_features(ws))
         evaluate, _ = measure("evaluate_feature (all rows)", args.rows, lambda: evaluate_feature(ws, DEFN.name))
         backfill.ratio = rebuild.seconds / backfill.seconds if backfill.seconds else None

@@ -14,6 +14,7 @@ import handbook_baseline
 from _common import BENCH_DATA, measure, report
 
 from fraudlab import pipeline
+from fraudlab.auth.actors import Actor
 from fraudlab.drift import Window, run_report
 from fraudlab.evaluation import default_protocol, evaluate_protocol
 from fraudlab.features import build_features
@@ -48,7 +49,7 @@ def main() -> None:
     feat.note = f"{len(built.columns)} features; left out: {', '.join(sorted(built.excluded))}"
     protocol = default_protocol(ws, "2018-08-01", 7.0, "2018-08-08", "2018-08-15", known_since="2018-07-25")
     train, trained = measure("train to 2018-08-01 (select + refit)", rows,
-                             lambda: pipeline.retrain(ws, train_to=protocol.train_to))
+                             lambda: pipeline.retrain(ws, train_to=protocol.train_to, who=Actor("bench", "data_scientist")))
     score, _ = measure("score the test week", rows, lambda: score_window(ws, protocol.test_from, protocol.test_to))
     evaluation, run = measure("evaluate (literature protocol)", rows,
                               lambda: evaluate_protocol(ws, protocol, trained.result))

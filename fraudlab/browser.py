@@ -24,22 +24,24 @@ PAGE_TITLES = {"Overview": "fraudlab", "Case queue": "Case queue", "Case detail"
 STATUS = '[data-testid="stStatusWidget"]'
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A free TCP port on the loopback interface."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
 @contextmanager
-def serve_app(ws_path: Path, log_path: Path, analyst: str = "e2e-analyst") -> Iterator[str]:
+def serve_app(ws_path: Path, log_path: Path, extra_args: tuple[str, ...] = (), port: int | None = None,
+              env: dict | None = None) -> Iterator[str]:
     """Run `streamlit run app.py` on 127.0.0.1 over a workspace file; yield its URL once healthy."""
     log = open(log_path, "wb")
-    port = _free_port()
-    env = dict(os.environ, FRAUDLAB_WORKSPACE=str(ws_path), FRAUDLAB_ANALYST=analyst)
+    port = port or free_port()
+    env = dict(os.environ, FRAUDLAB_WORKSPACE=str(ws_path), **(env or {}))
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "app.py", "--server.address", "127.0.0.1",
          "--server.port", str(port), "--server.headless", "true", "--browser.gatherUsageStats", "false",
-         "--server.fileWatcherType", "none"],
+         "--server.fileWatcherType", "none", *extra_args],
         cwd=PROJECT_DIR, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -115,3 +117,13 @@ def open_page(page, url: str, label: str, timeout_ms: int = 120_000) -> float:
         except Exception:  # noqa: BLE001 - the click landed during a rerun; try once more
             continue
     return wait_idle(page, timeout_ms) - started
+
+
+def login(page, url: str, name: str, password: str, timeout_ms: int = 60_000) -> None:
+    """Log in through the app's own form (a fresh browser context has no session)."""
+    page.goto(url)
+    page.get_by_label("User name").wait_for(timeout=timeout_ms)
+    page.get_by_label("User name").fill(name)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").last.click()
+    wait_idle(page, timeout_ms)

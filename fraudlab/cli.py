@@ -9,6 +9,8 @@ from typing import Callable
 
 import pandas as pd
 
+from fraudlab.auth.actors import cli_actor
+from fraudlab.cli_users import add_users
 from fraudlab.errors import FraudlabError
 from fraudlab.workspace import Workspace
 
@@ -74,9 +76,9 @@ def _ingest(args) -> int:
             mapping = mapping.with_column(target.strip(), column.strip() or None)
     if args.engine == "dask":
         from fraudlab.ingest.dask_engine import ingest_path_dask
-        report = ingest_path_dask(ws, args.path, mapping)
+        report = ingest_path_dask(ws, args.path, mapping, who=cli_actor())
     else:
-        report = ingest_path(ws, args.path, mapping)
+        report = ingest_path(ws, args.path, mapping, who=cli_actor())
     print(f"{report.source}: {report.message} in {report.seconds:.2f} s")
     for reason, count in report.reasons.items():
         print(f"  {count:>10,}  {reason}")
@@ -131,9 +133,9 @@ def _features(args) -> int:
     if args.engine == "dask":
         from fraudlab.features_dask import build_features_dask
 
-        report = build_features_dask(ws, args.label_delay_days, who="cli")
+        report = build_features_dask(ws, args.label_delay_days, who=cli_actor())
     else:
-        report = build_features(ws, args.label_delay_days, who="cli")
+        report = build_features(ws, args.label_delay_days, who=cli_actor())
     print(f"{len(report.columns)} features for {report.rows:,} rows in {report.seconds:.1f} s ({args.engine})")
     for col, why in report.excluded.items():
         print(f"left out {col}: {why}")
@@ -152,13 +154,12 @@ def _features_list(args) -> int:
 
 
 def _features_add(args) -> int:
-    from fraudlab.config import load_config
     from fraudlab.featurelab import FeatureDef, add_definition, feature_set_version
 
     ws = Workspace()
     began = time.perf_counter()
     defn = add_definition(ws, FeatureDef(args.name, args.key, args.agg, args.of, args.window, args.delay, args.where,
-                                         args.expression), who=load_config().analyst)
+                                         args.expression), who=cli_actor())
     print(f"added {defn.name}: {defn.describe()}; feature-set version {feature_set_version(ws)} "
           f"({time.perf_counter() - began:.1f} s)")
     return 0
@@ -183,10 +184,9 @@ def _features_evaluate(args) -> int:
 
 
 def _features_drop(args) -> int:
-    from fraudlab.config import load_config
     from fraudlab.featurelab import drop_definition
 
-    version = drop_definition(Workspace(), args.name, who=load_config().analyst)
+    version = drop_definition(Workspace(), args.name, who=cli_actor())
     print(f"dropped {args.name}; feature-set version {version}")
     return 0
 
@@ -208,7 +208,7 @@ def _train(args) -> int:
 
     ws = Workspace()
     outcome = pipeline.retrain(ws, _timestamp(args.train_from), _timestamp(args.train_to), search=args.search,
-                               rebuild_features=args.rebuild_features, who="cli")
+                               rebuild_features=args.rebuild_features, who=cli_actor())
     if outcome.features is not None:
         f = outcome.features
         print(f"features: {len(f.columns)} columns for {f.rows:,} rows in {f.seconds:.1f} s")
@@ -218,7 +218,7 @@ def _train(args) -> int:
           f"test PR-AUC {m.get('pr_auc', float('nan')):.3f}, ROC-AUC {m.get('roc_auc', float('nan')):.3f}, "
           f"recall@budget {m.get('recall_at_budget', float('nan')):.2f}")
     if args.promote:
-        promoted = pipeline.promote_and_rescore(ws, outcome.model_id, who="cli")
+        promoted = pipeline.promote_and_rescore(ws, outcome.model_id, who=cli_actor())
         print(promoted.message)
     return 0
 
@@ -238,7 +238,7 @@ def _score(args) -> int:
     from fraudlab.scoring import score_window
 
     ws = Workspace()
-    report = score_window(ws, _timestamp(args.start), _timestamp(args.end), args.model, args.explain_top, who="cli")
+    report = score_window(ws, _timestamp(args.start), _timestamp(args.end), args.model, args.explain_top, who=cli_actor())
     print(f"scored {report.rows:,} rows with {report.model_id} in {report.seconds:.1f} s "
           f"({report.rows_per_second:,.0f} rows/s); explained {report.explained:,} in {report.explain_seconds:.1f} s")
     if report.fallback_reasons:
@@ -276,8 +276,8 @@ def _evaluate(args) -> int:
                                 _timestamp(args.test_to), args.exclude_known_compromised, args.top_k,
                                 _timestamp(args.known_since))
     run = evaluate_protocol(ws, protocol, search=args.search)
-    model_id = registry.register(ws, run.train, who="cli")
-    run_id = save_evaluation(ws, run, model_id, who="cli")
+    model_id = registry.register(ws, run.train, who=cli_actor())
+    run_id = save_evaluation(ws, run, model_id, who=cli_actor())
     print(f"protocol: {protocol.describe()}")
     print(f"test rows {run.rows:,} ({run.frauds:,} fraud; {run.removed_rows:,} rows of known-compromised customers "
           f"removed)")
@@ -319,7 +319,7 @@ def _drift(args) -> int:
     elif args.current_from or args.current_to:
         cur = Window.dates(args.current_from or cur.start, args.current_to or cur.end)
     rep = run_report(ws, ref, cur, threshold_mode=args.thresholds, multivariate_checks=not args.no_multivariate)
-    run_id = save_run(ws, rep, who="cli")
+    run_id = save_run(ws, rep, who=cli_actor())
     print(f"run {run_id}: {rep.verdict['headline']}\nrecommended: {rep.verdict['action']}")
     if not rep.findings.empty:
         print(rep.findings[["column", "kind", "since", "what"]].to_string(index=False))
@@ -364,7 +364,7 @@ def _bench(args) -> int:
 # ---------------------------------------------------------------------------------------------- entry
 
 COMMANDS = (_add_generate, _add_ingest, _add_features, _add_train, _add_score, _add_evaluate, _add_drift,
-            _add_bench)
+            _add_bench, add_users)
 
 
 def build_parser() -> argparse.ArgumentParser:

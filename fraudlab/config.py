@@ -18,7 +18,6 @@ class Config:
     workspace_path: Path
     dask_scheduler: str | None
     models_dir: Path
-    analyst: str
 
 
 def load_config() -> Config:
@@ -29,5 +28,4 @@ def load_config() -> Config:
         workspace_path=workspace,
         dask_scheduler=os.environ.get("FRAUDLAB_DASK_SCHEDULER") or None,
         models_dir=models,
-        analyst=os.environ.get("FRAUDLAB_ANALYST", "analyst"),
     )

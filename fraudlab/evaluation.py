@@ -18,6 +18,7 @@ import pandas as pd
 import xgboost as xgb
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.errors import ModelError
 from fraudlab.features import load_frame
 from fraudlab.labels import resolved_sql
@@ -171,7 +172,7 @@ class _Record:
     categories: dict
 
 
-def save_evaluation(ws: Workspace, evaluation: Evaluation, model_id: str, who: str = "system") -> int:
+def save_evaluation(ws: Workspace, evaluation: Evaluation, model_id: str, who: Actor = SYSTEM) -> int:
     """Store the run beside its model (table `evaluations`); returns the run id."""
     with ws.write("evaluation", who, {"model_id": model_id, "pr_auc": evaluation.pr_auc}) as cur:
         run_id = int(cur.execute("SELECT nextval('evaluation_seq')").fetchone()[0])

@@ -20,6 +20,7 @@ import duckdb
 import pyarrow.parquet as pq
 from distributed import Client
 
+from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.cluster import dask_client, given
 from fraudlab.features import (
     DEFAULT_LABEL_DELAY_DAYS,
@@ -70,7 +71,7 @@ def _groups(plan: FeaturePlan) -> dict[str, tuple[str | None, str, str]]:
 
 def build_features_dask(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_DELAY_DAYS,
                         client: Client | None = None, work_dir: str | Path | None = None,
-                        progress: Progress | None = None, who: str = "system") -> FeatureReport:
+                        progress: Progress | None = None, who: Actor = SYSTEM) -> FeatureReport:
     """Compute the features table through Dask (same SQL per key-partition as build_features); return the report."""
     progress = progress or (lambda _f, _m: None)
     began = time.perf_counter()

@@ -18,6 +18,8 @@ from typing import Sequence
 import duckdb
 import pandas as pd
 
+from fraudlab.auth.actors import Actor
+from fraudlab.auth.permissions import require
 from fraudlab.workspace import Workspace, utcnow
 
 SOURCES = ("data", "analyst")
@@ -92,7 +94,8 @@ def label_maturity_days(ws: Workspace) -> float:
     return float(min(max(days or 0.0, 0.0), 60.0))
 
 
-def delete_all(ws: Workspace, who: str = "system") -> int:
+def delete_all(ws: Workspace, who: Actor | None) -> int:
     """Forget every label (a test, or a workspace whose labels are known wrong); audited; returns how many."""
+    require(ws, who, "clear_data")
     with ws.write("labels_deleted", who) as cur:
         return int(cur.execute("DELETE FROM labels").fetchone()[0])

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Callable
 
 from fraudlab import cases, drift, promotion, registry, segments
+from fraudlab.auth.actors import SYSTEM, Actor
+from fraudlab.auth.permissions import require
 from fraudlab.config import SAMPLE_PATH
 from fraudlab.errors import FraudlabError, ModelError
 from fraudlab.features import DEFAULT_LABEL_DELAY_DAYS, FeatureReport, build_features, has_features
@@ -60,10 +62,11 @@ def is_stale(ws: Workspace) -> bool:
 
 # ---------------------------------------------------------------------------------------------- refresh
 
-def refresh(ws: Workspace, progress: Progress | None = None, who: str = "system",
+def refresh(ws: Workspace, progress: Progress | None = None, who: Actor = SYSTEM,
             load_sample: bool = True) -> list[str]:
     """Bring everything up to date: sample loaded if the workspace is empty, features, a first model, scores for
     unscored rows, segments, the case queue. Returns what was done, one line a step."""
+    require(ws, who, "refresh")
     progress = progress or _quiet
     done: list[str] = []
     if ws.count("transactions") == 0 and load_sample:
@@ -95,7 +98,7 @@ def refresh(ws: Workspace, progress: Progress | None = None, who: str = "system"
     return done
 
 
-def _refresh_results(ws: Workspace, progress: Progress, who: str) -> list[str]:
+def _refresh_results(ws: Workspace, progress: Progress, who: Actor) -> list[str]:
     """Stored page results that depend on scores: segments (once) and the case queue."""
     done = []
     if segments.can_segment(ws) and not segments.has_segments(ws):
@@ -117,9 +120,10 @@ def _refresh_results(ws: Workspace, progress: Progress, who: str) -> list[str]:
 
 
 def load(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping | None = None, engine: str = "duckdb",
-         who: str = "system", progress: Progress | None = None, source: str | None = None
+         who: Actor | None = None, progress: Progress | None = None, source: str | None = None
          ) -> tuple[IngestReport, list[str]]:
-    """Load files, then bring features, scores and cases up to date for what arrived."""
+    """Load files, then bring features, scores and cases up to date for what arrived (admins only)."""
+    require(ws, who, "load_data", str(source or path_or_glob))
     progress = progress or _quiet
     if engine == "dask":
         from fraudlab.ingest.dask_engine import ingest_path_dask
@@ -146,10 +150,11 @@ class RetrainOutcome:
 
 def retrain(ws: Workspace, train_from: datetime | None = None, train_to: datetime | None = None, *,
             search: bool = False, rebuild_features: bool = False,
-            label_delay_days: float = DEFAULT_LABEL_DELAY_DAYS, who: str = "system",
+            label_delay_days: float = DEFAULT_LABEL_DELAY_DAYS, who: Actor | None = None,
             progress: Progress | None = None) -> RetrainOutcome:
     """Train a challenger on the labels known now (features rebuilt first if asked or stale); a first model becomes
     champion at once, and then everything is scored."""
+    require(ws, who, "train")
     progress = progress or _quiet
     features = None
     if rebuild_features or not has_features(ws):
@@ -163,12 +168,18 @@ def retrain(ws: Workspace, train_from: datetime | None = None, train_to: datetim
     return RetrainOutcome(model_id, result, features, rescored, steps)
 
 
-def _rescore(ws: Workspace, who: str, progress: Progress) -> tuple[ScoreReport, list[str]]:
+def _rescore(ws: Workspace, who: Actor, progress: Progress) -> tuple[ScoreReport, list[str]]:
     rescored = score_window(ws, who=who, progress=_part(progress, 0.0, 0.9))
     return rescored, _refresh_results(ws, progress, who)
 
 
-def promote_and_rescore(ws: Workspace, model_id: str, who: str = "system", override_reason: str | None = None,
+def rescore(ws: Workspace, who: Actor | None, progress: Progress | None = None) -> ScoreReport:
+    """Score every transaction with the champion again and refresh the queue (after an approved override)."""
+    require(ws, who, "promote")
+    return _rescore(ws, who, progress or _quiet)[0]
+
+
+def promote_and_rescore(ws: Workspace, model_id: str, who: Actor | None = None, override_reason: str | None = None,
                         progress: Progress | None = None) -> promotion.PromotionOutcome:
     """Promote through the guard; when promoted, rescore every transaction and rebuild the queue."""
     outcome = promotion.promote(ws, model_id, who=who, override_reason=override_reason)
@@ -177,7 +188,7 @@ def promote_and_rescore(ws: Workspace, model_id: str, who: str = "system", overr
     return outcome
 
 
-def rollback_and_rescore(ws: Workspace, who: str = "system", reason: str = "",
+def rollback_and_rescore(ws: Workspace, who: Actor | None = None, reason: str = "",
                          progress: Progress | None = None) -> str:
     """Put the previous champion back, rescore and rebuild the queue; returns the restored model id."""
     restored = promotion.rollback(ws, who=who, reason=reason)
@@ -185,9 +196,10 @@ def rollback_and_rescore(ws: Workspace, who: str = "system", reason: str = "",
     return restored
 
 
-def resegment(ws: Workspace, k: int | None = None, seed: int = 0, who: str = "system",
+def resegment(ws: Workspace, k: int | None = None, seed: int = 0, who: Actor | None = None,
               progress: Progress | None = None) -> segments.SegmentReport:
     """Segment customers again and refresh the case queue's segment column."""
+    require(ws, who, "resegment")
     progress = progress or _quiet
     report = segments.segment_customers(ws, k=k, seed=seed, who=who, progress=_part(progress, 0.0, 0.9))
     if registry.champion(ws) is not None:

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score
 
+from fraudlab.auth.actors import Actor
+from fraudlab.auth.permissions import require
 from fraudlab.errors import ModelError, PromotionBlocked
 from fraudlab.features import load_frame
 from fraudlab.labels import resolved_sql
@@ -51,6 +53,7 @@ class PromotionOutcome:
     checks: list[GuardCheck] = field(default_factory=list)
     message: str = ""
     overridden: bool = False
+    pending_request: int | None = None
 
 
 def _check_holdout(ws: Workspace, challenger: ModelRecord, current: ModelRecord) -> GuardCheck:
@@ -151,8 +154,10 @@ def guard_checks(ws: Workspace, model_id: str) -> list[GuardCheck]:
             _check_contradictions(labels), _check_trigger(ws, labels, threshold)]
 
 
-def promote(ws: Workspace, model_id: str, who: str = "system", override_reason: str | None = None) -> PromotionOutcome:
-    """Make a challenger champion if the guard passes (or with a written override reason); audited either way."""
+def promote(ws: Workspace, model_id: str, who: Actor, override_reason: str | None = None) -> PromotionOutcome:
+    """Make a challenger champion if the guard passes; a failed guard with a written reason becomes an override
+    request that a second admin approves (fraudlab.overrides). Audited either way."""
+    require(ws, who, "promote", model_id)
     record = get_model(ws, model_id)
     if record.status == "champion":
         return PromotionOutcome(model_id, False, [], f"{model_id} is already the champion")
@@ -164,18 +169,31 @@ def promote(ws: Workspace, model_id: str, who: str = "system", override_reason: 
         with ws.write("promotion_blocked", who, details):
             pass
         return PromotionOutcome(model_id, False, checks, "blocked: " + "; ".join(c.detail for c in failed))
+    if failed:
+        require(ws, who, "guard_override", model_id)
+        with ws.write("override_requested", who, dict(details, override_reason=reason)) as cur:
+            request = int(cur.execute("SELECT nextval('override_seq')").fetchone()[0])
+            cur.execute("INSERT INTO override_requests VALUES (?, ?, ?, ?, ?, NULL, NULL, 'pending')",
+                        [request, model_id, reason, who.name, utcnow()])
+        return PromotionOutcome(model_id, False, checks, f"override request {request} is waiting for a second admin "
+                                f"to approve it (four eyes): the guard failed on "
+                                + "; ".join(c.detail for c in failed), pending_request=request)
+    make_champion(ws, model_id, who, details)
+    return PromotionOutcome(model_id, True, checks, f"{model_id} is now the champion")
+
+
+def make_champion(ws: Workspace, model_id: str, who: Actor, details: dict, reason: str = "") -> None:
+    """Retire the champion and crown model_id, audited (after the guard passed or an override was approved)."""
     current = champion(ws)
     with ws.write("model_promoted", who, dict(details, override_reason=reason or None)) as cur:
         if current:
             cur.execute("UPDATE models SET status = 'retired' WHERE model_id = ?", [current.model_id])
         cur.execute("UPDATE models SET status = 'champion' WHERE model_id = ?", [model_id])
         cur.execute(f"INSERT INTO {EVENTS_TABLE} VALUES (?, 'promoted', ?, ?, ?)",
-                    [model_id, utcnow(), who, reason or ""])
-    message = f"{model_id} is now the champion" + (f" (guard overridden: {reason})" if failed else "")
-    return PromotionOutcome(model_id, True, checks, message, overridden=bool(failed))
+                    [model_id, utcnow(), who.name, reason])
 
 
-def require_promotion(ws: Workspace, model_id: str, who: str = "system") -> PromotionOutcome:
+def require_promotion(ws: Workspace, model_id: str, who: Actor) -> PromotionOutcome:
     """Promote or raise PromotionBlocked with the failed checks (for scripts)."""
     outcome = promote(ws, model_id, who)
     if not outcome.promoted:
@@ -183,8 +201,9 @@ def require_promotion(ws: Workspace, model_id: str, who: str = "system") -> Prom
     return outcome
 
 
-def rollback(ws: Workspace, who: str = "system", reason: str = "") -> str:
+def rollback(ws: Workspace, who: Actor, reason: str = "") -> str:
     """Put the previous champion back (one step); the current one is retired. Returns the restored model id."""
+    require(ws, who, "rollback")
     current, previous = champion(ws), previous_champion(ws)
     if current is None or previous is None:
         raise ModelError("nothing to roll back to: there is no earlier champion")
@@ -193,9 +212,9 @@ def rollback(ws: Workspace, who: str = "system", reason: str = "") -> str:
         cur.execute("UPDATE models SET status = 'retired' WHERE model_id = ?", [current.model_id])
         cur.execute("UPDATE models SET status = 'champion' WHERE model_id = ?", [previous.model_id])
         cur.execute(f"INSERT INTO {EVENTS_TABLE} VALUES (?, 'rolled_back', ?, ?, ?)",
-                    [current.model_id, utcnow(), who, reason])
+                    [current.model_id, utcnow(), who.name, reason])
         cur.execute(f"INSERT INTO {EVENTS_TABLE} VALUES (?, 'promoted', ?, ?, ?)",
-                    [previous.model_id, utcnow(), who, f"rollback from {current.model_id}"])
+                    [previous.model_id, utcnow(), who.name, f"rollback from {current.model_id}"])
     return previous.model_id
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.errors import ModelError
 from fraudlab.features import load_frame
 from fraudlab.workspace import Workspace, file_sha256, utcnow
@@ -44,7 +45,7 @@ def clean_orphan_files(ws: Workspace, older_than_s: float = 600.0) -> list[str]:
     return removed
 
 
-def register(ws: Workspace, result, who: str = "system", kind: str = "xgboost") -> str:
+def register(ws: Workspace, result, who: Actor = SYSTEM, kind: str = "xgboost") -> str:
     """Save a TrainResult (booster JSON + test predictions Parquet) as a challenger; the first model becomes champion."""
     clean_orphan_files(ws)
     now = utcnow()
@@ -62,7 +63,7 @@ def register(ws: Workspace, result, who: str = "system", kind: str = "xgboost") 
                     [model_id, now, kind, json.dumps(features), json.dumps(result.params), result.train_from,
                      result.train_to, data_hash, json.dumps(result.metrics), status, path.name, file_sha256(path)])
         cur.execute(f"INSERT INTO {EVENTS_TABLE} VALUES (?, ?, ?, ?, ?)",
-                    [model_id, "promoted" if first else "registered", now, who, "first model" if first else ""])
+                    [model_id, "promoted" if first else "registered", now, who.name, "first model" if first else ""])
     return model_id
 
 

@@ -17,6 +17,8 @@ import pyarrow as pa
 import xgboost as xgb
 
 from fraudlab import explain, rules
+from fraudlab.auth.actors import SYSTEM, Actor
+from fraudlab.auth.permissions import require
 from fraudlab.errors import FraudlabError, ModelError
 from fraudlab.features import feature_rows, has_features, load_frame
 from fraudlab.labels import resolved_sql
@@ -86,7 +88,7 @@ def _chunks(ws: Workspace, start, end, rows: int) -> list[tuple]:
 
 
 def score_window(ws: Workspace, start: datetime | None = None, end: datetime | None = None,
-                 model_id: str | None = None, explain_top: int = EXPLAIN_TOP, who: str = "system",
+                 model_id: str | None = None, explain_top: int = EXPLAIN_TOP, who: Actor = SYSTEM,
                  progress: Progress | None = None) -> ScoreReport:
     """Score every transaction of the window and explain the top-scored ones.
 
@@ -215,7 +217,7 @@ def _with_baseline(ws: Workspace, features: list[str]) -> list[str]:
                                           if c in present]))
 
 
-def _store(ws: Workspace, scored: pa.Table, reasons: pd.DataFrame, model_id: str | None, per_row_ms: float, who: str,
+def _store(ws: Workspace, scored: pa.Table, reasons: pd.DataFrame, model_id: str | None, per_row_ms: float, who: Actor,
            window: tuple, scorer: str = "model") -> None:
     """Replace the window's scores in one write: one current row per transaction."""
     reasons_table = pa.Table.from_pandas(reasons.astype({"transaction_id": object, "reasons": object}),
@@ -335,8 +337,9 @@ def stored_reasons(ws: Workspace, transaction_id: str) -> pd.DataFrame:
     return pd.DataFrame(json.loads(text)) if text else pd.DataFrame(columns=["feature", "value", "contribution", "text"])
 
 
-def clear_scores(ws: Workspace, who: str = "system") -> int:
+def clear_scores(ws: Workspace, who: Actor | None) -> int:
     """Forget every stored score (before rescoring from scratch); audited; returns how many were removed."""
+    require(ws, who, "clear_data")
     with ws.write("scores_cleared", who) as cur:
         return int(cur.execute("DELETE FROM scores").fetchone()[0])
 

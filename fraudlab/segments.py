@@ -16,6 +16,8 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import roc_auc_score, silhouette_score
 from sklearn.preprocessing import StandardScaler
 
+from fraudlab.auth.actors import SYSTEM, Actor
+from fraudlab.auth.permissions import require
 from fraudlab.errors import FraudlabError
 from fraudlab.features import source_columns
 from fraudlab.labels import resolved_sql
@@ -181,9 +183,10 @@ def profile(features: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
 
 
 
-def segment_customers(ws: Workspace, k: int | None = None, seed: int = 0, who: str = "system",
+def segment_customers(ws: Workspace, k: int | None = None, seed: int = 0, who: Actor = SYSTEM,
                       progress: Progress | None = None) -> SegmentReport:
     """Segment every customer, store the assignment and profiles (audited); return what was found."""
+    require(ws, who, "resegment")
     progress = progress or (lambda _f, _m: None)
     began = time.perf_counter()
     progress(0.05, "customer features in DuckDB")

@@ -19,6 +19,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from fraudlab.auth.actors import Actor
 from fraudlab.config import load_config
 from fraudlab.errors import WorkspaceError
 
@@ -169,6 +170,19 @@ CREATE TABLE IF NOT EXISTS cases AS
 CREATE TABLE IF NOT EXISTS feature_defs (name VARCHAR, version BIGINT, definition VARCHAR, created_by VARCHAR,
                                          created_at TIMESTAMP, active BOOLEAN);
 """,
+    # 8: people. Accounts (argon2 hashes, lock-out), every audit row names the role and how the identity was proven,
+    #    and a guard override waits for a second admin's approval.
+    8: """
+CREATE TABLE IF NOT EXISTS users (name VARCHAR, role VARCHAR, password_hash VARCHAR, active BOOLEAN,
+                                  failed_logins INTEGER, locked_until TIMESTAMP, created_at TIMESTAMP,
+                                  created_by VARCHAR);
+ALTER TABLE audit ADD COLUMN IF NOT EXISTS role VARCHAR;
+ALTER TABLE audit ADD COLUMN IF NOT EXISTS via VARCHAR;
+CREATE SEQUENCE IF NOT EXISTS override_seq START 1;
+CREATE TABLE IF NOT EXISTS override_requests (request_id BIGINT, model_id VARCHAR, reason VARCHAR,
+                                              requested_by VARCHAR, requested_at TIMESTAMP, decided_by VARCHAR,
+                                              decided_at TIMESTAMP, status VARCHAR);
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -287,13 +301,16 @@ class Workspace:
 
     @contextmanager
     def write(
-        self, action: str | None = None, who: str = "system", details: dict | None = None, bump: bool = True
+        self, action: str | None = None, who: Actor | None = None, details: dict | None = None, bump: bool = True
     ) -> Iterator[duckdb.DuckDBPyConnection]:
-        """Serialised write transaction; bumps the version and, given an action, appends an audit row.
+        """Serialised write transaction; bumps the version and, given an action, appends an audit row naming the
+        acting identity (an Actor: a typed name is never enough).
 
         `bump=False` is for bookkeeping that no cached page result depends on (case locks), so opening a case
         does not invalidate every page's cache.
         """
+        if action is not None and not isinstance(who, Actor):
+            raise TypeError(f"the write '{action}' needs an authenticated Actor, not {type(who).__name__}")
         with self._lock:
             cur = self.cursor()
             try:
@@ -362,10 +379,11 @@ class Workspace:
         return self.df("SELECT * FROM audit ORDER BY audit_id DESC LIMIT ?", [limit])
 
 
-def _insert_audit(cur: duckdb.DuckDBPyConnection, who: str, action: str, details: dict) -> None:
+def _insert_audit(cur: duckdb.DuckDBPyConnection, who: Actor, action: str, details: dict) -> None:
     cur.execute(
-        "INSERT INTO audit VALUES (nextval('audit_seq'), ?, ?, ?, ?)",
-        [utcnow(), who, action, json.dumps(details, default=str)],
+        "INSERT INTO audit (audit_id, logged_at, who, action, details, role, via) "
+        "VALUES (nextval('audit_seq'), ?, ?, ?, ?, ?, ?)",
+        [utcnow(), who.name, action, json.dumps(details, default=str), who.role, who.via],
     )
 
 

@@ -3,15 +3,18 @@ default), close reasons, per-alert overrides, reopening, an append-only comment 
 import streamlit as st
 
 from fraudlab import cases
+from fraudlab.auth.actors import role_label
+from fraudlab.auth.permissions import can
 from fraudlab.case_report import case_report_html
 from fraudlab.charts.cases import history_timeline_figure, waterfall_figure
 from fraudlab.errors import FraudlabError
 from fraudlab.text import markdown_literal
 from ui import cases as ui
-from ui.state import analyst_name, get_workspace
+from ui.auth import me
+from ui.state import get_workspace
 
 ws = get_workspace()
-me = analyst_name()
+actor = me()
 st.title("Case detail")
 
 case_id = ui.chosen_case()
@@ -31,10 +34,10 @@ except FraudlabError as exc:
 case = detail.case
 case_id = str(case["case_id"])
 holder = cases.lock_holder(ws, case_id)
-if holder and holder[0] != me:
+if holder and holder[0] != actor.name:
     st.warning(f"Locked: {markdown_literal(holder[0])} is working on this case until {holder[1]:%H:%M} UTC.")
-elif case.get("status") in ("open", "escalated") and not holder:
-    cases.take_case(ws, case_id, me)
+elif case.get("status") in ("open", "escalated") and not holder and can(actor, "take_case"):
+    cases.take_case(ws, case_id, actor)
 
 alerts = detail.alerts
 alert_ids = alerts["alert_id"].tolist() if len(alerts) else [case_id]
@@ -84,13 +87,17 @@ st.plotly_chart(history_timeline_figure(detail.history), width="stretch")
 
 st.subheader("Decision")
 newest = None if detail.decisions.empty else int(detail.decisions["decision_id"].iloc[0])
-ui.decision_form(ws, case_id, explained_id, len(alerts), newest, me)
+if can(actor, "decide"):
+    ui.decision_form(ws, case_id, explained_id, len(alerts), newest, actor)
+else:
+    st.info(f"You are logged in as {role_label(actor.role)}: you can read cases and comment; analysts and "
+            "reviewers decide them.")
 for row in detail.decisions.itertuples():  # data-derived notes: plain text, never markup
     reason = f" ({row.close_reason})" if isinstance(row.close_reason, str) else ""
     note = f": {row.note}" if isinstance(row.note, str) and row.note else ""
     st.text(f"{row.decided_at:%Y-%m-%d %H:%M} · {row.analyst} · {row.decision}{reason} · "
             f"{row.alerts} alert{'s' if row.alerts != 1 else ''}{note}")
-ui.comment_thread(ws, case_id, detail.comments, me)
+ui.comment_thread(ws, case_id, detail.comments, actor)
 
 for column, title, frame, empty in zip(
         st.columns(2), ("Linked entities", "Similar decided cases"), (detail.linked, detail.similar),

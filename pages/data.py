@@ -7,8 +7,9 @@ from fraudlab import ingest, pipeline
 from fraudlab.errors import FraudlabError
 from fraudlab.ingest import ingest_history
 from ui import data as ui
+from ui.auth import allowed, me
 from ui.cache import read
-from ui.state import analyst_name, get_workspace
+from ui.state import get_workspace
 
 ws = get_workspace()
 st.title("Load data")
@@ -40,10 +41,10 @@ if source:
         incomplete = not {"ts", "amount"} <= set(pv.mapping.columns)
         with st.expander(f"Column mapping · {pv.mapping.preset or 'detected by names and types'}", expanded=incomplete):
             mapping = ui.mapping_editor(pv, key)
-        if st.button("Load", type="primary"):
+        if allowed("load_data", "load data") and st.button("Load", type="primary"):
             bar = st.progress(0.0, text="starting")
             try:
-                report, steps = pipeline.load(ws, source, mapping, who=analyst_name(), source=label,
+                report, steps = pipeline.load(ws, source, mapping, who=me(), source=label,
                                               progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
             except FraudlabError as exc:
                 bar.empty()

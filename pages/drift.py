@@ -15,9 +15,10 @@ from fraudlab.ingest import ingest_history
 from fraudlab.names import plain_name
 from fraudlab.text import markdown_literal, p_text
 from ui import drift as cached
+from ui.auth import allowed, me
 from ui.cache import read
 from ui.cases import readable
-from ui.state import analyst_name, get_workspace
+from ui.state import get_workspace
 
 ws = get_workspace()
 st.title("Drift")
@@ -56,11 +57,11 @@ with st.expander("Windows and options", expanded=past.empty):
     skip = o2.multiselect("Leave out", names)
     chunks = o3.toggle("Thresholds from reference days (mean + 3σ)")
     multi = o3.toggle("Multivariate checks (domain classifier, PCA)", value=True)
-    if st.button("Run drift report", type="primary") or past.empty:
+    if allowed("run_drift", "run drift reports") and (st.button("Run drift report", type="primary") or past.empty):
         overrides = {**{c: "categorical" for c in as_cat}, **{c: "skip" for c in skip}}
         try:
             st.session_state["drift_run"] = cached.run_and_save(
-                ws, reference, current, analyst_name(), overrides=overrides, multivariate_checks=multi,
+                ws, reference, current, me(), overrides=overrides, multivariate_checks=multi,
                 threshold_mode="reference_chunks" if chunks else "default")
             st.rerun()
         except FraudlabError as exc:
@@ -68,6 +69,7 @@ with st.expander("Windows and options", expanded=past.empty):
             st.stop()
 
 if past.empty:
+    st.info("No drift report yet: a data scientist runs the first one here.")
     st.stop()
 run_id = st.session_state.get("drift_run") or int(past["run_id"].iloc[0])
 if run_id not in set(past["run_id"]):

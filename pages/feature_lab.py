@@ -3,6 +3,7 @@ set, see how a model that uses it is moved by it, drop it."""
 import streamlit as st
 
 from fraudlab import registry
+from fraudlab.auth.permissions import can
 from fraudlab.charts.featurelab import distribution_figure, per_month_figure
 from fraudlab.charts.models import dependence_figure
 from fraudlab.errors import FraudlabError
@@ -10,8 +11,9 @@ from fraudlab.featurelab import AGGREGATES, KEYS, FeatureDef, add_definition, dr
 from fraudlab.featurelab.evaluate import evaluate_feature, preview_feature, try_in_challenger
 from fraudlab.global_explain import plain_names, shap_sample, strongest_interaction
 from fraudlab.text import markdown_literal
+from ui.auth import allowed, me
 from ui.cache import read
-from ui.state import analyst_name, get_workspace
+from ui.state import get_workspace
 
 ws = get_workspace()
 st.title("Feature lab")
@@ -67,7 +69,7 @@ try:
             (st.success if check.passed else st.error)(f"{check.name}: {'passed' if check.passed else 'failed'} "
                                                        f"({check.detail})")
         st.dataframe(ev.correlations, width="stretch", hide_index=True)
-    if b3.button("Try in a challenger", key="fl_try",
+    if can(me(), "train") and b3.button("Try in a challenger", key="fl_try",
                  help="Trains the model twice on the same time split, without and with this feature (a minute or "
                       "more); nothing is registered"):
         with st.spinner("Training the model without and with the feature on the same time split…"):
@@ -81,8 +83,8 @@ try:
                    "not clearly better or worse: the interval includes zero")
         st.caption(f"On {trial.test_rows:,} test-period payments (PR-AUC 0-1, higher is better); the interval comes "
                    f"from resampling those payments. Verdict: {verdict}.")
-    if b4.button("Add to the feature set", type="primary", key="fl_add"):
-        added = add_definition(ws, defn, analyst_name())
+    if can(me(), "edit_features") and b4.button("Add to the feature set", type="primary", key="fl_add"):
+        added = add_definition(ws, defn, me())
         st.success(f"Added {added.name}; the next model trained uses it.")
 except FraudlabError as exc:
     st.error(str(exc))
@@ -110,9 +112,9 @@ else:
     st.dataframe(table[["name", "version", "describes", "created_by", "created_at"]], width="stretch",
                  hide_index=True)
     drop = st.selectbox("Feature to drop", table["name"].tolist(), key="fl_drop_name")
-    if st.button("Drop it", key="fl_drop"):
+    if allowed("edit_features", "drop features") and st.button("Drop it", key="fl_drop"):
         try:
-            version = drop_definition(ws, drop, analyst_name())
+            version = drop_definition(ws, drop, me())
             st.toast(f"Dropped {drop} (feature-set version {version}).")
             st.rerun()
         except FraudlabError as exc:

@@ -2,7 +2,7 @@
 import pandas as pd
 import streamlit as st
 
-from fraudlab import pipeline, registry
+from fraudlab import overrides, pipeline, registry
 from fraudlab.charts.models import (
     beeswarm_figure,
     cost_curve_figure,
@@ -20,8 +20,9 @@ from fraudlab.names import plain_name
 from fraudlab.scoring import recent_fallbacks
 from fraudlab.text import markdown_literal
 from ui import cases as ui_cases
+from ui.auth import allowed, me
 from ui.cache import read
-from ui.state import analyst_name, get_workspace
+from ui.state import get_workspace
 
 
 def _shap_views(ws, record, model_id: str, champ) -> None:
@@ -63,11 +64,11 @@ with st.expander("Train a new challenger", expanded=table.empty):
     search = left.checkbox("Small hyper-parameter search (3 settings)")
     rebuild = right.checkbox("Rebuild features first", value=table.empty)
     delay = right.number_input("Assumed label delay when the data has no label time (days)", 0.0, 120.0, 7.0)
-    if st.button("Train challenger", type="primary"):
+    if allowed("train", "train models") and st.button("Train challenger", type="primary"):
         bar = st.progress(0.0, text="starting")
         try:
             outcome = pipeline.retrain(ws, search=search, rebuild_features=rebuild, label_delay_days=delay,
-                                       who=analyst_name(), progress=lambda f, m: bar.progress(f, text=m))
+                                       who=me(), progress=lambda f, m: bar.progress(f, text=m))
             result = outcome.result
             st.toast(f"Trained {outcome.model_id} in {result.seconds:.1f} s "
                      f"(test PR-AUC {result.metrics.get('pr_auc', 0):.3f})")
@@ -165,22 +166,42 @@ if st.toggle("Show each payment's SHAP values (beeswarm and dependence plots)", 
 st.subheader("Promote or roll back")
 if record.status != "champion":
     reason = st.text_input("Override reason (only needed if the guard blocks)", key="override")
-    if st.button(f"Promote {model_id}"):
+    if allowed("promote", "promote models") and st.button(f"Promote {model_id}"):
         with st.spinner("Checking the guard, then rescoring every transaction…"):
-            outcome = pipeline.promote_and_rescore(ws, model_id, who=analyst_name(), override_reason=reason or None)
+            outcome = pipeline.promote_and_rescore(ws, model_id, who=me(), override_reason=reason or None)
         st.session_state["models_flash"] = {
             "ok": outcome.promoted, "message": outcome.message,
             "checks": [f"{'passed' if c.passed else 'BLOCKED'} · {c.name}: {c.detail}" for c in outcome.checks]}
         st.rerun()  # the registry above shows the new champion at once
 else:
     st.caption("This model is the champion.")
-    if st.button("Roll back to the previous champion"):
+    if allowed("rollback", "roll back models") and st.button("Roll back to the previous champion"):
         try:
             with st.spinner("Rolling back and rescoring…"):
-                restored = pipeline.rollback_and_rescore(ws, who=analyst_name(), reason="rolled back from the Models page")
+                restored = pipeline.rollback_and_rescore(ws, who=me(), reason="rolled back from the Models page")
             st.toast(f"Rolled back: {restored} is the champion again and the scores are refreshed.")
             st.rerun()
         except FraudlabError as exc:
             st.error(str(exc))
+pending = read(overrides.pending_overrides, ws)
+if not pending.empty:
+    st.subheader("Guard overrides waiting for a second admin")
+    st.dataframe(ui_cases.readable(pending), width="stretch", hide_index=True)
+    if allowed("guard_override", "approve guard overrides (a second admin does)"):
+        request = st.selectbox("Request", pending["request_id"].tolist(), key="override_request")
+        ok, no = st.columns(2)
+        try:
+            if ok.button("Approve and promote", key="override_approve"):
+                with st.spinner("Promoting and rescoring…"):
+                    promoted = overrides.approve_override(ws, me(), int(request))
+                    pipeline.rescore(ws, me())
+                st.toast(f"{promoted} is the champion (override approved).")
+                st.rerun()
+            if no.button("Reject", key="override_reject"):
+                overrides.reject_override(ws, me(), int(request))
+                st.rerun()
+        except FraudlabError as exc:
+            st.error(str(exc))
+
 with st.expander("Registry history"):
     st.dataframe(ui_cases.readable(read(registry.model_events, ws)), width="stretch", hide_index=True)

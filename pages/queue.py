@@ -3,14 +3,16 @@ take the next case; bulk decisions that cannot reach a case nobody looked at; CS
 import streamlit as st
 
 from fraudlab import cases
+from fraudlab.auth.permissions import can
 from fraudlab.names import plain_name
 from ui import cases as ui
+from ui.auth import me
 from ui.cache import read
-from ui.state import analyst_name, get_workspace
+from ui.state import get_workspace
 from ui.url import list_param, number_param, set_params
 
 ws = get_workspace()
-me = analyst_name()
+actor = me()
 st.title("Case queue")
 
 if ws.count("scores") == 0 or not ws.has_table("cases"):
@@ -45,7 +47,7 @@ with st.expander("Filters", expanded=False):
     amount = f2.number_input("Lowest amount", 0.0, value=number_param("min_amount", 0.0), key="q_min_amount")
 filters = cases.QueueFilter(min_score=lo or None, statuses=tuple(statuses), reason_families=tuple(families),
                             countries=tuple(countries), channels=tuple(channels), segments=tuple(segments),
-                            min_amount=amount or None, assignee=me if mine else None)
+                            min_amount=amount or None, assignee=actor.name if mine else None)
 
 left, mid, right = st.columns([2, 2, 3])
 sorts = list(cases.SORTS)
@@ -54,8 +56,9 @@ sort = left.selectbox("Rank by", sorts, index=sorts.index(st.query_params.get("s
 page_no = mid.number_input("Page", min_value=1, value=int(number_param("page", 1)), step=1, key="q_page")
 set_params(status=statuses, reason=families, country=countries, channel=channels, segment=segments,
            mine="1" if mine else None, min_score=lo or None, min_amount=amount or None, sort=sort, page=page_no)
-if right.button("▶ Take the next case", type="primary", key="take_next"):
-    case_id = cases.next_case(ws, me, filters)
+if can(actor, "take_case") and right.button("Take the next case", icon=":material/play_arrow:", type="primary",
+                                            key="take_next"):
+    case_id = cases.next_case(ws, actor, filters)
     if case_id:
         ui.open_case(case_id)
     st.info("No free case matches these filters.")
@@ -81,14 +84,19 @@ if selected:
     if a.button("Open the first selected case", key="open_selected"):
         ui.open_case(selected[0])
     with b:
-        ui.bulk_decision_form(ws, selected, rows, me)
+        if can(actor, "bulk_decide"):
+            ui.bulk_decision_form(ws, selected, rows, actor)
+        else:
+            st.caption("Deciding several cases at once is for reviewers: open each case to decide it.")
 else:
     st.caption("Select rows (tick the boxes on the left) to open a case or decide several at once, e.g. one "
                "card-testing burst.")
 
+if not can(actor, "assign"):
+    st.stop()
 with st.expander("Assign open cases to the team"):
-    team = st.text_input("Analysts (comma-separated)", value=me, key="assign_team")
+    team = st.text_input("Analysts (comma-separated)", value="", key="assign_team")
     cap = st.number_input("At most this many open cases each", 1, 500, 20, key="assign_cap")
     if st.button("Assign round-robin", key="assign"):
-        plan = cases.assign_round_robin(ws, team.split(","), int(cap), who=me)
+        plan = cases.assign_round_robin(ws, team.split(","), int(cap), who=actor)
         st.success(f"Assigned {len(plan)} cases.")

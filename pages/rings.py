@@ -5,9 +5,10 @@ from fraudlab import cases, rings
 from fraudlab.charts.rings import parts_figure, ring_timeline_figure
 from fraudlab.errors import FraudlabError
 from ui import rings as cached
+from ui.auth import allowed, me
 from ui.cache import read
 from ui.cases import open_case
-from ui.state import analyst_name, get_workspace
+from ui.state import get_workspace
 
 ws = get_workspace()
 st.title("Fraud rings")
@@ -91,6 +92,10 @@ tx = read(rings.ring_transactions, ws, list(customers))
 st.plotly_chart(ring_timeline_figure(tx), width="stretch")
 
 st.subheader("Decide the whole ring")
+if message := st.session_state.pop("ring_done", None):
+    st.success(message)
+if not allowed("bulk_decide", "decide a whole ring (reviewers do)"):
+    st.stop()
 open_ids = read(rings.ring_case_ids, ws, list(customers), "cases")
 all_ids = read(rings.ring_case_ids, ws, list(customers), "all")
 with st.form(f"decide_ring_{ring_id}", clear_on_submit=True):
@@ -118,7 +123,7 @@ def _confirm_ring(pending: dict) -> None:
     st.text(", ".join(pending["customers"][:30]) + (" …" if len(pending["customers"]) > 30 else ""))
     ok, cancel = st.columns(2)
     if ok.button("Confirm", type="primary", key="ring_confirm"):
-        done = cases.decide_many(ws, pending["targets"], pending["decision"], analyst_name(), pending["note"])
+        done = cases.decide_many(ws, pending["targets"], pending["decision"], me(), pending["note"])
         st.session_state.pop("ring_pending", None)
         st.session_state["ring_done"] = (f"Marked {len(done):,} transactions of ring {pending['ring']} as "
                                          f"**{pending['decision']}** (audited).")
@@ -131,5 +136,3 @@ def _confirm_ring(pending: dict) -> None:
 pending = st.session_state.get("ring_pending")
 if pending and pending["ring"] == ring_id:
     _confirm_ring(pending)
-if message := st.session_state.pop("ring_done", None):
-    st.success(message)

@@ -12,9 +12,10 @@ from fraudlab.charts.segments import (
 from fraudlab.errors import FraudlabError
 from fraudlab.features import source_columns
 from fraudlab.model import decision_threshold
+from ui.auth import allowed, me
 from ui.cache import read
 from ui.cases import open_case, readable
-from ui.state import analyst_name, get_workspace
+from ui.state import get_workspace
 
 USABLE_AUC = 0.6
 
@@ -27,10 +28,11 @@ if "customer_id" not in source_columns(ws):
 with st.expander("Re-segment", expanded=not segments.has_segments(ws)):
     auto = st.checkbox("Choose k by silhouette", value=True)
     k = None if auto else st.number_input("Number of segments (k)", 2, 20, 5)
-    if st.button("Segment customers", type="primary") or not segments.has_segments(ws):
+    if allowed("resegment", "segment customers") and (st.button("Segment customers", type="primary")
+                                                      or not segments.has_segments(ws)):
         bar = st.progress(0.0, text="starting")
         try:
-            report = pipeline.resegment(ws, k=k, who=analyst_name(), progress=lambda f, m: bar.progress(f, text=m))
+            report = pipeline.resegment(ws, k=k, who=me(), progress=lambda f, m: bar.progress(f, text=m))
             st.toast(f"{report.customers:,} customers in {report.k} segments ({report.seconds:.1f} s)")
             st.rerun()
         except FraudlabError as exc:

@@ -6,8 +6,9 @@ import streamlit as st
 from fraudlab import cases
 from fraudlab.errors import FraudlabError
 from ui import cases as ui
+from ui.auth import allowed, me
 from ui.cache import read
-from ui.state import analyst_name, get_workspace
+from ui.state import get_workspace
 
 ws = get_workspace()
 st.title("Team")
@@ -47,9 +48,10 @@ if sample.empty:
     st.caption("No closed case to sample yet.")
 else:
     st.dataframe(ui.readable(sample), width="stretch", hide_index=True)
-    if st.button(f"Send these {len(sample)} cases for second review", key="qa_send"):
+    if allowed("qa_review", "send cases for second review") and st.button(
+            f"Send these {len(sample)} cases for second review", key="qa_send"):
         try:
-            sent = cases.send_for_review(ws, sample["case_id"].tolist(), analyst_name())
+            sent = cases.send_for_review(ws, sample["case_id"].tolist(), me())
             st.success(f"{sent} cases are back in the queue as escalated, noted '{cases.QA_NOTE}'.")
         except FraudlabError as exc:
             st.error(str(exc))

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from fraudlab.auth.actors import Actor
 from fraudlab.generate import simulate
 from fraudlab.ingest import ingest_table
 from fraudlab.workspace import Workspace, copy_workspace
@@ -82,8 +83,11 @@ def app_test(app_workspace):
     """Factory for an AppTest of the real app over a private ready workspace: app_test("pages/models.py")."""
     from streamlit.testing.v1 import AppTest
 
-    def open_page(page: str | None = None, timeout: float = 120, query: dict | None = None) -> AppTest:
+    def open_page(page: str | None = None, timeout: float = 120, query: dict | None = None,
+                  actor: Actor | None = None) -> AppTest:
         at = AppTest.from_file(APP_PATH, default_timeout=timeout)
+        if actor is not None:  # as after a login: the session holds the proven identity
+            at.session_state["fraudlab_actor"] = actor
         for name, value in (query or {}).items():  # as in a shared link: in the URL before the first run
             at.query_params[name] = value
         at.run()

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fraudlab.browser import CHROMIUM, chromium, open_page, serve_app, wait_idle  # noqa: F401 (re-exported)
-from fraudlab.workspace import copy_workspace
+from fraudlab.auth import users
+from fraudlab.browser import CHROMIUM, chromium, login, open_page, serve_app, wait_idle  # noqa: F401 (re-exported)
+from fraudlab.workspace import Workspace, copy_workspace
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -22,6 +23,36 @@ def app_url(tmp_path_factory, ready_workspace_file):
         pytest.skip("chromium is not installed (CI installs it with apt-get)")
     ws_path = tmp_path_factory.mktemp("e2e") / "workspace.duckdb"
     copy_workspace(ready_workspace_file, ws_path)
+    ARTIFACTS.mkdir(exist_ok=True)
+    with serve_app(ws_path, ARTIFACTS / f"streamlit-{ws_path.parent.name}.log") as url:
+        yield url
+
+
+# Accounts of the team workspace: name → (role, password).
+TEAM = {"e2e-admin": ("admin", "e2e admin password"), "e2e-analyst": ("analyst", "e2e analyst password"),
+        "e2e-reviewer": ("reviewer", "e2e reviewer password")}
+
+
+def add_team(ws_path: Path) -> None:
+    """Create the TEAM accounts in a workspace file (the first is the admin who adds the others)."""
+    ws = Workspace(ws_path)
+    try:
+        first = None
+        for name, (role, password) in TEAM.items():
+            users.add_user(ws, first, name, role, password)
+            first = first or users.authenticate(ws, name, password)
+    finally:
+        ws.close()
+
+
+@pytest.fixture(scope="module")
+def team_url(tmp_path_factory, ready_workspace_file):
+    """Serve the app over a copy of the ready workspace that has accounts: everyone logs in."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("chromium is not installed (CI installs it with apt-get)")
+    ws_path = tmp_path_factory.mktemp("e2e_team") / "workspace.duckdb"
+    copy_workspace(ready_workspace_file, ws_path)
+    add_team(ws_path)
     ARTIFACTS.mkdir(exist_ok=True)
     with serve_app(ws_path, ARTIFACTS / f"streamlit-{ws_path.parent.name}.log") as url:
         yield url
@@ -50,12 +81,16 @@ def assert_no_exception(page, name: str) -> None:
     assert errors.count() == 0, f"{name}: Streamlit exception shown: {errors.first.inner_text()[:500]}"
 
 
-def start(page, url: str, label: str | None = None) -> list[str]:
-    """Open the app (and a page); returns the list that collects any JavaScript dialog, which must stay empty."""
+def start(page, url: str, label: str | None = None, user: str | None = None) -> list[str]:
+    """Open the app (logged in as a TEAM user if given, and on a page); returns the list that collects any
+    JavaScript dialog, which must stay empty."""
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    page.goto(url)
-    wait_idle(page)
+    if user:
+        login(page, url, user, TEAM[user][1])
+    else:
+        page.goto(url)
+        wait_idle(page)
     if label:
         open_page(page, url, label)
     return dialogs

@@ -1,6 +1,8 @@
 """Queue and case pages through AppTest: ranking shown, a case opened, reasons read, a decision recorded."""
 from __future__ import annotations
 
+from people import analyst
+
 from fraudlab import cases
 from fraudlab.workspace import Workspace
 
@@ -61,7 +63,7 @@ def test_case_page_without_a_case_points_to_the_queue(app_test):
 def test_customer_view_and_team_pages_read_a_customer_and_the_team(app_test, app_workspace):
     ws = Workspace(app_workspace)
     top = cases.queue(ws)[0].iloc[0]
-    cases.decide(ws, top["case_id"], "fraud", "ana", close_reason="card testing")
+    cases.decide(ws, top["case_id"], "fraud", analyst("ana"), close_reason="card testing")
     ws.close()
     at = app_test("pages/customer.py", query={"customer": top["customer_id"]})
     assert not at.exception, at.exception

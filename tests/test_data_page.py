@@ -4,6 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 from conftest import APP_PATH, csv_with_bad_rows
+from people import admin
 from streamlit.testing.v1 import AppTest
 
 pytestmark = pytest.mark.timeout(600)
@@ -17,6 +18,7 @@ def small_csv(tmp_path_factory):
 
 def open_data_page(app_workspace) -> AppTest:
     at = AppTest.from_file(APP_PATH, default_timeout=120)
+    at.session_state["fraudlab_actor"] = admin("ada")  # loading data is for admins (a demo session may not)
     at.run()
     at.switch_page("pages/data.py")
     at.run()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from people import scientist
 from scipy import stats
 
 from fraudlab import drift
@@ -181,7 +182,7 @@ def test_reference_profile_is_frozen_and_reused_without_rescanning(loaded_ws, mo
 def test_runs_are_saved_listed_reloaded_compared_and_exported(loaded_ws):
     ref, cur = drift.split_windows(loaded_ws)
     rep = drift.run_report(loaded_ws, ref, cur, multivariate_checks=False)
-    a = drift.save_run(loaded_ws, rep, who="ana")
+    a = drift.save_run(loaded_ws, rep, scientist("ana"))
     b = drift.save_run(loaded_ws, drift.run_report(loaded_ws, ref, cur, columns=["amount", "country"],
                                                     multivariate_checks=False))
     runs = drift.list_runs(loaded_ws)

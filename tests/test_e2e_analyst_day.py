@@ -6,7 +6,17 @@ Screenshots of every step land in test-artifacts/; no Streamlit exception box an
 from __future__ import annotations
 
 import pytest
-from e2e_support import ARTIFACTS, app_url, assert_no_exception, browser, open_page, page, start, wait_idle  # noqa: F401
+from e2e_support import (  # noqa: F401
+    ARTIFACTS,
+    app_url,
+    assert_no_exception,
+    browser,
+    open_page,
+    page,
+    start,
+    team_url,
+    wait_idle,
+)
 
 from fraudlab.generate import simulate
 
@@ -44,8 +54,9 @@ def test_page_switches_are_fast_on_the_bundled_sample(page, app_url):
     assert not slow, f"page switches over {SWITCH_BUDGET_S} s after warm-up: {slow}"
 
 
-def test_one_analyst_day(page, app_url, new_file):
-    dialogs = start(page, app_url)
+def test_one_analyst_day(page, team_url, new_file):
+    app_url = team_url  # the team workspace: the admin loads the morning file, then works the day
+    dialogs = start(page, app_url, user="e2e-admin")
     _step(page, "01_overview")
 
     # morning file: load it, read the validation report
@@ -62,7 +73,7 @@ def test_one_analyst_day(page, app_url, new_file):
     # the queue: take the top case, read its reasons, decide it
     open_page(page, app_url, "Case queue")
     _step(page, "03_queue")
-    page.get_by_role("button", name="▶ Take the next case").click()
+    page.get_by_role("button", name="Take the next case").click()
     page.get_by_role("heading", name="Why it was flagged").wait_for(timeout=60_000)
     _step(page, "04_case")
     assert page.locator('[data-testid="stMarkdownContainer"] li').count() >= 3

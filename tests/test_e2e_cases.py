@@ -12,7 +12,7 @@ def test_triage_the_top_case(page, app_url):
     assert page.get_by_role("heading", name="Case queue").count() == 1
     assert_no_exception(page, "cases_01_queue")
     open_before = _matching(page)
-    page.get_by_role("button", name="▶ Take the next case").click()
+    page.get_by_role("button", name="Take the next case").click()
     page.get_by_role("heading", name="Why it was flagged").wait_for(timeout=60_000)
     wait_idle(page)
     case_id = page.get_by_label("Case or transaction id").input_value()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import csv_with_bad_rows
-from e2e_support import app_url, assert_no_exception, browser, open_page, page, start, wait_idle  # noqa: F401
+from e2e_support import assert_no_exception, browser, open_page, page, start, team_url, wait_idle  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -15,8 +15,8 @@ def bad_csv(tmp_path_factory):
                              bad_time="<script>alert(1)</script>")
 
 
-def test_load_a_csv_by_path_and_see_the_validation_report(page, app_url, bad_csv):
-    dialogs = start(page, app_url, "Load data")
+def test_load_a_csv_by_path_and_see_the_validation_report(page, team_url, bad_csv):
+    dialogs = start(page, team_url, "Load data", user="e2e-admin")  # loading data is for admins
     assert page.get_by_role("heading", name="Load data").count() == 1
     box = page.get_by_label("Path or glob on the server")
     box.fill(str(bad_csv))

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from people import scientist
 
 from fraudlab.cli import build_parser, main
 from fraudlab.errors import FeatureDefError
@@ -115,7 +116,7 @@ def _reference(tx: pd.DataFrame, d: FeatureDef) -> pd.Series:
 def test_every_aggregate_matches_a_slow_reference_after_backfill(lab):
     tx = _simulated()
     for d in DEFS:
-        add_definition(lab, d, "test")
+        add_definition(lab, d, scientist("test"))
     ours = load_frame(lab).set_index("transaction_id")
     assert [d.name for d in DEFS] == [n for n in feature_columns(lab) if n.startswith("u_")]
     for d in DEFS:
@@ -138,7 +139,7 @@ def test_user_features_of_the_past_do_not_change_when_the_future_is_shuffled(tmp
         ingest_table(ws, frame, source=name)
         build_features(ws)
         for d in DEFS:
-            add_definition(ws, d, "test")
+            add_definition(ws, d, scientist("test"))
         frames.append(load_frame(ws, where="t.ts < $cut", params={"cut": cut},
                                  columns=[d.name for d in DEFS]).set_index("transaction_id").sort_index())
         assert all(future_shuffle_check(ws, d, sample=1_500).passed for d in DEFS)
@@ -163,25 +164,25 @@ def test_user_features_of_the_past_do_not_change_when_the_future_is_shuffled(tmp
 def test_bad_definitions_are_refused_with_a_clear_error_and_change_nothing(lab, defn, message):
     before = (feature_set_version(lab), lab.columns("features"), len(lab.audit_log()), lab.version)
     with pytest.raises(FeatureDefError, match=message.replace("(", r"\(").replace(";", ";")):
-        add_definition(lab, defn, "test")
+        add_definition(lab, defn, scientist("test"))
     assert (feature_set_version(lab), lab.columns("features"), len(lab.audit_log()), lab.version) == before
 
 
 def test_a_second_definition_with_the_same_name_is_refused(lab):
-    add_definition(lab, DEFS[0], "test")
+    add_definition(lab, DEFS[0], scientist("test"))
     with pytest.raises(FeatureDefError, match="already exists"):
-        add_definition(lab, FeatureDef("u_cnt_1h", "card_id", "count", window="7d"), "test")
+        add_definition(lab, FeatureDef("u_cnt_1h", "card_id", "count", window="7d"), scientist("test"))
 
 
 def test_backfill_of_one_definition_equals_a_full_rebuild_and_drop_removes_it(lab):
-    add_definition(lab, DEFS[1], "ana")
-    add_definition(lab, DEFS[10], "ana")
+    add_definition(lab, DEFS[1], scientist("ana"))
+    add_definition(lab, DEFS[10], scientist("ana"))
     backfilled = load_frame(lab).set_index("transaction_id").sort_index()
     build_features(lab)
     rebuilt = load_frame(lab).set_index("transaction_id").sort_index()
     pd.testing.assert_frame_equal(backfilled, rebuilt)
     assert feature_set_version(lab) == 2
-    assert drop_definition(lab, DEFS[1].name, "ana") == 3
+    assert drop_definition(lab, DEFS[1].name, scientist("ana")) == 3
     assert DEFS[1].name not in lab.columns("features") and DEFS[1].name not in feature_columns(lab)
     assert list(list_definitions(lab)["name"]) == [DEFS[10].name]
     actions = lab.audit_log()["action"].tolist()
@@ -196,7 +197,7 @@ def test_compiled_sql_reads_only_strictly_earlier_rows():
 
 
 def test_evaluate_reports_months_leakage_checks_and_correlations(lab):
-    add_definition(lab, DEFS[1], "test")
+    add_definition(lab, DEFS[1], scientist("test"))
     ev = evaluate_feature(lab, DEFS[1].name)
     assert ev.rows == 3_000 and 0 < ev.coverage <= 1 and len(ev.per_month) >= 1
     assert {c.name for c in ev.leakage} == {"name", "single-column AUC", "future shuffle"} and not ev.leaks
@@ -265,7 +266,7 @@ def test_feature_lab_page_tries_a_feature_in_a_challenger_and_shows_how_a_model_
     at.run()
     assert "No model uses it yet" in " ".join(c.value for c in at.caption)
     ws = Workspace(app_workspace)
-    retrain(ws)  # a challenger trained on the feature set that now holds it
+    retrain(ws, who=scientist())  # a challenger trained on the feature set that now holds it
     ws.close()
     at.run()
     assert not at.exception, at.exception
@@ -282,8 +283,8 @@ def test_a_column_the_leakage_guard_left_out_is_refused_like_the_label(tmp_path)
     build_features(ws)
     assert "AUC" in feature_info(ws)["excluded"]["risk_hint"]
     with pytest.raises(FeatureDefError, match="risk_hint is the label"):
-        add_definition(ws, FeatureDef("u_hint_mean_7d", "customer_id", "mean", "risk_hint", "7d"), who="test")
+        add_definition(ws, FeatureDef("u_hint_mean_7d", "customer_id", "mean", "risk_hint", "7d"), scientist("test"))
     delayed = add_definition(ws, FeatureDef("u_hint_mean_7d", "customer_id", "mean", "risk_hint", "7d", delay="7d"),
-                             who="test")
+                             scientist("test"))
     assert delayed.delay == "7d"
     ws.close()

@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from distributed import Client
+from people import scientist
 
 from fraudlab.cluster import ClusterError, dask_client
 from fraudlab.features import build_features, feature_info, load_frame
@@ -61,7 +62,7 @@ def test_user_defined_features_are_the_same_on_dask(tmp_path, client):
         ingest_table(ws, tx, source="same input")
         build_features(ws)
         for defn in defs:
-            add_definition(ws, defn, who="test")
+            add_definition(ws, defn, scientist("test"))
         build(ws)  # a full rebuild on either engine re-applies every active definition
         frames.append(load_frame(ws, columns=[d.name for d in defs]).set_index("transaction_id").sort_index())
         ws.close()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import pandas as pd
+from people import analyst, reviewer
 
 from fraudlab import cases, labels, rings
 from fraudlab.model import training_frame
@@ -19,7 +20,7 @@ def test_a_decision_on_an_old_transaction_is_in_the_next_training_frame(ws):
     old = _oldest_legitimate(ws)[0]
     before, *_ = training_frame(ws)
     assert not bool(before.set_index("transaction_id").loc[old, "label"])
-    cases.decide(ws, old, "fraud", "ana", "chargeback came in late")
+    cases.decide(ws, old, "fraud", analyst("ana"), "chargeback came in late")
     after, *_ = training_frame(ws)
     row = after.set_index("transaction_id").loc[old]
     assert bool(row["label"]) and not bool(row["trusted"])  # known now, and marked as an analyst's label
@@ -27,7 +28,7 @@ def test_a_decision_on_an_old_transaction_is_in_the_next_training_frame(ws):
 
 def test_analyst_labels_are_known_on_the_data_clock_not_the_wall_clock(ws):
     old = _oldest_legitimate(ws)[0]
-    cases.decide(ws, old, "fraud", "ana")
+    cases.decide(ws, old, "fraud", analyst("ana"))
     stored = ws.df("SELECT label_ts, recorded_at FROM labels WHERE source = 'analyst' AND transaction_id = ?", [old])
     assert stored["label_ts"].iloc[0] == ws.scalar("SELECT max(ts) FROM transactions")
     assert stored["recorded_at"].iloc[0] > stored["label_ts"].iloc[0]  # the sample's data is older than today
@@ -37,7 +38,7 @@ def test_analyst_labels_are_known_on_the_data_clock_not_the_wall_clock(ws):
 
 def test_legitimate_from_an_analyst_clears_a_source_fraud_label_everywhere(ws):
     fraud = ws.df("SELECT transaction_id, customer_id FROM transactions WHERE is_fraud LIMIT 1").iloc[0]
-    cases.decide(ws, fraud["transaction_id"], "legitimate", "ana", "customer confirmed")
+    cases.decide(ws, fraud["transaction_id"], "legitimate", analyst("ana"), "customer confirmed")
     resolved = labels.labels_as_of(ws).set_index("transaction_id")
     assert not bool(resolved.loc[fraud["transaction_id"], "label"])
     tx = rings.ring_transactions(ws, [fraud["customer_id"]]).set_index("transaction_id")
@@ -46,7 +47,7 @@ def test_legitimate_from_an_analyst_clears_a_source_fraud_label_everywhere(ws):
 
 def test_the_guard_sees_analyst_labels_on_the_champions_scores(ws):
     ids = ws.df("SELECT transaction_id FROM scores ORDER BY score DESC LIMIT 30")["transaction_id"].tolist()
-    cases.decide_many(ws, ids, "legitimate", "ana", "bulk")
+    cases.decide_many(ws, ids, "legitimate", reviewer("ana"), "bulk")
     current = champion(ws)
     checks = {c.name: c for c in guard_checks(ws, current.model_id)}
     detail = checks["analyst contradictions"].detail  # "B of N analyst labels on confident scores contradict ..."

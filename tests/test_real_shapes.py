@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from people import admin
 
 from fraudlab import pipeline
 from fraudlab.drift import Window, run_report, split_windows
@@ -110,7 +111,7 @@ def test_a_partly_scored_workspace_runs_drift_and_saves_nothing_on_failure(tmp_p
     last_week = pd.Timestamp(ws.scalar("SELECT max(ts) FROM transactions")) - pd.Timedelta(days=7)
     from fraudlab.scoring import clear_scores
 
-    clear_scores(ws)
+    clear_scores(ws, admin())
     score_window(ws, start=last_week, explain_top=0)
     assert 0 < ws.count("scores") < ws.count("transactions")
     ref, cur = split_windows(ws)

@@ -6,7 +6,10 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from people import admin, analyst, scientist
 
+from fraudlab import overrides
+from fraudlab.auth.permissions import NotAllowed
 from fraudlab.errors import ModelError
 from fraudlab.labels import record_analyst_labels
 from fraudlab.model import train_model
@@ -16,7 +19,7 @@ from fraudlab.workspace import file_sha256
 
 
 def _challenger(ws) -> str:
-    return register(ws, train_model(ws), who="tester")
+    return register(ws, train_model(ws), who=scientist("tester"))
 
 
 def test_models_are_saved_as_xgboost_json_never_pickle(ws):
@@ -44,12 +47,12 @@ def test_registry_stores_the_model_file_sha256_and_refuses_a_changed_file(ws):
 def test_promote_with_passing_guard_then_roll_back_one_step(ws):
     first = champion(ws).model_id
     second = _challenger(ws)
-    outcome = promote(ws, second, who="lead")
+    outcome = promote(ws, second, admin("lead"))
     assert outcome.promoted, outcome.message
     assert {c.name for c in outcome.checks} == {"trusted holdout", "label distribution", "analyst contradictions",
                                                 "trigger cluster"}
     assert champion(ws).model_id == second
-    assert rollback(ws, who="lead", reason="test") == first
+    assert rollback(ws, admin("lead"), reason="test") == first
     assert champion(ws).model_id == first
     statuses = list_models(ws).set_index("model_id")["status"]
     assert statuses[second] == "retired"
@@ -60,7 +63,7 @@ def test_promote_with_passing_guard_then_roll_back_one_step(ws):
 
 def test_rollback_without_an_earlier_champion_is_refused(ws):
     with pytest.raises(ModelError, match="nothing to roll back"):
-        rollback(ws)
+        rollback(ws, admin())
 
 
 def _poison(ws, n: int = 40) -> str:
@@ -69,7 +72,7 @@ def _poison(ws, n: int = 40) -> str:
                             GROUP BY 1 ORDER BY count(*) DESC LIMIT 1""")
     ids = ws.df("""SELECT transaction_id FROM transactions WHERE merchant_id = ? ORDER BY ts LIMIT ?""",
                 [merchant, n])["transaction_id"].tolist()
-    with ws.write("poison_for_test", "attacker") as cur:
+    with ws.write("poison_for_test", analyst("attacker")) as cur:
         cur.execute("UPDATE scores SET score = 0.99 WHERE transaction_id IN (SELECT unnest($ids))", {"ids": ids})
         record_analyst_labels(cur, ids, is_fraud=False)
     return merchant
@@ -78,18 +81,27 @@ def _poison(ws, n: int = 40) -> str:
 def test_poisoned_labels_block_promotion_until_a_written_override(ws):
     merchant = _poison(ws)
     challenger = _challenger(ws)
-    blocked = promote(ws, challenger, who="lead")
+    blocked = promote(ws, challenger, admin("lead"))
     assert not blocked.promoted
     failed = {c.name: c.detail for c in blocked.checks if not c.passed}
     assert "trigger cluster" in failed and merchant in failed["trigger cluster"]
     assert "analyst contradictions" in failed
     assert champion(ws).model_id != challenger
     assert "promotion_blocked" in ws.audit_log()["action"].tolist()
-    forced = promote(ws, challenger, who="lead", override_reason="labels reviewed by two seniors")
-    assert forced.promoted and forced.overridden
+    with pytest.raises(NotAllowed):  # a data scientist promotes only through the guard
+        promote(ws, challenger, scientist("dana"), override_reason="trust me")
+    asked = promote(ws, challenger, admin("lead"), override_reason="labels reviewed by two seniors")
+    assert not asked.promoted and asked.pending_request is not None  # waits for a second admin
+    assert champion(ws).model_id != challenger
+    with pytest.raises(NotAllowed, match="second admin"):
+        overrides.approve_override(ws, admin("lead"), asked.pending_request)
+    assert overrides.approve_override(ws, admin("bea"), asked.pending_request) == challenger
+    assert champion(ws).model_id == challenger
     audit = ws.audit_log()
     details = audit.loc[audit["action"] == "model_promoted", "details"].iloc[0]
-    assert "labels reviewed by two seniors" in details
+    assert "lead" in details and audit.loc[audit["action"] == "model_promoted", "who"].iloc[0] == "bea"
+    events = model_events(ws)
+    assert "labels reviewed by two seniors" in events.loc[events["model_id"] == challenger, "details"].iloc[0]
 
 
 def test_label_distribution_jump_is_caught():

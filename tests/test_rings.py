@@ -8,6 +8,7 @@ import re
 import numpy as np
 import pandas as pd
 import pytest
+from people import admin
 
 from fraudlab import labels, rings
 from fraudlab.generate import simulate
@@ -182,7 +183,7 @@ def test_injected_rings_are_found(tmp_path, seed):
     print(f"seed {seed}: {k} rings, recall {recall:.3f}, precision {precision:.3f}")
     assert recall >= 0.95 and precision >= 0.90
     # without any labels (real data often has none) the ranking still holds: timing and new accounts carry it
-    labels.delete_all(ws, who="test")
+    labels.delete_all(ws, admin("test"))
     unlabelled = rings.find_rings(ws)
     assert np.isnan(unlabelled.rings["part_fraud"]).all()
     found = set(unlabelled.members.loc[unlabelled.members["ring_id"] <= k, "customer_id"])

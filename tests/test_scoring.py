@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
+from people import admin
 
 from fraudlab.cli import main
 from fraudlab.errors import ModelError
@@ -41,7 +42,7 @@ def test_single_case_matches_batch_score_and_is_fast(ws):
 def test_broken_champion_falls_back_to_previous_then_to_rules(ws):
     first = champion(ws)
     second = register(ws, train_model(ws))
-    assert promote(ws, second).promoted
+    assert promote(ws, second, admin()).promoted
     tid = ws.scalar("SELECT transaction_id FROM scores ORDER BY score DESC LIMIT 1")
     Path(champion(ws).path).write_text("{ not a model")
     case = score_case(ws, tid)
@@ -115,7 +116,7 @@ def test_damaged_only_champion_still_scores_every_row_with_rules(ws, damage):
 def test_tampered_champion_falls_back_to_the_previous_champion_in_batch(ws):
     first = champion(ws)
     second = register(ws, train_model(ws))
-    assert promote(ws, second).promoted
+    assert promote(ws, second, admin()).promoted
     edit_leaf_values(Path(champion(ws).path))
     report = score_window(ws, explain_top=50)
     assert_every_row_scored_by(ws, report, "fallback")

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from people import analyst
 from sklearn.datasets import make_blobs
 from sklearn.preprocessing import StandardScaler
 
@@ -101,7 +102,7 @@ def test_summary_trend_and_members(loaded_ws):
 
     tid = loaded_ws.scalar("""SELECT t.transaction_id FROM transactions t JOIN customer_segments cs USING (customer_id)
                               WHERE NOT t.is_fraud AND cs.segment_id = 0 LIMIT 1""")
-    cases.decide(loaded_ws, tid, "fraud", "tester")
+    cases.decide(loaded_ws, tid, "fraud", analyst("tester"))
     after = segments.segment_summary(loaded_ws)
     assert after["fraud"].iloc[0] == summary["fraud"].iloc[0] + 1
     assert after["decided"].sum() == summary["decided"].sum() + 1

@@ -51,7 +51,7 @@ def test_the_library_has_no_import_cycle():
 def test_only_the_command_line_prints():
     printing = []
     for name, path in _modules().items():
-        if name == "fraudlab.cli":
+        if name in ("fraudlab.cli", "fraudlab.cli_users"):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print":

@@ -5,6 +5,8 @@ import pandas as pd
 import streamlit as st
 
 from fraudlab import cases
+from fraudlab.auth.actors import Actor
+from fraudlab.auth.permissions import can
 from fraudlab.errors import FraudlabError
 from fraudlab.names import plain_columns
 from fraudlab.privacy import csv_safe, mask_frame
@@ -56,7 +58,7 @@ def csv_bytes(frame: pd.DataFrame) -> bytes:
     return csv_safe(frame).to_csv(index=False).encode("utf-8")
 
 
-def bulk_decision_form(ws: Workspace, selected: list[str], rows: pd.DataFrame, me: str) -> None:
+def bulk_decision_form(ws: Workspace, selected: list[str], rows: pd.DataFrame, me: Actor) -> None:
     """Decide the selected cases after a confirmation that lists them; the selection and note clear afterwards."""
     with st.form(f"bulk_{st.session_state.get('queue_round', 0)}", clear_on_submit=True):
         decision = st.radio("Decision for every selected case", ["fraud", "legitimate", "escalate"], index=None,
@@ -76,7 +78,7 @@ def bulk_decision_form(ws: Workspace, selected: list[str], rows: pd.DataFrame, m
 
 
 @st.dialog("Confirm the decision")
-def _confirm_bulk(ws: Workspace, pending: dict, rows: pd.DataFrame, me: str) -> None:
+def _confirm_bulk(ws: Workspace, pending: dict, rows: pd.DataFrame, me: Actor) -> None:
     chosen = rows[rows["case_id"].isin(pending["cases"])]
     st.write(f"Record **{pending['decision']}** on these {len(chosen)} cases "
              f"({int(chosen['alerts'].sum())} alerts)?")
@@ -144,10 +146,11 @@ def age_text(case: pd.Series) -> str:
     return text
 
 
-def decision_form(ws: Workspace, case_id: str, alert_id: str, n_alerts: int, newest: int | None, me: str) -> None:
+def decision_form(ws: Workspace, case_id: str, alert_id: str, n_alerts: int, newest: int | None, me: Actor) -> None:
     """Decide the whole case or only the alert explained above; no decision is preselected; the form clears."""
     with st.form(f"decide_{case_id}", clear_on_submit=True):
-        decision = st.radio("Decision", cases.DECISIONS, index=None, horizontal=True,
+        choices = [d for d in cases.DECISIONS if d != "reopen" or can(me, "reopen")]
+        decision = st.radio("Decision", choices, index=None, horizontal=True,
                             help="reopen needs a reason in the note")
         reasons = [r for group in cases.CLOSE_REASONS.values() for r in group]
         reason = st.selectbox("Close reason", reasons, index=None, placeholder="optional; must fit the decision")
@@ -177,7 +180,7 @@ def decision_form(ws: Workspace, case_id: str, alert_id: str, n_alerts: int, new
         st.warning(conflict)
 
 
-def comment_thread(ws: Workspace, case_id: str, comments: pd.DataFrame, me: str) -> None:
+def comment_thread(ws: Workspace, case_id: str, comments: pd.DataFrame, me: Actor) -> None:
     """The case's comments, oldest first, and a box to add one (comments are never edited)."""
     st.subheader("Comments")
     for row in comments.itertuples():

@@ -40,18 +40,12 @@ def ensure_ready(ws: Workspace) -> None:
         st.toast(step)
 
 
-def analyst_name() -> str:
-    """The analyst name typed in the sidebar (defaults to FRAUDLAB_ANALYST)."""
-    return st.session_state.get("analyst") or load_config().analyst
-
-
 def sidebar(ws: Workspace) -> None:
-    """Workspace facts and the analyst's name, shown on every page."""
+    """Workspace facts, shown on every page."""
     from ui.cache import read
 
     info = read(workspace_summary, ws)
     with st.sidebar:
-        st.text_input("Analyst", key="analyst", value=st.session_state.get("analyst", load_config().analyst))
         st.caption("Workspace")
         st.markdown(f"**{info.rows:,}** transactions · **{info.customers:,}** customers")
         if info.first_ts is not None:

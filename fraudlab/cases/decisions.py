@@ -5,6 +5,8 @@ from datetime import datetime
 
 import pandas as pd
 
+from fraudlab.auth.actors import Actor
+from fraudlab.auth.permissions import refuse, require
 from fraudlab.cases.build import CLOSE_REASONS, DECISIONS, DecisionResult
 from fraudlab.errors import DecisionConflict, FraudlabError
 from fraudlab.labels import record_analyst_labels
@@ -35,11 +37,9 @@ def newest_of(cur, case_id: str, alerts: list[str] | None = None) -> tuple | Non
                        {"case": case_id, "alerts": list(alerts or [])}).fetchone()
 
 
-def _validate(decision: str, analyst: str, note: str = "", close_reason: str | None = None) -> None:
+def _validate(decision: str, note: str = "", close_reason: str | None = None) -> None:
     if decision not in DECISIONS:
         raise FraudlabError(f"unknown decision {decision!r}: choose one of {', '.join(DECISIONS)}")
-    if not str(analyst or "").strip():
-        raise FraudlabError("a decision needs the analyst's name (type it in the sidebar)")
     if decision == "reopen" and not str(note or "").strip():
         raise FraudlabError("reopening a case needs a reason in the note")
     allowed = CLOSE_REASONS.get(decision, ())
@@ -68,14 +68,17 @@ def _record(cur, subject_id: str, decision: str, analyst: str, note: str, now: d
     return int(decision_id), previous, case_id
 
 
-def decide(ws: Workspace, case_id: str, decision: str, analyst: str, note: str = "",
+def decide(ws: Workspace, case_id: str, decision: str, actor: Actor | None, note: str = "",
            expected_previous: int | None = None, close_reason: str | None = None,
            alerts: list[str] | None = None) -> DecisionResult:
     """Decide a case: every alert in it is labelled (or only `alerts`, to override one inside the case); a
     transaction id that is no case decides that transaction. Append-only; if someone decided since
-    `expected_previous`, the result names the conflict and both decisions are kept."""
-    _validate(decision, analyst, note, close_reason)
-    with ws.write("decision", analyst, {"case_id": case_id, "decision": decision, "note": note,
+    `expected_previous`, the result names the conflict and both decisions are kept. Escalated cases are decided
+    by a reviewer other than the person who escalated them (four eyes)."""
+    _validate(decision, note, close_reason)
+    _allowed(ws, actor, [case_id], decision)
+    analyst = actor.name
+    with ws.write("decision", actor, {"case_id": case_id, "decision": decision, "note": note,
                                         "close_reason": close_reason, "alerts": alerts}) as cur:
         decision_id, previous, case = _record(cur, case_id, decision, analyst, note, utcnow(), close_reason, alerts)
     conflict = None
@@ -86,19 +89,51 @@ def decide(ws: Workspace, case_id: str, decision: str, analyst: str, note: str =
     return DecisionResult(decision_id, case, decision, analyst, previous_id, conflict)
 
 
-def decide_many(ws: Workspace, case_ids: list[str], decision: str, analyst: str, note: str = "",
+def decide_many(ws: Workspace, case_ids: list[str], decision: str, actor: Actor | None, note: str = "",
                 close_reason: str | None = None) -> list[DecisionResult]:
-    """The same decision on several cases (or alerts, or transactions) in one transaction: bulk actions, rings."""
-    _validate(decision, analyst, note, close_reason)
+    """The same decision on several cases (or alerts, or transactions) in one transaction: bulk actions, rings
+    (reviewers and admins)."""
+    _validate(decision, note, close_reason)
     ids = list(dict.fromkeys(case_ids))
+    require(ws, actor, "bulk_decide", f"{len(ids)} cases")
+    _allowed(ws, actor, ids, decision)
+    return _write_many(ws, actor, ids, decision, note, close_reason)
+
+
+def escalate_for_qa(ws: Workspace, case_ids: list[str], actor: Actor | None, note: str) -> list[DecisionResult]:
+    """QA: escalate sampled closed cases so a reviewer decides them again (managers; no decision of their own)."""
+    ids = list(dict.fromkeys(case_ids))
+    require(ws, actor, "qa_review", f"{len(ids)} cases")
+    return _write_many(ws, actor, ids, "escalate", note, None)
+
+
+def _write_many(ws: Workspace, actor: Actor, ids: list[str], decision: str, note: str,
+                close_reason: str | None) -> list[DecisionResult]:
+    analyst = actor.name
     results = []
-    with ws.write("bulk_decision", analyst, {"cases": len(ids), "decision": decision, "note": note,
+    with ws.write("bulk_decision", actor, {"cases": len(ids), "decision": decision, "note": note,
                                              "close_reason": close_reason}) as cur:
         now = utcnow()
         for case_id in ids:
             decision_id, previous, case = _record(cur, case_id, decision, analyst, note, now, close_reason)
             results.append(DecisionResult(decision_id, case, decision, analyst, previous[0] if previous else None))
     return results
+
+
+def _allowed(ws: Workspace, actor: Actor | None, subjects: list[str], decision: str) -> None:
+    """Refuse (audited) what the actor's role may not decide: reopening, escalated cases, one's own escalation."""
+    require(ws, actor, "reopen" if decision == "reopen" else "decide", subjects[0] if subjects else "")
+    escalated = ws.df("""SELECT d.case_id, d.analyst FROM decisions d JOIN decision_alerts da USING (decision_id)
+                         WHERE list_contains($ids, d.case_id) OR list_contains($ids, da.alert_id)
+                         QUALIFY row_number() OVER (PARTITION BY d.case_id ORDER BY d.decision_id DESC) = 1
+                            AND d.decision = 'escalate'""", {"ids": list(subjects)})
+    if escalated.empty:
+        return
+    require(ws, actor, "decide_escalated", escalated["case_id"].iloc[0])
+    own = escalated[escalated["analyst"] == actor.name]
+    if not own.empty:
+        refuse(ws, actor, "decide_escalated", f"You escalated case {own['case_id'].iloc[0]}: someone else must "
+               "review it (four eyes). Nothing was changed.", own["case_id"].iloc[0])
 
 
 def require_no_conflict(result: DecisionResult) -> DecisionResult:
@@ -131,15 +166,15 @@ def decision_history(ws: Workspace, case_id: str) -> pd.DataFrame:
                     GROUP BY ALL ORDER BY d.decision_id DESC""", {"id": case_id})
 
 
-def add_comment(ws: Workspace, case_id: str, author: str, body: str) -> int:
+def add_comment(ws: Workspace, case_id: str, actor: Actor | None, body: str) -> int:
     """Append a comment to a case's thread (comments are never edited or deleted); returns its id."""
-    if not str(author or "").strip():
-        raise FraudlabError("a comment needs its author's name")
+    require(ws, actor, "comment", case_id)
     if not str(body or "").strip():
         raise FraudlabError("the comment is empty")
-    with ws.write("case_comment", author, {"case_id": case_id}) as cur:
+    with ws.write("case_comment", actor, {"case_id": case_id}) as cur:
         comment_id = int(cur.execute("SELECT nextval('comment_seq')").fetchone()[0])
-        cur.execute("INSERT INTO case_comments VALUES (?, ?, ?, ?, ?)", [comment_id, case_id, author, body, utcnow()])
+        cur.execute("INSERT INTO case_comments VALUES (?, ?, ?, ?, ?)",
+                    [comment_id, case_id, actor.name, body, utcnow()])
     return comment_id
 
 

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from fraudlab.auth.actors import Actor
 from fraudlab.cases.build import SLA_HOURS
-from fraudlab.cases.decisions import decide_many
+from fraudlab.cases.decisions import escalate_for_qa
 from fraudlab.cases.queue import STATE_SQL
 from fraudlab.workspace import Workspace, utcnow
 
@@ -69,6 +70,6 @@ def qa_sample(ws: Workspace, n: int = 10, seed: int = 0) -> pd.DataFrame:
                      ORDER BY hash(case_id || $seed) LIMIT $n""", {"now": utcnow(), "seed": str(seed), "n": int(n)})
 
 
-def send_for_review(ws: Workspace, case_ids: list[str], manager: str) -> int:
+def send_for_review(ws: Workspace, case_ids: list[str], actor: Actor | None) -> int:
     """Escalate sampled closed cases so a reviewer decides them again (audited); returns how many were sent."""
-    return len(decide_many(ws, case_ids, "escalate", manager, QA_NOTE))
+    return len(escalate_for_qa(ws, case_ids, actor, QA_NOTE))

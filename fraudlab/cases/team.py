@@ -5,16 +5,19 @@ from datetime import datetime, timedelta
 
 import pandas as pd
 
+from fraudlab.auth.actors import Actor
+from fraudlab.auth.permissions import require
 from fraudlab.cases.build import LOCK_MINUTES, CaseLocked, QueueFilter
 from fraudlab.cases.queue import STATE_SQL, where_of
 from fraudlab.errors import FraudlabError
 from fraudlab.workspace import Workspace, utcnow
 
 
-def take_case(ws: Workspace, case_id: str, analyst: str, minutes: int = LOCK_MINUTES) -> datetime:
+def take_case(ws: Workspace, case_id: str, actor: Actor | None, minutes: int = LOCK_MINUTES) -> datetime:
     """Assign a case to the analyst and lock it for `minutes`; raise CaseLocked if someone else holds it."""
-    now = utcnow()
-    with ws.write("case_taken", analyst, {"case_id": case_id}, bump=False) as cur:
+    require(ws, actor, "take_case", case_id)
+    analyst, now = actor.name, utcnow()
+    with ws.write("case_taken", actor, {"case_id": case_id}, bump=False) as cur:
         row = cur.execute("SELECT locked_by, locked_until FROM case_assignments WHERE case_id = ?", [case_id]).fetchone()
         if row and row[0] and row[0] != analyst and row[1] and row[1] > now:
             raise CaseLocked(f"{row[0]} is working on case {case_id} until {row[1]:%H:%M} UTC")
@@ -24,11 +27,13 @@ def take_case(ws: Workspace, case_id: str, analyst: str, minutes: int = LOCK_MIN
     return until
 
 
-def release_case(ws: Workspace, case_id: str, analyst: str) -> None:
-    """Drop the analyst's lock on a case (the assignment stays)."""
+def release_case(ws: Workspace, case_id: str, actor: Actor | None) -> None:
+    """Drop the actor's own lock on a case (the assignment stays)."""
+    if not isinstance(actor, Actor):
+        return
     with ws.write(bump=False) as cur:
         cur.execute("UPDATE case_assignments SET locked_by = NULL, locked_until = NULL "
-                    "WHERE case_id = ? AND locked_by = ?", [case_id, analyst])
+                    "WHERE case_id = ? AND locked_by = ?", [case_id, actor.name])
 
 
 def lock_holder(ws: Workspace, case_id: str) -> tuple[str, datetime] | None:
@@ -39,25 +44,27 @@ def lock_holder(ws: Workspace, case_id: str) -> tuple[str, datetime] | None:
                                                                         row["locked_until"].iloc[0].to_pydatetime())
 
 
-def next_case(ws: Workspace, analyst: str, filters: QueueFilter = QueueFilter()) -> str | None:
+def next_case(ws: Workspace, actor: Actor | None, filters: QueueFilter = QueueFilter()) -> str | None:
     """Take the highest-scored open case that is free (or already the analyst's); None when the queue is empty."""
+    require(ws, actor, "take_case")
     where, params = where_of(filters)
-    params.update(now=utcnow(), me=analyst)
+    params.update(now=utcnow(), me=actor.name)
     extra = ("status IN ('open', 'escalated') AND (assignee IS NULL OR assignee = $me) "
              "AND (locked_by IS NULL OR locked_by = $me OR locked_until <= $now)")
     where = (where + " AND " + extra) if where else " WHERE " + extra
     for case_id in ws.df(f"SELECT case_id FROM ({STATE_SQL}) q{where} ORDER BY score DESC LIMIT 5",
                          params)["case_id"]:
         try:
-            take_case(ws, case_id, analyst)
+            take_case(ws, case_id, actor)
             return case_id
         except CaseLocked:
             continue
     return None
 
 
-def assign_round_robin(ws: Workspace, analysts: list[str], cap: int = 20, who: str = "system") -> pd.DataFrame:
+def assign_round_robin(ws: Workspace, analysts: list[str], cap: int = 20, who: Actor | None = None) -> pd.DataFrame:
     """Give open, unassigned cases to the analysts in turn, highest score first, up to `cap` open cases each."""
+    require(ws, who, "assign")
     analysts = [a for a in dict.fromkeys(a.strip() for a in analysts) if a]
     if not analysts:
         raise FraudlabError("name at least one analyst to assign cases to")

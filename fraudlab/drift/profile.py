@@ -10,6 +10,7 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.drift.columns import ColumnSpec, from_sql, monitored_columns
 from fraudlab.drift.grids import Grid, grid_from_quantiles
 from fraudlab.drift.scans import scan_of
@@ -151,7 +152,7 @@ def reference_profile(ws: Workspace, window: Window, specs: list[ColumnSpec] | N
     return fit_reference(ws, window, specs, period, progress), True
 
 
-def freeze_profile(ws: Workspace, profile: ReferenceProfile, who: str = "system") -> None:
+def freeze_profile(ws: Workspace, profile: ReferenceProfile, who: Actor = SYSTEM) -> None:
     """Store a reference profile for later runs (only after a run that used it finished)."""
     key = _profile_key(profile.window, profile.columns, profile.period)
     with ws.write("drift reference frozen", who, {"reference": profile.window.label,
@@ -162,7 +163,7 @@ def freeze_profile(ws: Workspace, profile: ReferenceProfile, who: str = "system"
                      profile.to_json()])
 
 
-def clear_profiles(ws: Workspace, who: str = "system") -> None:
+def clear_profiles(ws: Workspace, who: Actor = SYSTEM) -> None:
     """Forget every frozen reference profile, so the next report fits its reference afresh."""
     with ws.write("drift_profiles_cleared", who) as cur:
         cur.execute(f"DELETE FROM {PROFILE_TABLE}")

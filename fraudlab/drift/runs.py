@@ -5,14 +5,17 @@ import json
 
 import pandas as pd
 
+from fraudlab.auth.actors import SYSTEM, Actor
+from fraudlab.auth.permissions import require
 from fraudlab.drift.report import DriftReport
 from fraudlab.drift.windows import Window
 from fraudlab.errors import FraudlabError
 from fraudlab.workspace import Workspace
 
 
-def save_run(ws: Workspace, report: DriftReport, who: str = "system") -> int:
+def save_run(ws: Workspace, report: DriftReport, who: Actor = SYSTEM) -> int:
     """Store a report in drift_runs (results as JSON) and return its run id."""
+    require(ws, who, "run_drift")
     with ws.write("drift run", who, {"reference": report.reference.label, "current": report.current.label,
                                      "status": report.verdict["status"]}) as cur:
         run_id = cur.execute("SELECT nextval('drift_run_seq')").fetchone()[0]

@@ -12,6 +12,8 @@ import json
 import duckdb
 import pandas as pd
 
+from fraudlab.auth.actors import Actor
+from fraudlab.auth.permissions import require
 from fraudlab.errors import FeatureDefError
 from fraudlab.featurelab.defs import FeatureDef, check_definition
 from fraudlab.featurelab.sql import relation_sql
@@ -106,8 +108,9 @@ def leaky_columns(cur) -> set[str]:
     return {col for col, why in excluded.items() if "predicts the label" in why or "derived from the label" in why}
 
 
-def add_definition(ws: Workspace, defn: FeatureDef, who: str = "system") -> FeatureDef:
+def add_definition(ws: Workspace, defn: FeatureDef, who: Actor | None) -> FeatureDef:
     """Check, store and backfill one definition (a new feature-set version); returns it normalised."""
+    require(ws, who, "edit_features", defn.name)
     cur = ws.cursor()
     try:
         checked = check_definition(defn, source_columns(cur), leaky_columns(cur))
@@ -122,21 +125,22 @@ def add_definition(ws: Workspace, defn: FeatureDef, who: str = "system") -> Feat
     version = feature_set_version(ws) + 1
     with ws.write("add_feature", who, {"name": checked.name, "version": version, **checked.to_dict()}) as wcur:
         wcur.execute("INSERT INTO feature_defs VALUES (?, ?, ?, ?, ?, true)",
-                     [checked.name, version, json.dumps(checked.to_dict()), who, utcnow()])
+                     [checked.name, version, json.dumps(checked.to_dict()), who.name, utcnow()])
         if _has_features(wcur):
             backfill_column(wcur, checked, source_columns(wcur))
             _set_numeric(wcur, add=checked.name)
     return checked
 
 
-def drop_definition(ws: Workspace, name: str, who: str = "system") -> int:
+def drop_definition(ws: Workspace, name: str, who: Actor | None) -> int:
     """Deactivate a definition and remove its column from `features`; returns the new feature-set version."""
+    require(ws, who, "edit_features", name)
     defn = get_definition(ws, name)
     version = feature_set_version(ws) + 1
     with ws.write("drop_feature", who, {"name": name, "version": version}) as cur:
         cur.execute("UPDATE feature_defs SET active = false WHERE name = ? AND active", [name])
         cur.execute("INSERT INTO feature_defs VALUES (?, ?, ?, ?, ?, false)",
-                    [name, version, json.dumps(defn.to_dict()), who, utcnow()])
+                    [name, version, json.dumps(defn.to_dict()), who.name, utcnow()])
         if _has_features(cur) and name in {r[0] for r in cur.execute("DESCRIBE features").fetchall()}:
             # DuckDB refuses to drop a column of an indexed table: drop the index, then put it back
             cur.execute("DROP INDEX IF EXISTS features_transaction_id")

@@ -25,6 +25,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.cluster import dask_client, given, plain_main  # noqa: F401 (re-exported for callers)
 from fraudlab.ingest.load import (
     EXISTING_COLUMNS_SQL,
@@ -119,7 +120,7 @@ def _plan(ws: Workspace, files: list[SourceFile], mapping: ColumnMapping | None
 
 def ingest_path_dask(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping | None = None,
                      progress: Progress | None = None, *, client=None, source: str | None = None,
-                     staging_dir: str | Path | None = None, who: str = "system") -> IngestReport:
+                     staging_dir: str | Path | None = None, who: Actor = SYSTEM) -> IngestReport:
     """Like `fraudlab.ingest.ingest_path`, with reading and validation done per file on a Dask cluster.
 
     `client`: a distributed.Client to use (default: FRAUDLAB_DASK_SCHEDULER or a local cluster started for this load).
@@ -160,7 +161,7 @@ def ingest_path_dask(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMap
 
 
 def _load_staged(ws: Workspace, folder: Path, label: str, sha: str, mapping: ColumnMapping,
-                 extras: dict[str, tuple[str, str]], n_files: int, started: float, who: str = "system"
+                 extras: dict[str, tuple[str, str]], n_files: int, started: float, who: Actor = SYSTEM
                  ) -> IngestReport:
     """One workspace transaction: staged Parquet -> duplicate checks -> transactions / quarantine / ingests."""
     parts = str(folder / "*.parquet")

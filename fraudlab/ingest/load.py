@@ -13,6 +13,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.errors import IngestError
 from fraudlab.ingest.files import combined, inspect_file, resolve_paths
 from fraudlab.ingest.records import (
@@ -53,7 +54,7 @@ def prepare_files(ws: Workspace, path_or_glob: str | Path, progress: Progress, s
 
 
 def ingest_path(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping | None = None,
-                progress: Progress | None = None, *, source: str | None = None, who: str = "system") -> IngestReport:
+                progress: Progress | None = None, *, source: str | None = None, who: Actor = SYSTEM) -> IngestReport:
     """Load one file or a glob of files into the workspace; bad rows are quarantined with reasons."""
     progress = progress or no_progress
     files, digests, sha, label, done = prepare_files(ws, path_or_glob, progress, source)
@@ -70,7 +71,7 @@ def ingest_path(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping 
 
 def ingest_table(ws: Workspace, table: pa.Table | pd.DataFrame, source: str,
                  mapping: ColumnMapping | None = None, progress: Progress | None = None, *,
-                 who: str = "system") -> IngestReport:
+                 who: Actor = SYSTEM) -> IngestReport:
     """Load an in-memory Arrow table or DataFrame (an upload, a simulation) like a file."""
     progress = progress or no_progress
     arrow = table if isinstance(table, pa.Table) else pa.Table.from_pandas(table, preserve_index=False)
@@ -117,7 +118,7 @@ def _already_loaded(ws: Workspace, sha: str) -> IngestReport | None:
 
 def _ingest(ws: Workspace, source: str, sha: str, mapping: ColumnMapping | None, progress: Progress,
             stage: Callable[[duckdb.DuckDBPyConnection], Staged], engine: str = "duckdb",
-            who: str = "system") -> IngestReport:
+            who: Actor = SYSTEM) -> IngestReport:
     started = time.perf_counter()
     with ws.memory_capped(INGEST_MEMORY_LIMIT), ws.write("ingest", who, details={"source": source}) as cur:
         cur.execute("SET TimeZone = 'UTC'")
