@@ -124,6 +124,6 @@ def login(page, url: str, name: str, password: str, timeout_ms: int = 60_000) ->
     page.goto(url)
     page.get_by_label("User name").wait_for(timeout=timeout_ms)
     page.get_by_label("User name").fill(name)
-    page.get_by_label("Password").fill(password)
+    page.get_by_label("Password", exact=True).fill(password)
     page.get_by_role("button", name="Log in").last.click()
     wait_idle(page, timeout_ms)

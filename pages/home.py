@@ -1,9 +1,11 @@
 """Overview: what the workspace holds and where to go next."""
 import streamlit as st
 
+from fraudlab.auth.permissions import can_see
 from fraudlab.charts.overview import daily_volume_figure
 from fraudlab.model import decision_threshold
 from fraudlab.overview import daily_activity, workspace_summary
+from ui.auth import me
 from ui.cache import read
 from ui.state import get_workspace
 
@@ -15,7 +17,8 @@ st.caption("Fraud investigation workbench: triage cases, find rings, watch segme
 
 if info.rows == 0:
     st.info("The workspace is empty. Load transactions on the **Load data** page.")
-    st.page_link("pages/data.py", label="Load data", icon=":material/upload_file:")
+    if can_see(me(), "data"):
+        st.page_link("pages/data.py", label="Load data", icon=":material/upload_file:")
     st.stop()
 
 cols = st.columns(4)
@@ -35,8 +38,9 @@ c[2].metric("Alerts per day (mean)", f"{daily['alerts'].mean():.1f}")
 st.download_button("Download daily activity (CSV)", daily.to_csv(index=False), "daily_activity.csv", "text/csv")
 
 st.subheader("Where to go")
-links = st.columns(4)
-links[0].page_link("pages/queue.py", label="Work the case queue", icon=":material/inbox:")
-links[1].page_link("pages/rings.py", label="Investigate fraud rings", icon=":material/hub:")
-links[2].page_link("pages/segments.py", label="Customer segments", icon=":material/donut_small:")
-links[3].page_link("pages/drift.py", label="Drift reports", icon=":material/trending_down:")
+DESTINATIONS = (("queue", "Work the case queue", ":material/inbox:"), ("rings", "Investigate fraud rings", ":material/hub:"),
+                ("segments", "Customer segments", ":material/donut_small:"),
+                ("drift", "Drift reports", ":material/trending_down:"))
+shown = [d for d in DESTINATIONS if can_see(me(), d[0])]  # only pages this role has
+for column, (stem, label, icon) in zip(st.columns(len(DESTINATIONS)), shown):
+    column.page_link(f"pages/{stem}.py", label=label, icon=icon)

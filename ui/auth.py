@@ -49,11 +49,18 @@ def current_actor(ws: Workspace) -> Actor:
         if actor is not None:
             _start(actor)
             return actor
+        _hide_pages()
         st.error("You are signed in, but your account has no fraudlab role. Ask an administrator to add you.")
         st.button("Log out", on_click=st.logout)
         st.stop()
+    _hide_pages()
     _setup_form(ws) if mode == "setup" else _login_form(ws, oidc)
     st.stop()
+
+
+def _hide_pages() -> None:
+    """Before login the navigation holds no page at all (else the browser keeps the last one's links)."""
+    st.navigation([st.Page(lambda: None, title="Log in", url_path="login")], position="hidden")
 
 
 def _start(actor: Actor) -> None:
