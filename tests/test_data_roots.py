@@ -86,6 +86,19 @@ def test_every_escape_is_refused_with_the_one_message(tree, typed):
     assert source_mtime(typed) == 0.0
 
 
+def test_every_loader_refuses_before_reading_and_changes_nothing(tree, empty_ws):
+    from fraudlab.ingest.dask_engine import ingest_path_dask
+
+    root, outside = tree
+    for typed in ("/etc/passwd", "../outside/secret.csv", "links/*.csv"):
+        for load in (ingest_path, lambda ws, p: pipeline.load(ws, p), ingest_path_dask,
+                     lambda ws, p: pipeline.load(ws, p, engine="dask")):
+            with pytest.raises(OutsideDataRoots, match="^" + re.escape(refusal_of(root)) + "$"):
+                load(empty_ws, typed)
+    assert empty_ws.scalar("SELECT count(*) FROM transactions") == 0
+    assert empty_ws.scalar("SELECT count(*) FROM ingests") == 0
+
+
 def test_the_message_does_not_reveal_what_exists_and_names_the_folders(tree):
     root, outside = tree
     messages = set()
