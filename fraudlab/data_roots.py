@@ -116,6 +116,8 @@ class _Walk:
         return self.found
 
     def _inside(self, path: str) -> str:
+        if not os.path.islink(path):  # its folder is already resolved and checked, and it is no `..`
+            return path
         real = os.path.realpath(path)
         if not self.roots.contains(real):
             raise self.roots.refusal()
