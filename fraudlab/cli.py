@@ -55,8 +55,10 @@ def _generate(args) -> int:
 # ---------------------------------------------------------------------------------------------- ingest
 
 def _add_ingest(sub) -> None:
-    p = sub.add_parser("ingest", help="load CSV / Parquet files (or a glob) into the workspace")
-    p.add_argument("path", help="file path or glob, e.g. 'data/*.csv.gz'")
+    p = sub.add_parser("ingest", help="load CSV / Parquet files (or a glob) into the workspace",
+                       description="The command line is the machine operator's: unlike the browser, its paths are "
+                                   "not limited to the data folders (FRAUDLAB_DATA_ROOTS).")
+    p.add_argument("path", help="file path or glob, e.g. 'data/*.csv.gz' (any folder the operator can read)")
     p.add_argument("--workspace", default=None, help="workspace file (default: FRAUDLAB_WORKSPACE)")
     p.add_argument("--engine", choices=("duckdb", "dask"), default="duckdb")
     p.add_argument("--map", action="append", default=[], metavar="TARGET=COLUMN",
@@ -65,20 +67,22 @@ def _add_ingest(sub) -> None:
 
 
 def _ingest(args) -> int:
+    from fraudlab.data_roots import ANYWHERE
     from fraudlab.ingest import detect, ingest_path
 
+    # the operator, who has a shell on this machine, may load any file it can read: no data-folder limit here
     ws = Workspace(args.workspace)
     mapping = None
     if args.map:
-        mapping = detect(args.path)
+        mapping = detect(args.path, roots=ANYWHERE)
         for item in args.map:
             target, _, column = item.partition("=")
             mapping = mapping.with_column(target.strip(), column.strip() or None)
     if args.engine == "dask":
         from fraudlab.ingest.dask_engine import ingest_path_dask
-        report = ingest_path_dask(ws, args.path, mapping, who=cli_actor())
+        report = ingest_path_dask(ws, args.path, mapping, who=cli_actor(), roots=ANYWHERE)
     else:
-        report = ingest_path(ws, args.path, mapping, who=cli_actor())
+        report = ingest_path(ws, args.path, mapping, who=cli_actor(), roots=ANYWHERE)
     print(f"{report.source}: {report.message} in {report.seconds:.2f} s")
     for reason, count in report.reasons.items():
         print(f"  {count:>10,}  {reason}")

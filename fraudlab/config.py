@@ -29,3 +29,9 @@ def load_config() -> Config:
         dask_scheduler=os.environ.get("FRAUDLAB_DASK_SCHEDULER") or None,
         models_dir=models,
     )
+
+
+def data_roots_setting() -> list[str]:
+    """The data folders as configured: FRAUDLAB_DATA_ROOTS (os.pathsep-separated), else the project's data/."""
+    folders = [part.strip() for part in os.environ.get("FRAUDLAB_DATA_ROOTS", "").split(os.pathsep)]
+    return [part for part in folders if part] or [str(DATA_DIR)]

@@ -15,6 +15,7 @@ from fraudlab import cases, drift, promotion, registry, segments
 from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.auth.permissions import require
 from fraudlab.config import SAMPLE_PATH
+from fraudlab.data_roots import ANYWHERE, DataRoots
 from fraudlab.errors import FraudlabError, ModelError
 from fraudlab.features import DEFAULT_LABEL_DELAY_DAYS, FeatureReport, build_features, has_features
 from fraudlab.ingest import IngestReport, ingest_path
@@ -71,7 +72,8 @@ def refresh(ws: Workspace, progress: Progress | None = None, who: Actor = SYSTEM
     done: list[str] = []
     if ws.count("transactions") == 0 and load_sample:
         progress(0.02, "loading the bundled sample")
-        report = ingest_path(ws, SAMPLE_PATH, progress=_part(progress, 0.02, 0.17), who=who)
+        # the bundled sample is the project's own file, not a typed path: read wherever the data folders are
+        report = ingest_path(ws, SAMPLE_PATH, progress=_part(progress, 0.02, 0.17), who=who, roots=ANYWHERE)
         done.append(f"loaded sample: {report.message}")
     if ws.count("transactions") == 0:
         return done
@@ -120,17 +122,19 @@ def _refresh_results(ws: Workspace, progress: Progress, who: Actor) -> list[str]
 
 
 def load(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping | None = None, engine: str = "duckdb",
-         who: Actor | None = None, progress: Progress | None = None, source: str | None = None
-         ) -> tuple[IngestReport, list[str]]:
-    """Load files, then bring features, scores and cases up to date for what arrived (admins only)."""
+         who: Actor | None = None, progress: Progress | None = None, source: str | None = None, *,
+         roots: DataRoots | None = None) -> tuple[IngestReport, list[str]]:
+    """Load files (inside the data folders `roots`, default FRAUDLAB_DATA_ROOTS), then bring features, scores and
+    cases up to date for what arrived (admins only)."""
     require(ws, who, "load_data", str(source or path_or_glob))
     progress = progress or _quiet
     if engine == "dask":
         from fraudlab.ingest.dask_engine import ingest_path_dask
         report = ingest_path_dask(ws, path_or_glob, mapping, progress=_part(progress, 0.0, 0.5), who=who,
-                                  source=source)
+                                  source=source, roots=roots)
     else:
-        report = ingest_path(ws, path_or_glob, mapping, progress=_part(progress, 0.0, 0.5), who=who, source=source)
+        report = ingest_path(ws, path_or_glob, mapping, progress=_part(progress, 0.0, 0.5), who=who, source=source,
+                             roots=roots)
     steps = refresh(ws, _part(progress, 0.5, 1.0), who=who, load_sample=False) if report.rows_loaded else []
     return report, steps
 

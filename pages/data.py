@@ -6,6 +6,7 @@ import streamlit as st
 from fraudlab import ingest, pipeline
 from fraudlab.errors import FraudlabError
 from fraudlab.ingest import ingest_history
+from fraudlab.text import markdown_literal
 from ui import data as ui
 from ui.auth import allowed, me
 from ui.cache import read
@@ -17,27 +18,34 @@ st.caption("CSV (any delimiter, gzip'd or not) or Parquet. Good rows load into t
            "quarantine with their reason, so nothing is lost. Loading the same data twice adds nothing.")
 
 by_path, by_upload = st.tabs(["Server path or glob", "Upload a small file"])
+folders = ui.data_folders()
 with by_path:
     typed = st.text_input("Path or glob on the server", key="data_source",
-                          placeholder="/data/transactions_2026_*.csv.gz")
+                          placeholder="transactions_2026_*.csv.gz")
+    st.caption(f"Only files inside the data folders can be read: {markdown_literal(folders)}. A relative path "
+               "starts in the first one. The administrator sets them with FRAUDLAB_DATA_ROOTS.")
 with by_upload:
     upload = st.file_uploader("CSV, gzip'd CSV or Parquet (up to 200 MB)",
                               key=f"data_upload_{st.session_state.get('upload_round', 0)}")
 
 source, label = typed.strip(), typed.strip()
+pv = None
 if upload is not None:
-    source, label = ui.saved_upload(upload), f"upload: {upload.name}"
+    try:
+        source, label = ui.saved_upload(upload), f"upload: {upload.name}"
+    except FraudlabError as exc:
+        st.error(str(exc))
+        source = ""
 
 if source:
     try:
-        pv = ui.preview(source, ui.source_mtime(source))
+        pv = ui.preview(source, ui.source_mtime(source), folders)
     except FraudlabError as exc:
         st.error(str(exc))
-        pv = None
     if pv is not None:
         st.subheader("Preview")
         ui.show_preview(pv)
-        key = "map:" + hashlib.sha1(source.encode()).hexdigest()[:10]
+        key = "map:" + hashlib.sha1(str(source).encode()).hexdigest()[:10]
         incomplete = not {"ts", "amount"} <= set(pv.mapping.columns)
         with st.expander(f"Column mapping · {pv.mapping.preset or 'detected by names and types'}", expanded=incomplete):
             mapping = ui.mapping_editor(pv, key)
@@ -58,7 +66,7 @@ if source:
                 st.session_state["data_message"] = report.message
                 st.session_state["data_notes"] = list(report.notes) + steps
                 st.rerun()
-else:
+elif upload is None:
     st.info("Type a path or glob on the server (large files), or upload a small file, to see a preview.")
 
 message = st.session_state.pop("data_message", None)

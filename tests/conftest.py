@@ -1,11 +1,13 @@
 """Shared fixtures: small simulated data sets and real workspace files built from them."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 from fraudlab.auth.actors import Actor
+from fraudlab.config import DATA_DIR
 from fraudlab.generate import simulate
 from fraudlab.ingest import ingest_table
 from fraudlab.workspace import Workspace, copy_workspace
@@ -13,6 +15,15 @@ from fraudlab.workspace import Workspace, copy_workspace
 ROOT = Path(__file__).resolve().parent.parent
 
 SMALL_ROWS = 20_000
+
+
+@pytest.fixture(scope="session", autouse=True)
+def data_roots_for_tests(tmp_path_factory):
+    """Tests write their input files under pytest's temporary folder: make it a data folder (beside the project's
+    `data/`) for the whole session, the app servers it starts included. tests/test_data_roots.py sets its own."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("FRAUDLAB_DATA_ROOTS", os.pathsep.join([str(DATA_DIR), str(tmp_path_factory.getbasetemp())]))
+        yield
 
 
 @pytest.fixture(scope="session")

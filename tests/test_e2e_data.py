@@ -33,3 +33,18 @@ def test_load_a_csv_by_path_and_see_the_validation_report(page, team_url, bad_cs
     assert page.get_by_role("button", name="Download the quarantine (CSV)").count() == 1
     assert not dialogs  # the hostile time string was stored as text, never run
     assert_no_exception(page, "data_load_report")
+
+
+def test_a_path_outside_the_data_folders_is_refused_and_never_previewed(page, app_url):
+    start(page, app_url, "Load data")
+    assert page.get_by_text("Only files inside the data folders can be read").count() == 1
+    box = page.get_by_label("Path or glob on the server")
+    for typed in ("/etc/passwd", "../../../../etc/passwd", "/**/*.csv"):
+        box.fill(typed)
+        box.press("Enter")
+        wait_idle(page)
+        alert = page.locator('[data-testid="stAlertContentError"]')
+        assert "Only files inside the data folders can be loaded" in alert.first.inner_text()
+        assert page.get_by_text("root:x:0:0").count() == 0
+        assert page.get_by_role("heading", name="Preview").count() == 0
+    assert_no_exception(page, "data_refused_path")

@@ -1,14 +1,13 @@
 """UI helpers for the Load data page: cached reads, the mapping editor and the validation report."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
 from fraudlab import ingest
 from fraudlab.charts.data import reason_figure
-from fraudlab.ingest import SourcePreview
+from fraudlab.data_roots import configured_roots
+from fraudlab.ingest import SourcePreview, UploadedPath
 from fraudlab.schema import (
     ALL_TARGETS,
     REQUIRED,
@@ -33,23 +32,28 @@ UNIX_ORIGIN = "1970-01-01 00:00:00"
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def preview(source: str, mtime: float) -> SourcePreview:
-    """Preview of a path or glob with the detected mapping (read again when the file changes)."""
+def preview(source: str | UploadedPath, mtime: float, folders: str) -> SourcePreview:
+    """Preview of a path or glob inside the data folders (or of an upload) with the detected mapping (read again
+    when the file or the data folders change)."""
     return ingest.preview(source, n=20)
 
 
-def source_mtime(source: str) -> float:
-    """Modification time of a single file (0 for globs), part of the preview cache key."""
-    path = Path(source)
-    return path.stat().st_mtime if path.is_file() else 0.0
+def source_mtime(source: str | UploadedPath) -> float:
+    """Modification time of a single allowed file (0 for globs and refused paths), part of the preview cache key."""
+    return ingest.source_mtime(source)
 
 
-def saved_upload(upload) -> str:
-    """Save an upload once per session (keyed by name and size) and return the server path."""
+def data_folders() -> str:
+    """The data folders server paths may be read from, in plain words."""
+    return configured_roots().describe()
+
+
+def saved_upload(upload) -> UploadedPath:
+    """Save an upload once per session (keyed by name and size) and return its server copy."""
     key = f"upload:{upload.name}:{upload.size}"
     saved = st.session_state.get(key)
-    if not saved or not Path(saved).exists():
-        saved = str(ingest.save_upload(upload.getvalue(), upload.name))
+    if not isinstance(saved, UploadedPath) or not saved.exists():
+        saved = ingest.save_upload(upload.getvalue(), upload.name)
         st.session_state[key] = saved
     return saved
 

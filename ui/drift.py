@@ -5,6 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from fraudlab import drift
+from fraudlab.auth.actors import Actor
 from fraudlab.charts.drift import report_html
 from fraudlab.names import plain_name
 from fraudlab.workspace import Workspace
@@ -20,7 +21,7 @@ def column_names(ws: Workspace) -> list[str]:
     return [s.name for s in drift.monitored_columns(ws)]
 
 
-def run_and_save(ws, reference: drift.Window, current: drift.Window, who: str, **options) -> int:
+def run_and_save(ws, reference: drift.Window, current: drift.Window, who: Actor, **options) -> int:
     """Run a report with a progress bar, save it in drift_runs and return the run id."""
     bar = st.progress(0.0, text="Drift report: starting")
     rep = drift.run_report(ws, reference, current, progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m),

@@ -5,7 +5,7 @@ relation, profiled) → ``rules`` (the typed values and rejection reasons both e
 transaction into the workspace) ; ``preview`` (no workspace change), ``history`` (reading back), ``dask_engine``
 (the same rules on a Dask cluster).
 """
-from fraudlab.ingest.files import inspect_file, resolve_paths
+from fraudlab.ingest.files import UploadedPath, inspect_file, resolve_paths, source_mtime
 from fraudlab.ingest.history import (
            ingest_history,
            quarantine_csv,
@@ -16,6 +16,6 @@ from fraudlab.ingest.load import ingest_path, ingest_table
 from fraudlab.ingest.preview import detect, preview, remove_upload, save_upload
 from fraudlab.ingest.records import IngestReport, SourceFile, SourcePreview
 
-__all__ = ["IngestReport", "SourceFile", "SourcePreview", "detect", "ingest_history", "ingest_path", "ingest_table",
-           "inspect_file", "preview", "quarantine_csv", "quarantine_rows", "reason_counts", "remove_upload",
-           "resolve_paths", "save_upload"]
+__all__ = ["IngestReport", "SourceFile", "SourcePreview", "UploadedPath", "detect", "ingest_history", "ingest_path",
+           "ingest_table", "inspect_file", "preview", "quarantine_csv", "quarantine_rows", "reason_counts", "remove_upload",
+           "resolve_paths", "save_upload", "source_mtime"]

@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 
 from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.cluster import dask_client, given, plain_main  # noqa: F401 (re-exported for callers)
+from fraudlab.data_roots import DataRoots
 from fraudlab.ingest.load import (
     EXISTING_COLUMNS_SQL,
     build_checked,
@@ -120,11 +121,13 @@ def _plan(ws: Workspace, files: list[SourceFile], mapping: ColumnMapping | None
 
 def ingest_path_dask(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping | None = None,
                      progress: Progress | None = None, *, client=None, source: str | None = None,
-                     staging_dir: str | Path | None = None, who: Actor = SYSTEM) -> IngestReport:
+                     staging_dir: str | Path | None = None, who: Actor = SYSTEM,
+                     roots: DataRoots | None = None) -> IngestReport:
     """Like `fraudlab.ingest.ingest_path`, with reading and validation done per file on a Dask cluster.
 
     `client`: a distributed.Client to use (default: FRAUDLAB_DASK_SCHEDULER or a local cluster started for this load).
     `staging_dir`: where validated Parquet is written (default: next to the workspace file); removed afterwards.
+    `roots`: the data folders the paths must lie in (default FRAUDLAB_DATA_ROOTS; the CLI passes `ANYWHERE`).
     """
     import dask
     import dask.dataframe as dd
@@ -132,7 +135,7 @@ def ingest_path_dask(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMap
 
     progress = progress or no_progress
     started = time.perf_counter()
-    files, digests, sha, label, done = prepare_files(ws, path_or_glob, progress, source)
+    files, digests, sha, label, done = prepare_files(ws, path_or_glob, progress, source, roots)
     if done is not None:
         return done
     progress(0.05, "detecting the mapping on a sample")

@@ -6,18 +6,65 @@ import glob as globlib
 import gzip
 import hashlib
 import os
+import tempfile
 import zlib
 from pathlib import Path
 
+from fraudlab.data_roots import DataRoots, configured_roots, resolve_in_roots
 from fraudlab.errors import IngestError
 from fraudlab.ingest.records import HEAD_BYTES, MAX_GLOB_DEPTH, MAX_GLOB_FILES, SourceFile
 
+UPLOAD_PREFIX = "fraudlab_upload_"
 
-def resolve_paths(path_or_glob: str | Path) -> list[Path]:
-    """Expand a path or glob into readable files, or raise IngestError naming what was asked for and why."""
+
+class UploadedPath(type(Path())):  # type: ignore[misc]
+    """A file `save_upload` wrote from a browser upload: read from its temporary folder, not from a data folder."""
+
+
+def upload_folder(path: str | Path) -> bool:
+    """Whether a file sits directly in one of save_upload's own temporary folders (links resolved)."""
+    parent = Path(os.path.realpath(path)).parent
+    return parent.parent == Path(tempfile.gettempdir()).resolve() and parent.name.startswith(UPLOAD_PREFIX)
+
+
+def resolve_paths(path_or_glob: str | Path, roots: DataRoots | None = None) -> list[Path]:
+    """Expand a path or glob into readable files, or raise IngestError naming what was asked for and why.
+
+    Only inside the data folders (`roots`, by default FRAUDLAB_DATA_ROOTS; a relative path starts in the first),
+    except an `UploadedPath` in its upload folder; `roots=ANYWHERE` (the operator's command line) reads any path.
+    """
     text = str(path_or_glob).strip()
     if not text:
         raise IngestError("no path given")
+    roots = configured_roots() if roots is None else roots
+    if roots.unrestricted:
+        paths = _anywhere(text)
+    elif isinstance(path_or_glob, UploadedPath) and upload_folder(path_or_glob) and not path_or_glob.is_symlink():
+        if not path_or_glob.is_file():
+            raise IngestError(f"{path_or_glob.name}: the uploaded file is gone; upload it again")
+        paths = [Path(os.path.realpath(path_or_glob))]
+    else:
+        paths = resolve_in_roots(text, roots, MAX_GLOB_FILES, MAX_GLOB_DEPTH)
+    for path in paths:
+        if not os.access(path, os.R_OK):
+            raise IngestError(f"{path}: permission denied (the file cannot be read)")
+    return paths
+
+
+def source_mtime(path_or_glob: str | Path, roots: DataRoots | None = None) -> float:
+    """Modification time of a single allowed file; 0 for a glob or a path that is refused or missing."""
+    if any(ch in str(path_or_glob) for ch in "*?["):
+        return 0.0
+    try:
+        return max(p.stat().st_mtime for p in resolve_paths(path_or_glob, roots))
+    except (IngestError, OSError):
+        return 0.0
+
+
+def _anywhere(text: str) -> list[Path]:
+    """Any path or glob the process can read (`~` expanded): for the operator only."""
+    if "\x00" in text:
+        raise IngestError("the path holds a NUL byte")
     if any(ch in text for ch in "*?["):
         paths = sorted(_bounded_glob(os.path.expanduser(text)))
         if not paths:
@@ -29,9 +76,6 @@ def resolve_paths(path_or_glob: str | Path) -> list[Path]:
         if path.is_dir():
             raise IngestError(f"{text}: is a folder; to load every file in it use a glob such as '{text}/*.csv'")
         paths = [path]
-    for path in paths:
-        if not os.access(path, os.R_OK):
-            raise IngestError(f"{path}: permission denied (the file cannot be read)")
     return paths
 
 

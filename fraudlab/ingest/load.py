@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from fraudlab.auth.actors import SYSTEM, Actor
+from fraudlab.data_roots import DataRoots
 from fraudlab.errors import IngestError
 from fraudlab.ingest.files import combined, inspect_file, resolve_paths
 from fraudlab.ingest.records import (
@@ -42,10 +43,11 @@ from fraudlab.schema import ColumnMapping, check_mapping, detect_mapping, mappin
 from fraudlab.workspace import CANONICAL_COLUMNS, Workspace, file_sha256, quote_ident, utcnow
 
 
-def prepare_files(ws: Workspace, path_or_glob: str | Path, progress: Progress, source: str | None
-                  ) -> tuple[list[SourceFile], list[str], str, str, IngestReport | None]:
-    """Resolve and inspect the files, hash them, and find an earlier load of the same content (if any)."""
-    paths = resolve_paths(path_or_glob)
+def prepare_files(ws: Workspace, path_or_glob: str | Path, progress: Progress, source: str | None,
+                  roots: DataRoots | None = None) -> tuple[list[SourceFile], list[str], str, str, IngestReport | None]:
+    """Resolve (inside the data folders, see `resolve_paths`) and inspect the files, hash them, and find an earlier
+    load of the same content (if any)."""
+    paths = resolve_paths(path_or_glob, roots)
     files = [inspect_file(p) for p in paths]
     progress(0.02, f"checking {len(paths)} file(s)")
     digests = [file_sha256(p) for p in paths]
@@ -54,10 +56,13 @@ def prepare_files(ws: Workspace, path_or_glob: str | Path, progress: Progress, s
 
 
 def ingest_path(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping | None = None,
-                progress: Progress | None = None, *, source: str | None = None, who: Actor = SYSTEM) -> IngestReport:
-    """Load one file or a glob of files into the workspace; bad rows are quarantined with reasons."""
+                progress: Progress | None = None, *, source: str | None = None, who: Actor = SYSTEM,
+                roots: DataRoots | None = None) -> IngestReport:
+    """Load one file or a glob of files into the workspace; bad rows are quarantined with reasons.
+
+    Paths must lie inside the data folders (`roots`, default FRAUDLAB_DATA_ROOTS); the CLI passes `ANYWHERE`."""
     progress = progress or no_progress
-    files, digests, sha, label, done = prepare_files(ws, path_or_glob, progress, source)
+    files, digests, sha, label, done = prepare_files(ws, path_or_glob, progress, source, roots)
     if done is not None:
         return done
 

@@ -9,21 +9,25 @@ from typing import Any
 import duckdb
 import pandas as pd
 
+from fraudlab.data_roots import DataRoots
 from fraudlab.errors import IngestError
-from fraudlab.ingest.files import inspect_file, resolve_paths
-from fraudlab.ingest.records import SourcePreview
+from fraudlab.ingest.files import UPLOAD_PREFIX, UploadedPath, inspect_file, resolve_paths, upload_folder
+from fraudlab.ingest.records import MAX_UPLOAD_BYTES, SourcePreview
 from fraudlab.ingest.staging import sample_and_detect
 from fraudlab.schema import ColumnMapping, ColumnProfile
 
-UPLOAD_PREFIX = "fraudlab_upload_"
 
+def save_upload(data: bytes, name: str, folder: str | Path | None = None) -> UploadedPath:
+    """Write uploaded bytes to a file (keeping a safe version of its name) and return its path.
 
-def save_upload(data: bytes, name: str, folder: str | Path | None = None) -> Path:
-    """Write uploaded bytes to a file (keeping a safe version of its name) and return its path."""
+    Refuses (IngestError) more than MAX_UPLOAD_BYTES: a larger file belongs in a data folder, loaded by path."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise IngestError(f"{name}: the upload is {len(data) / 2**20:,.0f} MB; at most {MAX_UPLOAD_BYTES >> 20} MB "
+                          "can be uploaded. Put a larger file in a data folder and load it by its path")
     folder = Path(folder) if folder is not None else Path(tempfile.mkdtemp(prefix=UPLOAD_PREFIX))
     folder.mkdir(parents=True, exist_ok=True)
     safe = re.sub(r"[^0-9A-Za-z._-]+", "_", Path(str(name)).name).lstrip(".") or "upload.csv"
-    path = folder / safe
+    path = UploadedPath(folder / safe)
     path.write_bytes(data)
     return path
 
@@ -39,7 +43,7 @@ def remove_upload(path: str | Path, folder: str | Path | None = None) -> bool:
     if folder is not None:
         inside = parent == Path(folder).resolve() or Path(folder).resolve() in parent.parents
     else:
-        inside = parent.parent == Path(tempfile.gettempdir()).resolve() and parent.name.startswith(UPLOAD_PREFIX)
+        inside = upload_folder(target)
     if not inside or target.is_symlink() or (target.exists() and not target.is_file()):
         raise IngestError(f"{path}: not an uploaded file in the upload folder; refused to delete it")
     if not target.exists():
@@ -56,19 +60,22 @@ def _as_path(path_or_upload: Any) -> str | Path:
     return path_or_upload
 
 
-def preview(path_or_upload: Any, n: int = 20, mapping: ColumnMapping | None = None) -> SourcePreview:
-    """Sample rows, source columns with types and the detected (or given) mapping, without loading anything."""
+def preview(path_or_upload: Any, n: int = 20, mapping: ColumnMapping | None = None, *,
+            roots: DataRoots | None = None) -> SourcePreview:
+    """Sample rows, source columns with types and the detected (or given) mapping, without loading anything.
+
+    A path or glob must lie inside the data folders (`roots`, see `resolve_paths`); an upload is read as is."""
     path = _as_path(path_or_upload)
     try:
-        return _preview(path, n, mapping)
+        return _preview(path, n, mapping, roots)
     finally:
         if path is not path_or_upload:  # a temporary copy of an in-memory upload
             remove_upload(path)
 
 
-def _preview(path: str | Path, n: int, mapping: ColumnMapping | None) -> SourcePreview:
+def _preview(path: str | Path, n: int, mapping: ColumnMapping | None, roots: DataRoots | None) -> SourcePreview:
     """The preview of a path or glob on disk."""
-    files = [inspect_file(p) for p in resolve_paths(path)][:20]
+    files = [inspect_file(p) for p in resolve_paths(path, roots)][:20]
     con = duckdb.connect()
     try:
         cur = con.cursor()
@@ -89,9 +96,9 @@ def _preview(path: str | Path, n: int, mapping: ColumnMapping | None) -> SourceP
     return SourcePreview(str(path), [str(f.path) for f in files], files[0].kind, sample, columns, mapping)
 
 
-def detect(path_or_upload: Any) -> ColumnMapping:
+def detect(path_or_upload: Any, *, roots: DataRoots | None = None) -> ColumnMapping:
     """The mapping the detector would use for this file or glob."""
-    return preview(path_or_upload, n=1).mapping
+    return preview(path_or_upload, n=1, roots=roots).mapping
 
 
 def _reads_as(profile: ColumnProfile) -> str:

@@ -32,6 +32,9 @@ MAX_GLOB_DEPTH = 6
 MAX_FIELD_BYTES = 1 << 20
 MAX_LINE_BYTES = 16 << 20
 MAX_EXTRA_COLUMNS = 64
+# A browser upload is held in memory and copied to a temporary file: the same cap as `maxUploadSize` in
+# .streamlit/config.toml (a larger file goes in a data folder and is loaded by path).
+MAX_UPLOAD_BYTES = 200 << 20
 # DuckDB memory while a load runs: above it, temp tables and sorts spill to disk (keeps peak RSS of a 10M-row load
 # low). It is a database-wide setting, restored when the load ends.
 INGEST_MEMORY_LIMIT = "2GB"
