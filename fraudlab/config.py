@@ -19,6 +19,7 @@ class Config:
     dask_scheduler: str | None
     models_dir: Path
     analyst: str
+    late_horizon_hours: float = 24.0  # a row later than its customer's newest by more than this is 'beyond horizon'
 
 
 def load_config() -> Config:
@@ -30,4 +31,5 @@ def load_config() -> Config:
         dask_scheduler=os.environ.get("FRAUDLAB_DASK_SCHEDULER") or None,
         models_dir=models,
         analyst=os.environ.get("FRAUDLAB_ANALYST", "analyst"),
+        late_horizon_hours=float(os.environ.get("FRAUDLAB_LATE_HORIZON_HOURS", "24")),
     )
