@@ -361,10 +361,23 @@ def _bench(args) -> int:
     return 1 if failed else 0
 
 
+def _add_watch(sub) -> None:
+    from fraudlab.incremental.watch import add_arguments
+
+    add_arguments(sub.add_parser("watch", help="load files as they land in a folder, each once, incrementally"),
+                  _watch)
+
+
+def _watch(args) -> int:
+    from fraudlab.incremental.watch import run_watch
+
+    return run_watch(Workspace(args.workspace), args, show=print)
+
+
 # ---------------------------------------------------------------------------------------------- entry
 
 COMMANDS = (_add_generate, _add_ingest, _add_features, _add_train, _add_score, _add_evaluate, _add_drift,
-            _add_bench)
+            _add_bench, _add_watch)
 
 
 def build_parser() -> argparse.ArgumentParser:
