@@ -179,3 +179,29 @@ def test_watch_leaves_a_file_that_is_still_changing(tmp_path, empty_ws):
     results = watcher.poll()
     assert [r.status for r in results] == ["loaded"] and empty_ws.count("transactions") == 500
     assert watcher.poll() == []
+
+
+def test_incremental_scores_equal_a_full_rebuild_and_rescore(tmp_path):
+    from fraudlab.model import train_model
+    from fraudlab.pipeline import incremental_refresh
+    from fraudlab.registry import register
+    from fraudlab.scoring import score_window
+
+    tx = simulate(rows=10_000, seed=11, days=60, fraud_rate=0.03).transactions
+    first, *rest = random_batches(tx, np.random.default_rng(11))
+    ws = Workspace(tmp_path / "ws.duckdb")
+    ingest_table(ws, first, source="history")
+    build_features(ws)
+    register(ws, train_model(ws, rounds=30, refit=False))
+    score_window(ws, explain_top=0)
+    for i, frame in enumerate(rest):
+        ingest_table(ws, frame, source=f"batch {i}")
+        steps = incremental_refresh(ws)
+        assert "incrementally" in steps[0] and "scored" in steps[1]
+    scores = "SELECT transaction_id, score, scorer, model_id FROM scores ORDER BY transaction_id"
+    incremental = ws.df(scores)
+    assert len(incremental) == len(tx)
+    build_features(ws)
+    score_window(ws, explain_top=0)
+    pd.testing.assert_frame_equal(incremental, ws.df(scores), check_exact=False, rtol=1e-9, atol=1e-9)
+    ws.close()
