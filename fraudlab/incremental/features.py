@@ -40,6 +40,7 @@ from fraudlab.features import (
     merchant_fraud_sql,
     plan_features,
 )
+from fraudlab.incremental import lifetime
 from fraudlab.workspace import Workspace, quote_ident
 
 Progress = Callable[[float, str], None]
@@ -61,11 +62,13 @@ class IncrementalReport:
     history_rows: int
     first_ts: datetime | None
     seconds: float
+    summarised_rows: int = 0  # older rows of the customers read by one aggregate instead of the window sorts
 
     @property
     def message(self) -> str:
         return (f"features updated incrementally: {self.new_rows:,} new rows, {self.affected_rows:,} rows "
-                f"recomputed from {self.history_rows:,} history rows in {self.seconds:.1f} s")
+                f"recomputed from {self.history_rows:,} history rows (+ {self.summarised_rows:,} older rows "
+                f"summarised) in {self.seconds:.1f} s")
 
 
 def pending_rows(ws: Workspace) -> tuple[int, int, int]:
@@ -103,9 +106,14 @@ def _spans(plan: FeaturePlan, defs: list) -> dict[str, int | None]:
         add(key, max(SHARED_WINDOWS.values()))
     for defn in defs:
         if defn.aggregate != "value":
-            window = parse_window(defn.window)
-            add(defn.key, None if window is None else window + parse_delay(defn.delay))
+            add(defn.key, _def_span(defn))
     return spans
+
+
+def _def_span(defn) -> int | None:
+    """How far back a user-defined feature's window reaches (None: all history)."""
+    window = parse_window(defn.window)
+    return None if window is None else window + parse_delay(defn.delay)
 
 
 def _range(lo: str, hi: str, span: int | None, forward: bool) -> str:
@@ -157,9 +165,10 @@ def _keep(cur: duckdb.DuckDBPyConnection, name: str, select_sql: str) -> None:
 
 
 def _compute(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, spans: dict[str, int | None], delay_days: float,
-             progress: Progress) -> tuple[int, list[str]]:
-    """Temp table _inc: the full build's columns for the affected rows; returns (history rows read, temp names)."""
-    read = 0
+             progress: Progress) -> tuple[int, int, list[str]]:
+    """Temp table _inc: the full build's columns for the affected rows; returns (history rows read through
+    windows, older rows summarised, temp names)."""
+    read = summarised = 0
     cur.execute("CREATE OR REPLACE TEMP TABLE _sub AS SELECT * FROM transactions "
                 "WHERE transaction_id IN (SELECT transaction_id FROM _aff)")
     _base(cur, delay_days, with_labels=False)
@@ -168,22 +177,25 @@ def _compute(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, spans: dict[str,
     groups = list(plan.by_key) + list(plan.shared)
     for i, key in enumerate(groups):
         progress(0.2 + 0.5 * i / max(len(groups), 1), f"windows over {key}")
-        read += _slice(cur, key, spans[key])
+        quick = key == "customer_id" and lifetime.applies(plan)  # lifetime columns from aggregates of older rows
+        read += _slice(cur, key, lifetime.SPAN if quick else spans[key])
         merchant = key == "merchant_id" and plan.has_merchant
         _base(cur, delay_days, with_labels=merchant)
         parts[key] = f"_g{i}"
         temps.append(f"_g{i}")
         _keep(cur, f"_g{i}", group_sql(plan, key))
+        if quick:
+            summarised += lifetime.complete(cur, f"_g{i}", plan)
         if merchant:
             cur.execute(merchant_fraud_sql(plan.label_delay_s))
             cur.execute("DELETE FROM _mfraud WHERE transaction_id NOT IN (SELECT transaction_id FROM _aff)")
             parts["merchant_fraud"] = "_mfraud"
     cur.execute(f"CREATE OR REPLACE TEMP TABLE _inc AS {assemble_sql(plan, parts)}")
-    read += _definitions(cur, spans)
-    return read, temps
+    read += _definitions(cur)
+    return read, summarised, temps
 
 
-def _definitions(cur: duckdb.DuckDBPyConnection, spans: dict[str, int | None]) -> int:
+def _definitions(cur: duckdb.DuckDBPyConnection) -> int:
     """Add the user-defined feature columns to _inc (as the full build's `apply_definitions` does); rows read."""
     columns = source_columns(cur)
     read = 0
@@ -193,7 +205,7 @@ def _definitions(cur: duckdb.DuckDBPyConnection, spans: dict[str, int | None]) -
             cur.execute("CREATE OR REPLACE TEMP TABLE _sub AS SELECT * FROM transactions "
                         "WHERE transaction_id IN (SELECT transaction_id FROM _aff)")
         else:
-            read += _slice(cur, defn.key, spans[defn.key])
+            read += _slice(cur, defn.key, _def_span(defn))
         cur.execute(f"ALTER TABLE _inc ADD COLUMN {name} DOUBLE")
         cur.execute(f"UPDATE _inc SET {name} = v.{name} FROM ({relation_sql(defn, columns, source='_sub')}) v "
                     f"WHERE _inc.transaction_id = v.transaction_id")
@@ -225,7 +237,7 @@ def update_features(ws: Workspace, progress: Progress | None = None, who: str = 
         new_rows = int(cur.execute("SELECT count(*) FROM _new").fetchone()[0])
         affected, first_ts = cur.execute("SELECT count(*), min(t.ts) FROM transactions t "
                                          "SEMI JOIN _aff USING (transaction_id)").fetchone()
-        read, temps = _compute(cur, plan, spans, delay_days, progress)
+        read, summarised, temps = _compute(cur, plan, spans, delay_days, progress)
         if not _same_shape(cur):
             raise PlanChanged("the feature set changed since the last full build")
         progress(0.85, f"replacing {affected:,} feature rows")
@@ -234,4 +246,4 @@ def update_features(ws: Workspace, progress: Progress | None = None, who: str = 
         for name in set(_TEMPS) | set(temps):
             cur.execute(f"DROP TABLE IF EXISTS {name}")
     progress(1.0, "features up to date")
-    return IncrementalReport(new_rows, int(affected), read, first_ts, time.perf_counter() - began)
+    return IncrementalReport(new_rows, int(affected), read, first_ts, time.perf_counter() - began, summarised)
