@@ -167,9 +167,16 @@ def incremental_refresh(ws: Workspace, who: str = "system", progress: Progress |
         return [f"the feature set changed: rebuilt {len(features.columns)} features in {features.seconds:.1f} s"]
     done = [inc.message]
     if registry.champion(ws) is not None and inc.first_ts is not None:
+        from fraudlab.model import decision_threshold
+
+        # reasons for the rows that alert (the queue shows them), not for every high score of the window
         scored = score_window(ws, start=inc.first_ts, explain_top=FIRST_START_EXPLAIN, who=who,
-                              progress=_part(progress, 0.6, 1.0))
-        done.append(f"scored {scored.rows:,} transactions from {inc.first_ts} on (new and repaired rows)")
+                              progress=_part(progress, 0.6, 0.9), explain_min_score=decision_threshold(ws))
+        done.append(f"scored {scored.rows:,} transactions from {inc.first_ts} on (new and repaired rows), "
+                    f"explained {scored.explained:,} alerts")
+        progress(0.9, "updating the case queue")
+        done.append(f"case queue: {cases.refresh_cases(ws, changed_since=inc.first_ts):,} cases (lookups updated "
+                    f"from {inc.first_ts} on)")
     return done
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraudlab import cases
 from fraudlab.featurelab import FeatureDef, add_definition
 from fraudlab.features import build_features
 from fraudlab.generate import simulate
@@ -194,10 +195,20 @@ def test_incremental_scores_equal_a_full_rebuild_and_rescore(tmp_path):
     build_features(ws)
     register(ws, train_model(ws, rounds=30, refit=False))
     score_window(ws, explain_top=0)
+    cases.refresh_cases(ws)
     for i, frame in enumerate(rest):
         ingest_table(ws, frame, source=f"batch {i}")
         steps = incremental_refresh(ws)
-        assert "incrementally" in steps[0] and "scored" in steps[1]
+        assert "incrementally" in steps[0] and "scored" in steps[1] and "lookups updated" in steps[2]
+    assert not cases.cases_stale(ws)
+    # the case queue and its lookups, updated from the earliest changed row on, equal a whole rebuild
+    lookups = {"case_history": "SELECT * FROM case_history ORDER BY transaction_id",
+               "case_entities": "SELECT * FROM case_entities ORDER BY kind, value",
+               "cases": "SELECT case_id, alerts, score, amount FROM cases ORDER BY case_id"}
+    partial = {name: ws.df(sql) for name, sql in lookups.items()}
+    cases.refresh_cases(ws, force=True)
+    for name, sql in lookups.items():
+        pd.testing.assert_frame_equal(partial[name], ws.df(sql), check_exact=False, rtol=1e-9, atol=1e-9)
     scores = "SELECT transaction_id, score, scorer, model_id FROM scores ORDER BY transaction_id"
     incremental = ws.df(scores)
     assert len(incremental) == len(tx)
