@@ -216,3 +216,23 @@ def test_incremental_scores_equal_a_full_rebuild_and_rescore(tmp_path):
     score_window(ws, explain_top=0)
     pd.testing.assert_frame_equal(incremental, ws.df(scores), check_exact=False, rtol=1e-9, atol=1e-9)
     ws.close()
+
+
+def test_an_analyst_label_between_loads_repairs_the_merchant_fraud_counts(tmp_path):
+    from fraudlab.labels import record_analyst_labels
+
+    tx = simulate(rows=6_000, seed=12, days=40).transactions.sort_values("ts").reset_index(drop=True)
+    ws = Workspace(tmp_path / "ws.duckdb")
+    ingest_table(ws, tx.iloc[:5_000], source="history")
+    build_features(ws)
+    older = tx.iloc[3_000:4_800]
+    frauds = older[older["is_fraud"] & older["merchant_id"].notna()]["transaction_id"].tolist()
+    assert frauds
+    with ws.write("decision", "analyst") as cur:  # analysts overturn older frauds: they were legitimate
+        record_analyst_labels(cur, frauds, False)
+    ingest_table(ws, tx.iloc[5_000:], source="append")
+    update_features(ws)
+    incremental = features_of(ws)
+    build_features(ws)
+    pd.testing.assert_frame_equal(incremental, features_of(ws), check_exact=False, rtol=1e-9, atol=1e-9)
+    ws.close()

@@ -123,14 +123,24 @@ def _range(lo: str, hi: str, span: int | None, forward: bool) -> str:
     return f"t.ts <= {hi}" + ("" if span is None else f" AND t.ts >= {lo} - INTERVAL {int(span)} SECOND")
 
 
+RELABELLED_SQL = """SELECT * FROM transactions WHERE transaction_id IN (
+    SELECT transaction_id FROM labels WHERE recorded_at > (
+        SELECT max(logged_at) FROM audit WHERE action IN ('build_features', 'update_features')))"""
+
+
 def _affected(cur: duckdb.DuckDBPyConnection, spans: dict[str, int | None]) -> None:
-    """Temp table _aff (transaction_id): the new rows and every row whose windows they change."""
+    """Temp table _aff (transaction_id): the new rows and every row whose windows they change.
+
+    Labels recorded since the last feature build or update (an analyst's decision on an older row) change the
+    merchant fraud counts after their row like a new row would: for the merchant key they seed the ranges too.
+    """
     cur.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {NEW_ROWS_SQL}")
     cur.execute("CREATE OR REPLACE TEMP TABLE _aff AS SELECT transaction_id FROM _new")
     for key, span in spans.items():
         k = quote_ident(key)
+        seeds = f"(SELECT * FROM _new UNION ALL {RELABELLED_SQL})" if key == "merchant_id" else "_new"
         cur.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT {k} AS k, min(ts) AS lo, max(ts) AS hi "
-                    f"FROM _new GROUP BY 1")
+                    f"FROM {seeds} GROUP BY 1")
         cur.execute(f"""INSERT INTO _aff SELECT t.transaction_id FROM transactions t
                         JOIN _keys b ON t.{k} IS NOT DISTINCT FROM b.k
                         WHERE {_range('b.lo', 'b.hi', span, forward=True)}""")
