@@ -97,8 +97,8 @@ def main() -> None:
     f_score, _ = measure("full rescore (every row)", args.rows + n,
                          lambda: score_window(full, explain_top=FIRST_START_EXPLAIN))
     f_cases, _ = measure("case queue rebuild (whole)", n, lambda: cases.refresh_cases(full))
-    s_feat.note = (f"{upd.affected_rows:,} rows recomputed from {upd.history_rows:,} history rows; "
-                   f"{arrivals.late:,} late rows")
+    s_feat.note = (f"{upd.affected_rows:,} rows recomputed from {upd.history_rows:,} history rows "
+                   f"(+ {upd.summarised_rows:,} summarised); {arrivals.late:,} late rows")
     s_score.note = f"{scored.rows:,} rows scored, {scored.explained:,} alerts explained"
     set_ratio(s_feat, f_feat)
     set_ratio(s_score, f_score)
