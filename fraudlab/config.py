@@ -18,6 +18,7 @@ class Config:
     workspace_path: Path
     dask_scheduler: str | None
     models_dir: Path
+    late_horizon_hours: float = 24.0  # a row later than its customer's newest by more than this is 'beyond horizon'
 
 
 def load_config() -> Config:
@@ -28,6 +29,7 @@ def load_config() -> Config:
         workspace_path=workspace,
         dask_scheduler=os.environ.get("FRAUDLAB_DASK_SCHEDULER") or None,
         models_dir=models,
+        late_horizon_hours=float(os.environ.get("FRAUDLAB_LATE_HORIZON_HOURS", "24")),
     )
 
 

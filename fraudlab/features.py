@@ -107,15 +107,16 @@ def _merchant_volume(cols: set[str], delay_s: int) -> list[str]:
     return out
 
 
-def base_sql(label_delay_days: float) -> str:
-    """SELECT of the transactions with epoch seconds and, for frauds, when the fraud label became known."""
+def base_sql(label_delay_days: float, source: str = "transactions", labels: str = "labels") -> str:
+    """SELECT of the transactions (or a temp table of some) with epoch seconds and, for frauds, when the fraud label
+    became known (from `labels`, or a temp table holding the labels of those rows)."""
     delay = float(label_delay_days) * 86_400
     return f"""
       SELECT t.*, epoch(t.ts) AS ts_s,
              CASE WHEN l.transaction_id IS NOT NULL THEN
                greatest(epoch(coalesce(l.known, t.ts + to_seconds({delay}))), epoch(t.ts) + 1e-3) END AS fraud_known_s
-      FROM transactions t
-      LEFT JOIN ({fraud_known_sql()}) l
+      FROM {source} t
+      LEFT JOIN ({fraud_known_sql(labels)}) l
       USING (transaction_id)"""
 
 

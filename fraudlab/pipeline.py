@@ -6,7 +6,7 @@ Page views only read: they never refresh, rebuild or rescore.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -14,10 +14,11 @@ from typing import Callable
 from fraudlab import cases, drift, promotion, registry, segments
 from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.auth.permissions import require
-from fraudlab.config import SAMPLE_PATH
+from fraudlab.config import SAMPLE_PATH, load_config
 from fraudlab.data_roots import ANYWHERE, DataRoots
 from fraudlab.errors import FraudlabError, ModelError
 from fraudlab.features import DEFAULT_LABEL_DELAY_DAYS, FeatureReport, build_features, has_features
+from fraudlab.incremental import PlanChanged, can_update, record_arrivals, update_features
 from fraudlab.ingest import IngestReport, ingest_path
 from fraudlab.model import TrainResult, train_model
 from fraudlab.schema import ColumnMapping
@@ -123,20 +124,75 @@ def _refresh_results(ws: Workspace, progress: Progress, who: Actor) -> list[str]
 
 def load(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping | None = None, engine: str = "duckdb",
          who: Actor | None = None, progress: Progress | None = None, source: str | None = None, *,
-         roots: DataRoots | None = None) -> tuple[IngestReport, list[str]]:
-    """Load files (inside the data folders `roots`, default FRAUDLAB_DATA_ROOTS), then bring features, scores and
-    cases up to date for what arrived (admins only)."""
+         roots: DataRoots | None = None, late_horizon_hours: float | None = None) -> tuple[IngestReport, list[str]]:
+    """Load files (inside the data folders `roots`, default FRAUDLAB_DATA_ROOTS; admins only), mark late rows, then
+    bring features, scores and cases up to date for what arrived.
+
+    With features already built, only the new rows and the rows whose windows they change are recomputed and
+    rescored (see fraudlab.incremental); a large increment or a changed feature set rebuilds whole.
+    """
     require(ws, who, "load_data", str(source or path_or_glob))
     progress = progress or _quiet
     if engine == "dask":
         from fraudlab.ingest.dask_engine import ingest_path_dask
-        report = ingest_path_dask(ws, path_or_glob, mapping, progress=_part(progress, 0.0, 0.5), who=who,
+        report = ingest_path_dask(ws, path_or_glob, mapping, progress=_part(progress, 0.0, 0.4), who=who,
                                   source=source, roots=roots)
     else:
-        report = ingest_path(ws, path_or_glob, mapping, progress=_part(progress, 0.0, 0.5), who=who, source=source,
+        report = ingest_path(ws, path_or_glob, mapping, progress=_part(progress, 0.0, 0.4), who=who, source=source,
                              roots=roots)
-    steps = refresh(ws, _part(progress, 0.5, 1.0), who=who, load_sample=False) if report.rows_loaded else []
+    if not report.rows_loaded:
+        return report, []
+    return after_load(ws, report, who, _part(progress, 0.4, 1.0), late_horizon_hours)
+
+
+def after_load(ws: Workspace, report: IngestReport, who: Actor = SYSTEM, progress: Progress | None = None,
+               late_horizon_hours: float | None = None) -> tuple[IngestReport, list[str]]:
+    """Everything a load sets off: late rows marked (reported in the load's notes), features, scores, cases."""
+    progress = progress or _quiet
+    horizon = load_config().late_horizon_hours if late_horizon_hours is None else float(late_horizon_hours)
+    steps: list[str] = []
+    if report.ingest_id is not None:
+        arrivals = record_arrivals(ws, report.ingest_id, horizon, who=who)
+        if arrivals.late or arrivals.beyond:
+            steps.append(arrivals.message)
+            report = replace(report, notes=report.notes + (arrivals.message,))
+    steps += incremental_refresh(ws, who, _part(progress, 0.0, 0.5))
+    steps += refresh(ws, _part(progress, 0.5, 1.0), who=who, load_sample=False)
     return report, steps
+
+
+def incremental_refresh(ws: Workspace, who: Actor = SYSTEM, progress: Progress | None = None) -> list[str]:
+    """Features of rows without them and of the rows they change, then their scores; [] when it does not apply
+    (no features yet, or a large increment: :func:`refresh` rebuilds whole)."""
+    progress = progress or _quiet
+    if not can_update(ws):
+        return []
+    try:
+        inc = update_features(ws, progress=_part(progress, 0.0, 0.6), who=who)
+    except PlanChanged:
+        features = build_features(ws, label_delay_days=feature_label_delay(ws), progress=_part(progress, 0.0, 0.6),
+                                  who=who)
+        return [f"the feature set changed: rebuilt {len(features.columns)} features in {features.seconds:.1f} s"]
+    done = [inc.message]
+    if registry.champion(ws) is not None and inc.first_ts is not None:
+        from fraudlab.model import decision_threshold
+
+        # reasons for the rows that alert (the queue shows them), not for every high score of the window
+        scored = score_window(ws, start=inc.first_ts, explain_top=FIRST_START_EXPLAIN, who=who,
+                              progress=_part(progress, 0.6, 0.9), explain_min_score=decision_threshold(ws))
+        done.append(f"scored {scored.rows:,} transactions from {inc.first_ts} on (new and repaired rows), "
+                    f"explained {scored.explained:,} alerts")
+        progress(0.9, "updating the case queue")
+        done.append(f"case queue: {cases.refresh_cases(ws, changed_since=inc.first_ts):,} cases (lookups updated "
+                    f"from {inc.first_ts} on)")
+    return done
+
+
+def feature_label_delay(ws: Workspace) -> float:
+    """The label delay the stored features were built with (the default before any build)."""
+    from fraudlab.features import feature_info
+
+    return float(feature_info(ws).get("label_delay_days", DEFAULT_LABEL_DELAY_DAYS))
 
 
 # ---------------------------------------------------------------------------------------------- models

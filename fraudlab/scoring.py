@@ -89,8 +89,9 @@ def _chunks(ws: Workspace, start, end, rows: int) -> list[tuple]:
 
 def score_window(ws: Workspace, start: datetime | None = None, end: datetime | None = None,
                  model_id: str | None = None, explain_top: int = EXPLAIN_TOP, who: Actor = SYSTEM,
-                 progress: Progress | None = None) -> ScoreReport:
-    """Score every transaction of the window and explain the top-scored ones.
+                 progress: Progress | None = None, explain_min_score: float | None = None) -> ScoreReport:
+    """Score every transaction of the window and explain the top-scored ones (only those scoring at least
+    `explain_min_score`, e.g. the alert threshold, when given).
 
     Without `model_id` the fallback chain answers: champion, else previous champion, else rules; a fallback is
     recorded in `scores.scorer` and as a 'scoring_fallback' audit row. A named `model_id` is used or refused.
@@ -124,7 +125,7 @@ def score_window(ws: Workspace, start: datetime | None = None, end: datetime | N
         seconds = time.perf_counter() - began
         progress(0.8, f"explaining the top {min(explain_top, scored.num_rows):,} cases")
         explain_began = time.perf_counter()
-        reasons = explain_top_scores(ws, record, booster, scored, explain_top)
+        reasons = explain_top_scores(ws, record, booster, scored, explain_top, explain_min_score)
         answered = (scorer, record.model_id)
         break
     else:
@@ -195,12 +196,15 @@ def _rules_window(ws: Workspace, pieces: list[tuple], progress: Progress, top: i
     return scored, reasons
 
 
-def explain_top_scores(ws: Workspace, record: ModelRecord, booster: xgb.Booster, scored: pa.Table, top: int) -> pd.DataFrame:
-    """Exact TreeSHAP reasons (JSON) for the `top` highest scores."""
-    if top <= 0 or scored.num_rows == 0:
-        return pd.DataFrame({"transaction_id": [], "reasons": []})
+def explain_top_scores(ws: Workspace, record: ModelRecord, booster: xgb.Booster, scored: pa.Table, top: int,
+                       min_score: float | None = None) -> pd.DataFrame:
+    """Exact TreeSHAP reasons (JSON) for the `top` highest scores (of those at least `min_score`)."""
     scores = scored["score"].to_numpy()
-    idx = np.argsort(-scores, kind="stable")[:top]
+    idx = np.argsort(-scores, kind="stable")[:max(top, 0)]
+    if min_score is not None:
+        idx = idx[scores[idx] >= min_score]
+    if len(idx) == 0:
+        return pd.DataFrame({"transaction_id": [], "reasons": []})
     ids = scored["transaction_id"].take(pa.array(idx)).to_pylist()
     frame = load_frame(ws, where="f.transaction_id IN (SELECT unnest($ids))", params={"ids": ids},
                        columns=_with_baseline(ws, list(record.features)))

@@ -183,6 +183,12 @@ CREATE TABLE IF NOT EXISTS override_requests (request_id BIGINT, model_id VARCHA
                                               requested_by VARCHAR, requested_at TIMESTAMP, decided_by VARCHAR,
                                               decided_at TIMESTAMP, status VARCHAR);
 """,
+    # 9: rows that arrived after later rows of their customer (fraudlab/incremental/arrivals.py): how late, and
+    #    whether within the lateness horizon ('late') or beyond it ('beyond_horizon'). On-time rows have no row.
+    9: """
+CREATE TABLE IF NOT EXISTS arrivals (transaction_id VARCHAR, ingest_id INTEGER, arrived_at TIMESTAMP,
+                                     late_by_seconds DOUBLE, status VARCHAR);
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -254,7 +260,7 @@ class Workspace:
             if current > SCHEMA_VERSION:
                 raise WorkspaceError(f"workspace {self.path} has schema version {current}, newer than this "
                                      f"fraudlab ({SCHEMA_VERSION}): upgrade fraudlab to open it")
-            for version in range(current + 1, SCHEMA_VERSION + 1):
+            for version in sorted(v for v in MIGRATIONS if v > current):  # numbers may have gaps
                 cur.execute(MIGRATIONS[version])
             cur.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 

@@ -150,13 +150,17 @@ def cases_stale(ws: Workspace) -> bool:
 
 
 def refresh_cases(ws: Workspace, threshold: float | None = None, force: bool = False,
-                  window_hours: float | None = None) -> int:
+                  window_hours: float | None = None, changed_since: datetime | None = None) -> int:
     """Rebuild `alerts` and `cases` when scores, the threshold or segments changed; returns the number of cases.
 
     An alert is a scored transaction at or above the alert threshold (or one ever decided). A case groups one
     customer's alerts: a new case starts when the gap since the customer's previous alert exceeds `window_hours`
     (default CASE_WINDOW_HOURS). The case id is its first alert's transaction id, so a one-alert case keeps the id
     it always had.
+
+    `changed_since` (from the incremental pipeline: only rows at or after it are new or rescored) keeps the
+    per-customer history and entity lookups and replaces only what those rows touch; alerts and cases, small,
+    are rebuilt whole. Without it, or when analysts' labels changed since the last build, everything is rebuilt.
     """
     from fraudlab.model import decision_threshold
     threshold = decision_threshold(ws) if threshold is None else threshold
@@ -191,21 +195,63 @@ def refresh_cases(ws: Workspace, threshold: float | None = None, force: bool = F
         cur.execute("CREATE INDEX IF NOT EXISTS alerts_case ON alerts (case_id)")
         # lookup tables sorted by their key, so a case page reads a few row groups instead of scanning millions
         if "customer_id" in cols:
-            flag_sql = "".join(f", f.{c}" for c in flags)
-            feature_join = "LEFT JOIN features f USING (transaction_id)" if flags else ""
-            cur.execute(f"""CREATE OR REPLACE TABLE case_history AS
-                SELECT t.customer_id, t.transaction_id, t.ts, t.amount, t.merchant_id, t.category, t.channel,
-                       t.country, t.device_id, s.score{flag_sql}
-                FROM transactions t LEFT JOIN scores s USING (transaction_id) {feature_join}
-                WHERE t.customer_id IS NOT NULL ORDER BY t.customer_id, t.ts""")
-            parts = [f"SELECT '{kind}' AS kind, {col} AS value, customer_id, transaction_id FROM transactions "
-                     f"WHERE {col} IS NOT NULL" for col, kind in LINK_KINDS.items() if col in cols]
-            if parts:
-                cur.execute(f"""CREATE OR REPLACE TABLE case_entities AS
-                    SELECT e.kind, e.value, count(DISTINCT e.customer_id) AS customers, count(*) AS transactions,
-                           count(*) FILTER (l.label) AS fraud
-                    FROM ({' UNION ALL '.join(parts)}) e LEFT JOIN ({resolved_sql(None)}) l USING (transaction_id)
-                    GROUP BY 1, 2 ORDER BY 1, 2""")
+            partial = changed_since is not None and _lookups_current(cur)
+            _case_history(cur, flags, changed_since if partial else None)
+            _case_entities(cur, cols, changed_since if partial else None)
+            cur.execute("INSERT OR REPLACE INTO case_meta VALUES ('analyst_labels', ?)", [_analyst_labels(cur)])
         cur.execute("INSERT OR REPLACE INTO case_meta VALUES ('fingerprint', ?), ('threshold', ?)",
                     [fingerprint, str(threshold)])
     return ws.count("cases")
+
+
+def _analyst_labels(cur) -> str:
+    return str(cur.execute("SELECT count(*) FROM labels WHERE source = 'analyst'").fetchone()[0])
+
+
+def _lookups_current(cur) -> bool:
+    """True when the lookup tables exist and no analyst label arrived since they were built."""
+    tables = {r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    built = cur.execute("SELECT value FROM case_meta WHERE key = 'analyst_labels'").fetchone()
+    return {"case_history", "case_entities"} <= tables and built is not None and built[0] == _analyst_labels(cur)
+
+
+def _case_history(cur, flags: list[str], since: datetime | None) -> None:
+    """Each customer's transactions with score and flags, sorted by customer; from `since` on only, when given."""
+    flag_sql = "".join(f", f.{c}" for c in flags)
+    feature_join = "LEFT JOIN features f USING (transaction_id)" if flags else ""
+    select = f"""SELECT t.customer_id, t.transaction_id, t.ts, t.amount, t.merchant_id, t.category, t.channel,
+                        t.country, t.device_id, s.score{flag_sql}
+                 FROM transactions t LEFT JOIN scores s USING (transaction_id) {feature_join}
+                 WHERE t.customer_id IS NOT NULL"""
+    if since is None:
+        cur.execute(f"CREATE OR REPLACE TABLE case_history AS {select} ORDER BY t.customer_id, t.ts")
+        return
+    cur.execute("DELETE FROM case_history WHERE ts >= $since", {"since": since})
+    cur.execute(f"INSERT INTO case_history {select} AND t.ts >= $since ORDER BY t.customer_id, t.ts",
+                {"since": since})
+
+
+def _case_entities(cur, cols: set[str], since: datetime | None) -> None:
+    """Per shared value (device, IP, card, email): customers, transactions, frauds; only the values of the rows
+    from `since` on are recounted, when given."""
+    def parts(where: str) -> str:
+        return " UNION ALL ".join(f"SELECT '{kind}' AS kind, {col} AS value, customer_id, transaction_id "
+                                  f"FROM transactions WHERE {col} IS NOT NULL {where}"
+                                  for col, kind in LINK_KINDS.items() if col in cols)
+    if not parts(""):
+        return
+    counts = """SELECT e.kind, e.value, count(DISTINCT e.customer_id) AS customers, count(*) AS transactions,
+                       count(*) FILTER (l.label) AS fraud
+                FROM {rows} e LEFT JOIN ({labels}) l USING (transaction_id) GROUP BY 1, 2 ORDER BY 1, 2"""
+    if since is None:
+        cur.execute("CREATE OR REPLACE TABLE case_entities AS "
+                    + counts.format(rows=f"({parts('')})", labels=resolved_sql(None)))
+        return
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _ent AS SELECT DISTINCT kind, value FROM ({parts('AND ts >= $since')})",
+                {"since": since})
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _etx AS SELECT * FROM ({parts('')}) SEMI JOIN _ent USING (kind, value)")
+    cur.execute("CREATE OR REPLACE TEMP TABLE _elab AS SELECT * FROM labels "
+                "WHERE transaction_id IN (SELECT transaction_id FROM _etx)")
+    cur.execute("DELETE FROM case_entities e USING _ent n WHERE e.kind = n.kind AND e.value = n.value")
+    cur.execute("INSERT INTO case_entities " + counts.format(rows="_etx", labels=resolved_sql(None, "_elab")))
+    cur.execute("DROP TABLE _ent; DROP TABLE _etx; DROP TABLE _elab")

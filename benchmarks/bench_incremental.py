@@ -1,0 +1,117 @@
+"""Benchmark the incremental pipeline: append 100k rows to a scored history of N rows, incremental vs full rebuild.
+
+    python benchmarks/bench_incremental.py              # N = 1M
+    python benchmarks/bench_incremental.py --rows 10000000 --append 100000 --late 1000
+
+One simulation of N + append rows is split by time: the first N are the history (features, a champion, scores and
+the case queue, built once and kept in bench_data/), the rest arrive as one load, plus `--late` rows moved back into
+the last day of history (late events). Two copies of the history workspace take the load; one updates
+incrementally (features of the affected rows, their scores, the case queue), the other rebuilds whole (features,
+every score, the case queue). Peak RSS is this process's during each stage.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from _common import BENCH_DATA, measure, report, set_ratio
+
+from fraudlab import cases
+from fraudlab.features import build_features
+from fraudlab.generate import simulate
+from fraudlab.incremental import record_arrivals, update_features
+from fraudlab.ingest import ingest_table
+from fraudlab.model import decision_threshold, train_model
+from fraudlab.pipeline import FIRST_START_EXPLAIN
+from fraudlab.registry import register
+from fraudlab.scoring import score_window
+from fraudlab.workspace import Workspace, copy_workspace, quote_ident
+
+
+def data(rows: int, append: int, late: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """History and the new load (the next `append` rows by time, `late` of them moved back a few hours)."""
+    tx = simulate(rows=rows + append, seed=3).transactions.sort_values("ts", kind="stable").reset_index(drop=True)
+    history, new = tx.iloc[:rows], tx.iloc[rows:].copy()
+    if late:
+        rng = np.random.default_rng(3)
+        pick = rng.choice(len(new), size=late, replace=False)
+        cutoff = history["ts"].iloc[-1]
+        new.loc[new.index[pick], "ts"] = cutoff - pd.to_timedelta(rng.integers(1, 20 * 3600, late), unit="s")
+    return history, new
+
+
+def base_workspace(rows: int, history: pd.DataFrame) -> Path:
+    """A workspace with the history's features, a champion, every row scored and the case queue (cached)."""
+    BENCH_DATA.mkdir(exist_ok=True)
+    path = BENCH_DATA / f"incr_base_{rows}.duckdb"
+    if path.exists():
+        return path
+    ws = Workspace(path)
+    ingest_table(ws, history, source="history")
+    build_features(ws)
+    register(ws, train_model(ws))
+    score_window(ws, explain_top=FIRST_START_EXPLAIN)
+    cases.refresh_cases(ws)
+    ws.close()
+    return path
+
+
+def same_features(a: Workspace, b: Workspace) -> bool:
+    """Row count and each numeric column's sum and sum of squares agree (a cheap stand-in for a row-by-row diff)."""
+    types = a.df("SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'features'")
+    numeric = [c for c, t in zip(types["column_name"], types["data_type"]) if t in ("DOUBLE", "BIGINT", "INTEGER")]
+    sql = "SELECT count(*) AS n, " + ", ".join(f"sum({quote_ident(c)}::DOUBLE) AS s{i}, "
+                                               f"sum(hash(transaction_id) % 1000 * {quote_ident(c)}::DOUBLE) AS h{i}"
+                                               for i, c in enumerate(numeric)) + " FROM features"
+    x, y = a.df(sql).iloc[0].to_numpy(float), b.df(sql).iloc[0].to_numpy(float)
+    return bool(np.allclose(x, y, rtol=1e-9, atol=1e-6, equal_nan=True))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000, help="history rows (default 1M)")
+    parser.add_argument("--append", type=int, default=100_000, help="rows in the new load")
+    parser.add_argument("--late", type=int, default=1_000, help="of which moved back up to 20 h (late events)")
+    args = parser.parse_args()
+    history, new = data(args.rows, args.append, args.late)
+    base = base_workspace(args.rows, history)
+    stages = []
+    paths = {kind: copy_workspace(base, BENCH_DATA / f"incr_{kind}_{args.rows}.duckdb") for kind in ("inc", "full")}
+    inc, full = Workspace(paths["inc"]), Workspace(paths["full"])
+    n = len(new)
+    stage, loaded = measure("load (ingest)", n, lambda: ingest_table(inc, new, source="new"))
+    stages.append(stage)
+    ingest_table(full, new, source="new")
+    stage, arrivals = measure("mark late rows (arrivals)", n, lambda: record_arrivals(inc, loaded.ingest_id, 24.0))
+    stages.append(stage)
+    s_feat, upd = measure("incremental features", n, lambda: update_features(inc))
+    threshold = decision_threshold(inc)
+    s_score, scored = measure("incremental scores (from earliest affected)", upd.affected_rows,
+                              lambda: score_window(inc, start=upd.first_ts, explain_top=FIRST_START_EXPLAIN,
+                                                   explain_min_score=threshold))
+    s_cases, _ = measure("case queue (lookups from earliest affected)", n,
+                         lambda: cases.refresh_cases(inc, changed_since=upd.first_ts))
+    f_feat, _ = measure("full features rebuild", n, lambda: build_features(full))
+    f_score, _ = measure("full rescore (every row)", args.rows + n,
+                         lambda: score_window(full, explain_top=FIRST_START_EXPLAIN))
+    f_cases, _ = measure("case queue rebuild (whole)", n, lambda: cases.refresh_cases(full))
+    s_feat.note = (f"{upd.affected_rows:,} rows recomputed from {upd.history_rows:,} history rows "
+                   f"(+ {upd.summarised_rows:,} summarised); {arrivals.late:,} late rows")
+    s_score.note = f"{scored.rows:,} rows scored, {scored.explained:,} alerts explained"
+    set_ratio(s_feat, f_feat)
+    set_ratio(s_score, f_score)
+    set_ratio(s_cases, f_cases)
+    total_inc = sum(s.seconds for s in (s_feat, s_score, s_cases))
+    total_full = sum(s.seconds for s in (f_feat, f_score, f_cases))
+    stages += [s_feat, s_score, s_cases, f_feat, f_score, f_cases]
+    report(stages, title=f"incremental append of {n:,} rows to {args.rows:,} "
+                         f"(features + scores + cases: {total_inc:.1f} s incremental, {total_full:.1f} s full)")
+    print(f"features equal (row count and every numeric column's sum to 1e-9): {same_features(inc, full)}")
+    inc.close()
+    full.close()
+
+
+if __name__ == "__main__":
+    main()

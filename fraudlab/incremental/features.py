@@ -1,0 +1,260 @@
+"""Incremental features: after a load, recompute only the rows whose strictly-earlier windows changed.
+
+Which rows change. A new row of key k at time t enters the windows of the key's rows in (t, t + span], where span is
+the key's longest window (plus the label delay for delayed windows and merchant fraud counts, whose frauds count on
+[label known, ts + delay + window]). Lifetime features (history counts, first-time flags, tenure, all-history
+user features) have no span: every later row of the key changes. So per key the affected rows are those with
+ts in [earliest new ts of the key, latest new ts of the key + span] (no upper bound for lifetime keys); together with
+the new rows they are the rows to recompute.
+
+What history they read. Per key of the rows to recompute: the key's rows with ts in [earliest such ts - span, latest
+such ts] (all earlier rows for lifetime keys). The same SQL as the full build (`fraudlab.features` group SQL and
+`fraudlab.featurelab` definitions) runs over that slice, and only the rows to recompute are kept, so the values
+are those of a full rebuild. The rows are replaced (DELETE + INSERT) in one write transaction.
+
+The plan (which features exist) is decided again first; when it differs from the stored table (a new extra column,
+a leakage verdict that flipped), or the increment is large, the caller falls back to the full rebuild.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Callable
+
+import duckdb
+
+from fraudlab.auth.actors import SYSTEM, Actor
+from fraudlab.featurelab.defs import parse_delay, parse_window
+from fraudlab.featurelab.sql import relation_sql
+from fraudlab.featurelab.store import active_definitions, source_columns
+from fraudlab.features import (
+    DEFAULT_LABEL_DELAY_DAYS,
+    FEATURE_MEMORY_LIMIT,
+    MERCHANT_WINDOWS,
+    SHARED_WINDOWS,
+    FeaturePlan,
+    assemble_sql,
+    base_sql,
+    feature_info,
+    group_sql,
+    merchant_fraud_sql,
+    plan_features,
+)
+from fraudlab.incremental import lifetime
+from fraudlab.workspace import Workspace, quote_ident
+
+Progress = Callable[[float, str], None]
+MAX_SHARE = 0.30  # above this share of new rows, the full rebuild is cheaper than slicing
+NEW_ROWS_SQL = "SELECT t.* FROM transactions t ANTI JOIN features f USING (transaction_id)"
+_TEMPS = ("_new", "_aff", "_keys", "_sub", "_lab", "_base", "_frauds", "_mfraud", "_inc", "_g_row")
+
+
+class PlanChanged(Exception):
+    """The feature set a full build would make now differs from the stored table: rebuild whole."""
+
+
+@dataclass(frozen=True)
+class IncrementalReport:
+    """What an incremental feature update did: rows new, rows recomputed, history rows read, time taken."""
+
+    new_rows: int
+    affected_rows: int
+    history_rows: int
+    first_ts: datetime | None
+    seconds: float
+    summarised_rows: int = 0  # older rows of the customers read by one aggregate instead of the window sorts
+
+    @property
+    def message(self) -> str:
+        return (f"features updated incrementally: {self.new_rows:,} new rows, {self.affected_rows:,} rows "
+                f"recomputed from {self.history_rows:,} history rows (+ {self.summarised_rows:,} older rows "
+                f"summarised) in {self.seconds:.1f} s")
+
+
+def pending_rows(ws: Workspace) -> tuple[int, int, int]:
+    """(transactions, rows with features, transactions without features)."""
+    total = ws.count("transactions")
+    if not ws.has_table("features"):
+        return total, 0, total
+    have = ws.count("features")
+    missing = int(ws.scalar(f"SELECT count(*) FROM ({NEW_ROWS_SQL})"))
+    return total, have, missing
+
+
+def can_update(ws: Workspace, max_share: float = MAX_SHARE) -> bool:
+    """True when the features table holds every older row exactly once and the new rows are at most `max_share`."""
+    total, have, missing = pending_rows(ws)
+    return bool(have) and have + missing == total and 0 < missing <= max_share * total
+
+
+def _spans(plan: FeaturePlan, defs: list) -> dict[str, int | None]:
+    """Key column -> the longest window reaching back from a row (seconds; None for lifetime features)."""
+    spans: dict[str, int | None] = {}
+
+    def add(key: str, span: int | None) -> None:
+        if key not in spans:
+            spans[key] = span
+        else:
+            old = spans[key]
+            spans[key] = None if old is None or span is None else max(old, span)
+
+    if "customer_id" in plan.by_key:
+        add("customer_id", None)  # history count, tenure, first-time flags: every earlier row
+    if "merchant_id" in plan.by_key:
+        add("merchant_id", max(MERCHANT_WINDOWS.values()) + plan.label_delay_s)
+    for key in plan.shared:
+        add(key, max(SHARED_WINDOWS.values()))
+    for defn in defs:
+        if defn.aggregate != "value":
+            add(defn.key, _def_span(defn))
+    return spans
+
+
+def _def_span(defn) -> int | None:
+    """How far back a user-defined feature's window reaches (None: all history)."""
+    window = parse_window(defn.window)
+    return None if window is None else window + parse_delay(defn.delay)
+
+
+def _range(lo: str, hi: str, span: int | None, forward: bool) -> str:
+    """ts bounds: forward [lo, hi + span] (rows a change reaches); backward [lo - span, hi] (history needed)."""
+    if forward:
+        return f"t.ts >= {lo}" + ("" if span is None else f" AND t.ts <= {hi} + INTERVAL {int(span)} SECOND")
+    return f"t.ts <= {hi}" + ("" if span is None else f" AND t.ts >= {lo} - INTERVAL {int(span)} SECOND")
+
+
+RELABELLED_SQL = """SELECT * FROM transactions WHERE transaction_id IN (
+    SELECT transaction_id FROM labels WHERE recorded_at > (
+        SELECT max(logged_at) FROM audit WHERE action IN ('build_features', 'update_features')))"""
+
+
+def _affected(cur: duckdb.DuckDBPyConnection, spans: dict[str, int | None]) -> None:
+    """Temp table _aff (transaction_id): the new rows and every row whose windows they change.
+
+    Labels recorded since the last feature build or update (an analyst's decision on an older row) change the
+    merchant fraud counts after their row like a new row would: for the merchant key they seed the ranges too.
+    """
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {NEW_ROWS_SQL}")
+    cur.execute("CREATE OR REPLACE TEMP TABLE _aff AS SELECT transaction_id FROM _new")
+    for key, span in spans.items():
+        k = quote_ident(key)
+        seeds = f"(SELECT * FROM _new UNION ALL {RELABELLED_SQL})" if key == "merchant_id" else "_new"
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT {k} AS k, min(ts) AS lo, max(ts) AS hi "
+                    f"FROM {seeds} GROUP BY 1")
+        cur.execute(f"""INSERT INTO _aff SELECT t.transaction_id FROM transactions t
+                        JOIN _keys b ON t.{k} IS NOT DISTINCT FROM b.k
+                        WHERE {_range('b.lo', 'b.hi', span, forward=True)}""")
+    cur.execute("CREATE OR REPLACE TEMP TABLE _aff AS SELECT DISTINCT transaction_id FROM _aff")
+
+
+def _slice(cur: duckdb.DuckDBPyConnection, key: str, span: int | None) -> int:
+    """Temp table _sub: the history the affected rows of `key` read (their keys, their windows); returns rows."""
+    k = quote_ident(key)
+    cur.execute(f"""CREATE OR REPLACE TEMP TABLE _keys AS SELECT t.{k} AS k, min(t.ts) AS lo, max(t.ts) AS hi
+                    FROM transactions t SEMI JOIN _aff USING (transaction_id) GROUP BY 1""")
+    cur.execute(f"""CREATE OR REPLACE TEMP TABLE _sub AS SELECT t.* FROM transactions t
+                    JOIN _keys b ON t.{k} IS NOT DISTINCT FROM b.k
+                    WHERE {_range('b.lo', 'b.hi', span, forward=False)}""")
+    return int(cur.execute("SELECT count(*) FROM _sub").fetchone()[0])
+
+
+def _base(cur: duckdb.DuckDBPyConnection, delay_days: float, with_labels: bool) -> None:
+    """Temp table _base over _sub, shaped like the full build's (fraud label times only when asked)."""
+    if with_labels:
+        cur.execute("CREATE OR REPLACE TEMP TABLE _lab AS SELECT * FROM labels "
+                    "WHERE transaction_id IN (SELECT transaction_id FROM _sub)")
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE _base AS {base_sql(delay_days, '_sub', '_lab')}")
+    else:
+        cur.execute("CREATE OR REPLACE TEMP TABLE _base AS "
+                    "SELECT *, epoch(ts) AS ts_s, NULL::DOUBLE AS fraud_known_s FROM _sub")
+
+
+def _keep(cur: duckdb.DuckDBPyConnection, name: str, select_sql: str) -> None:
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM ({select_sql}) "
+                f"WHERE transaction_id IN (SELECT transaction_id FROM _aff)")
+
+
+def _compute(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, spans: dict[str, int | None], delay_days: float,
+             progress: Progress) -> tuple[int, int, list[str]]:
+    """Temp table _inc: the full build's columns for the affected rows; returns (history rows read through
+    windows, older rows summarised, temp names)."""
+    read = summarised = 0
+    cur.execute("CREATE OR REPLACE TEMP TABLE _sub AS SELECT * FROM transactions "
+                "WHERE transaction_id IN (SELECT transaction_id FROM _aff)")
+    _base(cur, delay_days, with_labels=False)
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _g_row AS {group_sql(plan, 'row')}")
+    parts, temps = {"row": "_g_row"}, ["_g_row"]
+    groups = list(plan.by_key) + list(plan.shared)
+    for i, key in enumerate(groups):
+        progress(0.2 + 0.5 * i / max(len(groups), 1), f"windows over {key}")
+        quick = key == "customer_id" and lifetime.applies(plan)  # lifetime columns from aggregates of older rows
+        read += _slice(cur, key, lifetime.SPAN if quick else spans[key])
+        merchant = key == "merchant_id" and plan.has_merchant
+        _base(cur, delay_days, with_labels=merchant)
+        parts[key] = f"_g{i}"
+        temps.append(f"_g{i}")
+        _keep(cur, f"_g{i}", group_sql(plan, key))
+        if quick:
+            summarised += lifetime.complete(cur, f"_g{i}", plan)
+        if merchant:
+            cur.execute(merchant_fraud_sql(plan.label_delay_s))
+            cur.execute("DELETE FROM _mfraud WHERE transaction_id NOT IN (SELECT transaction_id FROM _aff)")
+            parts["merchant_fraud"] = "_mfraud"
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _inc AS {assemble_sql(plan, parts)}")
+    read += _definitions(cur)
+    return read, summarised, temps
+
+
+def _definitions(cur: duckdb.DuckDBPyConnection) -> int:
+    """Add the user-defined feature columns to _inc (as the full build's `apply_definitions` does); rows read."""
+    columns = source_columns(cur)
+    read = 0
+    for defn in active_definitions(cur):
+        name = quote_ident(defn.name)
+        if defn.aggregate == "value":
+            cur.execute("CREATE OR REPLACE TEMP TABLE _sub AS SELECT * FROM transactions "
+                        "WHERE transaction_id IN (SELECT transaction_id FROM _aff)")
+        else:
+            read += _slice(cur, defn.key, _def_span(defn))
+        cur.execute(f"ALTER TABLE _inc ADD COLUMN {name} DOUBLE")
+        cur.execute(f"UPDATE _inc SET {name} = v.{name} FROM ({relation_sql(defn, columns, source='_sub')}) v "
+                    f"WHERE _inc.transaction_id = v.transaction_id")
+    return read
+
+
+def _same_shape(cur: duckdb.DuckDBPyConnection) -> bool:
+    shape = [tuple(r[:2]) for r in cur.execute("DESCRIBE features").fetchall()]
+    return shape == [tuple(r[:2]) for r in cur.execute("DESCRIBE _inc").fetchall()]
+
+
+def update_features(ws: Workspace, progress: Progress | None = None, who: Actor = SYSTEM) -> IncrementalReport:
+    """Compute features for the rows without them and recompute the rows whose windows they change, in one write.
+
+    Raises PlanChanged (nothing written) when the feature set would differ from the stored table; callers then
+    rebuild whole (`build_features`). Call only when :func:`can_update` is true.
+    """
+    progress = progress or (lambda _f, _m: None)
+    began = time.perf_counter()
+    delay_days = float(feature_info(ws).get("label_delay_days", DEFAULT_LABEL_DELAY_DAYS))
+    progress(0.05, "checking the feature plan")
+    plan = plan_features(ws, delay_days)
+    temps: list[str] = []
+    with ws.memory_capped(FEATURE_MEMORY_LIMIT), \
+            ws.write("update_features", who, {"label_delay_days": delay_days, "engine": "incremental"}) as cur:
+        cur.execute("SET TimeZone = 'UTC'")
+        spans = _spans(plan, active_definitions(cur))
+        _affected(cur, spans)
+        new_rows = int(cur.execute("SELECT count(*) FROM _new").fetchone()[0])
+        affected, first_ts = cur.execute("SELECT count(*), min(t.ts) FROM transactions t "
+                                         "SEMI JOIN _aff USING (transaction_id)").fetchone()
+        read, summarised, temps = _compute(cur, plan, spans, delay_days, progress)
+        if not _same_shape(cur):
+            raise PlanChanged("the feature set changed since the last full build")
+        progress(0.85, f"replacing {affected:,} feature rows")
+        cur.execute("DELETE FROM features WHERE transaction_id IN (SELECT transaction_id FROM _aff)")
+        cur.execute("INSERT INTO features SELECT * FROM _inc")
+        for name in set(_TEMPS) | set(temps):
+            cur.execute(f"DROP TABLE IF EXISTS {name}")
+    progress(1.0, "features up to date")
+    return IncrementalReport(new_rows, int(affected), read, first_ts, time.perf_counter() - began, summarised)

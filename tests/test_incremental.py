@@ -1,0 +1,239 @@
+"""The incremental pipeline: loads in batches (in and out of order) give exactly the features of one full build."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from people import admin, analyst, scientist
+
+from fraudlab import cases
+from fraudlab.featurelab import FeatureDef, add_definition
+from fraudlab.features import build_features
+from fraudlab.generate import simulate
+from fraudlab.incremental import can_update, late_share_by_day, update_features
+from fraudlab.ingest import ingest_table
+from fraudlab.pipeline import after_load
+from fraudlab.workspace import Workspace
+
+DEFS = [FeatureDef("u_cnt_1h", "customer_id", "count", window="1h"),
+        FeatureDef("u_card_mean_24h", "card_id", "mean", "amount", "24h"),
+        FeatureDef("u_dev_std_all", "device_id", "std", "amount", "all"),
+        FeatureDef("u_merchant_delayed", "merchant_id", "count", window="3d", delay="2d"),
+        FeatureDef("u_log_amount", None, "value", expression="ln(amount + 1)")]
+
+
+def random_batches(tx: pd.DataFrame, rng: np.random.Generator) -> list[pd.DataFrame]:
+    """A random split into 2-4 batches: a first batch of at least 70 % of the time range, then later slices of
+    time, each also carrying a few scattered older rows (late events, some far beyond 24 h)."""
+    tx = tx.sort_values("ts", kind="stable").reset_index(drop=True)
+    n, parts = len(tx), int(rng.integers(2, 5))
+    cuts = np.sort(rng.uniform(0.7, 1.0, parts - 1)) * n
+    batch = np.searchsorted(cuts, np.arange(n), side="right")
+    late = rng.choice(int(cuts[0]), size=int(0.02 * n), replace=False)
+    batch[late] = rng.integers(1, parts, size=len(late))
+    return [tx[batch == b] for b in range(parts)]
+
+
+def features_of(ws: Workspace) -> pd.DataFrame:
+    return ws.df("SELECT * FROM features ORDER BY transaction_id").reset_index(drop=True)
+
+
+def load_in_batches(ws: Workspace, batches: list[pd.DataFrame], defs: list[FeatureDef] = ()) -> list[str]:
+    """Load each batch; features by the incremental path when it applies, else a full build. Returns the paths."""
+    for defn in defs:
+        add_definition(ws, defn, scientist())
+    paths = []
+    for i, frame in enumerate(batches):
+        ingest_table(ws, frame, source=f"batch {i}")
+        if can_update(ws):
+            update_features(ws)
+            paths.append("incremental")
+        else:
+            build_features(ws)
+            paths.append("full")
+    return paths
+
+
+def full_build(tmp_path, tx: pd.DataFrame, defs: list[FeatureDef] = ()) -> pd.DataFrame:
+    ws = Workspace(tmp_path / "full.duckdb")
+    for defn in defs:
+        add_definition(ws, defn, scientist())
+    ingest_table(ws, tx, source="all at once")
+    build_features(ws)
+    frame = features_of(ws)
+    ws.close()
+    return frame
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3, 4])
+@pytest.mark.parametrize("shuffled", [False, True])
+def test_batches_in_and_out_of_order_equal_one_full_build(tmp_path, seed, shuffled):
+    tx = simulate(rows=8_000, seed=seed, days=45).transactions
+    rng = np.random.default_rng(seed)
+    batches = random_batches(tx, rng)
+    if shuffled:  # the first batch stays first (there must be history), the rest arrive in any order
+        rest = batches[1:]
+        batches = batches[:1] + [rest[i] for i in rng.permutation(len(rest))]
+    defs = DEFS if seed % 2 else []
+    expected = full_build(tmp_path, tx, defs)
+    ws = Workspace(tmp_path / "inc.duckdb")
+    paths = load_in_batches(ws, batches, defs)
+    assert paths[0] == "full" and set(paths[1:]) == {"incremental"}
+    pd.testing.assert_frame_equal(features_of(ws), expected, check_exact=False, rtol=1e-9, atol=1e-9)
+    ws.close()
+
+
+def test_only_affected_rows_are_recomputed_and_history_is_sliced(tmp_path):
+    tx = simulate(rows=8_000, seed=5, days=45).transactions.sort_values("ts").reset_index(drop=True)
+    ws = Workspace(tmp_path / "ws.duckdb")
+    ingest_table(ws, tx.iloc[:7_000], source="history")
+    build_features(ws)
+    ingest_table(ws, tx.iloc[7_000:], source="append")
+    report = update_features(ws)
+    # an append after all history changes no older row's windows: just the new rows (ties at the boundary aside)
+    assert report.new_rows == 1_000 and report.affected_rows <= 1_010
+    assert report.first_ts == tx["ts"].iloc[7_000]
+    pd.testing.assert_frame_equal(features_of(ws), full_build(tmp_path, tx), check_exact=False, rtol=1e-9, atol=1e-9)
+    ws.close()
+
+
+def test_a_large_increment_falls_back_to_the_full_rebuild(tmp_path):
+    tx = simulate(rows=4_000, seed=6, days=30).transactions.sort_values("ts").reset_index(drop=True)
+    ws = Workspace(tmp_path / "ws.duckdb")
+    ingest_table(ws, tx.iloc[:2_000], source="half")
+    build_features(ws)
+    ingest_table(ws, tx.iloc[2_000:], source="other half")
+    assert not can_update(ws)  # 50 % new rows: rebuild whole
+    assert can_update(ws, max_share=0.6)
+    update_features(ws)  # both paths agree
+    pd.testing.assert_frame_equal(features_of(ws), full_build(tmp_path, tx), check_exact=False, rtol=1e-9, atol=1e-9)
+    ws.close()
+
+
+def test_late_rows_are_marked_and_beyond_the_horizon_reported(tmp_path):
+    tx = simulate(rows=6_000, seed=8, days=30).transactions.sort_values("ts").reset_index(drop=True)
+    base = tx.iloc[:5_000]
+    newest = base.groupby("customer_id")["ts"].max()
+    customer = newest.index[0]
+    t0 = newest.iloc[0]
+    late = tx.iloc[5_000:5_002].copy()
+    late["transaction_id"] = ["LATE-2H", "LATE-3D"]
+    late["customer_id"] = customer
+    late["ts"] = [t0 - pd.Timedelta(hours=2), t0 - pd.Timedelta(days=3)]
+    ws = Workspace(tmp_path / "ws.duckdb")
+    ingest_table(ws, base, source="history")
+    build_features(ws)
+    report = ingest_table(ws, late, source="late")
+    report, steps = after_load(ws, report, late_horizon_hours=24)
+    marks = ws.df("SELECT transaction_id, status, late_by_seconds FROM arrivals ORDER BY 1")
+    assert marks["transaction_id"].tolist() == ["LATE-2H", "LATE-3D"]
+    assert marks["status"].tolist() == ["late", "beyond_horizon"]
+    assert marks["late_by_seconds"].tolist() == [2 * 3600.0, 3 * 86400.0]
+    assert any("BEYOND the 24 h" in note for note in report.notes)
+    assert any("incrementally" in s for s in steps)
+    assert ws.scalar("SELECT count(*) FROM audit WHERE action = 'late_rows'") == 1
+    daily = late_share_by_day(ws)
+    assert daily["late"].sum() == 1 and daily["beyond_horizon"].sum() == 1
+    # the repaired features equal a full build of the same rows
+    full = full_build(tmp_path, pd.concat([base, late]))
+    pd.testing.assert_frame_equal(features_of(ws), full, check_exact=False, rtol=1e-9, atol=1e-9)
+    ws.close()
+
+
+def test_watch_once_loads_each_file_once_through_the_incremental_pipeline(tmp_path, capsys):
+    from fraudlab.cli import main
+
+    # under 1,000 rows, so the first refresh skips the (slow) first drift report
+    tx = simulate(rows=900, seed=9, days=20).transactions.sort_values("ts").reset_index(drop=True)
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    tx.iloc[:800].to_parquet(folder / "day1.parquet", index=False)
+    tx.iloc[800:].to_csv(folder / "day2.csv", index=False)
+    (folder / "day3.csv.part").write_text("still being written")
+    (folder / ".hidden.csv").write_text("not data")
+    ws_path = tmp_path / "ws.duckdb"
+    args = ["watch", str(folder), "--once", "--settle", "0", "--workspace", str(ws_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "day1.parquet: loaded" in out and "day2.csv: loaded" in out and "2 file(s) loaded" in out
+    assert "features updated incrementally: 100 new rows" in out
+    assert main(args) == 0  # a second run finds both files already loaded
+    out = capsys.readouterr().out
+    assert "0 file(s) loaded" in out and out.count(": skipped:") == 2
+    ws = Workspace(ws_path)
+    assert ws.count("transactions") == 900 == ws.count("features")
+    assert ws.scalar("SELECT count(*) FROM ingests WHERE status = 'ok'") == 2
+    ws.close()
+
+
+def test_watch_leaves_a_file_that_is_still_changing(tmp_path, empty_ws):
+    from fraudlab.incremental.watch import FolderWatch
+
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    tx = simulate(rows=500, seed=10, days=5).transactions
+    path = folder / "landing.csv"
+    tx.iloc[:200].to_csv(path, index=False)
+    watcher = FolderWatch(empty_ws, folder, settle_seconds=0, who=admin())
+    assert watcher.poll() == []  # first sight: size not yet seen twice
+    tx.to_csv(path, index=False)  # the writer was not done
+    assert watcher.poll() == []  # size changed since the last poll
+    results = watcher.poll()
+    assert [r.status for r in results] == ["loaded"] and empty_ws.count("transactions") == 500
+    assert watcher.poll() == []
+
+
+def test_incremental_scores_equal_a_full_rebuild_and_rescore(tmp_path):
+    from fraudlab.model import train_model
+    from fraudlab.pipeline import incremental_refresh
+    from fraudlab.registry import register
+    from fraudlab.scoring import score_window
+
+    tx = simulate(rows=10_000, seed=11, days=60, fraud_rate=0.03).transactions
+    first, *rest = random_batches(tx, np.random.default_rng(11))
+    ws = Workspace(tmp_path / "ws.duckdb")
+    ingest_table(ws, first, source="history")
+    build_features(ws)
+    register(ws, train_model(ws, rounds=30, refit=False))
+    score_window(ws, explain_top=0)
+    cases.refresh_cases(ws)
+    for i, frame in enumerate(rest):
+        ingest_table(ws, frame, source=f"batch {i}")
+        steps = incremental_refresh(ws)
+        assert "incrementally" in steps[0] and "scored" in steps[1] and "lookups updated" in steps[2]
+    assert not cases.cases_stale(ws)
+    # the case queue and its lookups, updated from the earliest changed row on, equal a whole rebuild
+    lookups = {"case_history": "SELECT * FROM case_history ORDER BY transaction_id",
+               "case_entities": "SELECT * FROM case_entities ORDER BY kind, value",
+               "cases": "SELECT case_id, alerts, score, amount FROM cases ORDER BY case_id"}
+    partial = {name: ws.df(sql) for name, sql in lookups.items()}
+    cases.refresh_cases(ws, force=True)
+    for name, sql in lookups.items():
+        pd.testing.assert_frame_equal(partial[name], ws.df(sql), check_exact=False, rtol=1e-9, atol=1e-9)
+    scores = "SELECT transaction_id, score, scorer, model_id FROM scores ORDER BY transaction_id"
+    incremental = ws.df(scores)
+    assert len(incremental) == len(tx)
+    build_features(ws)
+    score_window(ws, explain_top=0)
+    pd.testing.assert_frame_equal(incremental, ws.df(scores), check_exact=False, rtol=1e-9, atol=1e-9)
+    ws.close()
+
+
+def test_an_analyst_label_between_loads_repairs_the_merchant_fraud_counts(tmp_path):
+    from fraudlab.labels import record_analyst_labels
+
+    tx = simulate(rows=6_000, seed=12, days=40).transactions.sort_values("ts").reset_index(drop=True)
+    ws = Workspace(tmp_path / "ws.duckdb")
+    ingest_table(ws, tx.iloc[:5_000], source="history")
+    build_features(ws)
+    older = tx.iloc[3_000:4_800]
+    frauds = older[older["is_fraud"] & older["merchant_id"].notna()]["transaction_id"].tolist()
+    assert frauds
+    with ws.write("decision", analyst()) as cur:  # analysts overturn older frauds: they were legitimate
+        record_analyst_labels(cur, frauds, False)
+    ingest_table(ws, tx.iloc[5_000:], source="append")
+    update_features(ws)
+    incremental = features_of(ws)
+    build_features(ws)
+    pd.testing.assert_frame_equal(incremental, features_of(ws), check_exact=False, rtol=1e-9, atol=1e-9)
+    ws.close()
