@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
-from fraudlab import cases, drift, promotion, registry, segments
+from fraudlab import cases, drift, jobs, promotion, registry, segments
 from fraudlab.config import SAMPLE_PATH
 from fraudlab.errors import FraudlabError, ModelError
 from fraudlab.features import DEFAULT_LABEL_DELAY_DAYS, FeatureReport, build_features, has_features
@@ -60,6 +60,7 @@ def is_stale(ws: Workspace) -> bool:
 
 # ---------------------------------------------------------------------------------------------- refresh
 
+@jobs.as_job('the refresh')
 def refresh(ws: Workspace, progress: Progress | None = None, who: str = "system",
             load_sample: bool = True) -> list[str]:
     """Bring everything up to date: sample loaded if the workspace is empty, features, a first model, scores for
@@ -116,17 +117,22 @@ def _refresh_results(ws: Workspace, progress: Progress, who: str) -> list[str]:
     return done
 
 
+@jobs.as_job('the load')
 def load(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping | None = None, engine: str = "duckdb",
-         who: str = "system", progress: Progress | None = None, source: str | None = None
-         ) -> tuple[IngestReport, list[str]]:
-    """Load files, then bring features, scores and cases up to date for what arrived."""
+         who: str = "system", progress: Progress | None = None, source: str | None = None,
+         keep_columns: Iterable[str] | str | None = None) -> tuple[IngestReport, list[str]]:
+    """Load files, then bring features, scores and cases up to date for what arrived.
+
+    `keep_columns`: unmapped source columns the user chose to add to the transactions (the rest are kept aside).
+    """
     progress = progress or _quiet
     if engine == "dask":
         from fraudlab.ingest.dask_engine import ingest_path_dask
         report = ingest_path_dask(ws, path_or_glob, mapping, progress=_part(progress, 0.0, 0.5), who=who,
-                                  source=source)
+                                  source=source, keep_columns=keep_columns)
     else:
-        report = ingest_path(ws, path_or_glob, mapping, progress=_part(progress, 0.0, 0.5), who=who, source=source)
+        report = ingest_path(ws, path_or_glob, mapping, progress=_part(progress, 0.0, 0.5), who=who, source=source,
+                             keep_columns=keep_columns)
     steps = refresh(ws, _part(progress, 0.5, 1.0), who=who, load_sample=False) if report.rows_loaded else []
     return report, steps
 
@@ -144,6 +150,7 @@ class RetrainOutcome:
     steps: list[str] = field(default_factory=list)
 
 
+@jobs.as_job('retraining')
 def retrain(ws: Workspace, train_from: datetime | None = None, train_to: datetime | None = None, *,
             search: bool = False, rebuild_features: bool = False,
             label_delay_days: float = DEFAULT_LABEL_DELAY_DAYS, who: str = "system",
@@ -168,6 +175,7 @@ def _rescore(ws: Workspace, who: str, progress: Progress) -> tuple[ScoreReport, 
     return rescored, _refresh_results(ws, progress, who)
 
 
+@jobs.as_job('promotion and rescoring')
 def promote_and_rescore(ws: Workspace, model_id: str, who: str = "system", override_reason: str | None = None,
                         progress: Progress | None = None) -> promotion.PromotionOutcome:
     """Promote through the guard; when promoted, rescore every transaction and rebuild the queue."""
@@ -177,6 +185,7 @@ def promote_and_rescore(ws: Workspace, model_id: str, who: str = "system", overr
     return outcome
 
 
+@jobs.as_job('rollback and rescoring')
 def rollback_and_rescore(ws: Workspace, who: str = "system", reason: str = "",
                          progress: Progress | None = None) -> str:
     """Put the previous champion back, rescore and rebuild the queue; returns the restored model id."""

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import xgboost as xgb
 
-from fraudlab import explain, rules
+from fraudlab import explain, jobs, rules
 from fraudlab.errors import FraudlabError, ModelError
 from fraudlab.features import feature_rows, has_features, load_frame
 from fraudlab.labels import resolved_sql
@@ -85,6 +85,7 @@ def _chunks(ws: Workspace, start, end, rows: int) -> list[tuple]:
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+@jobs.as_job('scoring')
 def score_window(ws: Workspace, start: datetime | None = None, end: datetime | None = None,
                  model_id: str | None = None, explain_top: int = EXPLAIN_TOP, who: str = "system",
                  progress: Progress | None = None) -> ScoreReport:

@@ -19,6 +19,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from fraudlab import jobs
 from fraudlab.config import load_config
 from fraudlab.errors import WorkspaceError
 
@@ -169,6 +170,12 @@ CREATE TABLE IF NOT EXISTS cases AS
 CREATE TABLE IF NOT EXISTS feature_defs (name VARCHAR, version BIGINT, definition VARCHAR, created_by VARCHAR,
                                          created_at TIMESTAMP, active BOOLEAN);
 """,
+    # 9: unmapped source columns the user did not choose to add to `transactions` are kept aside here, one row per
+    #    non-empty value (ingest/extras.py); the transactions table never widens without consent.
+    9: """
+CREATE TABLE IF NOT EXISTS transaction_extras (transaction_id VARCHAR, column_name VARCHAR, value VARCHAR,
+                                               ingest_id INTEGER);
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -240,7 +247,7 @@ class Workspace:
             if current > SCHEMA_VERSION:
                 raise WorkspaceError(f"workspace {self.path} has schema version {current}, newer than this "
                                      f"fraudlab ({SCHEMA_VERSION}): upgrade fraudlab to open it")
-            for version in range(current + 1, SCHEMA_VERSION + 1):
+            for version in sorted(v for v in MIGRATIONS if v > current):  # numbers may have gaps
                 cur.execute(MIGRATIONS[version])
             cur.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
@@ -268,7 +275,8 @@ class Workspace:
         """Run a read query with bound parameters and return an Arrow table."""
         cur = self.cursor()
         try:
-            return cur.sql(sql, params=params or None).to_arrow_table()
+            with jobs.attached(cur):
+                return cur.sql(sql, params=params or None).to_arrow_table()
         finally:
             cur.close()
 
@@ -280,7 +288,8 @@ class Workspace:
         """Run a query and return the first column of the first row (None when empty)."""
         cur = self.cursor()
         try:
-            row = cur.execute(sql, params or []).fetchone()
+            with jobs.attached(cur):
+                row = cur.execute(sql, params or []).fetchone()
         finally:
             cur.close()
         return None if row is None else row[0]
@@ -294,11 +303,15 @@ class Workspace:
         `bump=False` is for bookkeeping that no cached page result depends on (case locks), so opening a case
         does not invalidate every page's cache.
         """
+        label = jobs.write_label(action, details)
         with self._lock:
+            jobs.checkpoint(f"starting {label}")
             cur = self.cursor()
             try:
-                cur.execute("BEGIN TRANSACTION")
-                yield cur
+                with jobs.attached(cur):  # a cancelled or over-cap job interrupts the running statement
+                    cur.execute("BEGIN TRANSACTION")
+                    yield cur
+                jobs.checkpoint(f"finishing {label}")  # detached: COMMIT and ROLLBACK are never interrupted
                 if action is not None:
                     _insert_audit(cur, who, action, details or {})
                 if bump:
@@ -306,9 +319,13 @@ class Workspace:
                         "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'version'"
                     )
                 cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
+            except BaseException as exc:
+                cancelled = jobs.rolled_back(cur, label, exc)  # JobCancelled when the job was stopped
+                if cancelled is not None:
+                    raise cancelled from exc
                 raise
+            else:
+                jobs.committed(label if action is not None else None)
             finally:
                 cur.close()
 

@@ -40,10 +40,11 @@ if source:
         incomplete = not {"ts", "amount"} <= set(pv.mapping.columns)
         with st.expander(f"Column mapping · {pv.mapping.preset or 'detected by names and types'}", expanded=incomplete):
             mapping = ui.mapping_editor(pv, key)
+        keep = ui.extra_columns_picker(pv, mapping, key)
         if st.button("Load", type="primary"):
             bar = st.progress(0.0, text="starting")
             try:
-                report, steps = pipeline.load(ws, source, mapping, who=analyst_name(), source=label,
+                report, steps = pipeline.load(ws, source, mapping, who=analyst_name(), source=label, keep_columns=keep,
                                               progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
             except FraudlabError as exc:
                 bar.empty()

@@ -129,3 +129,26 @@ def test_preset_picker_maps_a_public_layout(app_workspace, tmp_path):
     assert selectbox(at, "Time column holds").value == "hours (steps) since an origin"
     at.button[0].click().run()
     assert not at.exception and metrics(at)["Loaded"] == "2"
+
+
+def test_extra_columns_are_kept_aside_unless_chosen_on_the_page(app_workspace, tmp_path):
+    from fraudlab.workspace import Workspace
+
+    path = tmp_path / "extras.csv"
+    pd.DataFrame({"transaction_id": ["x1", "x2"], "ts": ["2026-01-01 10:00:00", "2026-01-01 11:00:00"],
+                  "amount": [5.0, 6.0], "risk_score": [0.5, 0.7], "memo": ["a", "b"]}).to_csv(path, index=False)
+    at = open_data_page(app_workspace)
+    at.text_input(key="data_source").input(str(path)).run()
+    picker = next(m for m in at.multiselect if m.label.startswith("Add these extra columns to the transactions"))
+    assert set(picker.options) == {"risk_score", "memo"} and picker.value == []
+    picker.select("risk_score").run()
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    assert any("1 unmapped column(s) kept aside" in i.value and "memo" in i.value for i in at.info)
+    ws = Workspace(app_workspace)
+    try:
+        assert "risk_score" in ws.columns("transactions") and "memo" not in ws.columns("transactions")
+        assert ws.df("SELECT transaction_id, value FROM transaction_extras WHERE column_name = 'memo' "
+                     "ORDER BY 1").values.tolist() == [["x1", "a"], ["x2", "b"]]
+    finally:
+        ws.close()
