@@ -112,6 +112,8 @@ def _refresh_results(ws: Workspace, progress: Progress, who: str) -> list[str]:
             reference, current = drift.split_windows(ws)
             run_id = drift.save_run(ws, drift.run_report(ws, reference, current), who=who)
             done.append(f"drift report {run_id} saved")
+        except jobs.JobCancelled:
+            raise
         except FraudlabError as exc:  # e.g. too little data in a window: the Drift page explains and offers a run
             done.append(f"no drift report yet: {exc}")
     return done

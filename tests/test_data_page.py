@@ -152,3 +152,21 @@ def test_extra_columns_are_kept_aside_unless_chosen_on_the_page(app_workspace, t
                      "ORDER BY 1").values.tolist() == [["x1", "a"], ["x2", "b"]]
     finally:
         ws.close()
+
+
+def test_a_load_past_its_cap_shows_a_clear_message_and_changes_nothing(app_workspace, small_csv, monkeypatch):
+    from fraudlab.workspace import Workspace
+
+    at = open_data_page(app_workspace)
+    at.text_input(key="data_source").input(str(small_csv)).run()
+    monkeypatch.setenv("FRAUDLAB_JOB_CAP_SECONDS", "0.05")
+    next(b for b in at.button if b.label == "Load").click().run()
+    assert not at.exception
+    message = at.error[0].value
+    assert "the load ran past its cap of 0.05 s (FRAUDLAB_JOB_CAP_SECONDS)" in message
+    assert "Nothing was kept" in message or "Rolled back" in message
+    ws = Workspace(app_workspace)
+    try:
+        assert ws.count("ingests") == 1 and ws.count("transactions") == 100_000
+    finally:
+        ws.close()
