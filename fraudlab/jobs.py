@@ -65,6 +65,7 @@ class JobControl:
         self._cursors: set[Any] = set()
         self._why: str | None = None
         self._started = time.monotonic()
+        self._ended: float | None = None
         self._done = threading.Event()
         self._done.set()  # not running
         self.committed: list[str] = []
@@ -72,8 +73,8 @@ class JobControl:
 
     @property
     def elapsed(self) -> float:
-        """Seconds since the job started."""
-        return time.monotonic() - self._started
+        """Seconds the job has run (until it ended, once it has)."""
+        return (self._ended or time.monotonic()) - self._started
 
     @property
     def cancelled(self) -> bool:
@@ -142,7 +143,7 @@ class JobControl:
     def running(self) -> Iterator[JobControl]:
         """Run the block as this job: current in this context, capped by a timer; a cancellation surfaces as
         JobCancelled even when the interrupted code raised another error."""
-        self._started = time.monotonic()
+        self._started, self._ended = time.monotonic(), None
         self._done.clear()
         timer = None
         if self.cap_seconds:
@@ -159,6 +160,7 @@ class JobControl:
                 raise self.error() from exc
             raise
         finally:
+            self._ended = time.monotonic()
             self._done.set()
             _current.reset(token)
             if timer is not None:
