@@ -45,7 +45,7 @@ def build_workspace(rows: int, seed: int = 5) -> Workspace:
     for i in range(EXTRA_CATEGORICAL):
         k = (5, 40, 500)[i]
         frame[f"x_cat_{i}"] = pd.array(np.char.add("v", rng.zipf(1.5, n).clip(1, k).astype(str)), dtype="str")
-    ingest_table(Workspace(path), frame, source=f"bench drift {rows}")
+    ingest_table(Workspace(path), frame, source=f"bench drift {rows}", keep_columns="all")  # extras monitored
     return Workspace(path)
 
 

@@ -64,6 +64,9 @@ def _add_ingest(sub) -> None:
     p.add_argument("--engine", choices=("duckdb", "dask"), default="duckdb")
     p.add_argument("--map", action="append", default=[], metavar="TARGET=COLUMN",
                    help="override the detected mapping for one column, e.g. --map ts=EventTime")
+    p.add_argument("--keep-column", action="append", default=[], metavar="NAME",
+                   help="add this unmapped source column to the transactions (usable as a feature); repeatable. "
+                        "Unmapped columns not named are kept aside in the table transaction_extras")
     p.set_defaults(func=_ingest)
 
 
@@ -81,9 +84,10 @@ def _ingest(args) -> int:
             mapping = mapping.with_column(target.strip(), column.strip() or None)
     if args.engine == "dask":
         from fraudlab.ingest.dask_engine import ingest_path_dask
-        report = ingest_path_dask(ws, args.path, mapping, who=cli_actor(), roots=ANYWHERE)
+        report = ingest_path_dask(ws, args.path, mapping, who=cli_actor(), roots=ANYWHERE,
+                                  keep_columns=args.keep_column)
     else:
-        report = ingest_path(ws, args.path, mapping, who=cli_actor(), roots=ANYWHERE)
+        report = ingest_path(ws, args.path, mapping, who=cli_actor(), roots=ANYWHERE, keep_columns=args.keep_column)
     print(f"{report.source}: {report.message} in {report.seconds:.2f} s")
     for reason, count in report.reasons.items():
         print(f"  {count:>10,}  {reason}")

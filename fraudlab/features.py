@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from fraudlab import jobs
 from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.errors import FraudlabError
 from fraudlab.featurelab.store import apply_definitions
@@ -318,6 +319,7 @@ def store_features(cur, plan: FeaturePlan, select_sql: str, label_delay_days: fl
     return numeric, plan.categorical
 
 
+@jobs.as_job('the feature build')
 def build_features(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_DELAY_DAYS,
                    progress: Progress | None = None, who: Actor = SYSTEM) -> FeatureReport:
     """(Re)compute the `features` table for every transaction from strictly earlier events; return what was built."""

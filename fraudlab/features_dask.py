@@ -20,6 +20,7 @@ import duckdb
 import pyarrow.parquet as pq
 from distributed import Client
 
+from fraudlab import jobs
 from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.cluster import dask_client, given
 from fraudlab.features import (
@@ -69,6 +70,7 @@ def _groups(plan: FeaturePlan) -> dict[str, tuple[str | None, str, str]]:
     return groups
 
 
+@jobs.as_job('the feature build')
 def build_features_dask(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_DELAY_DAYS,
                         client: Client | None = None, work_dir: str | Path | None = None,
                         progress: Progress | None = None, who: Actor = SYSTEM) -> FeatureReport:

@@ -15,6 +15,7 @@ import pandas as pd
 import xgboost as xgb
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
 
+from fraudlab import jobs
 from fraudlab.errors import ModelError
 from fraudlab.features import feature_columns, feature_info, has_features, load_frame
 from fraudlab.labels import label_maturity_days, resolved_sql
@@ -169,10 +170,19 @@ def _scale_pos_weight(frame: pd.DataFrame) -> float:
     return float(np.sqrt((len(frame) - positives) / max(positives, 1.0)))
 
 
+class _JobCheck(xgb.callback.TrainingCallback):
+    """Each boosting round is a cancellation point of the running job (see fraudlab.jobs)."""
+
+    def after_iteration(self, model, epoch: int, evals_log) -> bool:
+        jobs.checkpoint(f"training XGBoost (round {epoch + 1})")
+        return False
+
+
 def _refit(frame: pd.DataFrame, features: list[str], params: dict, rounds: int) -> xgb.Booster:
     """The chosen parameters and number of trees, trained again on every matured labelled row."""
     params = dict(params, scale_pos_weight=_scale_pos_weight(frame))
-    return xgb.train(params, _matrix(frame, features), num_boost_round=rounds, verbose_eval=False)
+    return xgb.train(params, _matrix(frame, features), num_boost_round=rounds, verbose_eval=False,
+                     callbacks=[_JobCheck()])
 
 
 def _fit(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], params: dict,
@@ -182,11 +192,12 @@ def _fit(train: pd.DataFrame, valid: pd.DataFrame, features: list[str], params: 
     params = dict(params, scale_pos_weight=_scale_pos_weight(train), eval_metric=["aucpr", "logloss"])
     dtrain, dvalid = _matrix(train, features), _matrix(valid, features)
     booster = xgb.train(params, dtrain, num_boost_round=rounds, evals=[(dvalid, "valid")],
-                        early_stopping_rounds=early_stopping, verbose_eval=False)
+                        early_stopping_rounds=early_stopping, verbose_eval=False, callbacks=[_JobCheck()])
     score = booster.predict(dvalid, iteration_range=(0, booster.best_iteration + 1))
     return booster, float(average_precision_score(valid["label"].to_numpy(), score))
 
 
+@jobs.as_job('training')
 def train_model(ws: Workspace, train_from: datetime | None = None, train_to: datetime | None = None,
                 params: dict | None = None, search: bool = False, rounds: int = 400, early_stopping: int = 30,
                 alert_budget_per_day: int = ALERT_BUDGET_PER_DAY, cost_review: float = COST_REVIEW,

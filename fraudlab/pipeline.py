@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
-from fraudlab import cases, drift, promotion, registry, segments
+from fraudlab import cases, drift, jobs, promotion, registry, segments
 from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.auth.permissions import require
 from fraudlab.config import SAMPLE_PATH, load_config
@@ -64,6 +64,7 @@ def is_stale(ws: Workspace) -> bool:
 
 # ---------------------------------------------------------------------------------------------- refresh
 
+@jobs.as_job('the refresh')
 def refresh(ws: Workspace, progress: Progress | None = None, who: Actor = SYSTEM,
             load_sample: bool = True) -> list[str]:
     """Bring everything up to date: sample loaded if the workspace is empty, features, a first model, scores for
@@ -117,29 +118,34 @@ def _refresh_results(ws: Workspace, progress: Progress, who: Actor) -> list[str]
             reference, current = drift.split_windows(ws)
             run_id = drift.save_run(ws, drift.run_report(ws, reference, current), who=who)
             done.append(f"drift report {run_id} saved")
+        except jobs.JobCancelled:
+            raise
         except FraudlabError as exc:  # e.g. too little data in a window: the Drift page explains and offers a run
             done.append(f"no drift report yet: {exc}")
     return done
 
 
+@jobs.as_job('the load')
 def load(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping | None = None, engine: str = "duckdb",
          who: Actor | None = None, progress: Progress | None = None, source: str | None = None, *,
-         roots: DataRoots | None = None, late_horizon_hours: float | None = None) -> tuple[IngestReport, list[str]]:
+         roots: DataRoots | None = None, late_horizon_hours: float | None = None,
+         keep_columns: Iterable[str] | str | None = None) -> tuple[IngestReport, list[str]]:
     """Load files (inside the data folders `roots`, default FRAUDLAB_DATA_ROOTS; admins only), mark late rows, then
     bring features, scores and cases up to date for what arrived.
 
     With features already built, only the new rows and the rows whose windows they change are recomputed and
     rescored (see fraudlab.incremental); a large increment or a changed feature set rebuilds whole.
+    `keep_columns`: unmapped source columns the user chose to add to the transactions (the rest are kept aside).
     """
     require(ws, who, "load_data", str(source or path_or_glob))
     progress = progress or _quiet
     if engine == "dask":
         from fraudlab.ingest.dask_engine import ingest_path_dask
         report = ingest_path_dask(ws, path_or_glob, mapping, progress=_part(progress, 0.0, 0.4), who=who,
-                                  source=source, roots=roots)
+                                  source=source, roots=roots, keep_columns=keep_columns)
     else:
         report = ingest_path(ws, path_or_glob, mapping, progress=_part(progress, 0.0, 0.4), who=who, source=source,
-                             roots=roots)
+                             roots=roots, keep_columns=keep_columns)
     if not report.rows_loaded:
         return report, []
     return after_load(ws, report, who, _part(progress, 0.4, 1.0), late_horizon_hours)
@@ -208,6 +214,7 @@ class RetrainOutcome:
     steps: list[str] = field(default_factory=list)
 
 
+@jobs.as_job('retraining')
 def retrain(ws: Workspace, train_from: datetime | None = None, train_to: datetime | None = None, *,
             search: bool = False, rebuild_features: bool = False,
             label_delay_days: float = DEFAULT_LABEL_DELAY_DAYS, who: Actor | None = None,
@@ -239,6 +246,7 @@ def rescore(ws: Workspace, who: Actor | None, progress: Progress | None = None) 
     return _rescore(ws, who, progress or _quiet)[0]
 
 
+@jobs.as_job('promotion and rescoring')
 def promote_and_rescore(ws: Workspace, model_id: str, who: Actor | None = None, override_reason: str | None = None,
                         progress: Progress | None = None) -> promotion.PromotionOutcome:
     """Promote through the guard; when promoted, rescore every transaction and rebuild the queue."""
@@ -248,6 +256,7 @@ def promote_and_rescore(ws: Workspace, model_id: str, who: Actor | None = None, 
     return outcome
 
 
+@jobs.as_job('rollback and rescoring')
 def rollback_and_rescore(ws: Workspace, who: Actor | None = None, reason: str = "",
                          progress: Progress | None = None) -> str:
     """Put the previous champion back, rescore and rebuild the queue; returns the restored model id."""

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import xgboost as xgb
 
-from fraudlab import explain, rules
+from fraudlab import explain, jobs, rules
 from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.auth.permissions import require
 from fraudlab.errors import FraudlabError, ModelError
@@ -87,6 +87,7 @@ def _chunks(ws: Workspace, start, end, rows: int) -> list[tuple]:
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+@jobs.as_job('scoring')
 def score_window(ws: Workspace, start: datetime | None = None, end: datetime | None = None,
                  model_id: str | None = None, explain_top: int = EXPLAIN_TOP, who: Actor = SYSTEM,
                  progress: Progress | None = None, explain_min_score: float | None = None) -> ScoreReport:

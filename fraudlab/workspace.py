@@ -19,178 +19,16 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from fraudlab import jobs
 from fraudlab.auth.actors import Actor
 from fraudlab.config import load_config
 from fraudlab.errors import WorkspaceError
-
-CANONICAL_COLUMNS: dict[str, str] = {
-    "transaction_id": "VARCHAR",
-    "ts": "TIMESTAMP",
-    "amount": "DOUBLE",
-    "customer_id": "VARCHAR",
-    "card_id": "VARCHAR",
-    "device_id": "VARCHAR",
-    "ip": "VARCHAR",
-    "email": "VARCHAR",
-    "merchant_id": "VARCHAR",
-    "category": "VARCHAR",
-    "channel": "VARCHAR",
-    "country": "VARCHAR",
-    "currency": "VARCHAR",
-    "lat": "DOUBLE",
-    "lon": "DOUBLE",
-    "merchant_lat": "DOUBLE",
-    "merchant_lon": "DOUBLE",
-    "is_fraud": "BOOLEAN",
-}
-
-_TRANSACTION_COLUMNS_SQL = ",\n    ".join(f"{name} {sqltype}" for name, sqltype in CANONICAL_COLUMNS.items())
-
-# Version 1 is the first release's schema (ten tables here, the rest created lazily by their modules). Each later
-# version is a forward migration; opening a workspace applies the ones it lacks, in order, in one transaction.
-SCHEMA_V1 = f"""
-CREATE TABLE IF NOT EXISTS meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-INSERT INTO meta VALUES ('version', '0') ON CONFLICT DO NOTHING;
-CREATE SEQUENCE IF NOT EXISTS ingest_seq START 1;
-CREATE SEQUENCE IF NOT EXISTS audit_seq START 1;
-CREATE SEQUENCE IF NOT EXISTS decision_seq START 1;
-CREATE SEQUENCE IF NOT EXISTS drift_run_seq START 1;
-CREATE TABLE IF NOT EXISTS transactions (
-    {_TRANSACTION_COLUMNS_SQL},
-    ingest_id INTEGER
-);
-CREATE TABLE IF NOT EXISTS ingests (
-    ingest_id INTEGER PRIMARY KEY,
-    source VARCHAR,
-    sha256 VARCHAR,
-    started_at TIMESTAMP,
-    rows_read BIGINT,
-    rows_loaded BIGINT,
-    rows_quarantined BIGINT,
-    seconds DOUBLE,
-    mapping VARCHAR,
-    engine VARCHAR,
-    status VARCHAR
-);
-CREATE TABLE IF NOT EXISTS quarantine (ingest_id INTEGER, row_number BIGINT, raw VARCHAR, reason VARCHAR);
-CREATE TABLE IF NOT EXISTS labels (transaction_id VARCHAR, is_fraud BOOLEAN, label_ts TIMESTAMP, source VARCHAR);
-CREATE TABLE IF NOT EXISTS models (
-    model_id VARCHAR PRIMARY KEY,
-    created_at TIMESTAMP,
-    kind VARCHAR,
-    features VARCHAR,
-    params VARCHAR,
-    train_from TIMESTAMP,
-    train_to TIMESTAMP,
-    data_hash VARCHAR,
-    metrics VARCHAR,
-    status VARCHAR,
-    path VARCHAR
-);
-CREATE TABLE IF NOT EXISTS scores (
-    transaction_id VARCHAR,
-    model_id VARCHAR,
-    score DOUBLE,
-    scorer VARCHAR,
-    latency_ms DOUBLE,
-    scored_at TIMESTAMP,
-    reasons VARCHAR
-);
-CREATE TABLE IF NOT EXISTS decisions (
-    decision_id BIGINT PRIMARY KEY,
-    case_id VARCHAR,
-    analyst VARCHAR,
-    decision VARCHAR,
-    note VARCHAR,
-    decided_at TIMESTAMP,
-    previous_decision_id BIGINT
-);
-CREATE TABLE IF NOT EXISTS audit (audit_id BIGINT PRIMARY KEY, logged_at TIMESTAMP, who VARCHAR, action VARCHAR,
-                                  details VARCHAR);
-CREATE TABLE IF NOT EXISTS drift_runs (run_id BIGINT PRIMARY KEY, created_at TIMESTAMP, reference VARCHAR,
-                                       current VARCHAR, results VARCHAR);
-"""
-
-MIGRATIONS: dict[int, str] = {
-    # 2: every table the modules used to create lazily now exists from the start, owned here;
-    #    labels record when they were written (wall clock) beside when they became known on the data's clock.
-    2: """
-CREATE TABLE IF NOT EXISTS model_events (model_id VARCHAR, event VARCHAR, happened_at TIMESTAMP, who VARCHAR,
-                                         details VARCHAR);
-CREATE TABLE IF NOT EXISTS drift_profiles (profile_key VARCHAR, created_at TIMESTAMP, reference VARCHAR,
-                                           fingerprint VARCHAR, profile VARCHAR);
-CREATE TABLE IF NOT EXISTS feature_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-CREATE TABLE IF NOT EXISTS case_assignments (case_id VARCHAR PRIMARY KEY, assignee VARCHAR, assigned_at TIMESTAMP,
-                                             locked_by VARCHAR, locked_until TIMESTAMP);
-CREATE TABLE IF NOT EXISTS case_meta (key VARCHAR PRIMARY KEY, value VARCHAR);
-CREATE TABLE IF NOT EXISTS customer_segments (customer_id VARCHAR, segment_id INTEGER, segment_name VARCHAR,
-                                              assigned_at TIMESTAMP);
-CREATE TABLE IF NOT EXISTS segment_profiles (segment_id INTEGER, segment_name VARCHAR, customers BIGINT,
-                                             profile VARCHAR, created_at TIMESTAMP);
-ALTER TABLE labels ADD COLUMN IF NOT EXISTS recorded_at TIMESTAMP;
-""",
-    # 3: time-honest evaluation runs (python -m fraudlab evaluate), stored beside their model.
-    3: """
-CREATE SEQUENCE IF NOT EXISTS evaluation_seq START 1;
-CREATE TABLE IF NOT EXISTS evaluations (run_id BIGINT PRIMARY KEY, model_id VARCHAR, created_at TIMESTAMP,
-                                        results VARCHAR);
-""",
-    # 4: a case groups a customer's alerts; a decision names the alerts it covers (existing decisions covered the
-    #    one transaction they were made on), carries a close reason; cases have an append-only comment thread.
-    4: """
-CREATE TABLE IF NOT EXISTS decision_alerts (decision_id BIGINT, alert_id VARCHAR);
-INSERT INTO decision_alerts SELECT decision_id, case_id FROM decisions
-    WHERE decision_id NOT IN (SELECT decision_id FROM decision_alerts);
-ALTER TABLE decisions ADD COLUMN IF NOT EXISTS close_reason VARCHAR;
-CREATE SEQUENCE IF NOT EXISTS comment_seq START 1;
-CREATE TABLE IF NOT EXISTS case_comments (comment_id BIGINT PRIMARY KEY, case_id VARCHAR, author VARCHAR,
-                                          body VARCHAR, created_at TIMESTAMP);
-""",
-    # 5: the sha256 of each model file, written at registration and checked at every load (a changed file is refused).
-    5: """
-ALTER TABLE models ADD COLUMN IF NOT EXISTS sha256 VARCHAR;
-""",
-    # 6: the case tables exist (empty) from the start, so a decision, a ring or a page never meets a missing table;
-    #    cases/build.py rebuilds them whole from the scores.
-    6: """
-CREATE TABLE IF NOT EXISTS alerts AS
-    SELECT t.transaction_id AS alert_id, t.* EXCLUDE (transaction_id), NULL::DOUBLE AS score, NULL::VARCHAR AS scorer,
-           NULL::VARCHAR AS model_id, NULL::TIMESTAMP AS raised_at, NULL::DOUBLE AS expected_loss,
-           NULL::VARCHAR AS reasons, NULL::VARCHAR AS top_reason, NULL::VARCHAR AS segment,
-           NULL::VARCHAR AS reason_family, t.transaction_id AS case_id
-    FROM transactions t WHERE false;
-CREATE TABLE IF NOT EXISTS cases AS
-    SELECT case_id, customer_id, 0::BIGINT AS alerts, score, ts AS first_ts, ts, amount, expected_loss, raised_at,
-           top_reason, reason_family, reasons, alert_id AS top_alert, card_id, merchant_id, category, channel, country,
-           device_id, ip, email, scorer, model_id, segment
-    FROM alerts WHERE false;
-""",
-    # 7: user-defined features (Feature lab): every add and drop is a row, and each one is a new feature-set version.
-    7: """
-CREATE TABLE IF NOT EXISTS feature_defs (name VARCHAR, version BIGINT, definition VARCHAR, created_by VARCHAR,
-                                         created_at TIMESTAMP, active BOOLEAN);
-""",
-    # 8: people. Accounts (argon2 hashes, lock-out), every audit row names the role and how the identity was proven,
-    #    and a guard override waits for a second admin's approval.
-    8: """
-CREATE TABLE IF NOT EXISTS users (name VARCHAR, role VARCHAR, password_hash VARCHAR, active BOOLEAN,
-                                  failed_logins INTEGER, locked_until TIMESTAMP, created_at TIMESTAMP,
-                                  created_by VARCHAR);
-ALTER TABLE audit ADD COLUMN IF NOT EXISTS role VARCHAR;
-ALTER TABLE audit ADD COLUMN IF NOT EXISTS via VARCHAR;
-CREATE SEQUENCE IF NOT EXISTS override_seq START 1;
-CREATE TABLE IF NOT EXISTS override_requests (request_id BIGINT, model_id VARCHAR, reason VARCHAR,
-                                              requested_by VARCHAR, requested_at TIMESTAMP, decided_by VARCHAR,
-                                              decided_at TIMESTAMP, status VARCHAR);
-""",
-    # 9: rows that arrived after later rows of their customer (fraudlab/incremental/arrivals.py): how late, and
-    #    whether within the lateness horizon ('late') or beyond it ('beyond_horizon'). On-time rows have no row.
-    9: """
-CREATE TABLE IF NOT EXISTS arrivals (transaction_id VARCHAR, ingest_id INTEGER, arrived_at TIMESTAMP,
-                                     late_by_seconds DOUBLE, status VARCHAR);
-""",
-}
-SCHEMA_VERSION = max(MIGRATIONS)
+from fraudlab.migrations import (  # noqa: F401 (the schema, re-exported where it was)
+    CANONICAL_COLUMNS,
+    MIGRATIONS,
+    SCHEMA_V1,
+    SCHEMA_VERSION,
+)
 
 # Derived tables, rebuilt whole by the module named (CREATE OR REPLACE ... AS SELECT): features (features.py; its
 # user-defined columns are added and dropped by featurelab/store.py),
@@ -288,7 +126,8 @@ class Workspace:
         """Run a read query with bound parameters and return an Arrow table."""
         cur = self.cursor()
         try:
-            return cur.sql(sql, params=params or None).to_arrow_table()
+            with jobs.attached(cur):
+                return cur.sql(sql, params=params or None).to_arrow_table()
         finally:
             cur.close()
 
@@ -300,7 +139,8 @@ class Workspace:
         """Run a query and return the first column of the first row (None when empty)."""
         cur = self.cursor()
         try:
-            row = cur.execute(sql, params or []).fetchone()
+            with jobs.attached(cur):
+                row = cur.execute(sql, params or []).fetchone()
         finally:
             cur.close()
         return None if row is None else row[0]
@@ -317,11 +157,15 @@ class Workspace:
         """
         if action is not None and not isinstance(who, Actor):
             raise TypeError(f"the write '{action}' needs an authenticated Actor, not {type(who).__name__}")
+        label = jobs.write_label(action, details)
         with self._lock:
+            jobs.checkpoint(f"starting {label}")
             cur = self.cursor()
             try:
-                cur.execute("BEGIN TRANSACTION")
-                yield cur
+                with jobs.attached(cur):  # a cancelled or over-cap job interrupts the running statement
+                    cur.execute("BEGIN TRANSACTION")
+                    yield cur
+                jobs.checkpoint(f"finishing {label}")  # detached: COMMIT and ROLLBACK are never interrupted
                 if action is not None:
                     _insert_audit(cur, who, action, details or {})
                 if bump:
@@ -329,9 +173,13 @@ class Workspace:
                         "UPDATE meta SET value = CAST(CAST(value AS BIGINT) + 1 AS VARCHAR) WHERE key = 'version'"
                     )
                 cur.execute("COMMIT")
-            except BaseException:
-                cur.execute("ROLLBACK")
+            except BaseException as exc:
+                cancelled = jobs.rolled_back(cur, label, exc)  # JobCancelled when the job was stopped
+                if cancelled is not None:
+                    raise cancelled from exc
                 raise
+            else:
+                jobs.committed(label if action is not None else None)
             finally:
                 cur.close()
 

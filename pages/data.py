@@ -6,6 +6,7 @@ import streamlit as st
 from fraudlab import ingest, pipeline
 from fraudlab.errors import FraudlabError
 from fraudlab.ingest import ingest_history
+from fraudlab.jobs import JobControl
 from fraudlab.text import markdown_literal
 from ui import data as ui
 from ui.auth import allowed, me
@@ -28,6 +29,10 @@ with by_upload:
     upload = st.file_uploader("CSV, gzip'd CSV or Parquet (up to 200 MB)",
                               key=f"data_upload_{st.session_state.get('upload_round', 0)}")
 
+stopped = st.session_state.pop("data_job", None)
+if stopped is not None:  # the last run stopped mid-load (Cancel, or the page was left): say what was kept
+    st.warning(str(stopped.error()))
+
 source, label = typed.strip(), typed.strip()
 pv = None
 if upload is not None:
@@ -49,15 +54,23 @@ if source:
         incomplete = not {"ts", "amount"} <= set(pv.mapping.columns)
         with st.expander(f"Column mapping · {pv.mapping.preset or 'detected by names and types'}", expanded=incomplete):
             mapping = ui.mapping_editor(pv, key)
+        keep = ui.extra_columns_picker(pv, mapping, key)
         if allowed("load_data", "load data") and st.button("Load", type="primary"):
+            job = st.session_state["data_job"] = JobControl("the load")  # capped at FRAUDLAB_JOB_CAP_SECONDS
+            st.button("Cancel", key="data_cancel", on_click=job.cancel, args=("was cancelled (Cancel pressed)",),
+                      help="Stops the load at its next step; what it was writing is rolled back.")
             bar = st.progress(0.0, text="starting")
             try:
-                report, steps = pipeline.load(ws, source, mapping, who=me(), source=label,
-                                              progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
-            except FraudlabError as exc:
+                with job.running():
+                    report, steps = pipeline.load(ws, source, mapping, who=me(), source=label,
+                                                  keep_columns=keep,
+                                                  progress=lambda f, m: bar.progress(min(max(f, 0.0), 1.0), text=m))
+            except FraudlabError as exc:  # JobCancelled (cancelled, or past the cap) says what was rolled back
+                st.session_state.pop("data_job", None)
                 bar.empty()
                 st.error(str(exc))
             else:
+                st.session_state.pop("data_job", None)
                 if upload is not None:  # the upload's server copy is not kept once loaded; the picker clears
                     ingest.remove_upload(source)
                     st.session_state.pop(f"upload:{upload.name}:{upload.size}", None)

@@ -131,3 +131,44 @@ def test_preset_picker_maps_a_public_layout(app_workspace, tmp_path):
     assert selectbox(at, "Time column holds").value == "hours (steps) since an origin"
     at.button[0].click().run()
     assert not at.exception and metrics(at)["Loaded"] == "2"
+
+
+def test_extra_columns_are_kept_aside_unless_chosen_on_the_page(app_workspace, tmp_path):
+    from fraudlab.workspace import Workspace
+
+    path = tmp_path / "extras.csv"
+    pd.DataFrame({"transaction_id": ["x1", "x2"], "ts": ["2026-01-01 10:00:00", "2026-01-01 11:00:00"],
+                  "amount": [5.0, 6.0], "risk_score": [0.5, 0.7], "memo": ["a", "b"]}).to_csv(path, index=False)
+    at = open_data_page(app_workspace)
+    at.text_input(key="data_source").input(str(path)).run()
+    picker = next(m for m in at.multiselect if m.label.startswith("Add these extra columns to the transactions"))
+    assert set(picker.options) == {"risk_score", "memo"} and picker.value == []
+    picker.select("risk_score").run()
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    assert any("1 unmapped column(s) kept aside" in i.value and "memo" in i.value for i in at.info)
+    ws = Workspace(app_workspace)
+    try:
+        assert "risk_score" in ws.columns("transactions") and "memo" not in ws.columns("transactions")
+        assert ws.df("SELECT transaction_id, value FROM transaction_extras WHERE column_name = 'memo' "
+                     "ORDER BY 1").values.tolist() == [["x1", "a"], ["x2", "b"]]
+    finally:
+        ws.close()
+
+
+def test_a_load_past_its_cap_shows_a_clear_message_and_changes_nothing(app_workspace, small_csv, monkeypatch):
+    from fraudlab.workspace import Workspace
+
+    at = open_data_page(app_workspace)
+    at.text_input(key="data_source").input(str(small_csv)).run()
+    monkeypatch.setenv("FRAUDLAB_JOB_CAP_SECONDS", "0.05")
+    next(b for b in at.button if b.label == "Load").click().run()
+    assert not at.exception
+    message = at.error[0].value
+    assert "the load ran past its cap of 0.05 s (FRAUDLAB_JOB_CAP_SECONDS)" in message
+    assert "Nothing was kept" in message or "Rolled back" in message
+    ws = Workspace(app_workspace)
+    try:
+        assert ws.count("ingests") == 1 and ws.count("transactions") == 100_000
+    finally:
+        ws.close()

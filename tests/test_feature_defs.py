@@ -279,7 +279,7 @@ def test_a_column_the_leakage_guard_left_out_is_refused_like_the_label(tmp_path)
     tx = _simulated(9)
     tx["risk_hint"] = tx["is_fraud"].astype(float) + np.random.default_rng(1).normal(0, 0.01, len(tx))
     ws = Workspace(tmp_path / "leaky.duckdb")
-    ingest_table(ws, tx, source="with a label copy")
+    ingest_table(ws, tx, source="with a label copy", keep_columns=["risk_hint"])
     build_features(ws)
     assert "AUC" in feature_info(ws)["excluded"]["risk_hint"]
     with pytest.raises(FeatureDefError, match="risk_hint is the label"):

@@ -20,7 +20,7 @@ def tiny():
 
 def _workspace(tmp_path, frame: pd.DataFrame, name: str = "ws") -> Workspace:
     ws = Workspace(tmp_path / f"{name}.duckdb")
-    ingest_table(ws, frame, source=name)
+    ingest_table(ws, frame, source=name, keep_columns="all")  # extra columns as features, by choice
     build_features(ws)
     return ws
 

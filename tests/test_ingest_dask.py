@@ -55,10 +55,11 @@ def files(tmp_path_factory):
     return folder
 
 
-def _same_as_duckdb_path(tmp_path, pattern: str, client) -> tuple[Workspace, Workspace]:
+def _same_as_duckdb_path(tmp_path, pattern: str, client, keep=None) -> tuple[Workspace, Workspace]:
     ws_duck, ws_dask = Workspace(tmp_path / "duck.duckdb"), Workspace(tmp_path / "dask.duckdb")
-    expected = ingest_path(ws_duck, pattern)
-    got = ingest_path_dask(ws_dask, pattern, client=client)
+    expected = ingest_path(ws_duck, pattern, keep_columns=keep)
+    got = ingest_path_dask(ws_dask, pattern, client=client, keep_columns=keep)
+    assert got.notes == expected.notes
     assert got.engine == "dask" and got.files == expected.files == 3
     assert (got.rows_read, got.rows_loaded, got.rows_quarantined) == (
         expected.rows_read, expected.rows_loaded, expected.rows_quarantined)
@@ -68,6 +69,8 @@ def _same_as_duckdb_path(tmp_path, pattern: str, client) -> tuple[Workspace, Wor
     pd.testing.assert_frame_equal(ws_duck.df(rows), ws_dask.df(rows))
     labels = "SELECT * EXCLUDE (recorded_at) FROM labels ORDER BY transaction_id"  # the wall clock of each load
     pd.testing.assert_frame_equal(ws_duck.df(labels), ws_dask.df(labels))
+    side = "SELECT * EXCLUDE (ingest_id) FROM transaction_extras ORDER BY ALL"
+    pd.testing.assert_frame_equal(ws_duck.df(side), ws_dask.df(side))
     order = ["row_number", "reason", "raw"]
     q_duck = quarantine_rows(ws_duck)[order].sort_values(order).reset_index(drop=True)
     q_dask = quarantine_rows(ws_dask)[order].sort_values(order).reset_index(drop=True)
@@ -148,9 +151,25 @@ def test_new_row_rules_content_ids_and_card_masking_match_the_duckdb_path(tmp_pa
              "2026-01-03 12:00:00,9,c5,4111111111116666,1,extra"]]
     for k, part in enumerate(rows):
         (folder / f"part{k}.csv").write_text("\n".join([header] + part) + "\n")
-    ws_duck, ws_dask = _same_as_duckdb_path(tmp_path, str(folder / "part*.csv"), cluster[1])
+    ws_duck, ws_dask = _same_as_duckdb_path(tmp_path, str(folder / "part*.csv"), cluster[1], keep=["risk"])
     reasons = set(ws_dask.df("SELECT split_part(reason, ':', 1) AS r FROM quarantine")["r"])
     assert reasons == {"amount beyond 1e12", "NUL byte in customer_id", "risk beyond 3.4e38",
                        "field customer_id longer than 1 MB", "risk not finite", "malformed CSV line"}
     assert ws_dask.count("transactions") == 2  # the two identical rows of part0 are two transactions
     assert "41111111111" not in " ".join(ws_dask.df("SELECT raw FROM quarantine")["raw"])
+
+
+def test_unmapped_columns_are_kept_aside_or_added_as_chosen_like_the_duckdb_path(tmp_path, cluster):
+    folder = tmp_path / "extras"
+    folder.mkdir()
+    tx = simulate(rows=600, seed=6, days=10).transactions.drop(columns=["transaction_id", "label_ts"])
+    tx["memo"] = "note " + tx.index.astype(str)
+    tx["score_a"] = (tx["amount"] / 3).round(3)
+    tx["card_number"] = "4111111111" + tx.index.astype(str).str.zfill(6)
+    for k, part in enumerate(np.array_split(np.arange(len(tx)), 3)):
+        chunk = tx.iloc[part]
+        (chunk.drop(columns=["memo"]) if k == 1 else chunk).to_csv(folder / f"part{k}.csv", index=False)
+    ws_duck, ws_dask = _same_as_duckdb_path(tmp_path, str(folder / "part*.csv"), cluster[1], keep=["score_a"])
+    assert "score_a" in ws_dask.columns("transactions") and "memo" not in ws_dask.columns("transactions")
+    assert ws_dask.scalar("SELECT count(*) FROM transaction_extras WHERE column_name = 'memo'") == 400
+    assert "41111111110" not in " ".join(ws_dask.df("SELECT value FROM transaction_extras")["value"])

@@ -33,7 +33,7 @@ def handbook_csv(tmp_path_factory):
 def handbook_ws(tmp_path_factory, handbook_csv):
     """The file loaded with no mapping given, and the whole pipeline run on it."""
     ws = Workspace(tmp_path_factory.mktemp("hb_ws") / "ws.duckdb")
-    report = ingest_path(ws, handbook_csv)
+    report = ingest_path(ws, handbook_csv, keep_columns="all")  # its extra columns offered as features
     steps = pipeline.refresh(ws, load_sample=False)
     yield ws, report, steps
     ws.close()
@@ -106,7 +106,7 @@ def test_card_precision_leaves_out_customers_found_on_an_earlier_day():
 @pytest.mark.slow  # trains models: runs with -m slow (CI runs it)
 def test_a_partly_scored_workspace_runs_drift_and_saves_nothing_on_failure(tmp_path, handbook_csv):
     ws = Workspace(tmp_path / "partly.duckdb")
-    ingest_path(ws, handbook_csv)
+    ingest_path(ws, handbook_csv, keep_columns="all")
     pipeline.refresh(ws, load_sample=False)
     last_week = pd.Timestamp(ws.scalar("SELECT max(ts) FROM transactions")) - pd.Timedelta(days=7)
     from fraudlab.scoring import clear_scores
@@ -133,7 +133,7 @@ def test_anonymised_columns_without_customers_load_train_and_run_drift(tmp_path)
     path = tmp_path / "pca.csv"
     frame.to_csv(path, index=False)
     ws = Workspace(tmp_path / "pca.duckdb")
-    report = ingest_path(ws, path)
+    report = ingest_path(ws, path, keep_columns="all")
     assert report.mapping["columns"]["is_fraud"] == "Class" and "no customer_id column" in " ".join(report.notes)
     steps = pipeline.refresh(ws, load_sample=False)
     assert champion(ws) is not None, steps

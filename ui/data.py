@@ -90,6 +90,19 @@ def mapping_editor(pv: SourcePreview, key: str) -> ColumnMapping:
                          preset=base.preset if chosen == base.columns else None)
 
 
+def extra_columns_picker(pv: SourcePreview, mapping: ColumnMapping, key: str) -> list[str]:
+    """The user's consent, per column, to add unmapped source columns to the transactions (default: none)."""
+    mapped = set(mapping.columns.values())
+    unmapped = [str(c) for c in pv.columns["column"] if str(c) not in mapped]
+    if not unmapped:
+        return []
+    st.caption(f"{len(unmapped)} column(s) are not mapped. They are kept aside (in a side table, not used as "
+               "features) unless you add them to the transactions here.")
+    return st.multiselect("Add these extra columns to the transactions (usable as features)", unmapped,
+                          key=f"{key}:keep", help="Each chosen column becomes a column of every transaction; "
+                          "numbers can then be used by models, drift checks and the Feature lab.")
+
+
 def show_preview(pv: SourcePreview) -> None:
     """Sample rows and the source columns with what each reads as and where it is mapped."""
     files = f"{len(pv.files)} files" if len(pv.files) > 1 else pv.files[0]

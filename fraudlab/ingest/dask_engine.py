@@ -25,20 +25,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from fraudlab import jobs
 from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.cluster import dask_client, given, plain_main  # noqa: F401 (re-exported for callers)
 from fraudlab.data_roots import DataRoots
+from fraudlab.ingest.extras import EXISTING_COLUMNS_SQL, Consent, ExtrasPlan, create_extra_columns, plan_extras
 from fraudlab.ingest.load import (
-    EXISTING_COLUMNS_SQL,
     build_checked,
     collect_rejects,
-    create_extra_columns,
-    extras_notes,
     finish_load,
-    kept_extras,
     mark_duplicates,
-    numeric_sources,
-    plan_extras,
     prepare_files,
     refuse_unreadable_key,
 )
@@ -58,11 +54,11 @@ ENGINE = "dask"
 
 
 def validate_file(fidx: int, files: list[SourceFile], source_columns: list[str], mapping: dict,
-                  extras: dict[str, tuple[str, str]], digests: list[str], multi: bool,
+                  extras: ExtrasPlan, digests: list[str], multi: bool,
                   limit: int | None = None) -> pd.DataFrame:
     """One partition: file `fidx` read, typed and checked with the DuckDB path's rules (runs on a worker).
 
-    Returns typed canonical and extra columns plus __fidx, __row, __reason ('' when good), __raw (the record as read,
+    Returns typed canonical and consented extra columns, kept-aside values (__s_i), plus __fidx, __row, __reason ('' when good), __raw (the record as read,
     for bad rows) and __rej (a line the CSV reader could not split into columns).
     """
     source = files[fidx]
@@ -82,7 +78,8 @@ def validate_file(fidx: int, files: list[SourceFile], source_columns: list[str],
         collect_rejects(cur, staged, fidx=fidx, mapped_card=plan.columns.get("card_id"))
         build_checked(cur, staged, plan, extras,
                        file_names=[str(source.path)] if multi else None)
-        names = ", ".join(quote_ident(c) for c in list(TARGETS) + [name for name, _ in extras.values()])
+        names = ", ".join([quote_ident(c) for c in list(TARGETS) + [name for name, _ in extras.widen.values()]]
+                          + [f"__s_{k}" for k in range(len(extras.side))])
         table = cur.sql(f"""
             SELECT {names}, CAST({int(fidx)} AS INTEGER) AS __fidx, CAST(__row AS BIGINT) AS __row,
                    __reason, __raw, false AS __rej FROM _checked
@@ -102,28 +99,31 @@ def _write_part(part: pd.DataFrame, folder: str, k: int) -> tuple[int, int]:
     return len(part), bad
 
 
-def _plan(ws: Workspace, files: list[SourceFile], mapping: ColumnMapping | None
-          ) -> tuple[ColumnMapping, list[str], dict[str, tuple[str, str]], list[str]]:
-    """On the driver: the columns of all files, the mapping (given or detected on a sample) and the extras."""
+def _plan(ws: Workspace, files: list[SourceFile], mapping: ColumnMapping | None, keep_columns: Consent
+          ) -> tuple[ColumnMapping, list[str], ExtrasPlan, list[str]]:
+    """On the driver: the columns of all files, the mapping (given or detected on a sample) and where the unmapped
+    columns go (as the DuckDB path decides it)."""
+    existing = {str(k): str(v) for k, v in ws.df(EXISTING_COLUMNS_SQL).values.tolist()}
     con = duckdb.connect()
     try:
         cur = con.cursor()
         staged, profiles, mapping = sample_and_detect(cur, files, mapping)
         check_mapping(mapping, staged.columns)
-        notes = list(mapping_notes(mapping, list(staged.columns), profiles)) + list(extras_notes(staged.columns, mapping))
-        mapped = set(mapping.columns.values())
-        numeric = numeric_sources(cur, staged, kept_extras(staged.columns, mapping))
+        plan = plan_extras(cur, staged, mapping, keep_columns, existing)
+        notes = list(mapping_notes(mapping, list(staged.columns), profiles)) + list(plan.notes)
     finally:
         con.close()
-    existing = {str(k): str(v) for k, v in ws.df(EXISTING_COLUMNS_SQL).values.tolist()}
-    return mapping, list(staged.columns), plan_extras(existing, list(staged.columns), mapped, numeric), notes
+    return mapping, list(staged.columns), plan, notes
 
 
+@jobs.as_job('the load')
 def ingest_path_dask(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping | None = None,
                      progress: Progress | None = None, *, client=None, source: str | None = None,
                      staging_dir: str | Path | None = None, who: Actor = SYSTEM,
-                     roots: DataRoots | None = None) -> IngestReport:
+                     roots: DataRoots | None = None, keep_columns: Consent = None) -> IngestReport:
     """Like `fraudlab.ingest.ingest_path`, with reading and validation done per file on a Dask cluster.
+
+    `keep_columns`: unmapped source columns to add to `transactions` (the rest are kept aside), as `ingest_path`.
 
     `client`: a distributed.Client to use (default: FRAUDLAB_DASK_SCHEDULER or a local cluster started for this load).
     `staging_dir`: where validated Parquet is written (default: next to the workspace file); removed afterwards.
@@ -139,7 +139,7 @@ def ingest_path_dask(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMap
     if done is not None:
         return done
     progress(0.05, "detecting the mapping on a sample")
-    mapping, columns, extras, notes = _plan(ws, files, mapping)
+    mapping, columns, extras, notes = _plan(ws, files, mapping, keep_columns)
     # not `columns=`: dask.dataframe.from_map takes that keyword as a column projection of the result
     kwargs = dict(files=files, source_columns=columns, mapping=mapping.to_dict(), extras=extras, digests=digests,
                   multi=len(files) > 1)
@@ -160,17 +160,17 @@ def ingest_path_dask(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMap
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     progress(1.0, "done")
-    return replace(report, notes=tuple(notes))
+    return replace(report, notes=tuple(notes) + report.notes)
 
 
 def _load_staged(ws: Workspace, folder: Path, label: str, sha: str, mapping: ColumnMapping,
-                 extras: dict[str, tuple[str, str]], n_files: int, started: float, who: Actor = SYSTEM
+                 extras: ExtrasPlan, n_files: int, started: float, who: Actor = SYSTEM
                  ) -> IngestReport:
     """One workspace transaction: staged Parquet -> duplicate checks -> transactions / quarantine / ingests."""
     parts = str(folder / "*.parquet")
     with ws.memory_capped(INGEST_MEMORY_LIMIT), ws.write("ingest", who, details={"source": label, "engine": ENGINE, "files": n_files}) as cur:
         cur.execute("SET TimeZone = 'UTC'")
-        create_extra_columns(cur, extras)
+        create_extra_columns(cur, extras.widen)
         cur.execute("CREATE TEMP TABLE _checked AS SELECT * EXCLUDE (__rej) FROM read_parquet($p) WHERE NOT __rej",
                     {"p": parts})
         cur.execute("CREATE TEMP TABLE _rejects AS SELECT __fidx, __row, __raw, __reason FROM read_parquet($p) "

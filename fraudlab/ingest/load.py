@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -13,14 +12,14 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from fraudlab import jobs
 from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.data_roots import DataRoots
 from fraudlab.errors import IngestError
+from fraudlab.ingest.extras import Consent, ExtrasPlan, create_extra_columns, plan_extras, write_side_rows
 from fraudlab.ingest.files import combined, inspect_file, resolve_paths
 from fraudlab.ingest.records import (
     INGEST_MEMORY_LIMIT,
-    MAX_EXTRA_COLUMNS,
-    SAMPLE_ROWS,
     TARGETS,
     IngestReport,
     Progress,
@@ -32,8 +31,6 @@ from fraudlab.ingest.rules import (
     raw_json,
     row_reasons,
     select_typed,
-    text_expr,
-    value_kind,
     with_generated_ids,
 )
 from fraudlab.ingest.staging import check_width, first_rowid, profile_columns, stage_files
@@ -55,12 +52,16 @@ def prepare_files(ws: Workspace, path_or_glob: str | Path, progress: Progress, s
     return files, digests, sha, source or str(path_or_glob), _already_loaded(ws, sha)
 
 
+@jobs.as_job('the load')
 def ingest_path(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping | None = None,
                 progress: Progress | None = None, *, source: str | None = None, who: Actor = SYSTEM,
-                roots: DataRoots | None = None) -> IngestReport:
+                roots: DataRoots | None = None, keep_columns: Consent = None) -> IngestReport:
     """Load one file or a glob of files into the workspace; bad rows are quarantined with reasons.
 
-    Paths must lie inside the data folders (`roots`, default FRAUDLAB_DATA_ROOTS); the CLI passes `ANYWHERE`."""
+    Paths must lie inside the data folders (`roots`, default FRAUDLAB_DATA_ROOTS); the CLI passes `ANYWHERE`.
+    Unmapped source columns are kept aside in `transaction_extras`; those named in `keep_columns` (or every one,
+    with ``"all"``) are added to `transactions` instead, as extra columns usable as features.
+    """
     progress = progress or no_progress
     files, digests, sha, label, done = prepare_files(ws, path_or_glob, progress, source, roots)
     if done is not None:
@@ -71,13 +72,15 @@ def ingest_path(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping 
         staged.digests = digests
         return staged
 
-    return _ingest(ws, label, sha, mapping, progress, stage, who=who)
+    return _ingest(ws, label, sha, mapping, progress, stage, who=who, keep_columns=keep_columns)
 
 
+@jobs.as_job('the load')
 def ingest_table(ws: Workspace, table: pa.Table | pd.DataFrame, source: str,
                  mapping: ColumnMapping | None = None, progress: Progress | None = None, *,
-                 who: Actor = SYSTEM) -> IngestReport:
-    """Load an in-memory Arrow table or DataFrame (an upload, a simulation) like a file."""
+                 who: Actor = SYSTEM, keep_columns: Consent = None) -> IngestReport:
+    """Load an in-memory Arrow table or DataFrame (an upload, a simulation) like a file (`keep_columns`: as
+    :func:`ingest_path`)."""
     progress = progress or no_progress
     arrow = table if isinstance(table, pa.Table) else pa.Table.from_pandas(table, preserve_index=False)
     digest = _arrow_digest(arrow)
@@ -97,7 +100,7 @@ def ingest_table(ws: Workspace, table: pa.Table | pd.DataFrame, source: str,
         return Staged(f"(SELECT *, rowid + 1 - {first_rowid(cur)} AS __row FROM _src)", {}, cols, {c: types[c] for c in cols},
                        [SourceFile(Path(source), "table")], [digest])
 
-    return _ingest(ws, source, digest, mapping, progress, stage, who=who)
+    return _ingest(ws, source, digest, mapping, progress, stage, who=who, keep_columns=keep_columns)
 
 
 def _arrow_digest(arrow: pa.Table) -> str:
@@ -123,7 +126,7 @@ def _already_loaded(ws: Workspace, sha: str) -> IngestReport | None:
 
 def _ingest(ws: Workspace, source: str, sha: str, mapping: ColumnMapping | None, progress: Progress,
             stage: Callable[[duckdb.DuckDBPyConnection], Staged], engine: str = "duckdb",
-            who: Actor = SYSTEM) -> IngestReport:
+            who: Actor = SYSTEM, keep_columns: Consent = None) -> IngestReport:
     started = time.perf_counter()
     with ws.memory_capped(INGEST_MEMORY_LIMIT), ws.write("ingest", who, details={"source": source}) as cur:
         cur.execute("SET TimeZone = 'UTC'")
@@ -133,23 +136,26 @@ def _ingest(ws: Workspace, source: str, sha: str, mapping: ColumnMapping | None,
         mapping = mapping or detect_mapping(staged.columns, profiles=profiles)
         check_mapping(mapping, staged.columns)
         collect_rejects(cur, staged, mapped_card=mapping.columns.get("card_id"))
-        notes = tuple(mapping_notes(mapping, staged.columns, profiles)) + extras_notes(staged.columns, mapping)
+        plan = plan_extras(cur, staged, mapping, keep_columns)
+        notes = tuple(mapping_notes(mapping, staged.columns, profiles)) + plan.notes
         ingest_id = int(cur.execute("SELECT nextval('ingest_seq')").fetchone()[0])
         progress(0.4, "validating rows")
-        extras = _add_extra_columns(cur, staged, mapping)
-        build_checked(cur, staged, mapping, extras)
+        create_extra_columns(cur, plan.widen)
+        build_checked(cur, staged, mapping, plan)
         refuse_unreadable_key(cur, mapping, source)
-        mark_duplicates(cur, extras)
+        mark_duplicates(cur, plan)
         progress(0.75, "writing good rows and quarantine")
-        report = finish_load(cur, ingest_id, source, sha, mapping, extras, started, engine, len(staged.files))
+        report = finish_load(cur, ingest_id, source, sha, mapping, plan, started, engine, len(staged.files))
     progress(1.0, "done")
-    return replace(report, notes=notes)
+    return replace(report, notes=notes + report.notes)
 
 
 def finish_load(cur: duckdb.DuckDBPyConnection, ingest_id: int, source: str, sha: str, mapping: ColumnMapping,
-                extras: dict[str, tuple[str, str]], started: float, engine: str, files: int) -> IngestReport:
-    """Write the checked rows (good to transactions, bad to quarantine), log the ingest, and report it."""
-    rows_read, loaded, quarantined = _write_rows(cur, ingest_id, extras)
+                plan: ExtrasPlan, started: float, engine: str, files: int) -> IngestReport:
+    """Write the checked rows (good to transactions and the side table, bad to quarantine), log the ingest, and
+    report it (its notes: what the side table's cap left out)."""
+    rows_read, loaded, quarantined = _write_rows(cur, ingest_id, plan.widen)
+    _, side_notes = write_side_rows(cur, ingest_id, plan.side)
     reasons = _reason_counts(cur)
     seconds = time.perf_counter() - started
     cur.execute("INSERT INTO ingests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'ok')",
@@ -157,101 +163,23 @@ def finish_load(cur: duckdb.DuckDBPyConnection, ingest_id: int, source: str, sha
                  json.dumps(mapping.to_dict()), engine])
     return IngestReport(ingest_id, source, "ok", rows_read, loaded, quarantined, reasons, seconds,
                         mapping.to_dict(), f"loaded {loaded:,} of {rows_read:,} rows; {quarantined:,} quarantined",
-                        files=files, engine=engine)
-
-
-def _extra_name(source_col: str) -> str:
-    name = re.sub(r"[^0-9a-zA-Z_]+", "_", str(source_col)).strip("_").lower()[:60] or "col"
-    if name[0].isdigit():
-        name = "x_" + name
-    if name in TARGETS or name in ("ingest_id",) or name.startswith("__"):
-        name = "src_" + name
-    return name
-
-
-EXISTING_COLUMNS_SQL = ("SELECT column_name, data_type FROM information_schema.columns "
-                         "WHERE table_name = 'transactions'")
-
-
-def _add_extra_columns(cur: duckdb.DuckDBPyConnection, staged: Staged,
-                       mapping: ColumnMapping) -> dict[str, tuple[str, str]]:
-    """Add unmapped source columns to `transactions` (numbers as DOUBLE); return source -> (name, type)."""
-    existing = dict(cur.execute(EXISTING_COLUMNS_SQL).fetchall())
-    mapped = set(mapping.columns.values())
-    numeric = numeric_sources(cur, staged, kept_extras(staged.columns, mapping))
-    extras = plan_extras(existing, staged.columns, mapped, numeric)
-    create_extra_columns(cur, extras)
-    return extras
-
-
-def kept_extras(columns: list[str], mapping: ColumnMapping) -> list[str]:
-    """The unmapped source columns a load keeps as extra columns: the first MAX_EXTRA_COLUMNS, in file order."""
-    mapped = set(mapping.columns.values())
-    return [c for c in columns if c not in mapped][:MAX_EXTRA_COLUMNS]
-
-
-def extras_notes(columns: list[str], mapping: ColumnMapping) -> tuple[str, ...]:
-    """A note naming the unmapped columns dropped beyond the first MAX_EXTRA_COLUMNS (none when all are kept)."""
-    mapped = set(mapping.columns.values())
-    dropped = [c for c in columns if c not in mapped][MAX_EXTRA_COLUMNS:]
-    if not dropped:
-        return ()
-    names = ", ".join(str(c) for c in dropped[:10]) + (", …" if len(dropped) > 10 else "")
-    return (f"{len(dropped)} unmapped column(s) beyond the first {MAX_EXTRA_COLUMNS} were not loaded: {names}",)
-
-
-def plan_extras(existing: dict[str, str], columns: list[str], mapped: set[str],
-                 numeric: set[str]) -> dict[str, tuple[str, str]]:
-    """Name and type for each kept unmapped source column, avoiding clashes with existing columns of another type."""
-    extras: dict[str, tuple[str, str]] = {}
-    taken: set[str] = set()
-    unmapped = [c for c in columns if c not in mapped][:MAX_EXTRA_COLUMNS]
-    for col in unmapped:
-        sqltype = "DOUBLE" if col in numeric else "VARCHAR"
-        base = name = _extra_name(col)
-        n = 1
-        while name in taken or (name in existing and existing[name] != sqltype):
-            n += 1
-            name = f"{base}_{n}"
-        taken.add(name)
-        extras[col] = (name, sqltype)
-    return extras
-
-
-def create_extra_columns(cur: duckdb.DuckDBPyConnection, extras: dict[str, tuple[str, str]]) -> None:
-    existing = dict(cur.execute(EXISTING_COLUMNS_SQL).fetchall())
-    for name, sqltype in extras.values():
-        if name not in existing:
-            cur.execute(f"ALTER TABLE transactions ADD COLUMN {quote_ident(name)} {sqltype}")
-        elif existing[name] != sqltype:
-            raise IngestError(f"column {name!r} changed type ({existing[name]} in the workspace, {sqltype} now) "
-                              "while this load ran; load again")
-
-
-def numeric_sources(cur: duckdb.DuckDBPyConnection, staged: Staged, cols: list[str]) -> set[str]:
-    """Unmapped columns to keep as numbers: typed numeric, or text whose sampled values all read as numbers."""
-    numeric = {c for c in cols if value_kind(staged.types[c]) == "number"}
-    text_cols = [c for c in cols if value_kind(staged.types[c]) == "text"]
-    if text_cols:
-        checks = ", ".join(f"count({text_expr(c)}) > 0 AND count({text_expr(c)}) = count(TRY_CAST({text_expr(c)} AS DOUBLE))"
-                           for c in text_cols)
-        row = cur.execute(f"SELECT {checks} FROM (SELECT * FROM {staged.sql} LIMIT {SAMPLE_ROWS})",
-                          staged.params).fetchone()
-        numeric |= {c for c, ok in zip(text_cols, row) if ok}
-    return numeric
+                        files=files, engine=engine, notes=tuple(side_notes))
 
 
 def build_checked(cur: duckdb.DuckDBPyConnection, staged: Staged, mapping: ColumnMapping,
-                   extras: dict[str, tuple[str, str]], file_names: list[str] | None = None) -> None:
-    """Temp table _checked: typed canonical columns, extras, __reason ('' when good) and __raw for bad rows.
+                  plan: ExtrasPlan, file_names: list[str] | None = None) -> None:
+    """Temp table _checked: typed canonical columns, consented extras, kept-aside values (__s_i), __reason ('' when
+    good) and __raw for bad rows.
 
     The raw record names its file when `file_names` is given (default: when the load has several files).
     """
     now = utcnow().strftime("%Y-%m-%d %H:%M:%S")
+    extras = plan.widen
     reasons = ", ".join(row_reasons(mapping, extras, staged, now))
-    typed = f"(SELECT *, {', '.join(select_typed(staged, mapping, extras))} FROM {staged.sql})"
+    typed = f"(SELECT *, {', '.join(select_typed(staged, mapping, extras, plan.side))} FROM {staged.sql})"
     outer = [f"__t_{t} AS {t}" for t in TARGETS] + [f"__x_{k} AS {quote_ident(name)}"
                                                     for k, (name, _) in enumerate(extras.values())]
+    outer += [f"__s_{k}" for k in range(len(plan.side))]
     params = dict(staged.params)
     if file_names is None and len(staged.files) > 1:
         file_names = [str(f.path) for f in staged.files]
@@ -263,7 +191,7 @@ def build_checked(cur: duckdb.DuckDBPyConnection, staged: Staged, mapping: Colum
                CASE WHEN __reason <> '' THEN {raw_json(staged, bool(file_names), mapping.columns.get("card_id"))}
                END AS __raw
         FROM (SELECT *, concat_ws('; ', {reasons}) AS __reason
-              FROM {with_generated_ids(typed, mapping, extras)})
+              FROM {with_generated_ids(typed, mapping, extras, plan.side)})
     """, params)
 
 
@@ -279,11 +207,12 @@ def refuse_unreadable_key(cur: duckdb.DuckDBPyConnection, mapping: ColumnMapping
                               f"column{' or set the time unit' if target == 'ts' else ''} in the mapping")
 
 
-def mark_duplicates(cur: duckdb.DuckDBPyConnection, extras: dict[str, tuple[str, str]]) -> None:
+def mark_duplicates(cur: duckdb.DuckDBPyConnection, plan: ExtrasPlan) -> None:
     """Quarantine repeats of a transaction_id within this load and ids the workspace already holds."""
     typed = [f"{t} := {mask_card_sql(t) if t == 'card_id' else t}" for t in TARGETS]
     typed += [f"{quote_ident(n)} := {mask_card_sql(quote_ident(n)) if is_card_column(col) or is_card_column(n) else quote_ident(n)}"
-              for col, (n, _) in extras.items()]
+              for col, (n, _) in plan.widen.items()]
+    typed += [f"{quote_ident(col)} := __s_{k}" for k, col in enumerate(plan.side)]  # already masked
     raw = f"to_json(struct_pack({', '.join(typed)}))"
     cur.execute(f"""
         UPDATE _checked SET __reason = 'duplicate transaction_id in this load: ' || left(transaction_id, 60),

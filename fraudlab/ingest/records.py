@@ -25,7 +25,9 @@ AMOUNT_LIMIT = 1e12
 # Numeric extra columns must fit a float32 (3.4e38), the widest type models and charts convert them to.
 EXTRA_NUMBER_LIMIT = 3.4e38
 # Bounds on the work one load may ask for: columns per file, files and folder depth of a glob, a field's size (a
-# longer field or a NUL byte quarantines its row), a line's size (beyond it the file is refused), extra columns kept.
+# longer field or a NUL byte quarantines its row), a line's size (beyond it the file is refused), extra columns added
+# to `transactions` (only those the user chose), unmapped columns kept aside in `transaction_extras` and the values
+# one load writes there.
 MAX_COLUMNS = 256
 MAX_GLOB_FILES = 10_000
 MAX_GLOB_DEPTH = 6
@@ -35,6 +37,8 @@ MAX_EXTRA_COLUMNS = 64
 # A browser upload is held in memory and copied to a temporary file: the same cap as `maxUploadSize` in
 # .streamlit/config.toml (a larger file goes in a data folder and is loaded by path).
 MAX_UPLOAD_BYTES = 200 << 20
+MAX_SIDE_COLUMNS = 128
+MAX_SIDE_VALUES = 50_000_000
 # DuckDB memory while a load runs: above it, temp tables and sorts spill to disk (keeps peak RSS of a 10M-row load
 # low). It is a database-wide setting, restored when the load ends.
 INGEST_MEMORY_LIMIT = "2GB"

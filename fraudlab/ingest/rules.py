@@ -119,8 +119,10 @@ def _typed_expr(target: str, col: str, sqltype: str, mapping: ColumnMapping) -> 
     return text_expr(col, sqltype)
 
 
-def select_typed(staged: Staged, mapping: ColumnMapping, extras: dict[str, tuple[str, str]]) -> list[str]:
-    """Select-list items: typed canonical columns as __t_<name>, their raw text as __r_<name>, extras as __x_i."""
+def select_typed(staged: Staged, mapping: ColumnMapping, extras: dict[str, tuple[str, str]],
+                 side: dict[str, str] | None = None) -> list[str]:
+    """Select-list items: typed canonical columns as __t_<name>, their raw text as __r_<name>, extras as __x_i;
+    kept-aside columns as stored (text, card numbers masked) as __s_i and as read for the content id as __sx_i."""
     items = []
     for target in TARGETS:
         col = mapping.columns.get(target)
@@ -131,32 +133,42 @@ def select_typed(staged: Staged, mapping: ColumnMapping, extras: dict[str, tuple
         if target in KEY_COLUMNS or TARGETS[target] != "VARCHAR":
             items.append(f"{text_expr(col, staged.types[col])} AS __r_{target}")
     for k, (col, (_name, sqltype)) in enumerate(extras.items()):
-        if sqltype == "DOUBLE":
-            items.append(f"{_double(col, staged.types[col])} AS __x_{k}")
-            if value_kind(staged.types[col]) == "text":
-                items.append(f"{text_expr(col)} AS __xr_{k}")
-        else:
-            items.append(f"{text_expr(col, staged.types[col]) if value_kind(staged.types[col]) != 'text' else quote_ident(col)}"
-                         f" AS __x_{k}")
+        items.append(f"{_extra_value(col, staged.types[col], sqltype)} AS __x_{k}")
+        if sqltype == "DOUBLE" and value_kind(staged.types[col]) == "text":
+            items.append(f"{text_expr(col)} AS __xr_{k}")
+    for k, (col, sqltype) in enumerate((side or {}).items()):
+        items.append(f"{_extra_value(col, staged.types[col], sqltype)} AS __sx_{k}")
+        stored = _extra_value(col, staged.types[col], "VARCHAR")
+        items.append(f"{mask_card_sql(stored) if is_card_column(col) else stored} AS __s_{k}")
     return items
+
+
+def _extra_value(col: str, srctype: str, sqltype: str) -> str:
+    """An unmapped column's value: a DOUBLE when planned as a number, else its text as read."""
+    if sqltype == "DOUBLE":
+        return _double(col, srctype)
+    return quote_ident(col) if value_kind(srctype) == "text" else text_expr(col, srctype)
 
 
 # Columns that do not make a transaction what it is: a later file may correct its label without it becoming new.
 NOT_CONTENT = ("transaction_id", "is_fraud", "label_ts")
 
 
-def with_generated_ids(typed_sql: str, mapping: ColumnMapping, extras: dict[str, tuple[str, str]]) -> str:
+def with_generated_ids(typed_sql: str, mapping: ColumnMapping, extras: dict[str, tuple[str, str]],
+                       side: dict[str, str] | None = None) -> str:
     """SQL over `typed_sql` (rows of :func:`select_typed`) that fills a missing transaction_id from the row's content.
 
-    The id is a hash of the typed values (canonical columns as loaded, then extra columns by source name) and the
+    The id is a hash of the typed values (canonical columns as loaded, then the unmapped columns by source name,
+    whether added to `transactions` or kept aside, so the choice does not change the id) and the
     row's occurrence number among identical rows of its file, so the same rows re-saved (other line ends, a blank
     line, recompressed, reordered) get the same ids and a reload adds nothing.
     """
     if "transaction_id" in mapping.columns:
         return typed_sql
     fields = [f"{t} := __t_{t}" for t in TARGETS if t not in NOT_CONTENT]
-    fields += [f"{quote_ident('x_' + str(col))} := __x_{k}"
-               for col, k in sorted((col, k) for k, col in enumerate(extras))]
+    unmapped = [(col, f"__x_{k}") for k, col in enumerate(extras)]
+    unmapped += [(col, f"__sx_{k}") for k, col in enumerate(side or {})]
+    fields += [f"{quote_ident('x_' + str(col))} := {ref}" for col, ref in sorted(unmapped)]
     content = f"sha256(to_json(struct_pack({', '.join(fields)})))"
     return (f"(SELECT * REPLACE (left(__h, 20) || '-' || CAST(row_number() OVER (PARTITION BY __fidx, __h "
             f"ORDER BY __row) AS VARCHAR) AS __t_transaction_id) FROM (SELECT *, {content} AS __h FROM {typed_sql}))")
