@@ -24,7 +24,7 @@ SOURCES = ("data", "analyst")
 _BEGINNING = "TIMESTAMP '1900-01-01'"
 
 
-def resolved_sql(as_of_param: str | None = "$as_of") -> str:
+def resolved_sql(as_of_param: str | None = "$as_of", table: str = "labels") -> str:
     """SQL of (transaction_id, label, trusted, known_at): the label of each transaction known at `as_of`.
 
     `trusted` is false when an analyst's label is involved (the promotion guard holds those apart); `as_of_param`
@@ -40,10 +40,10 @@ def resolved_sql(as_of_param: str | None = "$as_of") -> str:
                                   coalesce(label_ts, {_BEGINNING}))) AS label,
                bool_and(source = 'data') AS trusted,
                max(coalesce(label_ts, {_BEGINNING})) AS known_at
-        FROM labels WHERE {known} GROUP BY transaction_id"""
+        FROM {table} WHERE {known} GROUP BY transaction_id"""
 
 
-def fraud_known_sql() -> str:
+def fraud_known_sql(table: str = "labels") -> str:
     """SQL of (transaction_id, known): when each transaction that is fraud by its current label became known as fraud.
 
     Used by point-in-time features: a fraud counts in a window only once it was known. `known` is NULL when the
@@ -51,7 +51,7 @@ def fraud_known_sql() -> str:
     """
     return f"""
         SELECT l.transaction_id, min(l.label_ts) AS known
-        FROM labels l JOIN ({resolved_sql(None)}) r USING (transaction_id)
+        FROM {table} l JOIN ({resolved_sql(None, table)}) r USING (transaction_id)
         WHERE l.is_fraud AND r.label GROUP BY l.transaction_id"""
 
 

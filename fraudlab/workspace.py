@@ -169,6 +169,15 @@ CREATE TABLE IF NOT EXISTS cases AS
 CREATE TABLE IF NOT EXISTS feature_defs (name VARCHAR, version BIGINT, definition VARCHAR, created_by VARCHAR,
                                          created_at TIMESTAMP, active BOOLEAN);
 """,
+    # 11: the HTTP API: keys per integration (only their sha256 is kept) and every live-scored event with the answer
+    #     it got (a retry with the same transaction_id gets the stored answer) and the fields the schema has no
+    #     column for (kept, not dropped).
+    11: """
+CREATE TABLE IF NOT EXISTS api_keys (name VARCHAR PRIMARY KEY, key_sha256 VARCHAR, created_at TIMESTAMP,
+                                     created_by VARCHAR, revoked_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS api_events (transaction_id VARCHAR PRIMARY KEY, received_at TIMESTAMP, key_name VARCHAR,
+                                       answer VARCHAR, extra VARCHAR);
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 
@@ -241,7 +250,8 @@ class Workspace:
                 raise WorkspaceError(f"workspace {self.path} has schema version {current}, newer than this "
                                      f"fraudlab ({SCHEMA_VERSION}): upgrade fraudlab to open it")
             for version in range(current + 1, SCHEMA_VERSION + 1):
-                cur.execute(MIGRATIONS[version])
+                if version in MIGRATIONS:  # numbers may have gaps (branches merged in any order)
+                    cur.execute(MIGRATIONS[version])
             cur.execute("INSERT OR REPLACE INTO meta VALUES ('schema_version', ?)", [str(SCHEMA_VERSION)])
 
     @property

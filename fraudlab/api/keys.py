@@ -1,0 +1,80 @@
+"""API keys, one per integration: only their sha256 is stored; the key itself is shown once, when created.
+
+The demo session needs none: while no key was ever created and the workspace holds nothing but the bundled sample
+(plus events posted to the API), requests are answered without one. Anything else needs `Authorization: Bearer KEY`.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+
+import pandas as pd
+
+from fraudlab.config import SAMPLE_PATH
+from fraudlab.errors import FraudlabError
+from fraudlab.workspace import Workspace, file_sha256, utcnow
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+def key_hash(key: str) -> str:
+    """The sha256 (hex) of a key: all the workspace keeps of it."""
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(ws: Workspace, name: str, who: str = "system") -> str:
+    """A fresh key for integration `name` (returned once, stored only as its hash); a live name is refused."""
+    if not NAME.match(name or ""):
+        raise FraudlabError("a key name is 1-63 letters, digits, '.', '_' or '-', e.g. 'checkout-service'")
+    key = secrets.token_urlsafe(32)
+    with ws.write("api_key_created", who, {"name": name}, bump=False) as cur:
+        row = cur.execute("SELECT revoked_at FROM api_keys WHERE name = ?", [name]).fetchone()
+        if row is not None and row[0] is None:
+            raise FraudlabError(f"an API key named {name!r} exists: revoke it first or choose another name")
+        cur.execute("INSERT OR REPLACE INTO api_keys VALUES (?, ?, ?, ?, NULL)", [name, key_hash(key), utcnow(), who])
+    return key
+
+
+def revoke_key(ws: Workspace, name: str, who: str = "system") -> None:
+    """Revoke a key by name (its requests get 401 from now on)."""
+    with ws.write("api_key_revoked", who, {"name": name}, bump=False) as cur:
+        found = cur.execute("UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
+                            [utcnow(), name]).fetchone()[0]
+        if not found:
+            raise FraudlabError(f"no live API key named {name!r}")
+
+
+def list_keys(ws: Workspace) -> pd.DataFrame:
+    """Every key's name, who created it and when, and when it was revoked (never the key or its hash)."""
+    return ws.df("SELECT name, created_at, created_by, revoked_at FROM api_keys ORDER BY created_at")
+
+
+def key_name(ws: Workspace, key: str | None) -> str | None:
+    """The name of the live key `key`, or None."""
+    if not key:
+        return None
+    digest = key_hash(key)
+    rows = ws.df("SELECT name, key_sha256 FROM api_keys WHERE revoked_at IS NULL")
+    for name, stored in zip(rows["name"], rows["key_sha256"]):
+        if hmac.compare_digest(str(stored), digest):
+            return str(name)
+    return None
+
+
+_SAMPLE_SHA: list[str] = []
+
+
+def _sample_sha() -> str:
+    if not _SAMPLE_SHA:
+        _SAMPLE_SHA.append(file_sha256(SAMPLE_PATH) if SAMPLE_PATH.exists() else "")
+    return _SAMPLE_SHA[0]
+
+
+def is_demo(ws: Workspace) -> bool:
+    """True while no API key was ever created and every load was the bundled sample (then no key is needed)."""
+    if ws.scalar("SELECT count(*) FROM api_keys"):
+        return False
+    loads = ws.df("SELECT DISTINCT sha256 FROM ingests WHERE status = 'ok'")["sha256"].tolist()
+    return bool(loads) and all(sha == _sample_sha() for sha in loads)

@@ -1,0 +1,123 @@
+"""Starlette routes of the API: `GET /api/v1/health`, `POST /api/v1/score`; JSON errors a client can act on.
+
+| status | when |
+|---|---|
+| 400 | the body is not one JSON object, or a field is missing or unreadable (`error.field` names it) |
+| 401 | no valid `Authorization: Bearer KEY` (not needed in the demo session) |
+| 409 | the transaction_id belongs to a transaction loaded in batch |
+| 413 | the body is larger than MAX_BODY_BYTES |
+| 503 | the workspace cannot be opened or has no features yet |
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from fraudlab.api.events import BadEvent
+from fraudlab.api.keys import is_demo, key_name
+from fraudlab.api.service import Conflict, LiveScoring, NotReady
+from fraudlab.errors import FraudlabError, WorkspaceError
+from fraudlab.workspace import Workspace
+
+MAX_BODY_BYTES = 64 * 1024
+LOG = logging.getLogger("fraudlab.api")
+
+
+def error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    """A JSON error answer: {"error": {"code", "message", "field"?}}."""
+    body = {"code": code, "message": message} | ({"field": field} if field else {})
+    return JSONResponse({"error": body}, status_code=status)
+
+
+class TooLarge(Exception):
+    """The request body passed the size limit."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused past `limit` bytes whether or not the client declared its length."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def bearer(request: Request) -> str | None:
+    """The key of an `Authorization: Bearer KEY` header, if any."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    return key.strip() if scheme.lower() == "bearer" and key.strip() else None
+
+
+def build_routes(get_workspace: Callable[[], Workspace], max_body: int = MAX_BODY_BYTES,
+                 budget_ms: float | None = None) -> list[Route]:
+    """The API's routes over the server's open workspace (`get_workspace` returns that one object each call)."""
+    services: dict[int, LiveScoring] = {}
+    guard = threading.Lock()
+
+    def service() -> LiveScoring:
+        ws = get_workspace()
+        with guard:
+            found = services.get(id(ws))
+            if found is None or found.ws is not ws:
+                found = LiveScoring(ws) if budget_ms is None else LiveScoring(ws, budget_ms)
+                services.clear()
+                services[id(ws)] = found
+            return found
+
+    def authorise(request: Request, svc: LiveScoring) -> tuple[bool, str | None]:
+        name = key_name(svc.ws, bearer(request))
+        return (name is not None or is_demo(svc.ws)), name
+
+    async def health(request: Request) -> JSONResponse:
+        try:
+            status = await run_in_threadpool(lambda: service().status())
+        except WorkspaceError as exc:
+            return error(503, "workspace_unavailable", str(exc))
+        return JSONResponse({"status": "ok", **status})
+
+    async def score(request: Request) -> JSONResponse:
+        try:
+            body = await read_body(request, max_body)
+        except TooLarge:
+            return error(413, "too_large", f"the body is larger than {max_body:,} bytes: send one transaction")
+        try:
+            payload = json.loads(body or b"null")
+        except (ValueError, UnicodeDecodeError):
+            return error(400, "bad_json", "the body is not JSON: send one transaction as a JSON object", "body")
+
+        def work() -> JSONResponse:
+            svc = service()
+            allowed, name = authorise(request, svc)
+            if not allowed:
+                return error(401, "unauthorised", "send a valid key as 'Authorization: Bearer KEY' "
+                                                  "(create one with `python -m fraudlab api-keys create NAME`)")
+            return JSONResponse(svc.score(payload, name))
+
+        try:
+            return await run_in_threadpool(work)
+        except BadEvent as exc:
+            return error(400, "bad_field", str(exc), exc.field)
+        except Conflict as exc:
+            return error(409, "conflict", str(exc), "transaction_id")
+        except (NotReady, WorkspaceError) as exc:
+            return error(503, "not_ready", str(exc))
+        except FraudlabError as exc:
+            LOG.warning("live scoring refused an event: %s", exc)
+            return error(422, "unprocessable", str(exc))
+        except Exception:  # noqa: BLE001 - a client gets JSON, the log gets the traceback
+            LOG.exception("live scoring failed")
+            return error(500, "internal", "the event could not be scored; the server log has the details")
+
+    return [Route("/api/v1/health", health, methods=["GET"]), Route("/api/v1/score", score, methods=["POST"])]
