@@ -130,7 +130,6 @@ def _features(args) -> int:
     ws = Workspace()
     if args.engine == "dask":
         from fraudlab.features_dask import build_features_dask
-
         report = build_features_dask(ws, args.label_delay_days, who="cli")
     else:
         report = build_features(ws, args.label_delay_days, who="cli")
@@ -361,10 +360,24 @@ def _bench(args) -> int:
     return 1 if failed else 0
 
 
+# ---------------------------------------------------------------------------------------------- api-keys
+
+def _add_api_keys(sub) -> None:
+    p = sub.add_parser("api-keys", help="HTTP API keys: create NAME (prints the key once), list, revoke NAME")
+    p.add_argument("action", choices=("create", "list", "revoke"))
+    p.add_argument("name", nargs="?", default=None)
+    p.set_defaults(func=lambda args: print("\n".join(_api_keys(args))) or 0)
+
+
+def _api_keys(args) -> list[str]:
+    from fraudlab.api.keys import key_command
+    return key_command(Workspace(), args.action, args.name, who="cli")
+
+
 # ---------------------------------------------------------------------------------------------- entry
 
 COMMANDS = (_add_generate, _add_ingest, _add_features, _add_train, _add_score, _add_evaluate, _add_drift,
-            _add_bench)
+            _add_bench, _add_api_keys)
 
 
 def build_parser() -> argparse.ArgumentParser:

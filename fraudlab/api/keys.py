@@ -78,3 +78,21 @@ def is_demo(ws: Workspace) -> bool:
         return False
     loads = ws.df("SELECT DISTINCT sha256 FROM ingests WHERE status = 'ok'")["sha256"].tolist()
     return bool(loads) and all(sha == _sample_sha() for sha in loads)
+
+
+def key_command(ws: Workspace, action: str, name: str | None, who: str = "system") -> list[str]:
+    """What `python -m fraudlab api-keys ACTION [NAME]` does, as the lines it prints."""
+    if action == "list":
+        keys = list_keys(ws)
+        return [f"{r.name:<24} created {r.created_at:%Y-%m-%d %H:%M} by {r.created_by}"
+                + (f", revoked {r.revoked_at:%Y-%m-%d %H:%M}" if not pd.isna(r.revoked_at) else "")
+                for r in keys.itertuples()] or ["no API keys yet (the demo session needs none)"]
+    if not name:
+        raise FraudlabError(f"api-keys {action} needs a NAME")
+    if action == "create":
+        return [create_key(ws, name, who), f"(the key for {name!r}, shown once: only its sha256 is stored; "
+                                           "send it as 'Authorization: Bearer KEY')"]
+    if action == "revoke":
+        revoke_key(ws, name, who)
+        return [f"revoked the API key {name!r}"]
+    raise FraudlabError(f"unknown api-keys action {action!r}: create, list or revoke")
