@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from typing import Callable
 
 from starlette.concurrency import run_in_threadpool
@@ -22,7 +23,7 @@ from starlette.routing import Route
 
 from fraudlab.api.events import BadEvent
 from fraudlab.api.keys import is_demo, key_name
-from fraudlab.api.service import Conflict, LiveScoring, NotReady
+from fraudlab.api.service import RECHECK_S, Conflict, LiveScoring, NotReady
 from fraudlab.errors import FraudlabError, WorkspaceError
 from fraudlab.workspace import Workspace
 
@@ -60,9 +61,39 @@ def bearer(request: Request) -> str | None:
     return key.strip() if scheme.lower() == "bearer" and key.strip() else None
 
 
+class KeyCache:
+    """Answers of the key check, kept `ttl_s` seconds (a revoked key stops working within that)."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._seen: dict[str | None, tuple[float, bool, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, ws: Workspace, key: str | None) -> tuple[bool, str | None]:
+        """(allowed, key name) for a request carrying `key` (None: no key)."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._seen.get(key)
+            if hit is not None and now - hit[0] < self.ttl_s:
+                return hit[1], hit[2]
+        name = key_name(ws, key)
+        allowed = name is not None or is_demo(ws)
+        with self._lock:
+            if len(self._seen) > 1_000:
+                self._seen.clear()
+            self._seen[key] = (now, allowed, name)
+        return allowed, name
+
+
 def build_routes(get_workspace: Callable[[], Workspace], max_body: int = MAX_BODY_BYTES,
-                 budget_ms: float | None = None) -> list[Route]:
-    """The API's routes over the server's open workspace (`get_workspace` returns that one object each call)."""
+                 budget_ms: float | None = None, recheck_s: float | None = None) -> list[Route]:
+    """The API's routes over the server's open workspace (`get_workspace` returns that one object each call).
+
+    `budget_ms`: per model step of the scoring chain; `recheck_s`: how often the feature set, models and keys are
+    checked for changes (0: every request).
+    """
+    options = {k: v for k, v in (("budget_ms", budget_ms), ("recheck_s", recheck_s)) if v is not None}
+    keys = KeyCache(RECHECK_S if recheck_s is None else recheck_s)
     services: dict[int, LiveScoring] = {}
     guard = threading.Lock()
 
@@ -71,14 +102,13 @@ def build_routes(get_workspace: Callable[[], Workspace], max_body: int = MAX_BOD
         with guard:
             found = services.get(id(ws))
             if found is None or found.ws is not ws:
-                found = LiveScoring(ws) if budget_ms is None else LiveScoring(ws, budget_ms)
+                found = LiveScoring(ws, **options)
                 services.clear()
                 services[id(ws)] = found
             return found
 
     def authorise(request: Request, svc: LiveScoring) -> tuple[bool, str | None]:
-        name = key_name(svc.ws, bearer(request))
-        return (name is not None or is_demo(svc.ws)), name
+        return keys.check(svc.ws, bearer(request))
 
     async def health(request: Request) -> JSONResponse:
         try:

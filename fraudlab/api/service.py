@@ -24,6 +24,7 @@ from fraudlab.scoring import CaseScore, Scorer
 from fraudlab.workspace import Workspace, utcnow
 
 SCORE_BUDGET_MS = 50.0  # per model step of the chain; past it the next step answers
+RECHECK_S = 1.0  # a changed feature set, registry or model file is noticed within this
 TOP_REASONS = 5
 
 
@@ -64,26 +65,38 @@ def reason_codes(result: CaseScore) -> list[dict]:
 class LiveScoring:
     """Scores posted transactions against one open workspace (plans and models loaded once, reloaded on change)."""
 
-    def __init__(self, ws: Workspace, budget_ms: float = SCORE_BUDGET_MS) -> None:
+    def __init__(self, ws: Workspace, budget_ms: float = SCORE_BUDGET_MS, recheck_s: float = RECHECK_S) -> None:
         self.ws = ws
         self.budget_ms = budget_ms
+        self.recheck_s = recheck_s  # how long a check that nothing changed (plan, models, columns) holds
         self._lock = threading.Lock()
         self._plan: LivePlan | None = None
         self._models: _Models | None = None
-        self._types: tuple[int, dict[str, str]] | None = None
+        self._types: dict[str, str] | None = None
+        self._checked: dict[str, float] = {}
+
+    def _due(self, what: str) -> bool:
+        """True when `what` should be checked against the workspace again (at most every `recheck_s` seconds)."""
+        now = time.monotonic()
+        if now - self._checked.get(what, -1e18) < self.recheck_s:
+            return False
+        self._checked[what] = now
+        return True
 
     # ------------------------------------------------------------------------------------------ cached state
 
     def column_types(self) -> dict[str, str]:
-        """Column -> SQL type of `transactions` (re-read when the column count changes)."""
-        rows = self.ws.df("SELECT column_name, data_type FROM information_schema.columns "
-                          "WHERE table_name = 'transactions' ORDER BY ordinal_position")
-        if self._types is None or self._types[0] != len(rows):
-            self._types = (len(rows), dict(zip(rows["column_name"], rows["data_type"])))
-        return self._types[1]
+        """Column -> SQL type of `transactions` (re-read every `recheck_s`: a load may add columns)."""
+        if self._types is None or self._due("types"):
+            rows = self.ws.df("SELECT column_name, data_type FROM information_schema.columns "
+                              "WHERE table_name = 'transactions' ORDER BY ordinal_position")
+            self._types = dict(zip(rows["column_name"], rows["data_type"]))
+        return self._types
 
     def plan(self) -> LivePlan:
         """The live feature plan, rebuilt when the feature set changed."""
+        if self._plan is not None and not self._due("plan"):
+            return self._plan
         if not self.ws.has_table("features") or not self.ws.count("feature_meta"):
             raise NotReady("features are not built yet: open the app once (it prepares the workspace) or run "
                            "`python -m fraudlab features`")
@@ -97,6 +110,8 @@ class LiveScoring:
 
     def models(self) -> _Models:
         """The chain's models, reloaded when the registry changes or a model file is removed or replaced."""
+        if self._models is not None and not self._due("models"):
+            return self._models
         key = (models_stamp(self.ws), _model_files(self.ws))
         if self._models is None or self._models.key != key:
             scorer = Scorer(self.ws, budget_ms=self.budget_ms, threads=1)
