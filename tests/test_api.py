@@ -286,3 +286,26 @@ def test_the_real_server_serves_the_ui_and_the_api_in_one_process(app_workspace)
         assert ws.scalar("SELECT count(*) FROM transactions WHERE transaction_id = 'wire-1'") == 1
     finally:
         ws.close()
+
+
+def test_concurrent_events_are_decided_together_and_stored_once(keyed, api_base):
+    """Requests arriving while others are decided wait and are decided as one batch; a repeated id in flight gets
+    the first copy's answer; every event is stored exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client, headers, ws = keyed
+    bodies = [event(row) for _i, row in api_base[1].iloc[:24].iterrows()]
+    bodies += bodies[:4]  # retries sent while the originals may still be in flight
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(lambda b: client.post("/api/v1/score", json=b, headers=headers), bodies))
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200][:2]
+    got = [a.json() for a in answers]
+    assert max(g.get("batch", 1) for g in got) > 1, "some events were decided together"
+    for first, retry in zip(got[:4], got[24:]):
+        assert retry.get("replayed") or first.get("replayed")
+        assert {k: v for k, v in retry.items() if k != "replayed"} == {k: v for k, v in first.items()
+                                                                        if k != "replayed"}
+    counts = ws.df("SELECT transaction_id, count(*) AS n FROM scores WHERE transaction_id IN (SELECT unnest($i)) "
+                   "GROUP BY 1", {"i": [b["transaction_id"] for b in bodies]})
+    assert len(counts) == 24 and counts["n"].eq(1).all()
+    assert ws.count("transactions") == ws.count("features") == ws.count("scores")

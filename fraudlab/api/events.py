@@ -124,12 +124,13 @@ def parse_event(payload: Any, column_types: dict[str, str]) -> tuple[dict, dict]
     return row, extra
 
 
-def row_select(row: dict, column_types: dict[str, str]) -> tuple[str, dict]:
-    """SELECT of one parsed row, typed as its columns (card numbers masked as at ingest), with named parameters."""
+def row_select(row: dict, column_types: dict[str, str], prefix: str = "c") -> tuple[str, dict]:
+    """SELECT of one parsed row, typed as its columns (card numbers masked as at ingest), with named parameters
+    (`prefix` keeps several rows' parameters apart in one statement)."""
     params, exprs = {}, []
     for i, name in enumerate(row):
-        params[f"c{i}"] = row[name]
-        expr = f"CAST($c{i} AS {column_types[name]})"
+        params[f"{prefix}{i}"] = row[name]
+        expr = f"CAST(${prefix}{i} AS {column_types[name]})"
         exprs.append(f"{mask_card_sql(expr) if name == 'card_id' else expr} AS {quote_ident(name)}")
     return f"SELECT {', '.join(exprs)}", params
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Callable
 
 import duckdb
@@ -102,46 +103,54 @@ def live_plan(ws: Workspace) -> LivePlan:
     return LivePlan(plan, delay_days, definitions, tuple(ws.columns("transactions")), columns, spans, stamp)
 
 
-def _history_sql(live: LivePlan, row: dict) -> tuple[str, dict]:
-    """SELECT of the earlier events the new row's windows can reach (any of its keys, within that key's span), and
-    the new row itself (the relation `_live_in`)."""
-    params: dict = {"id": row["transaction_id"], "ts": row["ts"]}
+def _history_sql(live: LivePlan, rows: list[dict]) -> tuple[str, dict]:
+    """SELECT of the earlier events the new rows' windows can reach (any of their keys, within that key's span), and
+    the new rows themselves (the relation `_live_in`)."""
+    params: dict = {"ids": [r["transaction_id"] for r in rows], "ts_max": max(r["ts"] for r in rows)}
     conditions = []
     for i, (key, span) in enumerate(live.spans.items()):
-        if row.get(key) is None:
+        keyed = [r for r in rows if r.get(key) is not None]
+        if not keyed:
             continue
-        params[f"k{i}"] = row[key]
-        condition = f"{quote_ident(key)} = $k{i}"
+        params[f"k{i}"] = sorted({r[key] for r in keyed})
+        condition = f"{quote_ident(key)} IN (SELECT unnest($k{i}))"
         if span is not None:
-            condition += f" AND ts >= $ts - to_seconds({int(span)})"
+            params[f"from{i}"] = min(r["ts"] for r in keyed) - timedelta(seconds=int(span))
+            condition += f" AND ts >= $from{i}"
         conditions.append(f"({condition})")
     where = " OR ".join(conditions) or "false"
-    return (f"SELECT * FROM transactions WHERE ts <= $ts AND transaction_id <> $id AND ({where}) "
-            f"UNION ALL BY NAME SELECT * FROM {NEW_ROW}"), params
+    return (f"SELECT * FROM transactions WHERE ts <= $ts_max AND transaction_id NOT IN (SELECT unnest($ids)) "
+            f"AND ({where}) UNION ALL BY NAME SELECT * FROM {NEW_ROW}"), params
 
 
-def _keyed(row: dict, params: dict) -> Callable[[str, str | None], str]:
-    """A relation of only the rows sharing the new row's value of a key (partitions of other values change nothing
-    for the new row, so they need not be computed); the values go into `params`."""
+def _keyed(rows: list[dict], params: dict) -> Callable[[str, str | None], str]:
+    """A relation of only the rows sharing a new row's value of a key (partitions of other values change nothing
+    for the new rows, so they need not be computed); the values go into `params`."""
     def restrict(relation: str, key: str | None) -> str:
-        if key is None or row.get(key) is None:
+        values = sorted({r[key] for r in rows if key is not None and r.get(key) is not None})
+        if not values:
             return relation
-        name = f"key_{list(row).index(key)}"
-        params[name] = row[key]
-        return f"(SELECT * FROM {relation} WHERE {quote_ident(key)} = ${name})"
+        name = f"key_{list(rows[0]).index(key)}"
+        params[name] = values
+        return f"(SELECT * FROM {relation} WHERE {quote_ident(key)} IN (SELECT unnest(${name})))"
     return restrict
 
 
-def compute(cur: duckdb.DuckDBPyConnection, live: LivePlan, row: dict, new_row: tuple[str, dict]) -> pd.DataFrame:
-    """Feature row of one event (`row` as parsed, `new_row` its typed SELECT and parameters), in one statement."""
-    history, params = _history_sql(live, row)
-    params |= new_row[1]
-    plan, keyed = live.plan, _keyed(row, params)
-    ctes = [f"{NEW_ROW} AS ({new_row[0]})", f"{SUBSET} AS MATERIALIZED ({history})",
+def compute(cur: duckdb.DuckDBPyConnection, live: LivePlan, rows: list[dict],
+            new_rows: list[tuple[str, dict]]) -> pd.DataFrame:
+    """Feature rows of new events (`rows` as parsed, `new_rows` their typed SELECTs and parameters) in one statement,
+    in the order of `rows`. Each sees the events stored before and the other new ones earlier than itself, exactly as
+    a full rebuild would."""
+    history, params = _history_sql(live, rows)
+    for _select, values in new_rows:
+        params |= values
+    plan, keyed = live.plan, _keyed(rows, params)
+    ctes = [f"{NEW_ROW} AS ({' UNION ALL '.join(select for select, _ in new_rows)})",
+            f"{SUBSET} AS MATERIALIZED ({history})",
             f"_live_labels AS MATERIALIZED (SELECT * FROM labels "
             f"WHERE transaction_id IN (SELECT transaction_id FROM {SUBSET}))",
             f"_base AS MATERIALIZED ({base_sql(live.label_delay_days, SUBSET, '_live_labels')})",
-            f"_g_row AS ({group_sql(plan, 'row', '(SELECT * FROM _base WHERE transaction_id = $id)')})"]
+            f"_g_row AS ({group_sql(plan, 'row', '(SELECT * FROM _base WHERE transaction_id IN (SELECT unnest($ids)))')})"]
     parts = {"row": "_g_row"}
     for i, key in enumerate(list(plan.by_key) + list(plan.shared)):
         parts[key] = f"_g{i}"
@@ -154,9 +163,11 @@ def compute(cur: duckdb.DuckDBPyConnection, live: LivePlan, row: dict, new_row: 
                      f"USING (transaction_id)" for i, d in enumerate(live.definitions))
     select = ", ".join(quote_ident(c) for c in live.columns)
     frame = cur.sql(f"WITH {', '.join(ctes)} SELECT {select} FROM ({assemble_sql(plan, parts)}) b {joins} "
-                    f"WHERE b.transaction_id = $id", params=params).to_arrow_table().to_pandas()
-    if len(frame) != 1:
-        raise FraudlabError(f"live features: expected one row for {row['transaction_id']!r}, got {len(frame)}")
+                    f"WHERE b.transaction_id IN (SELECT unnest($ids))", params=params).to_arrow_table().to_pandas()
+    order = {r["transaction_id"]: i for i, r in enumerate(rows)}
+    frame = frame.iloc[frame["transaction_id"].map(order).argsort()].reset_index(drop=True)
+    if len(frame) != len(rows):
+        raise FraudlabError(f"live features: expected {len(rows)} rows, got {len(frame)}")
     for col in plan.categorical:
         frame[col] = frame[col].astype("category")
     return frame

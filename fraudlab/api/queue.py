@@ -23,7 +23,8 @@ def _table_columns(cur: duckdb.DuckDBPyConnection, table: str) -> list[str]:
 
 def queue_state(cur: duckdb.DuckDBPyConnection, threshold: float) -> tuple[bool, float]:
     """(whether the queue is up to date with the scores, its case window in hours), read before a live write."""
-    stored = cur.execute("SELECT value FROM case_meta WHERE key = 'fingerprint'").fetchone()
+    found = cur.execute("SELECT value FROM case_meta WHERE key = 'fingerprint'").fetchall()
+    stored = found[0] if found else None
     if stored is None:
         return False, CASE_WINDOW_HOURS
     window = float(str(stored[0]).rsplit("|", 1)[-1])

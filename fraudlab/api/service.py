@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import pandas as pd
@@ -24,6 +25,7 @@ from fraudlab.scoring import CaseScore, Scorer
 from fraudlab.workspace import Workspace, utcnow
 
 SCORE_BUDGET_MS = 50.0  # per model step of the chain; past it the next step answers
+MAX_BATCH = 64  # events decided together at most
 RECHECK_S = 1.0  # a changed feature set, registry or model file is noticed within this
 TOP_REASONS = 5
 
@@ -34,6 +36,20 @@ class Conflict(FraudlabError):
 
 class NotReady(FraudlabError):
     """The workspace has no features yet, or they were built from other settings (HTTP 503)."""
+
+
+@dataclass
+class _Job:
+    """One posted event waiting for its decision (`first`: the earlier copy of a repeated id in the same batch)."""
+
+    row: dict
+    extra: dict
+    key_name: str | None
+    began: float
+    answer: dict | None = None
+    error: Exception | None = None
+    done: bool = False
+    first: "_Job | None" = None
 
 
 @dataclass
@@ -69,7 +85,9 @@ class LiveScoring:
         self.ws = ws
         self.budget_ms = budget_ms
         self.recheck_s = recheck_s  # how long a check that nothing changed (plan, models, columns) holds
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one batch at a time: each sees every event stored before it
+        self._pending_lock = threading.Lock()
+        self._pending: list[_Job] = []
         self._plan: LivePlan | None = None
         self._models: _Models | None = None
         self._types: dict[str, str] | None = None
@@ -129,74 +147,127 @@ class LiveScoring:
 
     # ------------------------------------------------------------------------------------------ scoring
 
-    def stored_answer(self, transaction_id: str) -> dict | None:
-        """The answer an earlier call got for this transaction_id, if any."""
-        text = self.ws.scalar("SELECT answer FROM api_events WHERE transaction_id = ?", [transaction_id])
-        return None if text is None else json.loads(text)
-
     def score(self, payload: object, key_name: str | None = None) -> dict:
-        """Decide one posted transaction and store it; a retry of the same transaction_id gets the stored answer."""
-        began = time.perf_counter()
-        types = self.column_types()
-        row, extra = parse_event(payload, types)
-        tid = row["transaction_id"]
-        with self._lock:
-            stored = self.stored_answer(tid)
-            if stored is not None:
-                return {**stored, "replayed": True}
-            if self.ws.scalar("SELECT count(*) FROM features WHERE transaction_id = ?", [tid]):
-                raise Conflict(f"transaction_id {tid!r} is already in the workspace (loaded in batch): "
-                               f"send new transactions only")
-            plan = self.plan()
-            frame = self._features(row, types, plan)
-            features_ms = 1000 * (time.perf_counter() - began)
-            models = self.models()
-            result = models.scorer.score_case(tid, frame)
-            alert = bool(result.score >= models.threshold)
-            answer = {"transaction_id": tid, "score": round(float(result.score), 6), "alert": alert,
-                      "scorer": result.scorer, "model_id": result.model_id, "reasons": reason_codes(result),
-                      "threshold": models.threshold, "passed_over": result.attempts,
-                      "latency_ms": round(1000 * (time.perf_counter() - began), 3),
-                      "features_ms": round(features_ms, 3), "ignored_fields": sorted(extra)}
-            answer["case_id"] = self._store(row, types, extra, frame, answer, key_name, models.threshold)
-        return answer
+        """Decide one posted transaction and store it; a retry of the same transaction_id gets the stored answer.
 
-    def _features(self, row: dict, types: dict[str, str], plan: LivePlan) -> pd.DataFrame:
+        Events that arrive while others are being decided wait, then are decided together (one features query, one
+        write): under load the per-event cost falls instead of the queue growing.
+        """
+        job = _Job(*parse_event(payload, self.column_types()), key_name, time.perf_counter())
+        with self._pending_lock:
+            self._pending.append(job)
+        while not job.done:  # the oldest MAX_BATCH waiting events go first, whoever takes the lock decides them
+            with self._lock:
+                if not job.done:
+                    with self._pending_lock:
+                        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                    self._run(batch)
+        if job.error is not None:
+            raise job.error
+        return job.answer
+
+    def _run(self, batch: list[_Job]) -> None:
+        """Decide and store a batch; every job ends with an answer or an error."""
+        try:
+            fresh = self._triage(batch)
+            if fresh:
+                self._decide(fresh)
+        except Exception as exc:  # noqa: BLE001 - handed to each waiting request, raised there
+            for job in batch:
+                if not job.done:
+                    job.answer, job.error, job.done = None, exc, True
+        for job in batch:  # a repeated id inside the batch: the answer its first copy got
+            if not job.done and job.first is not None and job.first.answer is not None:
+                job.answer, job.done = {**job.first.answer, "replayed": True}, True
+            elif not job.done:
+                job.error, job.done = job.first.error if job.first else FraudlabError("not decided"), True
+
+    def _triage(self, batch: list[_Job]) -> list[_Job]:
+        """Answer retries from the stored answers, refuse ids loaded in batch; the rest, oldest event first."""
+        ids = [job.row["transaction_id"] for job in batch]
+        stored = self.ws.df("SELECT transaction_id, answer FROM api_events WHERE transaction_id IN (SELECT unnest($i))",
+                            {"i": ids})
+        answers = dict(zip(stored["transaction_id"], stored["answer"]))
+        loaded = set(self.ws.df("SELECT transaction_id FROM features WHERE transaction_id IN (SELECT unnest($i))",
+                                {"i": ids})["transaction_id"])
+        fresh, first = [], {}
+        for job in batch:
+            tid = job.row["transaction_id"]
+            if tid in answers:
+                job.answer, job.done = {**json.loads(answers[tid]), "replayed": True}, True
+            elif tid in loaded:
+                job.error = Conflict(f"transaction_id {tid!r} is already in the workspace (loaded in batch): "
+                                     f"send new transactions only")
+                job.done = True
+            elif tid in first:
+                job.first = first[tid]
+            else:
+                first[tid] = job
+                fresh.append(job)
+        return sorted(fresh, key=lambda j: j.row["ts"])
+
+    def _decide(self, jobs: list[_Job]) -> None:
+        types, plan, models = self.column_types(), self.plan(), self.models()
+        frame = self._features([j.row for j in jobs], types, plan)
+        features_at = time.perf_counter()
+        for i, job in enumerate(jobs):
+            tid = job.row["transaction_id"]
+            result = models.scorer.score_case(tid, frame.iloc[[i]].reset_index(drop=True))
+            job.answer = {"transaction_id": tid, "score": round(float(result.score), 6),
+                          "alert": bool(result.score >= models.threshold), "scorer": result.scorer,
+                          "model_id": result.model_id, "reasons": reason_codes(result), "threshold": models.threshold,
+                          "passed_over": result.attempts,
+                          "latency_ms": round(1000 * (time.perf_counter() - job.began), 3),
+                          "features_ms": round(1000 * (features_at - job.began), 3), "batch": len(jobs),
+                          "ignored_fields": sorted(job.extra)}
+        self._store(jobs, types, frame, models.threshold)
+        for job in jobs:
+            job.done = True
+
+    def _features(self, rows: list[dict], types: dict[str, str], plan: LivePlan) -> pd.DataFrame:
         cur = self.ws.cursor()
         try:
             cur.execute("SET TimeZone = 'UTC'")
-            return compute(cur, plan, row, row_select(row, types))
+            return compute(cur, plan, rows, [row_select(r, types, f"r{i}_") for i, r in enumerate(rows)])
         finally:
             cur.close()
 
-    def _store(self, row: dict, types: dict[str, str], extra: dict, frame: pd.DataFrame, answer: dict,
-               key_name: str | None, threshold: float) -> str | None:
-        """One write: transaction, label, features, score, alert and case, the answer; returns the case id."""
-        tid = row["transaction_id"]
+    def _store(self, jobs: list[_Job], types: dict[str, str], frame: pd.DataFrame, threshold: float) -> None:
+        """One write: transactions, labels, features, scores, alerts and cases, the answers (case ids set)."""
         features = frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
-        reasons = json.dumps([{"feature": r["code"], "name": r["code"], "value": r["value"],
-                               "contribution": r["contribution"], "text": r["text"]} for r in answer["reasons"]],
-                             default=str)
-        who = f"api:{key_name or 'demo'}"
-        details = {"transaction_id": tid, "scorer": answer["scorer"], "alert": answer["alert"]}
-        with self.ws.write("api_score", who, details, bump=answer["alert"]) as cur:
+        names = sorted({job.key_name or "demo" for job in jobs})
+        details = {"transaction_ids": [j.row["transaction_id"] for j in jobs],
+                   "scorers": dict(Counter(j.answer["scorer"] for j in jobs)),
+                   "alerts": sum(j.answer["alert"] for j in jobs)}
+        alerts = any(job.answer["alert"] for job in jobs)
+        with self.ws.write("api_score", f"api:{','.join(names)}", details, bump=alerts) as cur:
             fresh, window = queue_state(cur, threshold)
-            sql, params = insert_sql("transactions", row, types)
-            cur.execute(sql, params)
-            if row.get("is_fraud") is not None:
-                cur.execute("INSERT INTO labels (transaction_id, is_fraud, label_ts, source, recorded_at) "
-                            "VALUES (?, ?, NULL, 'data', ?)", [tid, row["is_fraud"], utcnow()])
+            regroup = False
             cur.register("_live_features", features)
             cur.execute("INSERT INTO features BY NAME SELECT * FROM _live_features")
             cur.unregister("_live_features")
-            cur.execute("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        [tid, answer["model_id"], answer["score"], answer["scorer"], answer["latency_ms"], utcnow(),
-                         reasons])
-            case_id, late = add_alert(cur, tid, window) if answer["alert"] else (None, False)
-            add_history(cur, tid)
-            if fresh and not late:  # the queue had every score before: it still has (no page rebuilds it)
+            for job in jobs:
+                row, answer, tid = job.row, job.answer, job.row["transaction_id"]
+                sql, params = insert_sql("transactions", row, types)
+                cur.execute(sql, params)
+                if row.get("is_fraud") is not None:
+                    cur.execute("INSERT INTO labels (transaction_id, is_fraud, label_ts, source, recorded_at) "
+                                "VALUES (?, ?, NULL, 'data', ?)", [tid, row["is_fraud"], utcnow()])
+                reasons = json.dumps([{"feature": r["code"], "name": r["code"], "value": r["value"],
+                                       "contribution": r["contribution"], "text": r["text"]}
+                                      for r in answer["reasons"]], default=str)
+                cur.execute("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [tid, answer["model_id"], answer["score"], answer["scorer"], answer["latency_ms"],
+                             utcnow(), reasons])
+            for job in jobs:
+                tid = job.row["transaction_id"]
+                case_id, late = add_alert(cur, tid, window) if job.answer["alert"] else (None, False)
+                regroup |= late
+                job.answer["case_id"] = case_id
+                add_history(cur, tid)
+            if fresh and not regroup:  # the queue had every score before: it still has (no page rebuilds it)
                 move_fingerprint(cur, threshold, window)
-            answer["case_id"] = case_id
-            cur.execute("INSERT INTO api_events VALUES (?, ?, ?, ?, ?)",
-                        [tid, utcnow(), key_name, json.dumps(answer, default=str), json.dumps(extra, default=str)])
-        return case_id
+            for job in jobs:
+                cur.execute("INSERT INTO api_events VALUES (?, ?, ?, ?, ?)",
+                            [job.row["transaction_id"], utcnow(), job.key_name, json.dumps(job.answer, default=str),
+                             json.dumps(job.extra, default=str)])

@@ -144,8 +144,8 @@ def _scores_fingerprint(ws: Workspace, threshold: float) -> str:
 
 def scores_fingerprint(cur, threshold: float) -> str:
     """What the queue was built from (score count, newest score, threshold, segmentation), read on `cur`."""
-    n, last = cur.execute("SELECT count(*), max(scored_at) FROM scores").fetchone()
-    segmented = cur.execute("SELECT max(assigned_at) FROM customer_segments").fetchone()[0]
+    n, last = cur.execute("SELECT count(*), max(scored_at) FROM scores").fetchall()[0]
+    segmented = cur.execute("SELECT max(assigned_at) FROM customer_segments").fetchall()[0][0]
     return f"{n}|{None if last is None else pd.Timestamp(last)}|{threshold:.6f}|{segmented}"
 
 
