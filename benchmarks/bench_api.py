@@ -27,6 +27,7 @@ from _common import BENCH_DATA, Stage, measure, report
 
 from fraudlab.api import create_key
 from fraudlab.browser import serve_app
+from fraudlab.errors import WorkspaceError
 from fraudlab.generate import simulate
 from fraudlab.ingest import ingest_table
 from fraudlab.model import train_model
@@ -91,6 +92,28 @@ class Sender:
             return time.perf_counter() - planned, 0, None
         return time.perf_counter() - planned, status, json.loads(text) if status == 200 else None
 
+    def drain(self) -> list[str]:
+        """Wait until requests still queued from the last step are done (answered in order): one slow request."""
+        body = dict(self.events[self.sent % len(self.events)], transaction_id=f"bench-{self.sent}")
+        self.sent += 1
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
+        conn.request("POST", "/api/v1/score", json.dumps(body), {"Content-Type": "application/json",
+                                                                   "Authorization": f"Bearer {self.key}"})
+        ok = conn.getresponse().status == 200
+        conn.close()
+        return [body["transaction_id"]] if ok else []
+
+    def closed(self, clients: int, count: int) -> dict:
+        """`clients` senders, each waiting for its answer before the next request: the service time."""
+        def one(i: int) -> tuple[float, int, dict | None]:
+            body = dict(self.events[(self.sent + i) % len(self.events)], transaction_id=f"bench-{self.sent + i}")
+            return self._post(body, time.perf_counter())
+        began = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=clients) as pool:
+            results = list(pool.map(one, range(count)))
+        self.sent += count
+        return self._summary(clients, count, time.perf_counter() - began, results)
+
     def run(self, rate: float, seconds: float) -> dict:
         count = int(rate * seconds)
         results = []
@@ -106,19 +129,25 @@ class Sender:
             results = [f.result() for f in futures]
             elapsed = time.perf_counter() - start
         self.sent += count
+        return self._summary(rate, count, elapsed, results)
+
+    @staticmethod
+    def _summary(rate: float, count: int, elapsed: float, results: list) -> dict:
         latencies = sorted(1000 * r[0] for r in results)
         ok = [r[2] for r in results if r[1] == 200]
         return {"rate": rate, "sent": count, "achieved": count / elapsed, "ok": len(ok),
                 "errors": count - len(ok), "p50": statistics.median(latencies),
                 "p99": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], "max": latencies[-1],
                 "server_p50": statistics.median([a["latency_ms"] for a in ok]) if ok else float("nan"),
-                "scorers": dict(Counter(a["scorer"] for a in ok)), "ids": [a["transaction_id"] for a in ok]}
+                "scorers": dict(Counter(a["scorer"] for a in ok)), "ids": [a["transaction_id"] for a in ok],
+                "batch": statistics.mean([a.get("batch", 1) for a in ok]) if ok else float("nan")}
 
 
 def _stage(label: str, rows: int, result: dict) -> Stage:
     note = (f"P50 {result['p50']:.0f} ms, P99 {result['p99']:.0f} ms, max {result['max']:.0f} ms, server P50 "
-            f"{result['server_p50']:.0f} ms, errors {result['errors']}, scorers {result['scorers']}")
-    print(f"{label:<34} sent {result['sent']:>5} at {result['achieved']:6.1f}/s  {note}", flush=True)
+            f"{result['server_p50']:.0f} ms, mean batch {result['batch']:.1f}, errors {result['errors']}, "
+            f"scorers {result['scorers']}")
+    print(f"{label:<36} {result['sent']:>5} sent, done at {result['achieved']:6.1f}/s  {note}", flush=True)
     return Stage(label, rows, result["sent"] / max(result["achieved"], 1e-9), 0, result["achieved"], note=note)
 
 
@@ -141,18 +170,26 @@ def main() -> None:
         sender = Sender(int(url.rsplit(":", 1)[1]), key, _events(source.with_name(f"api_{args.rows}_events.parquet")))
         warm = sender.run(5, 2)  # first requests load the plan and the models
         answered += warm["ids"]
+        one = sender.closed(1, 40)
+        answered += one["ids"]
+        stages.append(_stage("api 1 client, one at a time", args.rows, one))
         for rate in args.rates:
             result = sender.run(rate, args.seconds)
-            answered += result["ids"]
+            answered += result["ids"] + sender.drain()
             stages.append(_stage(f"api {rate:g}/s", args.rows, result))
         for record, label in zip(models, ("champion file removed", "both model files removed")):
             if record is None:
                 continue
             record.path.unlink()
             result = sender.run(args.fallback_rate, args.seconds)
-            answered += result["ids"]
+            answered += result["ids"] + sender.drain()
             stages.append(_stage(f"api {args.fallback_rate:g}/s, {label}", args.rows, result))
-    ws = Workspace(path)
+    for _ in range(120):  # the server may take a moment to let go of the file
+        try:
+            ws = Workspace(path)
+            break
+        except WorkspaceError:
+            time.sleep(0.5)
     stored = ws.df("SELECT transaction_id, count(*) AS n FROM transactions WHERE transaction_id LIKE 'bench-%' "
                    "GROUP BY 1")
     ws.close()
