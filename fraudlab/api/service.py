@@ -20,6 +20,7 @@ from fraudlab.api.events import insert_sql, parse_event, row_select
 from fraudlab.api.live import LivePlan, compute, features_stamp, live_plan
 from fraudlab.api.queue import add_alert, add_history, move_fingerprint, queue_state
 from fraudlab.errors import FraudlabError
+from fraudlab.labels import insert_source_labels
 from fraudlab.registry import models_stamp
 from fraudlab.scoring import CaseScore, Scorer
 from fraudlab.workspace import Workspace, utcnow
@@ -243,6 +244,13 @@ class LiveScoring:
         with self.ws.write("api_score", f"api:{','.join(names)}", details, bump=alerts) as cur:
             fresh, window = queue_state(cur, threshold)
             regroup = False
+            labelled = [(j.row["transaction_id"], j.row["is_fraud"]) for j in jobs if j.row.get("is_fraud") is not None]
+            if labelled:  # a label sent with the event: stored like a loaded file's (known from the start)
+                cur.register("_live_label_rows", pd.DataFrame({"transaction_id": [t for t, _ in labelled],
+                                                               "is_fraud": [bool(f) for _, f in labelled]}))
+                insert_source_labels(cur, "SELECT transaction_id, is_fraud, NULL::TIMESTAMP AS label_ts "
+                                          "FROM _live_label_rows")
+                cur.unregister("_live_label_rows")
             cur.register("_live_features", features)
             cur.execute("INSERT INTO features BY NAME SELECT * FROM _live_features")
             cur.unregister("_live_features")
@@ -250,9 +258,6 @@ class LiveScoring:
                 row, answer, tid = job.row, job.answer, job.row["transaction_id"]
                 sql, params = insert_sql("transactions", row, types)
                 cur.execute(sql, params)
-                if row.get("is_fraud") is not None:
-                    cur.execute("INSERT INTO labels (transaction_id, is_fraud, label_ts, source, recorded_at) "
-                                "VALUES (?, ?, NULL, 'data', ?)", [tid, row["is_fraud"], utcnow()])
                 reasons = json.dumps([{"feature": r["code"], "name": r["code"], "value": r["value"],
                                        "contribution": r["contribution"], "text": r["text"]}
                                       for r in answer["reasons"]], default=str)
