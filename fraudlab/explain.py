@@ -24,9 +24,9 @@ WINDOW_WORDS = {"5m": ("5 minutes", 300), "1h": ("hour", 3_600), "24h": ("24 hou
                 "1d": ("day", 86_400), "30d": ("30 days", 2_592_000)}
 
 
-def contributions(booster: xgb.Booster, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Exact SHAP values (rows x features) and the bias per row, in log-odds."""
-    matrix = xgb.DMatrix(frame, enable_categorical=True)
+def contributions(booster: xgb.Booster, frame: pd.DataFrame, nthread: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Exact SHAP values (rows x features) and the bias per row, in log-odds (`nthread` 1 suits a single row)."""
+    matrix = xgb.DMatrix(frame, enable_categorical=True, nthread=nthread)
     contribs = booster.predict(matrix, pred_contribs=True)
     return contribs[:, :-1], contribs[:, -1]
 

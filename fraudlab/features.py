@@ -109,8 +109,8 @@ def _merchant_volume(cols: set[str], delay_s: int) -> list[str]:
 
 
 def base_sql(label_delay_days: float, source: str = "transactions", labels: str = "labels") -> str:
-    """SELECT of the transactions (or a temp table of some) with epoch seconds and, for frauds, when the fraud label
-    became known (from `labels`, or a temp table holding the labels of those rows)."""
+    """SELECT of the transactions (or a relation shaped like them, or a temp table of some) with epoch seconds and,
+    for frauds, when the fraud label became known (from `labels`, or a temp table holding the labels of those rows)."""
     delay = float(label_delay_days) * 86_400
     return f"""
       SELECT t.*, epoch(t.ts) AS ts_s,
@@ -129,6 +129,12 @@ def merchant_fraud_sql(delay_s: int) -> str:
     [label_known_f, ts_f + delay + W] (a running sum of +1 at the start and -1 just after the end). Without the
     shift a 1-day window under a 7-day delay would always be empty.
     """
+    frauds, mfraud = merchant_fraud_selects(delay_s)
+    return f"CREATE OR REPLACE TEMP TABLE _frauds AS {frauds}; CREATE OR REPLACE TEMP TABLE _mfraud AS {mfraud};"
+
+
+def merchant_fraud_selects(delay_s: int) -> tuple[str, str]:
+    """The two SELECTs of :func:`merchant_fraud_sql`: `_frauds` (from `_base`) and the `_mfraud` pivot."""
     parts = []
     for name, window_s in MERCHANT_WINDOWS.items():
         secs = int(window_s + delay_s)
@@ -148,14 +154,10 @@ def merchant_fraud_sql(delay_s: int) -> str:
           )
         ) WHERE kind = 1""")
     union = " UNION ALL ".join(parts)
-    return f"""
-    CREATE OR REPLACE TEMP TABLE _frauds AS
-      SELECT merchant_id, ts_s, fraud_known_s AS known_s FROM _base
-      WHERE fraud_known_s IS NOT NULL AND merchant_id IS NOT NULL;
-    CREATE OR REPLACE TEMP TABLE _mfraud AS
-      PIVOT ({union}) ON w IN ({", ".join(repr(n) for n in MERCHANT_WINDOWS)}) USING first(known)::DOUBLE
-      GROUP BY transaction_id;
-    """
+    return ("""SELECT merchant_id, ts_s, fraud_known_s AS known_s FROM _base
+               WHERE fraud_known_s IS NOT NULL AND merchant_id IS NOT NULL""",
+            f"""PIVOT ({union}) ON w IN ({", ".join(repr(n) for n in MERCHANT_WINDOWS)}) USING first(known)::DOUBLE
+                GROUP BY transaction_id""")
 
 
 def customer_velocity(ws: Workspace):
@@ -295,14 +297,15 @@ def assemble_sql(plan: FeaturePlan, parts: dict[str, str]) -> str:
     return f"SELECT {parts['row']}.transaction_id, {', '.join(names)} FROM {parts['row']} {joins}"
 
 
-def group_sql(plan: FeaturePlan, group: str) -> str:
-    """SQL over `_base` computing one group of features (row, a partition key, or merchant_fraud's pivot)."""
+def group_sql(plan: FeaturePlan, group: str, source: str = "_base") -> str:
+    """SQL over `_base` (or a relation shaped like it) computing one group of features (row, a partition key, or
+    merchant_fraud's pivot)."""
     if group == "row":
-        return f"SELECT transaction_id, {', '.join(plan.row)} FROM _base"
+        return f"SELECT transaction_id, {', '.join(plan.row)} FROM {source}"
     if group in plan.by_key:
-        return f"SELECT transaction_id, {', '.join(plan.by_key[group])} FROM _base"
+        return f"SELECT transaction_id, {', '.join(plan.by_key[group])} FROM {source}"
     _short, exprs = plan.shared[group]
-    return f"SELECT transaction_id, {', '.join(exprs)} FROM _base WHERE {group} IS NOT NULL"
+    return f"SELECT transaction_id, {', '.join(exprs)} FROM {source} WHERE {group} IS NOT NULL"
 
 
 def store_features(cur, plan: FeaturePlan, select_sql: str, label_delay_days: float) -> tuple[list[str], list[str]]:

@@ -175,5 +175,14 @@ CREATE TABLE IF NOT EXISTS arrivals (transaction_id VARCHAR, ingest_id INTEGER, 
 CREATE TABLE IF NOT EXISTS transaction_extras (transaction_id VARCHAR, column_name VARCHAR, value VARCHAR,
                                                ingest_id INTEGER);
 """,
+    # 11: the HTTP API: keys per integration (only their sha256 is kept) and every live-scored event with the answer
+    #     it got (a retry with the same transaction_id gets the stored answer) and the fields the schema has no
+    #     column for (kept, not dropped).
+    11: """
+CREATE TABLE IF NOT EXISTS api_keys (name VARCHAR PRIMARY KEY, key_sha256 VARCHAR, created_at TIMESTAMP,
+                                     created_by VARCHAR, revoked_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS api_events (transaction_id VARCHAR PRIMARY KEY, received_at TIMESTAMP, key_name VARCHAR,
+                                       answer VARCHAR, extra VARCHAR);
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)

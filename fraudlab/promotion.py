@@ -184,6 +184,7 @@ def promote(ws: Workspace, model_id: str, who: Actor, override_reason: str | Non
 
 def make_champion(ws: Workspace, model_id: str, who: Actor, details: dict, reason: str = "") -> None:
     """Retire the champion and crown model_id, audited (after the guard passed or an override was approved)."""
+    require(ws, who, "promote", model_id)
     current = champion(ws)
     with ws.write("model_promoted", who, dict(details, override_reason=reason or None)) as cur:
         if current:

@@ -257,16 +257,20 @@ def evaluate_window(ws: Workspace, start=None, end=None) -> dict:
 class Scorer:
     """Single-case scoring through the fallback chain; load once (the UI caches it per workspace version)."""
 
-    def __init__(self, ws: Workspace, budget_ms: float = CASE_BUDGET_MS) -> None:
+    def __init__(self, ws: Workspace, budget_ms: float = CASE_BUDGET_MS, threads: int | None = None) -> None:
         self.ws = ws
         self.budget_ms = budget_ms
+        self.threads = threads  # 1 for a server scoring single events: no thread-pool cost per row
         self.steps: list[tuple[str, ModelRecord, xgb.Booster | None]] = []
         self.load_errors: dict[str, str] = {}
         for scorer, record in (("model", champion(ws)), ("fallback", previous_champion(ws))):
             if record is None:
                 continue
             try:
-                self.steps.append((scorer, record, usable_booster(ws, record)))
+                booster = usable_booster(ws, record)
+                if threads:
+                    booster.set_param({"nthread": threads})
+                self.steps.append((scorer, record, booster))
             except (ModelError, xgb.core.XGBoostError) as exc:
                 self.steps.append((scorer, record, None))
                 self.load_errors[record.model_id] = str(exc).splitlines()[0]
@@ -286,24 +290,29 @@ class Scorer:
             except (FraudlabError, xgb.core.XGBoostError, KeyError, ValueError):
                 continue  # a broken model shows up when a case is scored
 
-    def _row(self, transaction_id: str, features: list[str]) -> pd.DataFrame:
+    def _row(self, transaction_id: str, features: list[str], given: pd.DataFrame | None = None) -> pd.DataFrame:
+        if given is not None:
+            return given
         frame = feature_rows(self.ws, [transaction_id], _with_baseline(self.ws, features))
         if frame.empty:
             raise FraudlabError(f"no features for transaction {transaction_id!r}")
         return frame
 
-    def score_case(self, transaction_id: str) -> CaseScore:
-        """Score and explain one transaction; a broken or missing model passes the case on, rules always answer."""
+    def score_case(self, transaction_id: str, given: pd.DataFrame | None = None) -> CaseScore:
+        """Score and explain one transaction; a broken or missing model passes the case on, rules always answer.
+
+        `given` is its feature row when it is not in the features table yet (a live event being decided).
+        """
         attempts = []
         for scorer, record, booster in self.steps:
             began = time.perf_counter()
             try:
                 if booster is None:
                     raise ModelError(self.load_errors.get(record.model_id, "model could not be loaded"))
-                frame = self._row(transaction_id, list(record.features))
+                frame = self._row(transaction_id, list(record.features), given)
                 X = prepare(frame, record)
-                score = float(booster.predict(xgb.DMatrix(X, enable_categorical=True))[0])
-                contribs, bias = explain.contributions(booster, X)
+                score = float(booster.predict(xgb.DMatrix(X, enable_categorical=True, nthread=self.threads))[0])
+                contribs, bias = explain.contributions(booster, X, self.threads)
                 table = explain.reason_frame(list(record.features), frame.iloc[0], contribs[0],
                                              usual=record.metrics.get("usual"))
             except (FraudlabError, xgb.core.XGBoostError, KeyError, ValueError) as exc:
@@ -315,11 +324,11 @@ class Scorer:
                 continue
             return CaseScore(transaction_id, score, scorer, record.model_id, ms, float(bias[0]), table,
                              explain.flagged_because(table), attempts, explain.speaks_against(table))
-        return self._rules(transaction_id, attempts)
+        return self._rules(transaction_id, attempts, given)
 
-    def _rules(self, transaction_id: str, attempts: list[str]) -> CaseScore:
+    def _rules(self, transaction_id: str, attempts: list[str], given: pd.DataFrame | None = None) -> CaseScore:
         began = time.perf_counter()
-        frame = feature_rows(self.ws, [transaction_id])
+        frame = feature_rows(self.ws, [transaction_id]) if given is None else given
         if frame.empty:
             raise FraudlabError(f"no features for transaction {transaction_id!r}: build features first")
         result = rules.score_rules(frame)

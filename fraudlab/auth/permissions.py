@@ -28,11 +28,13 @@ ACTIONS: dict[str, frozenset[str]] = {
     "load_data": frozenset({"admin"}),
     "clear_data": frozenset({"admin"}),
     "manage_users": frozenset({"admin"}),
+    "manage_api_keys": frozenset({"admin"}),
+    "score_live": frozenset({"admin", "system"}),  # an integration's API key acts as a system identity
     "refresh": frozenset({"admin", "system"}),
 }
 
 # Actions a demo session (bundled sample, no accounts) may not take: they need a real first admin.
-DEMO_REFUSED = frozenset({"load_data", "clear_data", "manage_users"})
+DEMO_REFUSED = frozenset({"load_data", "clear_data", "manage_users", "manage_api_keys"})
 
 # page (file stem under pages/) → roles that see it.
 PAGES: dict[str, frozenset[str]] = {

@@ -119,8 +119,7 @@ FROM episodes
 """
 
 # One row per case: the riskiest alert speaks for the case; amounts and expected losses add up.
-CASES_SQL = """
-CREATE OR REPLACE TABLE cases AS
+CASES_SELECT = """
 SELECT case_id, any_value(customer_id) AS customer_id, count(*) AS alerts, max(score) AS score,
        min(ts) AS first_ts, max(ts) AS ts, sum(amount) AS amount, sum(expected_loss) AS expected_loss,
        min(raised_at) AS raised_at, arg_max(top_reason, score) AS top_reason,
@@ -132,12 +131,22 @@ SELECT case_id, any_value(customer_id) AS customer_id, count(*) AS alerts, max(s
        arg_max(model_id, score) AS model_id, any_value(segment) AS segment
 FROM alerts GROUP BY case_id
 """
+CASES_SQL = f"CREATE OR REPLACE TABLE cases AS {CASES_SELECT}"
 
 
 def _scores_fingerprint(ws: Workspace, threshold: float) -> str:
-    row = ws.df("SELECT count(*) AS n, max(scored_at) AS last FROM scores").iloc[0]
-    segmented = ws.scalar("SELECT max(assigned_at) FROM customer_segments")
-    return f"{row['n']}|{row['last']}|{threshold:.6f}|{segmented}"
+    cur = ws.cursor()
+    try:
+        return scores_fingerprint(cur, threshold)
+    finally:
+        cur.close()
+
+
+def scores_fingerprint(cur, threshold: float) -> str:
+    """What the queue was built from (score count, newest score, threshold, segmentation), read on `cur`."""
+    n, last = cur.execute("SELECT count(*), max(scored_at) FROM scores").fetchall()[0]
+    segmented = cur.execute("SELECT max(assigned_at) FROM customer_segments").fetchall()[0][0]
+    return f"{n}|{None if last is None else pd.Timestamp(last)}|{threshold:.6f}|{segmented}"
 
 
 def cases_stale(ws: Workspace) -> bool:

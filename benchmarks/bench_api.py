@@ -1,0 +1,204 @@
+"""Load test of the live scoring API over loopback: `streamlit run app.py` serving a workspace of N rows.
+
+    python benchmarks/bench_api.py --rows 200000 --rates 20 50 100 200 --seconds 5
+
+Builds (or reuses) bench_data/api_N.duckdb: N simulated transactions minus the newest HELD_OUT, loaded and brought
+up to date by the pipeline, with a second model promoted so a previous champion exists. Each run works on a copy.
+It starts the real server, sends held-out transactions (new ids) at each rate for a few seconds (open loop: latency
+counts from the planned send time, so a slow server cannot hide its queue), then removes the champion's file and
+sends at one rate (the previous champion answers: "fallback"), then removes that file too ("rules"). Bounded: at
+most rate x seconds requests per step, 10 s timeout each, loopback only. At the end the workspace is opened again
+and every answered event must be stored exactly once.
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import statistics
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pandas as pd
+from _common import BENCH_DATA, Stage, measure, report
+
+from fraudlab.api import create_key
+from fraudlab.auth.actors import Actor
+from fraudlab.browser import serve_app
+from fraudlab.errors import WorkspaceError
+from fraudlab.generate import simulate
+from fraudlab.ingest import ingest_table
+from fraudlab.model import train_model
+from fraudlab.pipeline import refresh
+from fraudlab.promotion import make_champion
+from fraudlab.registry import champion, previous_champion, register
+from fraudlab.workspace import Workspace, copy_workspace
+
+HELD_OUT = 5_000
+TIMEOUT_S = 10.0
+
+
+def build(rows: int) -> tuple[Path, list[Stage]]:
+    """The workspace (history, two models) and the held-out events beside it, built once per size."""
+    path = BENCH_DATA / f"api_{rows}.duckdb"
+    events = BENCH_DATA / f"api_{rows}_events.parquet"
+    stages = []
+    if not path.exists():
+        BENCH_DATA.mkdir(exist_ok=True)
+        tx = simulate(rows=rows, seed=3).transactions.sort_values(["ts", "transaction_id"], kind="stable")
+        tx.iloc[-HELD_OUT:].drop(columns=["label_ts", "is_fraud"]).to_parquet(events)
+        ws = Workspace(path)
+        stage, _ = measure("build: ingest history", rows - HELD_OUT,
+                           lambda: ingest_table(ws, tx.iloc[:-HELD_OUT], source="bench api"))
+        stages.append(stage)
+        stage, steps = measure("build: features + first model + scores", rows, lambda: refresh(ws))
+        stage.note = "; ".join(steps)[:120]
+        stages.append(stage)
+        second = register(ws, train_model(ws))
+        make_champion(ws, second, Actor("bench", "admin"), {}, "benchmark: a previous champion for the fallback step")
+        ws.close()
+    return path, stages
+
+
+def _events(path: Path) -> list[dict]:
+    frame = pd.read_parquet(path)
+    frame["ts"] = frame["ts"].map(lambda t: t.isoformat())
+    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+            for row in frame.to_dict("records")]
+
+
+class Sender:
+    """Open-loop load: one request every 1/rate seconds from a pool of keep-alive connections."""
+
+    def __init__(self, port: int, key: str, events: list[dict]) -> None:
+        self.port, self.key, self.events = port, key, events
+        self.sent = 0
+        self.local = threading.local()
+
+    def _post(self, body: dict, planned: float) -> tuple[float, int, dict | None]:
+        conn = getattr(self.local, "conn", None)
+        if conn is None:
+            conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT_S)
+        try:
+            conn.request("POST", "/api/v1/score", json.dumps(body), {"Content-Type": "application/json",
+                                                                       "Authorization": f"Bearer {self.key}"})
+            response = conn.getresponse()
+            status, text = response.status, response.read()
+        except (OSError, http.client.HTTPException):
+            conn.close()
+            self.local.conn = None
+            return time.perf_counter() - planned, 0, None
+        return time.perf_counter() - planned, status, json.loads(text) if status == 200 else None
+
+    def drain(self) -> list[str]:
+        """Wait until requests still queued from the last step are done (answered in order): one slow request."""
+        body = dict(self.events[self.sent % len(self.events)], transaction_id=f"bench-{self.sent}")
+        self.sent += 1
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=300)
+        conn.request("POST", "/api/v1/score", json.dumps(body), {"Content-Type": "application/json",
+                                                                   "Authorization": f"Bearer {self.key}"})
+        ok = conn.getresponse().status == 200
+        conn.close()
+        return [body["transaction_id"]] if ok else []
+
+    def closed(self, clients: int, count: int) -> dict:
+        """`clients` senders, each waiting for its answer before the next request: the service time."""
+        def one(i: int) -> tuple[float, int, dict | None]:
+            body = dict(self.events[(self.sent + i) % len(self.events)], transaction_id=f"bench-{self.sent + i}")
+            return self._post(body, time.perf_counter())
+        began = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=clients) as pool:
+            results = list(pool.map(one, range(count)))
+        self.sent += count
+        return self._summary(clients, count, time.perf_counter() - began, results)
+
+    def run(self, rate: float, seconds: float) -> dict:
+        count = int(rate * seconds)
+        results = []
+        with ThreadPoolExecutor(max_workers=min(256, max(16, int(rate)))) as pool:
+            start = time.perf_counter() + 0.05
+            futures = []
+            for i in range(count):
+                body = dict(self.events[(self.sent + i) % len(self.events)],
+                            transaction_id=f"bench-{self.sent + i}")
+                planned = start + i / rate
+                time.sleep(max(0.0, planned - time.perf_counter()))
+                futures.append(pool.submit(self._post, body, planned))
+            results = [f.result() for f in futures]
+            elapsed = time.perf_counter() - start
+        self.sent += count
+        return self._summary(rate, count, elapsed, results)
+
+    @staticmethod
+    def _summary(rate: float, count: int, elapsed: float, results: list) -> dict:
+        latencies = sorted(1000 * r[0] for r in results)
+        ok = [r[2] for r in results if r[1] == 200]
+        return {"rate": rate, "sent": count, "achieved": count / elapsed, "ok": len(ok),
+                "errors": count - len(ok), "p50": statistics.median(latencies),
+                "p99": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], "max": latencies[-1],
+                "server_p50": statistics.median([a["latency_ms"] for a in ok]) if ok else float("nan"),
+                "scorers": dict(Counter(a["scorer"] for a in ok)), "ids": [a["transaction_id"] for a in ok],
+                "batch": statistics.mean([a.get("batch", 1) for a in ok]) if ok else float("nan")}
+
+
+def _stage(label: str, rows: int, result: dict) -> Stage:
+    note = (f"P50 {result['p50']:.0f} ms, P99 {result['p99']:.0f} ms, max {result['max']:.0f} ms, server P50 "
+            f"{result['server_p50']:.0f} ms, mean batch {result['batch']:.1f}, errors {result['errors']}, "
+            f"scorers {result['scorers']}")
+    print(f"{label:<36} {result['sent']:>5} sent, done at {result['achieved']:6.1f}/s  {note}", flush=True)
+    return Stage(label, rows, result["sent"] / max(result["achieved"], 1e-9), 0, result["achieved"], note=note)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=200_000)
+    parser.add_argument("--rates", type=float, nargs="*", default=[20, 50, 100, 200])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--fallback-rate", type=float, default=50)
+    args = parser.parse_args()
+    source, stages = build(args.rows)
+    path = copy_workspace(source, BENCH_DATA / f"api_{args.rows}_run.duckdb")
+    Path(f"{path}.wal").unlink(missing_ok=True)
+    ws = Workspace(path)
+    key = create_key(ws, "bench", Actor("bench", "admin"))
+    models = [champion(ws), previous_champion(ws)]
+    ws.close()
+    answered = []
+    with serve_app(path, BENCH_DATA / "bench_api_streamlit.log", analyst="bench") as url:
+        sender = Sender(int(url.rsplit(":", 1)[1]), key, _events(source.with_name(f"api_{args.rows}_events.parquet")))
+        warm = sender.run(5, 2)  # first requests load the plan and the models
+        answered += warm["ids"]
+        one = sender.closed(1, 40)
+        answered += one["ids"]
+        stages.append(_stage("api 1 client, one at a time", args.rows, one))
+        for rate in args.rates:
+            result = sender.run(rate, args.seconds)
+            answered += result["ids"] + sender.drain()
+            stages.append(_stage(f"api {rate:g}/s", args.rows, result))
+        for record, label in zip(models, ("champion file removed", "both model files removed")):
+            if record is None:
+                continue
+            record.path.unlink()
+            result = sender.run(args.fallback_rate, args.seconds)
+            answered += result["ids"] + sender.drain()
+            stages.append(_stage(f"api {args.fallback_rate:g}/s, {label}", args.rows, result))
+    for _ in range(120):  # the server may take a moment to let go of the file
+        try:
+            ws = Workspace(path)
+            break
+        except WorkspaceError:
+            time.sleep(0.5)
+    stored = ws.df("SELECT transaction_id, count(*) AS n FROM transactions WHERE transaction_id LIKE 'bench-%' "
+                   "GROUP BY 1")
+    ws.close()
+    lost = set(answered) - set(stored["transaction_id"])
+    print(f"answered {len(answered):,}, stored {len(stored):,}, lost {len(lost)}, "
+          f"duplicated {int((stored['n'] > 1).sum())}")
+    report(stages, title=f"live scoring API on {args.rows:,} rows (loopback)")
+
+
+if __name__ == "__main__":
+    main()

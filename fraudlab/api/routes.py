@@ -1,0 +1,153 @@
+"""Starlette routes of the API: `GET /api/v1/health`, `POST /api/v1/score`; JSON errors a client can act on.
+
+| status | when |
+|---|---|
+| 400 | the body is not one JSON object, or a field is missing or unreadable (`error.field` names it) |
+| 401 | no valid `Authorization: Bearer KEY` (not needed in the demo session) |
+| 409 | the transaction_id belongs to a transaction loaded in batch |
+| 413 | the body is larger than MAX_BODY_BYTES |
+| 503 | the workspace cannot be opened or has no features yet |
+"""
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Callable
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from fraudlab.api.events import BadEvent
+from fraudlab.api.keys import is_demo, key_name
+from fraudlab.api.service import RECHECK_S, Conflict, LiveScoring, NotReady
+from fraudlab.errors import FraudlabError, WorkspaceError
+from fraudlab.workspace import Workspace
+
+MAX_BODY_BYTES = 64 * 1024
+LOG = logging.getLogger("fraudlab.api")
+
+
+def error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    """A JSON error answer: {"error": {"code", "message", "field"?}}."""
+    body = {"code": code, "message": message} | ({"field": field} if field else {})
+    return JSONResponse({"error": body}, status_code=status)
+
+
+class TooLarge(Exception):
+    """The request body passed the size limit."""
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The body, refused past `limit` bytes whether or not the client declared its length."""
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise TooLarge
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise TooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def bearer(request: Request) -> str | None:
+    """The key of an `Authorization: Bearer KEY` header, if any."""
+    scheme, _, key = request.headers.get("authorization", "").partition(" ")
+    return key.strip() if scheme.lower() == "bearer" and key.strip() else None
+
+
+class KeyCache:
+    """Answers of the key check, kept `ttl_s` seconds (a revoked key stops working within that)."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._seen: dict[str | None, tuple[float, bool, str | None]] = {}
+        self._lock = threading.Lock()
+
+    def check(self, ws: Workspace, key: str | None) -> tuple[bool, str | None]:
+        """(allowed, key name) for a request carrying `key` (None: no key)."""
+        now = time.monotonic()
+        with self._lock:
+            hit = self._seen.get(key)
+            if hit is not None and now - hit[0] < self.ttl_s:
+                return hit[1], hit[2]
+        name = key_name(ws, key)
+        allowed = name is not None or is_demo(ws)
+        with self._lock:
+            if len(self._seen) > 1_000:
+                self._seen.clear()
+            self._seen[key] = (now, allowed, name)
+        return allowed, name
+
+
+def build_routes(get_workspace: Callable[[], Workspace], max_body: int = MAX_BODY_BYTES,
+                 budget_ms: float | None = None, recheck_s: float | None = None) -> list[Route]:
+    """The API's routes over the server's open workspace (`get_workspace` returns that one object each call).
+
+    `budget_ms`: per model step of the scoring chain; `recheck_s`: how often the feature set, models and keys are
+    checked for changes (0: every request).
+    """
+    options = {k: v for k, v in (("budget_ms", budget_ms), ("recheck_s", recheck_s)) if v is not None}
+    keys = KeyCache(RECHECK_S if recheck_s is None else recheck_s)
+    services: dict[int, LiveScoring] = {}
+    guard = threading.Lock()
+
+    def service() -> LiveScoring:
+        ws = get_workspace()
+        with guard:
+            found = services.get(id(ws))
+            if found is None or found.ws is not ws:
+                found = LiveScoring(ws, **options)
+                services.clear()
+                services[id(ws)] = found
+            return found
+
+    def authorise(request: Request, svc: LiveScoring) -> tuple[bool, str | None]:
+        return keys.check(svc.ws, bearer(request))
+
+    async def health(request: Request) -> JSONResponse:
+        try:
+            status = await run_in_threadpool(lambda: service().status())
+        except WorkspaceError as exc:
+            return error(503, "workspace_unavailable", str(exc))
+        return JSONResponse({"status": "ok", **status})
+
+    async def score(request: Request) -> JSONResponse:
+        try:
+            body = await read_body(request, max_body)
+        except TooLarge:
+            return error(413, "too_large", f"the body is larger than {max_body:,} bytes: send one transaction")
+        try:
+            payload = json.loads(body or b"null")
+        except (ValueError, UnicodeDecodeError):
+            return error(400, "bad_json", "the body is not JSON: send one transaction as a JSON object", "body")
+
+        def work() -> JSONResponse:
+            svc = service()
+            allowed, name = authorise(request, svc)
+            if not allowed:
+                return error(401, "unauthorised", "send a valid key as 'Authorization: Bearer KEY' "
+                                                  "(create one with `python -m fraudlab api-keys create NAME`)")
+            return JSONResponse(svc.score(payload, name))
+
+        try:
+            return await run_in_threadpool(work)
+        except BadEvent as exc:
+            return error(400, "bad_field", str(exc), exc.field)
+        except Conflict as exc:
+            return error(409, "conflict", str(exc), "transaction_id")
+        except (NotReady, WorkspaceError) as exc:
+            return error(503, "not_ready", str(exc))
+        except FraudlabError as exc:
+            LOG.warning("live scoring refused an event: %s", exc)
+            return error(422, "unprocessable", str(exc))
+        except Exception:  # noqa: BLE001 - a client gets JSON, the log gets the traceback
+            LOG.exception("live scoring failed")
+            return error(500, "internal", "the event could not be scored; the server log has the details")
+
+    return [Route("/api/v1/health", health, methods=["GET"]), Route("/api/v1/score", score, methods=["POST"])]

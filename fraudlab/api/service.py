@@ -1,0 +1,280 @@
+"""Live scoring of one posted transaction: features, the fallback chain, the answer, and everything stored.
+
+One :class:`LiveScoring` per open workspace (the server's); its lock makes live events of the same process follow
+one another, so each sees the ones before it. The decision is made on point-in-time features computed as the batch
+build computes them (:mod:`fraudlab.api.live`), by :class:`fraudlab.scoring.Scorer`'s chain champion -> previous
+champion -> rules within a per-step budget; then one `Workspace.write` appends the transaction, its label (if sent),
+its features, its score and, when it alerts, its alert and case, with the answer kept for retries.
+"""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+
+import pandas as pd
+
+from fraudlab.api.events import insert_sql, parse_event, row_select
+from fraudlab.api.live import LivePlan, compute, features_stamp, live_plan
+from fraudlab.api.queue import add_alert, add_history, move_fingerprint, queue_state
+from fraudlab.auth.actors import Actor
+from fraudlab.errors import FraudlabError
+from fraudlab.labels import insert_source_labels
+from fraudlab.registry import models_stamp
+from fraudlab.scoring import CaseScore, Scorer
+from fraudlab.workspace import Workspace, utcnow
+
+SCORE_BUDGET_MS = 50.0  # per model step of the chain; past it the next step answers
+MAX_BATCH = 64  # events decided together at most
+RECHECK_S = 1.0  # a changed feature set, registry or model file is noticed within this
+TOP_REASONS = 5
+
+
+class Conflict(FraudlabError):
+    """The transaction_id belongs to a transaction loaded in batch, not to an earlier API call (HTTP 409)."""
+
+
+class NotReady(FraudlabError):
+    """The workspace has no features yet, or they were built from other settings (HTTP 503)."""
+
+
+@dataclass
+class _Job:
+    """One posted event waiting for its decision (`first`: the earlier copy of a repeated id in the same batch)."""
+
+    row: dict
+    extra: dict
+    key_name: str | None
+    began: float
+    answer: dict | None = None
+    error: Exception | None = None
+    done: bool = False
+    first: "_Job | None" = None
+
+
+@dataclass
+class _Models:
+    key: tuple
+    scorer: Scorer
+    threshold: float
+
+
+def _model_files(ws: Workspace) -> tuple:
+    """Path, size and mtime of every model file in the registry: a removed or replaced file changes this."""
+    out = []
+    for path in sorted(ws.df("SELECT path FROM models")["path"]):
+        file = ws.models_dir / str(path)
+        stat = file.stat() if file.exists() else None
+        out.append((str(path), None if stat is None else (stat.st_size, stat.st_mtime_ns)))
+    return tuple(out)
+
+
+def reason_codes(result: CaseScore) -> list[dict]:
+    """What raised the risk, strongest first: a code (feature or rule name), its sentence and contribution."""
+    table = result.contributions
+    raised = table[(table["direction"] == "raises") & (table["feature"] != "(none)")].head(TOP_REASONS)
+    return [{"code": str(r.feature), "text": str(r.text), "contribution": round(float(r.contribution), 6),
+             "value": None if r.value is None or (isinstance(r.value, float) and r.value != r.value) else r.value}
+            for r in raised.itertuples()]
+
+
+class LiveScoring:
+    """Scores posted transactions against one open workspace (plans and models loaded once, reloaded on change)."""
+
+    def __init__(self, ws: Workspace, budget_ms: float = SCORE_BUDGET_MS, recheck_s: float = RECHECK_S) -> None:
+        self.ws = ws
+        self.budget_ms = budget_ms
+        self.recheck_s = recheck_s  # how long a check that nothing changed (plan, models, columns) holds
+        self._lock = threading.Lock()  # one batch at a time: each sees every event stored before it
+        self._pending_lock = threading.Lock()
+        self._pending: list[_Job] = []
+        self._plan: LivePlan | None = None
+        self._models: _Models | None = None
+        self._types: dict[str, str] | None = None
+        self._checked: dict[str, float] = {}
+
+    def _due(self, what: str) -> bool:
+        """True when `what` should be checked against the workspace again (at most every `recheck_s` seconds)."""
+        now = time.monotonic()
+        if now - self._checked.get(what, -1e18) < self.recheck_s:
+            return False
+        self._checked[what] = now
+        return True
+
+    # ------------------------------------------------------------------------------------------ cached state
+
+    def column_types(self) -> dict[str, str]:
+        """Column -> SQL type of `transactions` (re-read every `recheck_s`: a load may add columns)."""
+        if self._types is None or self._due("types"):
+            rows = self.ws.df("SELECT column_name, data_type FROM information_schema.columns "
+                              "WHERE table_name = 'transactions' ORDER BY ordinal_position")
+            self._types = dict(zip(rows["column_name"], rows["data_type"]))
+        return self._types
+
+    def plan(self) -> LivePlan:
+        """The live feature plan, rebuilt when the feature set changed."""
+        if self._plan is not None and not self._due("plan"):
+            return self._plan
+        if not self.ws.has_table("features") or not self.ws.count("feature_meta"):
+            raise NotReady("features are not built yet: open the app once (it prepares the workspace) or run "
+                           "`python -m fraudlab features`")
+        stamp = features_stamp(self.ws)
+        if self._plan is None or self._plan.stamp != stamp:
+            try:
+                self._plan = live_plan(self.ws)
+            except FraudlabError as exc:
+                raise NotReady(str(exc)) from exc
+        return self._plan
+
+    def models(self) -> _Models:
+        """The chain's models, reloaded when the registry changes or a model file is removed or replaced."""
+        if self._models is not None and not self._due("models"):
+            return self._models
+        key = (models_stamp(self.ws), _model_files(self.ws))
+        if self._models is None or self._models.key != key:
+            scorer = Scorer(self.ws, budget_ms=self.budget_ms, threads=1)
+            threshold = next((r.alert_threshold for s, r, _b in scorer.steps if s == "model"), 0.5)
+            self._models = _Models(key, scorer, threshold)
+        return self._models
+
+    def status(self) -> dict:
+        """What the health route reports: transactions, the scorer that would answer, why models are passed over."""
+        models = self.models()
+        usable = [(s, r.model_id) for s, r, b in models.scorer.steps if b is not None]
+        return {"transactions": self.ws.count("transactions"), "scorer": usable[0][0] if usable else "rules",
+                "model_id": usable[0][1] if usable else None, "alert_threshold": models.threshold,
+                "model_problems": models.scorer.load_errors, "budget_ms": self.budget_ms}
+
+    # ------------------------------------------------------------------------------------------ scoring
+
+    def score(self, payload: object, key_name: str | None = None) -> dict:
+        """Decide one posted transaction and store it; a retry of the same transaction_id gets the stored answer.
+
+        Events that arrive while others are being decided wait, then are decided together (one features query, one
+        write): under load the per-event cost falls instead of the queue growing.
+        """
+        job = _Job(*parse_event(payload, self.column_types()), key_name, time.perf_counter())
+        with self._pending_lock:
+            self._pending.append(job)
+        while not job.done:  # the oldest MAX_BATCH waiting events go first, whoever takes the lock decides them
+            with self._lock:
+                if not job.done:
+                    with self._pending_lock:
+                        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                    self._run(batch)
+        if job.error is not None:
+            raise job.error
+        return job.answer
+
+    def _run(self, batch: list[_Job]) -> None:
+        """Decide and store a batch; every job ends with an answer or an error."""
+        try:
+            fresh = self._triage(batch)
+            if fresh:
+                self._decide(fresh)
+        except Exception as exc:  # noqa: BLE001 - handed to each waiting request, raised there
+            for job in batch:
+                if not job.done:
+                    job.answer, job.error, job.done = None, exc, True
+        for job in batch:  # a repeated id inside the batch: the answer its first copy got
+            if not job.done and job.first is not None and job.first.answer is not None:
+                job.answer, job.done = {**job.first.answer, "replayed": True}, True
+            elif not job.done:
+                job.error, job.done = job.first.error if job.first else FraudlabError("not decided"), True
+
+    def _triage(self, batch: list[_Job]) -> list[_Job]:
+        """Answer retries from the stored answers, refuse ids loaded in batch; the rest, oldest event first."""
+        ids = [job.row["transaction_id"] for job in batch]
+        stored = self.ws.df("SELECT transaction_id, answer FROM api_events WHERE transaction_id IN (SELECT unnest($i))",
+                            {"i": ids})
+        answers = dict(zip(stored["transaction_id"], stored["answer"]))
+        loaded = set(self.ws.df("SELECT transaction_id FROM features WHERE transaction_id IN (SELECT unnest($i))",
+                                {"i": ids})["transaction_id"])
+        fresh, first = [], {}
+        for job in batch:
+            tid = job.row["transaction_id"]
+            if tid in answers:
+                job.answer, job.done = {**json.loads(answers[tid]), "replayed": True}, True
+            elif tid in loaded:
+                job.error = Conflict(f"transaction_id {tid!r} is already in the workspace (loaded in batch): "
+                                     f"send new transactions only")
+                job.done = True
+            elif tid in first:
+                job.first = first[tid]
+            else:
+                first[tid] = job
+                fresh.append(job)
+        return sorted(fresh, key=lambda j: j.row["ts"])
+
+    def _decide(self, jobs: list[_Job]) -> None:
+        types, plan, models = self.column_types(), self.plan(), self.models()
+        frame = self._features([j.row for j in jobs], types, plan)
+        features_at = time.perf_counter()
+        for i, job in enumerate(jobs):
+            tid = job.row["transaction_id"]
+            result = models.scorer.score_case(tid, frame.iloc[[i]].reset_index(drop=True))
+            job.answer = {"transaction_id": tid, "score": round(float(result.score), 6),
+                          "alert": bool(result.score >= models.threshold), "scorer": result.scorer,
+                          "model_id": result.model_id, "reasons": reason_codes(result), "threshold": models.threshold,
+                          "passed_over": result.attempts,
+                          "latency_ms": round(1000 * (time.perf_counter() - job.began), 3),
+                          "features_ms": round(1000 * (features_at - job.began), 3), "batch": len(jobs),
+                          "ignored_fields": sorted(job.extra)}
+        self._store(jobs, types, frame, models.threshold)
+        for job in jobs:
+            job.done = True
+
+    def _features(self, rows: list[dict], types: dict[str, str], plan: LivePlan) -> pd.DataFrame:
+        cur = self.ws.cursor()
+        try:
+            cur.execute("SET TimeZone = 'UTC'")
+            return compute(cur, plan, rows, [row_select(r, types, f"r{i}_") for i, r in enumerate(rows)])
+        finally:
+            cur.close()
+
+    def _store(self, jobs: list[_Job], types: dict[str, str], frame: pd.DataFrame, threshold: float) -> None:
+        """One write: transactions, labels, features, scores, alerts and cases, the answers (case ids set)."""
+        features = frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+        names = sorted({job.key_name or "demo" for job in jobs})
+        details = {"transaction_ids": [j.row["transaction_id"] for j in jobs],
+                   "scorers": dict(Counter(j.answer["scorer"] for j in jobs)),
+                   "alerts": sum(j.answer["alert"] for j in jobs)}
+        alerts = any(job.answer["alert"] for job in jobs)
+        actor = Actor(f"api:{','.join(names)}", "system", via="api")  # the integration its key proved
+        with self.ws.write("api_score", actor, details, bump=alerts) as cur:
+            fresh, window = queue_state(cur, threshold)
+            regroup = False
+            labelled = [(j.row["transaction_id"], j.row["is_fraud"]) for j in jobs if j.row.get("is_fraud") is not None]
+            if labelled:  # a label sent with the event: stored like a loaded file's (known from the start)
+                cur.register("_live_label_rows", pd.DataFrame({"transaction_id": [t for t, _ in labelled],
+                                                               "is_fraud": [bool(f) for _, f in labelled]}))
+                insert_source_labels(cur, "SELECT transaction_id, is_fraud, NULL::TIMESTAMP AS label_ts "
+                                          "FROM _live_label_rows")
+                cur.unregister("_live_label_rows")
+            cur.register("_live_features", features)
+            cur.execute("INSERT INTO features BY NAME SELECT * FROM _live_features")
+            cur.unregister("_live_features")
+            for job in jobs:
+                row, answer, tid = job.row, job.answer, job.row["transaction_id"]
+                sql, params = insert_sql("transactions", row, types)
+                cur.execute(sql, params)
+                reasons = json.dumps([{"feature": r["code"], "name": r["code"], "value": r["value"],
+                                       "contribution": r["contribution"], "text": r["text"]}
+                                      for r in answer["reasons"]], default=str)
+                cur.execute("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            [tid, answer["model_id"], answer["score"], answer["scorer"], answer["latency_ms"],
+                             utcnow(), reasons])
+            for job in jobs:
+                tid = job.row["transaction_id"]
+                case_id, late = add_alert(cur, tid, window) if job.answer["alert"] else (None, False)
+                regroup |= late
+                job.answer["case_id"] = case_id
+                add_history(cur, tid)
+            if fresh and not regroup:  # the queue had every score before: it still has (no page rebuilds it)
+                move_fingerprint(cur, threshold, window)
+            for job in jobs:
+                cur.execute("INSERT INTO api_events VALUES (?, ?, ?, ?, ?)",
+                            [job.row["transaction_id"], utcnow(), job.key_name, json.dumps(job.answer, default=str),
+                             json.dumps(job.extra, default=str)])

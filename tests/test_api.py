@@ -1,0 +1,312 @@
+"""The HTTP API: live scoring through Starlette's TestClient on real workspaces, and once through the real server."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from people import admin
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from fraudlab.api import build_routes, create_key, revoke_key
+from fraudlab.cases import refresh_cases
+from fraudlab.featurelab import FeatureDef, add_definition
+from fraudlab.features import build_features
+from fraudlab.generate import simulate
+from fraudlab.ingest import ingest_table
+from fraudlab.model import train_model
+from fraudlab.pipeline import is_stale
+from fraudlab.registry import champion, previous_champion, register
+from fraudlab.scoring import score_window
+from fraudlab.workspace import Workspace, copy_workspace
+
+ROOT = Path(__file__).resolve().parent.parent
+HELD_OUT = 40  # the newest simulated transactions, sent one by one through the API
+
+
+def event(row: pd.Series) -> dict:
+    """A simulated transaction as a client would post it (JSON types, time as ISO text)."""
+    out = {}
+    for name, value in row.items():
+        if isinstance(value, pd.Timestamp):
+            out[name] = value.isoformat()
+        elif isinstance(value, (float, np.floating)) and math.isnan(value):
+            out[name] = None
+        else:
+            out[name] = value.item() if hasattr(value, "item") else value
+    return out
+
+
+@pytest.fixture(scope="module")
+def api_base(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    """A generated workspace (features, champion, scores, queue, one user-defined feature) without its newest
+    transactions, and those transactions (oldest first) to send live."""
+    sim = simulate(rows=20_000, seed=7, days=60, fraud_rate=0.03)  # enough labelled fraud to train a first model
+    tx = sim.transactions.sort_values(["ts", "transaction_id"], kind="stable").reset_index(drop=True)
+    history, live = tx.iloc[:-HELD_OUT], tx.iloc[-HELD_OUT:]
+    path = tmp_path_factory.mktemp("api") / "base.duckdb"
+    ws = Workspace(path)
+    ingest_table(ws, history, source="simulation seed 7 (history)")
+    build_features(ws)  # the pipeline's steps without segments and drift (not needed here, half the time)
+    register(ws, train_model(ws))
+    score_window(ws, explain_top=500)
+    refresh_cases(ws)
+    add_definition(ws, FeatureDef("card_spend_7d", key="card_id", aggregate="sum", of="amount", window="7d"), admin())
+    ws.close()
+    return path, live.drop(columns=["label_ts"])
+
+
+@pytest.fixture()
+def api_ws(tmp_path, api_base):
+    """A private copy of the base workspace, open."""
+    path = copy_workspace(api_base[0], tmp_path / "ws.duckdb")
+    ws = Workspace(path)
+    yield ws
+    ws.close()
+
+
+def client_for(ws: Workspace, budget_ms: float = 10_000.0) -> TestClient:
+    """A client of the API's routes over `ws` (a generous budget: a loaded test machine must not change who answers,
+    except where a test sets the budget)."""
+    return TestClient(Starlette(routes=build_routes(lambda: ws, budget_ms=budget_ms, recheck_s=0.0)))
+
+
+@pytest.fixture()
+def keyed(api_ws):
+    """(client, headers with a valid key, workspace)."""
+    key = create_key(api_ws, "tests", admin())
+    return client_for(api_ws), {"Authorization": f"Bearer {key}"}, api_ws
+
+
+def test_score_answers_and_stores_the_transaction(keyed, api_base):
+    client, headers, ws = keyed
+    body = event(api_base[1].iloc[0]) | {"device_fingerprint": "abc", "note": {"any": "thing"}}
+    answer = client.post("/api/v1/score", json=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    got = answer.json()
+    assert got["scorer"] == "model" and got["model_id"] == champion(ws).model_id, got["passed_over"]
+    assert 0.0 <= got["score"] <= 1.0 and isinstance(got["alert"], bool) and got["latency_ms"] > 0
+    assert got["alert"] == (got["score"] >= got["threshold"]) and got["passed_over"] == []
+    assert got["reasons"] and all(r["contribution"] > 0 and r["text"] for r in got["reasons"])
+    assert got["ignored_fields"] == ["device_fingerprint", "note"]
+    tid = body["transaction_id"]
+    assert ws.scalar("SELECT count(*) FROM transactions WHERE transaction_id = ?", [tid]) == 1
+    assert ws.scalar("SELECT count(*) FROM features WHERE transaction_id = ?", [tid]) == 1
+    stored = ws.df("SELECT * FROM scores WHERE transaction_id = ?", [tid]).iloc[0]
+    assert stored["scorer"] == "model" and stored["score"] == pytest.approx(got["score"], abs=1e-6)
+    assert json.loads(ws.scalar("SELECT extra FROM api_events WHERE transaction_id = ?", [tid])) == \
+        {"device_fingerprint": "abc", "note": {"any": "thing"}}
+    assert ws.scalar("SELECT card_id FROM transactions WHERE transaction_id = ?", [tid]).startswith("•••• ")
+    assert ws.scalar("SELECT who FROM audit WHERE action = 'api_score' ORDER BY audit_id DESC LIMIT 1") == "api:tests"
+    assert not is_stale(ws)  # counts still match: nothing to rebuild for a page
+
+
+def test_an_alert_joins_the_queue_without_a_rebuild(keyed, api_base):
+    client, headers, ws = keyed
+    body = event(api_base[1].iloc[1]) | {"transaction_id": "live-alert", "amount": 4999.0}
+    record = champion(ws)
+    with ws.write() as cur:  # an alert threshold every score passes, so this event alerts
+        cur.execute("UPDATE models SET metrics = ? WHERE model_id = ?",
+                    [json.dumps(record.metrics | {"alert_threshold": 0.0}), record.model_id])
+    refresh_cases(ws, force=True)
+    cases_before = ws.count("cases")
+    got = client.post("/api/v1/score", json=body, headers=headers).json()
+    assert got["alert"] and got["case_id"]
+    assert ws.scalar("SELECT count(*) FROM alerts WHERE alert_id = 'live-alert'") == 1
+    case = ws.df("SELECT * FROM cases WHERE case_id = ?", [got["case_id"]]).iloc[0]
+    assert case["customer_id"] == body["customer_id"] and case["score"] >= got["score"] - 1e-9
+    assert ws.count("cases") in (cases_before, cases_before + 1)
+    assert not is_stale(ws), "the queue's fingerprint moved on: no page rebuilds the queue for one event"
+
+
+def test_a_retry_gets_the_stored_answer_and_adds_nothing(keyed, api_base):
+    client, headers, ws = keyed
+    body = event(api_base[1].iloc[2])
+    first = client.post("/api/v1/score", json=body, headers=headers).json()
+    again = client.post("/api/v1/score", json=body | {"amount": 1.0}, headers=headers).json()
+    assert again.pop("replayed") is True and again == first
+    for table in ("transactions", "features", "scores", "api_events"):
+        assert ws.scalar(f"SELECT count(*) FROM {table} WHERE transaction_id = ?", [body["transaction_id"]]) == 1
+
+
+def test_bad_input_gets_clear_4xx_answers(keyed, api_base):
+    client, headers, ws = keyed
+    good = event(api_base[1].iloc[3])
+    rows = ws.count("transactions")
+
+    def post(**kwargs):
+        return client.post("/api/v1/score", headers=headers, **kwargs)
+
+    missing = post(json={k: v for k, v in good.items() if k != "amount"})
+    assert missing.status_code == 400 and missing.json()["error"]["field"] == "amount"
+    bad_time = post(json=good | {"ts": "the day after tomorrow"})
+    assert bad_time.status_code == 400 and bad_time.json()["error"]["field"] == "ts"
+    assert "not a time" in bad_time.json()["error"]["message"]
+    assert post(json=good | {"amount": "twelve"}).json()["error"]["field"] == "amount"
+    assert post(json=good | {"amount": -3}).json()["error"]["field"] == "amount"
+    assert post(json=good | {"lat": "north"}).json()["error"]["field"] == "lat"
+    assert post(json=[good]).status_code == 400
+    assert post(content=b"{not json").json()["error"]["code"] == "bad_json"
+    big = post(content=json.dumps(good | {"pad": "x" * 70_000}).encode())
+    assert big.status_code == 413 and big.json()["error"]["code"] == "too_large"
+    batch_id = ws.scalar("SELECT transaction_id FROM transactions LIMIT 1")
+    assert post(json=good | {"transaction_id": batch_id}).status_code == 409
+    assert ws.count("transactions") == rows, "nothing refused was stored"
+
+
+def test_keys_are_required_outside_the_demo(keyed, api_base):
+    client, headers, ws = keyed
+    body = event(api_base[1].iloc[4])
+    assert client.post("/api/v1/score", json=body).status_code == 401
+    assert client.post("/api/v1/score", json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert client.post("/api/v1/score", json=body, headers=headers).status_code == 200
+    revoke_key(ws, "tests", admin())
+    body2 = event(api_base[1].iloc[5])
+    assert client.post("/api/v1/score", json=body2, headers=headers).status_code == 401
+    assert ws.scalar("SELECT count(*) FROM api_keys WHERE key_sha256 LIKE '%' || ? || '%'",
+                     [headers["Authorization"].split()[1]]) == 0, "only the hash is stored"
+
+
+def test_the_demo_sample_needs_no_key_until_one_is_created(ws):
+    client = client_for(ws)
+    last = ws.df("SELECT * FROM transactions ORDER BY ts DESC LIMIT 1").iloc[0]
+    body = event(last.drop(labels=["ingest_id"])) | {"transaction_id": "demo-1", "is_fraud": None}
+    answer = client.post("/api/v1/score", json=body)
+    assert answer.status_code == 200, answer.text
+    assert client.get("/api/v1/health").json()["status"] == "ok"
+    create_key(ws, "first-integration", admin())
+    assert client.post("/api/v1/score", json=body | {"transaction_id": "demo-2"}).status_code == 401
+
+
+def test_live_features_equal_a_full_batch_rebuild(keyed, api_base):
+    """Every held-out transaction sent in time order: the features the API computed and stored are the ones a
+    full rebuild computes for those rows (built-in and user-defined)."""
+    client, headers, ws = keyed
+    live = api_base[1]
+    for _i, row in live.iterrows():
+        answer = client.post("/api/v1/score", json=event(row), headers=headers)
+        assert answer.status_code == 200, answer.text
+    ids = live["transaction_id"].tolist()
+    query = "SELECT * FROM features WHERE transaction_id IN (SELECT unnest($ids)) ORDER BY transaction_id"
+    served = ws.df(query, {"ids": ids})
+    build_features(ws)
+    rebuilt = ws.df(query, {"ids": ids})
+    assert len(served) == len(rebuilt) == HELD_OUT and "card_spend_7d" in served
+    assert served["c_hist_cnt"].gt(0).any() and served["m_cnt_30d"].gt(0).all()
+    pd.testing.assert_frame_equal(served[rebuilt.columns], rebuilt, check_dtype=False, check_categorical=False,
+                                  rtol=1e-9, atol=1e-9)
+
+
+def test_a_removed_model_file_falls_back_then_to_rules(keyed, api_base):
+    from fraudlab.promotion import make_champion
+
+    client, headers, ws = keyed
+    first = champion(ws)
+    second = register(ws, train_model(ws))
+    make_champion(ws, second, admin(), {}, "test: a second champion")
+    assert previous_champion(ws).model_id == first.model_id
+    rows = api_base[1]
+
+    def scorer(i: int) -> dict:
+        answer = client.post("/api/v1/score", json=event(rows.iloc[i]), headers=headers)
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    assert scorer(10)["model_id"] == second
+    champion(ws).path.unlink()
+    got = scorer(11)
+    assert got["scorer"] == "fallback" and got["model_id"] == first.model_id and "missing" in got["passed_over"][0]
+    first.path.unlink()
+    got = scorer(12)
+    assert got["scorer"] == "rules" and got["model_id"] is None and len(got["passed_over"]) == 2
+    health = client.get("/api/v1/health").json()
+    assert health["scorer"] == "rules" and len(health["model_problems"]) == 2
+
+
+def test_a_model_over_its_budget_passes_the_event_on(api_ws, api_base):
+    create_key(api_ws, "tight", admin())
+    key = create_key(api_ws, "budget", admin())
+    got = client_for(api_ws, budget_ms=1e-6).post("/api/v1/score", json=event(api_base[1].iloc[6]),
+                                                  headers={"Authorization": f"Bearer {key}"}).json()
+    assert got["scorer"] == "rules" and "over budget" in got["passed_over"][0]
+    assert api_ws.scalar("SELECT scorer FROM scores WHERE transaction_id = ?", [got["transaction_id"]]) == "rules"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_the_real_server_serves_the_ui_and_the_api_in_one_process(app_workspace):
+    """`streamlit run app.py` (the README's command) answers the UI's health check and the API over loopback."""
+    port = _free_port()
+    env = {**os.environ, "FRAUDLAB_WORKSPACE": str(app_workspace), "PYTHONPATH": str(ROOT)}
+    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
+                               "--server.address", "127.0.0.1", "--server.headless", "true",
+                               "--browser.gatherUsageStats", "false"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f"{base}/_stcore/health", timeout=2).status == 200:
+                    break
+            except (urllib.error.URLError, ConnectionError):
+                time.sleep(0.5)
+        health = json.load(urllib.request.urlopen(f"{base}/api/v1/health", timeout=60))
+        assert health["status"] == "ok" and health["transactions"] > 0
+        body = json.dumps({"transaction_id": "wire-1", "ts": "2030-01-01T10:00:00Z", "amount": 42.0,
+                           "customer_id": "C-wire", "merchant_id": "M-wire", "channel": "online"}).encode()
+        request = urllib.request.Request(f"{base}/api/v1/score", data=body,
+                                         headers={"Content-Type": "application/json"})
+        answer = json.load(urllib.request.urlopen(request, timeout=60))
+        assert answer["transaction_id"] == "wire-1" and answer["scorer"] in ("model", "fallback", "rules")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(urllib.request.Request(f"{base}/api/v1/score", data=b'{"ts": "2030-01-01"}',
+                                                          headers={"Content-Type": "application/json"}), timeout=60)
+        assert refused.value.code == 400
+        assert urllib.request.urlopen(f"{base}/", timeout=10).status == 200  # the UI's page is still served
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    ws = Workspace(app_workspace)  # the server's writes landed in the one workspace file
+    try:
+        assert ws.scalar("SELECT count(*) FROM transactions WHERE transaction_id = 'wire-1'") == 1
+    finally:
+        ws.close()
+
+
+def test_concurrent_events_are_decided_together_and_stored_once(keyed, api_base):
+    """Requests arriving while others are decided wait and are decided as one batch; a repeated id in flight gets
+    the first copy's answer; every event is stored exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    client, headers, ws = keyed
+    bodies = [event(row) for _i, row in api_base[1].iloc[:24].iterrows()]
+    bodies += bodies[:4]  # retries sent while the originals may still be in flight
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(lambda b: client.post("/api/v1/score", json=b, headers=headers), bodies))
+    assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200][:2]
+    got = [a.json() for a in answers]
+    assert max(g.get("batch", 1) for g in got) > 1, "some events were decided together"
+    for first, retry in zip(got[:4], got[24:]):
+        assert retry.get("replayed") or first.get("replayed")
+        assert {k: v for k, v in retry.items() if k != "replayed"} == {k: v for k, v in first.items()
+                                                                        if k != "replayed"}
+    counts = ws.df("SELECT transaction_id, count(*) AS n FROM scores WHERE transaction_id IN (SELECT unnest($i)) "
+                   "GROUP BY 1", {"i": [b["transaction_id"] for b in bodies]})
+    assert len(counts) == 24 and counts["n"].eq(1).all()
+    assert ws.count("transactions") == ws.count("features") == ws.count("scores")
