@@ -16,16 +16,23 @@ ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory, ready_workspace_file):
-    """Serve the app on 127.0.0.1 over a copy of the workspace the first-start routine prepared."""
+def _serve(tmp_path_factory, ready_workspace_file, name: str, prepare=None):
+    """Serve the app on 127.0.0.1 over a copy of the ready workspace (prepared further if asked); yields its URL."""
     if not Path(CHROMIUM).exists():
         pytest.skip("chromium is not installed (CI installs it with apt-get)")
-    ws_path = tmp_path_factory.mktemp("e2e") / "workspace.duckdb"
+    ws_path = tmp_path_factory.mktemp(name) / "workspace.duckdb"
     copy_workspace(ready_workspace_file, ws_path)
+    if prepare is not None:
+        prepare(ws_path)
     ARTIFACTS.mkdir(exist_ok=True)
     with serve_app(ws_path, ARTIFACTS / f"streamlit-{ws_path.parent.name}.log") as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory, ready_workspace_file):
+    """The app over the workspace the first-start routine prepared: a demo session, no login."""
+    yield from _serve(tmp_path_factory, ready_workspace_file, "e2e")
 
 
 # Accounts of the team workspace: name → (role, password).
@@ -47,15 +54,8 @@ def add_team(ws_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def team_url(tmp_path_factory, ready_workspace_file):
-    """Serve the app over a copy of the ready workspace that has accounts: everyone logs in."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("chromium is not installed (CI installs it with apt-get)")
-    ws_path = tmp_path_factory.mktemp("e2e_team") / "workspace.duckdb"
-    copy_workspace(ready_workspace_file, ws_path)
-    add_team(ws_path)
-    ARTIFACTS.mkdir(exist_ok=True)
-    with serve_app(ws_path, ARTIFACTS / f"streamlit-{ws_path.parent.name}.log") as url:
-        yield url
+    """The app over a copy of the ready workspace that has accounts: everyone logs in."""
+    yield from _serve(tmp_path_factory, ready_workspace_file, "e2e_team", add_team)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ import pytest
 from people import admin, analyst, manager, reviewer, scientist
 
 from fraudlab import cases, drift, labels, overrides, pipeline, promotion, registry
+from fraudlab.api.keys import create_key
 from fraudlab.auth import users
 from fraudlab.auth.actors import DEMO, ROLES, SYSTEM, Actor
 from fraudlab.auth.permissions import ACTIONS, PAGES, NotAllowed, can, can_see
@@ -53,6 +54,7 @@ ACTION_CALLS = {
     "clear_data": lambda ws, a: labels.delete_all(ws, a),
     "manage_users": lambda ws, a: users.add_user(ws, a, "newbie", "analyst", PASSWORD),
     "refresh": lambda ws, a: pipeline.refresh(ws, who=a),
+    "manage_api_keys": lambda ws, a: create_key(ws, "checkout", a),
 }
 PEOPLE = {"analyst": analyst("al"), "reviewer": reviewer("ray"), "manager": manager("meg"),
           "data_scientist": scientist("sci"), "admin": admin("ada")}

@@ -29,7 +29,6 @@ ACTIONS: dict[str, frozenset[str]] = {
     "clear_data": frozenset({"admin"}),
     "manage_users": frozenset({"admin"}),
     "manage_api_keys": frozenset({"admin"}),
-    "score_live": frozenset({"admin", "system"}),  # an integration's API key acts as a system identity
     "refresh": frozenset({"admin", "system"}),
 }
 
