@@ -47,7 +47,7 @@ else:  # a session's page run
                   for stem, title, icon in entries if can_see(actor, stem)]
         for section, entries in SECTIONS.items()
     }
-    navigation = st.navigation({section: entries for section, entries in pages.items() if entries})
+    navigation = st.navigation({section: entries for section, entries in pages.items() if entries}, expanded=True)
     ensure_ready(workspace)
     with st.sidebar:
         logout_button(actor)

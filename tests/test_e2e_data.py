@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 from conftest import csv_with_bad_rows
-from e2e_support import assert_no_exception, browser, open_page, page, start, team_url, wait_idle  # noqa: F401
+from e2e_support import app_url, assert_no_exception, browser, open_page, page, start, team_url, wait_idle  # noqa: F401
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
