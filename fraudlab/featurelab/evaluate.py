@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score
+import pyarrow as pa
+from sklearn.metrics import average_precision_score
 
 from fraudlab.errors import FeatureDefError
 from fraudlab.featurelab.defs import FeatureDef, check_definition, parse_delay, parse_window
+from fraudlab.featurelab.metrics import bin_index, bins, fill_missing, information_value, psi, scores, scores_sorted
 from fraudlab.featurelab.sql import relation_sql
 from fraudlab.featurelab.store import get_definition, source_columns, taken_names
 from fraudlab.features import LEAKAGE_AUC, feature_columns, feature_info
@@ -25,8 +27,7 @@ from fraudlab.schema import LABEL_DERIVED
 from fraudlab.workspace import Workspace, quote_ident
 
 SHUFFLE_SAMPLE = 20_000
-CORRELATION_SAMPLE = 50_000
-BINS = 10
+CORRELATION_SAMPLE = 200_000  # correlations use a uniform hash sample of about this many rows
 LABELS_SQL = f"SELECT transaction_id, label FROM ({resolved_sql(None)})"
 
 
@@ -54,6 +55,14 @@ class FeatureEvaluation:
     distribution: pd.DataFrame  # bin, low, high, fraud share, legitimate share (for a chart)
     leakage: list[LeakageCheck] = field(default_factory=list)
     seconds: float = 0.0
+    correlation_rows: int = 0  # correlations come from a uniform sample of this many rows; the rest uses every row
+
+    @property
+    def sampling_note(self) -> str:
+        """Which numbers come from a sample, and how large."""
+        return (f"Coverage, distribution, information value, PSI and per-month AUCs use all {self.rows:,} rows; "
+                f"correlations use a uniform sample of {self.correlation_rows:,} rows with a value; the future-shuffle "
+                f"check uses the newest {SHUFFLE_SAMPLE:,} rows.")
 
     @property
     def leaks(self) -> bool:
@@ -100,10 +109,7 @@ def _resolve(ws: Workspace, name_or_defn: str | FeatureDef) -> tuple[FeatureDef,
 def _values(ws: Workspace, defn: FeatureDef, stored: bool, where: str = "", params: dict | None = None,
             source: str = "transactions") -> pd.DataFrame:
     """transaction_id, ts, value, label (NULL when unlabelled) of every row (or those `where` keeps)."""
-    cols = ws.columns("transactions")
-    rel = (f"SELECT transaction_id, {quote_ident(defn.name)} FROM features" if stored
-           else relation_sql(defn, cols, source))
-    cte = f"WITH {source} AS (SELECT * FROM transactions WHERE ts >= $lo) " if source != "transactions" else ""
+    rel, cte = _relation(ws, defn, stored, source)
     try:
         return ws.df(f"""{cte}SELECT t.transaction_id, t.ts, v.{quote_ident(defn.name)}::DOUBLE AS value, l.label
                         FROM ({rel}) v JOIN transactions t USING (transaction_id)
@@ -112,87 +118,92 @@ def _values(ws: Workspace, defn: FeatureDef, stored: bool, where: str = "", para
         raise FeatureDefError(f"feature {defn.name!r} does not compute: {str(exc).splitlines()[0]}") from exc
 
 
+def _relation(ws: Workspace, defn: FeatureDef, stored: bool, source: str = "transactions") -> tuple[str, str]:
+    """SQL of (transaction_id, <name>) for the definition, and the CTE a `source` other than transactions needs."""
+    rel = (f"SELECT transaction_id, {quote_ident(defn.name)} FROM features" if stored
+           else relation_sql(defn, ws.columns("transactions"), source))
+    cte = f"WITH {source} AS (SELECT * FROM transactions WHERE ts >= $lo) " if source != "transactions" else ""
+    return rel, cte
+
+
+def _arrays(ws: Workspace, defn: FeatureDef, stored: bool) -> dict[str, np.ndarray]:
+    """Every row as NumPy: month (year*12+month-1), value (NaN when missing), label (-1 unlabelled, 0, 1), and the
+    transaction ids of a uniform hash sample of at most about CORRELATION_SAMPLE rows (None elsewhere)."""
+    rel, _ = _relation(ws, defn, stored)
+    every = max(1, -(-int(ws.scalar("SELECT count(*) FROM transactions") or 0) // CORRELATION_SAMPLE))
+    try:
+        table = ws.arrow(f"""SELECT (year(t.ts) * 12 + month(t.ts) - 1)::INTEGER AS month,
+                                    coalesce(v.{quote_ident(defn.name)}::DOUBLE, 'NaN'::DOUBLE) AS value,
+                                    coalesce(l.label::TINYINT, -1::TINYINT) AS label,
+                                    CASE WHEN hash(t.transaction_id) % $every = 0 THEN t.transaction_id END AS sample_id
+                             FROM ({rel}) v JOIN transactions t USING (transaction_id)
+                             LEFT JOIN ({LABELS_SQL}) l USING (transaction_id)""", {"every": every})
+    except duckdb.Error as exc:
+        raise FeatureDefError(f"feature {defn.name!r} does not compute: {str(exc).splitlines()[0]}") from exc
+    out = {c: table.column(c).to_numpy() for c in ("month", "value", "label")}
+    ids = table.column("sample_id")
+    keep = ids.is_valid().to_numpy(zero_copy_only=False)
+    out["sample_id"], out["sample_value"] = np.asarray(ids.drop_null().to_pylist(), dtype=object), out["value"][keep]
+    return out
+
+
 def _scores(values: np.ndarray, y: np.ndarray) -> tuple[float | None, float | None]:
     """Single-feature PR-AUC and ROC-AUC, oriented so higher means fraud, missing values lowest."""
-    if y.all() or not y.any():
-        return None, None
-    x = np.where(np.isfinite(values), values, np.nanmin(values) - 1 if np.isfinite(values).any() else 0.0)
-    roc = float(roc_auc_score(y, x))
-    x = x if roc >= 0.5 else -x
-    return float(average_precision_score(y, x)), max(roc, 1 - roc)
+    return scores(values, y)
 
 
-def _bins(reference: np.ndarray) -> np.ndarray:
-    finite = reference[np.isfinite(reference)]
-    return np.unique(np.quantile(finite, np.linspace(0, 1, BINS + 1))[1:-1]) if len(finite) else np.array([])
-
-
-def _bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bin of each value (a last extra bin for missing values)."""
-    return np.where(np.isfinite(values), np.searchsorted(edges, values, side="right"), len(edges) + 1)
-
-
-def information_value(values: np.ndarray, y: np.ndarray) -> float:
-    """Information value of decile bins (missing values a bin of their own): < 0.02 useless, > 0.3 strong."""
-    if y.all() or not y.any():
-        return 0.0
-    idx = _bin_index(values, _bins(values))
-    bad, good = np.bincount(idx[y], minlength=idx.max() + 1), np.bincount(idx[~y], minlength=idx.max() + 1)
-    used = (bad + good) > 0  # empty bins say nothing; +0.5 keeps a bin with no fraud (or no legitimate) finite
-    bad, good = bad[used] + 0.5, good[used] + 0.5
-    pb, pg = bad / bad.sum(), good / good.sum()
-    return float(((pb - pg) * np.log(pb / pg)).sum())
-
-
-def psi(reference: np.ndarray, current: np.ndarray) -> float:
-    """Population stability index of `current` against `reference`'s deciles: > 0.25 is a large shift."""
-    edges = _bins(reference)
-    n = len(edges) + 2
-    ref = np.bincount(_bin_index(reference, edges), minlength=n) + 0.5
-    cur = np.bincount(_bin_index(current, edges), minlength=n) + 0.5
-    pr, pc = ref / ref.sum(), cur / cur.sum()
-    return float(((pc - pr) * np.log(pc / pr)).sum())
-
-
-def _per_month(frame: pd.DataFrame) -> pd.DataFrame:
+def _per_month(month: np.ndarray, value: np.ndarray, label: np.ndarray) -> pd.DataFrame:
+    """Exact per-month rows, frauds, PR-AUC, ROC-AUC (one global sort reused by every month), IV and coverage."""
+    filled = fill_missing(value)
+    order = np.argsort(filled, kind="stable")
     rows = []
-    for month, part in frame.groupby(frame["ts"].dt.to_period("M"), sort=True):
-        lab = part[part["label"].notna()]
-        x, y = lab["value"].to_numpy(float), lab["label"].astype(bool).to_numpy()
-        pr, roc = _scores(x, y)
-        rows.append({"month": str(month), "rows": len(part), "frauds": int(y.sum()), "pr_auc": pr, "roc_auc": roc,
-                     "information_value": information_value(x, y), "coverage": float(part["value"].notna().mean())})
+    for m in np.unique(month):
+        in_month = month == m
+        sorted_lab = order[in_month[order] & (label[order] >= 0)]  # this month's labelled rows, in value order
+        y_sorted = label[sorted_lab] == 1
+        pr, roc = scores_sorted(filled[sorted_lab], y_sorted)
+        lab = in_month & (label >= 0)
+        part = value[in_month]
+        rows.append({"month": f"{m // 12}-{m % 12 + 1:02d}", "rows": int(in_month.sum()), "frauds": int(y_sorted.sum()),
+                     "pr_auc": pr, "roc_auc": roc, "information_value": information_value(value[lab], label[lab] == 1),
+                     "coverage": float(np.isfinite(part).mean())})
     return pd.DataFrame(rows, columns=["month", "rows", "frauds", "pr_auc", "roc_auc", "information_value",
                                        "coverage"])
 
 
-def _distribution(frame: pd.DataFrame) -> pd.DataFrame:
+def _distribution(x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
     """Share of fraud and of legitimate rows in each decile bin of the feature (aggregated for a chart)."""
-    lab = frame[frame["label"].notna()]
-    x, y = lab["value"].to_numpy(float), lab["label"].astype(bool).to_numpy()
-    edges = _bins(x)
-    idx = _bin_index(x, edges)
+    edges = bins(x)
+    n = len(edges) + 2
+    idx = bin_index(x, edges)
+    bad, good = np.bincount(idx[y], minlength=n), np.bincount(idx[~y], minlength=n)
     bounds = np.r_[-np.inf, edges, np.inf]
     out = []
-    for b in range(len(edges) + 2):
-        label = "missing" if b == len(edges) + 1 else f"{bounds[b]:.4g} to {bounds[b + 1]:.4g}"
-        out.append({"bin": label, "fraud": float((idx[y] == b).mean()) if y.any() else 0.0,
-                    "legitimate": float((idx[~y] == b).mean()) if (~y).any() else 0.0})
+    for b in range(n):
+        label = "missing" if b == n - 1 else f"{bounds[b]:.4g} to {bounds[b + 1]:.4g}"
+        out.append({"bin": label, "fraud": float(bad[b] / bad.sum()) if bad.sum() else 0.0,
+                    "legitimate": float(good[b] / good.sum()) if good.sum() else 0.0})
     return pd.DataFrame(out)
 
 
-def _correlations(ws: Workspace, frame: pd.DataFrame, name: str) -> pd.DataFrame:
+def _correlations(ws: Workspace, ids: np.ndarray, values: np.ndarray, name: str) -> tuple[pd.DataFrame, int]:
+    """Top 5 Pearson correlations with the stored numeric features, on the sampled rows (and how many joined)."""
     numeric = [c for c in feature_info(ws).get("numeric", []) if c != name]
-    if not numeric or not ws.has_table("features"):
-        return pd.DataFrame(columns=["feature", "correlation"])
-    sample = frame[["transaction_id", "value"]].sample(min(len(frame), CORRELATION_SAMPLE), random_state=0)
-    cols = ", ".join(f"f.{quote_ident(c)}::DOUBLE AS {quote_ident(c)}" for c in numeric)
-    feats = ws.df(f"SELECT transaction_id, {cols} FROM features f WHERE transaction_id IN (SELECT unnest($ids))",
-                  {"ids": sample["transaction_id"].tolist()})
-    both = sample.merge(feats, on="transaction_id")
-    corr = both[numeric].corrwith(both["value"]).dropna()
+    empty = pd.DataFrame(columns=["feature", "correlation"])
+    if not numeric or not ws.has_table("features") or not len(ids):
+        return empty, 0
+    sample = pa.table({"transaction_id": pa.array(ids, pa.string()), "value": pa.array(values, pa.float64())})
+    cols = ", ".join(f"corr(f.{quote_ident(c)}::DOUBLE, s.value) AS {quote_ident(c)}" for c in numeric)
+    cur = ws.cursor()
+    try:
+        cur.register("_ev_sample", sample)
+        row = cur.execute(f"SELECT count(*), {cols} FROM features f JOIN _ev_sample s USING (transaction_id) "
+                          "WHERE isfinite(s.value)").fetchone()
+    finally:
+        cur.close()
+    corr = pd.Series(row[1:], index=numeric, dtype=float).dropna()
     top = corr.reindex(corr.abs().sort_values(ascending=False).index)[:5]
-    return pd.DataFrame({"feature": top.index, "correlation": top.to_numpy()})
+    return pd.DataFrame({"feature": top.index, "correlation": top.to_numpy()}), int(row[0])
 
 
 def future_shuffle_check(ws: Workspace, defn: FeatureDef, sample: int = SHUFFLE_SAMPLE, seed: int = 0) -> LeakageCheck:
@@ -225,14 +236,13 @@ def evaluate_feature(ws: Workspace, name_or_defn: str | FeatureDef) -> FeatureEv
     """Per-month single-feature PR-AUC / ROC-AUC / IV, coverage, PSI first vs last month, correlations, leakage."""
     began = time.perf_counter()
     defn, stored = _resolve(ws, name_or_defn)
-    frame = _values(ws, defn, stored)
-    lab = frame[frame["label"].notna()]
-    x, y = lab["value"].to_numpy(float), lab["label"].astype(bool).to_numpy()
-    per_month = _per_month(frame)
-    months = frame["ts"].dt.to_period("M")
-    first, last = months.min(), months.max()
-    drift = (psi(frame.loc[months == first, "value"].to_numpy(float), frame.loc[months == last, "value"].to_numpy(float))
-             if first != last else None)
+    arr = _arrays(ws, defn, stored)
+    month, value, label = arr["month"], arr["value"], arr["label"]
+    lab = label >= 0
+    x, y = value[lab], label[lab] == 1
+    per_month = _per_month(month, value, label)
+    first, last = (int(month.min()), int(month.max())) if len(month) else (0, 0)
+    drift = psi(value[month == first], value[month == last]) if first != last else None
     _, auc = _scores(x, y)
     checks = [LeakageCheck("name", not LABEL_DERIVED.search(defn.name),
                            "the name looks derived from the label" if LABEL_DERIVED.search(defn.name)
@@ -241,10 +251,11 @@ def evaluate_feature(ws: Workspace, name_or_defn: str | FeatureDef) -> FeatureEv
                            "no labels to measure" if auc is None else
                            f"alone it reaches ROC-AUC {auc:.3f} (over {LEAKAGE_AUC} means it likely copies the label)"),
               future_shuffle_check(ws, defn)]
-    return FeatureEvaluation(defn.name, len(frame), float(frame["value"].notna().mean()),
-                             int(frame["value"].isna().sum()), information_value(x, y), drift, per_month,
-                             _correlations(ws, frame, defn.name), _distribution(frame), checks,
-                             time.perf_counter() - began)
+    present = np.isfinite(value)
+    correlations, corr_rows = _correlations(ws, arr["sample_id"], arr["sample_value"], defn.name)
+    return FeatureEvaluation(defn.name, len(value), float(present.mean()) if len(value) else 0.0,
+                             int((~present).sum()), information_value(x, y), drift, per_month, correlations,
+                             _distribution(x, y), checks, time.perf_counter() - began, corr_rows)
 
 
 def preview_feature(ws: Workspace, defn: FeatureDef, rows: int = 50_000) -> FeaturePreview:
