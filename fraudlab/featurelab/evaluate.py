@@ -27,7 +27,7 @@ from fraudlab.schema import LABEL_DERIVED
 from fraudlab.workspace import Workspace, quote_ident
 
 SHUFFLE_SAMPLE = 20_000
-CORRELATION_SAMPLE = 200_000  # correlations use a uniform hash sample of about this many rows
+CORRELATION_SAMPLE = 50_000  # correlations use a uniform hash sample of about this many rows (r within ~0.005)
 LABELS_SQL = f"SELECT transaction_id, label FROM ({resolved_sql(None)})"
 
 
@@ -55,13 +55,15 @@ class FeatureEvaluation:
     distribution: pd.DataFrame  # bin, low, high, fraud share, legitimate share (for a chart)
     leakage: list[LeakageCheck] = field(default_factory=list)
     seconds: float = 0.0
-    correlation_rows: int = 0  # correlations come from a uniform sample of this many rows; the rest uses every row
+    correlation_rows: int = 0  # correlations come from a random sample of this many rows; the rest uses every row
+    correlation_how: str = ""  # how that sample was drawn
 
     @property
     def sampling_note(self) -> str:
         """Which numbers come from a sample, and how large."""
         return (f"Coverage, distribution, information value, PSI and per-month AUCs use all {self.rows:,} rows; "
-                f"correlations use a uniform sample of {self.correlation_rows:,} rows with a value; the future-shuffle "
+                f"correlations use a random sample of {self.correlation_rows:,} rows with a value{self.correlation_how}; "
+                f"the future-shuffle "
                 f"check uses the newest {SHUFFLE_SAMPLE:,} rows.")
 
     @property
@@ -128,47 +130,53 @@ def _relation(ws: Workspace, defn: FeatureDef, stored: bool, source: str = "tran
 
 def _arrays(ws: Workspace, defn: FeatureDef, stored: bool) -> dict[str, np.ndarray]:
     """Every row as NumPy: month (year*12+month-1), value (NaN when missing), label (-1 unlabelled, 0, 1), and the
-    transaction ids of a uniform hash sample of at most about CORRELATION_SAMPLE rows (None elsewhere)."""
+    transaction ids of a uniform hash sample of at most about CORRELATION_SAMPLE rows for a new definition."""
     rel, _ = _relation(ws, defn, stored)
     every = max(1, -(-int(ws.scalar("SELECT count(*) FROM transactions") or 0) // CORRELATION_SAMPLE))
+    # a stored feature samples `features` directly (see _correlations): no ids needed
+    sample = "NULL::VARCHAR" if stored else "CASE WHEN hash(t.transaction_id) % $every = 0 THEN t.transaction_id END"
     try:
         table = ws.arrow(f"""SELECT (year(t.ts) * 12 + month(t.ts) - 1)::INTEGER AS month,
                                     coalesce(v.{quote_ident(defn.name)}::DOUBLE, 'NaN'::DOUBLE) AS value,
                                     coalesce(l.label::TINYINT, -1::TINYINT) AS label,
-                                    CASE WHEN hash(t.transaction_id) % $every = 0 THEN t.transaction_id END AS sample_id
+                                    {sample} AS sample_id
                              FROM ({rel}) v JOIN transactions t USING (transaction_id)
-                             LEFT JOIN ({LABELS_SQL}) l USING (transaction_id)""", {"every": every})
+                             LEFT JOIN ({LABELS_SQL}) l USING (transaction_id)""", {} if stored else {"every": every})
     except duckdb.Error as exc:
         raise FeatureDefError(f"feature {defn.name!r} does not compute: {str(exc).splitlines()[0]}") from exc
     out = {c: table.column(c).to_numpy() for c in ("month", "value", "label")}
     ids = table.column("sample_id")
     keep = ids.is_valid().to_numpy(zero_copy_only=False)
     out["sample_id"], out["sample_value"] = np.asarray(ids.drop_null().to_pylist(), dtype=object), out["value"][keep]
+    out["every"] = np.asarray(every)
     return out
 
 
-def _scores(values: np.ndarray, y: np.ndarray) -> tuple[float | None, float | None]:
-    """Single-feature PR-AUC and ROC-AUC, oriented so higher means fraud, missing values lowest."""
-    return scores(values, y)
+_scores = scores  # single-feature PR-AUC and ROC-AUC (the preview uses it)
 
 
-def _per_month(month: np.ndarray, value: np.ndarray, label: np.ndarray) -> pd.DataFrame:
-    """Exact per-month rows, frauds, PR-AUC, ROC-AUC (one global sort reused by every month), IV and coverage."""
+def _per_month(month: np.ndarray, value: np.ndarray,
+               label: np.ndarray) -> tuple[pd.DataFrame, tuple[float | None, float | None]]:
+    """Exact per-month rows, frauds, PR-AUC, ROC-AUC, IV and coverage, and the AUCs over all labelled rows.
+
+    One sort by value serves every month and the overall AUCs (tied values form one threshold, so their order
+    does not matter); rows and coverage are bincounts over the month number."""
     filled = fill_missing(value)
-    order = np.argsort(filled, kind="stable")
+    lo = np.argsort(filled)
+    lo = lo[label[lo] >= 0]  # labelled rows in value order
+    xs, vs, ys, ms = filled[lo], value[lo], label[lo] == 1, month[lo]
+    first = int(month.min()) if len(month) else 0
+    counts = np.bincount(month - first)
+    present = np.bincount(month - first, weights=np.isfinite(value))
     rows = []
-    for m in np.unique(month):
-        in_month = month == m
-        sorted_lab = order[in_month[order] & (label[order] >= 0)]  # this month's labelled rows, in value order
-        y_sorted = label[sorted_lab] == 1
-        pr, roc = scores_sorted(filled[sorted_lab], y_sorted)
-        lab = in_month & (label >= 0)
-        part = value[in_month]
-        rows.append({"month": f"{m // 12}-{m % 12 + 1:02d}", "rows": int(in_month.sum()), "frauds": int(y_sorted.sum()),
-                     "pr_auc": pr, "roc_auc": roc, "information_value": information_value(value[lab], label[lab] == 1),
-                     "coverage": float(np.isfinite(part).mean())})
+    for i in np.flatnonzero(counts):
+        m, sel = first + i, ms == first + i
+        pr, roc = scores_sorted(xs[sel], ys[sel])
+        rows.append({"month": f"{m // 12}-{m % 12 + 1:02d}", "rows": int(counts[i]), "frauds": int(ys[sel].sum()),
+                     "pr_auc": pr, "roc_auc": roc, "information_value": information_value(vs[sel], ys[sel]),
+                     "coverage": float(present[i] / counts[i])})
     return pd.DataFrame(rows, columns=["month", "rows", "frauds", "pr_auc", "roc_auc", "information_value",
-                                       "coverage"])
+                                       "coverage"]), scores_sorted(xs, ys)
 
 
 def _distribution(x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
@@ -186,24 +194,50 @@ def _distribution(x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _correlations(ws: Workspace, ids: np.ndarray, values: np.ndarray, name: str) -> tuple[pd.DataFrame, int]:
-    """Top 5 Pearson correlations with the stored numeric features, on the sampled rows (and how many joined)."""
+def _correlations(ws: Workspace, arr: dict[str, np.ndarray], name: str, stored: bool) -> tuple[pd.DataFrame, int]:
+    """Top 5 Pearson correlations with the stored numeric features on a sample (and the sample's size).
+
+    A stored feature reads random 2,048-row blocks of `features` (DuckDB system sampling reads only those); a new
+    definition joins its hash-sampled rows, with the same hash filter on `features` so DuckDB skips the others."""
     numeric = [c for c in feature_info(ws).get("numeric", []) if c != name]
     empty = pd.DataFrame(columns=["feature", "correlation"])
-    if not numeric or not ws.has_table("features") or not len(ids):
+    if not numeric or not ws.has_table("features") or not len(arr["value"]):
         return empty, 0
-    sample = pa.table({"transaction_id": pa.array(ids, pa.string()), "value": pa.array(values, pa.float64())})
-    cols = ", ".join(f"corr(f.{quote_ident(c)}::DOUBLE, s.value) AS {quote_ident(c)}" for c in numeric)
-    cur = ws.cursor()
-    try:
-        cur.register("_ev_sample", sample)
-        row = cur.execute(f"SELECT count(*), {cols} FROM features f JOIN _ev_sample s USING (transaction_id) "
-                          "WHERE isfinite(s.value)").fetchone()
-    finally:
-        cur.close()
-    corr = pd.Series(row[1:], index=numeric, dtype=float).dropna()
+    cols = ", ".join(f"f.{quote_ident(c)}::DOUBLE AS {quote_ident(c)}" for c in numeric)
+    if stored:
+        share = min(100.0, 100.0 * CORRELATION_SAMPLE / len(arr["value"]))
+        table = ws.arrow(f"SELECT * FROM (SELECT f.{quote_ident(name)}::DOUBLE AS _value, {cols} FROM features f "
+                         f"USING SAMPLE {share:.6f} PERCENT (system, 7)) WHERE isfinite(_value)")
+    else:
+        sample = pa.table({"transaction_id": pa.array(arr["sample_id"], pa.string()),
+                           "value": pa.array(arr["sample_value"], pa.float64())})
+        cur = ws.cursor()
+        try:
+            cur.register("_ev_sample", sample)
+            table = cur.sql(f"SELECT s.value AS _value, {cols} FROM features f JOIN _ev_sample s USING (transaction_id) "
+                            f"WHERE isfinite(s.value) AND hash(f.transaction_id) % {int(arr['every'])} = 0"
+                            ).to_arrow_table()
+        finally:
+            cur.close()
+    v = table.column("_value").to_numpy()
+    corr = pd.Series({c: _pearson(table.column(c).to_numpy(zero_copy_only=False), v) for c in numeric},
+                     dtype=float).dropna()
     top = corr.reindex(corr.abs().sort_values(ascending=False).index)[:5]
-    return pd.DataFrame({"feature": top.index, "correlation": top.to_numpy()}), int(row[0])
+    return pd.DataFrame({"feature": top.index, "correlation": top.to_numpy()}), len(v)
+
+
+def _sample_how(stored: bool) -> str:
+    return " (whole random blocks of 2,048 rows)" if stored else " (a hash of the transaction id picks them)"
+
+
+def _pearson(a: np.ndarray, v: np.ndarray) -> float:
+    """Pearson correlation over the rows where both are finite (NaN when either is constant)."""
+    ok = np.isfinite(a) & np.isfinite(v)
+    if ok.sum() < 3:
+        return float("nan")
+    x, y = a[ok] - a[ok].mean(), v[ok] - v[ok].mean()
+    den = np.sqrt((x * x).sum() * (y * y).sum())
+    return float((x * y).sum() / den) if den > 0 else float("nan")
 
 
 def future_shuffle_check(ws: Workspace, defn: FeatureDef, sample: int = SHUFFLE_SAMPLE, seed: int = 0) -> LeakageCheck:
@@ -240,10 +274,9 @@ def evaluate_feature(ws: Workspace, name_or_defn: str | FeatureDef) -> FeatureEv
     month, value, label = arr["month"], arr["value"], arr["label"]
     lab = label >= 0
     x, y = value[lab], label[lab] == 1
-    per_month = _per_month(month, value, label)
+    per_month, (_, auc) = _per_month(month, value, label)
     first, last = (int(month.min()), int(month.max())) if len(month) else (0, 0)
     drift = psi(value[month == first], value[month == last]) if first != last else None
-    _, auc = _scores(x, y)
     checks = [LeakageCheck("name", not LABEL_DERIVED.search(defn.name),
                            "the name looks derived from the label" if LABEL_DERIVED.search(defn.name)
                            else "the name does not look derived from the label"),
@@ -252,10 +285,11 @@ def evaluate_feature(ws: Workspace, name_or_defn: str | FeatureDef) -> FeatureEv
                            f"alone it reaches ROC-AUC {auc:.3f} (over {LEAKAGE_AUC} means it likely copies the label)"),
               future_shuffle_check(ws, defn)]
     present = np.isfinite(value)
-    correlations, corr_rows = _correlations(ws, arr["sample_id"], arr["sample_value"], defn.name)
+    correlations, corr_rows = _correlations(ws, arr, defn.name, stored)
     return FeatureEvaluation(defn.name, len(value), float(present.mean()) if len(value) else 0.0,
                              int((~present).sum()), information_value(x, y), drift, per_month, correlations,
-                             _distribution(x, y), checks, time.perf_counter() - began, corr_rows)
+                             _distribution(x, y), checks, time.perf_counter() - began, corr_rows,
+                             _sample_how(stored))
 
 
 def preview_feature(ws: Workspace, defn: FeatureDef, rows: int = 50_000) -> FeaturePreview:
