@@ -27,7 +27,7 @@ from fraudlab.schema import LABEL_DERIVED
 from fraudlab.workspace import Workspace, quote_ident
 
 SHUFFLE_SAMPLE = 20_000
-CORRELATION_SAMPLE = 50_000  # correlations use a uniform hash sample of about this many rows (r within ~0.005)
+CORRELATION_SAMPLE = 50_000  # correlations use a random sample of about this many rows (r within ~0.005)
 LABELS_SQL = f"SELECT transaction_id, label FROM ({resolved_sql(None)})"
 
 
@@ -63,8 +63,7 @@ class FeatureEvaluation:
         """Which numbers come from a sample, and how large."""
         return (f"Coverage, distribution, information value, PSI and per-month AUCs use all {self.rows:,} rows; "
                 f"correlations use a random sample of {self.correlation_rows:,} rows with a value{self.correlation_how}; "
-                f"the future-shuffle "
-                f"check uses the newest {SHUFFLE_SAMPLE:,} rows.")
+                f"the future-shuffle check uses the newest {SHUFFLE_SAMPLE:,} rows.")
 
     @property
     def leaks(self) -> bool:
@@ -215,8 +214,8 @@ def _correlations(ws: Workspace, arr: dict[str, np.ndarray], name: str, stored: 
         try:
             cur.register("_ev_sample", sample)
             table = cur.sql(f"SELECT s.value AS _value, {cols} FROM features f JOIN _ev_sample s USING (transaction_id) "
-                            f"WHERE isfinite(s.value) AND hash(f.transaction_id) % {int(arr['every'])} = 0"
-                            ).to_arrow_table()
+                            "WHERE isfinite(s.value) AND hash(f.transaction_id) % $every = 0",
+                            params={"every": int(arr["every"])}).to_arrow_table()
         finally:
             cur.close()
     v = table.column("_value").to_numpy()
@@ -227,6 +226,7 @@ def _correlations(ws: Workspace, arr: dict[str, np.ndarray], name: str, stored: 
 
 
 def _sample_how(stored: bool) -> str:
+    """How the correlation sample was drawn, for the note."""
     return " (whole random blocks of 2,048 rows)" if stored else " (a hash of the transaction id picks them)"
 
 
