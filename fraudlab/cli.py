@@ -186,9 +186,10 @@ def _features_evaluate(args) -> int:
         print(f"  {m.month}  rows {m.rows:>9,}  frauds {m.frauds:>6,}  PR-AUC {fmt(m.pr_auc)}  ROC-AUC {fmt(m.roc_auc)}"
               f"  IV {m.information_value:.3f}  coverage {m.coverage:.1%}")
     for c in ev.correlations.itertuples():
-        print(f"  correlation with {c.feature}: {c.correlation:+.3f}")
+        print(f"  correlation with {c.feature}: {c.correlation:+.3f} (sample of {ev.correlation_rows:,} rows)")
     for check in ev.leakage:
         print(f"  leakage check {check.name}: {'passed' if check.passed else 'FAILED'} ({check.detail})")
+    print(f"  {ev.sampling_note} ({ev.seconds:.1f} s)")
     return 1 if ev.leaks else 0
 
 

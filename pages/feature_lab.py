@@ -61,7 +61,7 @@ try:
         c[3].metric("Leakage checks", "passed" if not ev.leaks else "FAILED")
         st.caption("PR-AUC / ROC-AUC use the feature alone as a score (0-1, higher is better; the fraud rate and 0.5 "
                    "are chance). Information value: under 0.02 useless, over 0.3 strong. PSI over 0.25 is a large "
-                   "shift between the first and the last month.")
+                   "shift between the first and the last month. " + ev.sampling_note)
         g1, g2 = st.columns(2)
         g1.plotly_chart(distribution_figure(ev.distribution), width="stretch")
         g2.plotly_chart(per_month_figure(ev.per_month), width="stretch")

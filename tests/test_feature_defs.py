@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from people import scientist
+from sklearn.metrics import average_precision_score, roc_auc_score
 
 from fraudlab.cli import build_parser, main
 from fraudlab.errors import FeatureDefError
@@ -19,7 +20,13 @@ from fraudlab.featurelab import (
     list_definitions,
     parse_window,
 )
-from fraudlab.featurelab.evaluate import evaluate_feature, future_shuffle_check, preview_feature, try_in_challenger
+from fraudlab.featurelab.evaluate import (
+    _values,
+    evaluate_feature,
+    future_shuffle_check,
+    preview_feature,
+    try_in_challenger,
+)
 from fraudlab.features import build_features, feature_columns, feature_info, load_frame
 from fraudlab.generate import simulate
 from fraudlab.ingest import ingest_table
@@ -202,6 +209,16 @@ def test_evaluate_reports_months_leakage_checks_and_correlations(lab):
     assert ev.rows == 3_000 and 0 < ev.coverage <= 1 and len(ev.per_month) >= 1
     assert {c.name for c in ev.leakage} == {"name", "single-column AUC", "future shuffle"} and not ev.leaks
     assert len(ev.correlations) == 5 and ev.correlations["correlation"].abs().is_monotonic_decreasing
+    assert 0 < ev.correlation_rows <= ev.rows and f"sample of {ev.correlation_rows:,} rows" in ev.sampling_note
+    frame = _values(lab, DEFS[1], True)  # slow reference: scikit-learn on each month's labelled rows
+    for m, part in frame[frame["label"].notna()].groupby(frame["ts"].dt.strftime("%Y-%m")):
+        y, x = part["label"].astype(bool).to_numpy(), part["value"].to_numpy(float)
+        x = np.where(np.isfinite(x), x, np.nanmin(x) - 1)
+        row = ev.per_month.set_index("month").loc[m]
+        if y.any() and not y.all():
+            roc = roc_auc_score(y, x)
+            assert row["roc_auc"] == pytest.approx(max(roc, 1 - roc), abs=1e-9)
+            assert row["pr_auc"] == pytest.approx(average_precision_score(y, x if roc >= 0.5 else -x), abs=1e-9)
     constant = evaluate_feature(lab, FeatureDef("constant", None, "value", expression="amount * 0 + 1"))
     assert constant.information_value < 1e-9
     assert not next(c for c in evaluate_feature(lab, FeatureDef("fraud_hint", None, "value", expression="amount"))

@@ -12,10 +12,12 @@ from dataclasses import dataclass, field
 import duckdb
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, roc_auc_score
+import pyarrow as pa
+from sklearn.metrics import average_precision_score
 
 from fraudlab.errors import FeatureDefError
 from fraudlab.featurelab.defs import FeatureDef, check_definition, parse_delay, parse_window
+from fraudlab.featurelab.metrics import bin_index, bins, fill_missing, information_value, psi, scores, scores_sorted
 from fraudlab.featurelab.sql import relation_sql
 from fraudlab.featurelab.store import get_definition, source_columns, taken_names
 from fraudlab.features import LEAKAGE_AUC, feature_columns, feature_info
@@ -25,8 +27,7 @@ from fraudlab.schema import LABEL_DERIVED
 from fraudlab.workspace import Workspace, quote_ident
 
 SHUFFLE_SAMPLE = 20_000
-CORRELATION_SAMPLE = 50_000
-BINS = 10
+CORRELATION_SAMPLE = 50_000  # correlations use a random sample of about this many rows (r within ~0.005)
 LABELS_SQL = f"SELECT transaction_id, label FROM ({resolved_sql(None)})"
 
 
@@ -54,6 +55,15 @@ class FeatureEvaluation:
     distribution: pd.DataFrame  # bin, low, high, fraud share, legitimate share (for a chart)
     leakage: list[LeakageCheck] = field(default_factory=list)
     seconds: float = 0.0
+    correlation_rows: int = 0  # correlations come from a random sample of this many rows; the rest uses every row
+    correlation_how: str = ""  # how that sample was drawn
+
+    @property
+    def sampling_note(self) -> str:
+        """Which numbers come from a sample, and how large."""
+        return (f"Coverage, distribution, information value, PSI and per-month AUCs use all {self.rows:,} rows; "
+                f"correlations use a random sample of {self.correlation_rows:,} rows with a value{self.correlation_how}; "
+                f"the future-shuffle check uses the newest {SHUFFLE_SAMPLE:,} rows.")
 
     @property
     def leaks(self) -> bool:
@@ -100,10 +110,7 @@ def _resolve(ws: Workspace, name_or_defn: str | FeatureDef) -> tuple[FeatureDef,
 def _values(ws: Workspace, defn: FeatureDef, stored: bool, where: str = "", params: dict | None = None,
             source: str = "transactions") -> pd.DataFrame:
     """transaction_id, ts, value, label (NULL when unlabelled) of every row (or those `where` keeps)."""
-    cols = ws.columns("transactions")
-    rel = (f"SELECT transaction_id, {quote_ident(defn.name)} FROM features" if stored
-           else relation_sql(defn, cols, source))
-    cte = f"WITH {source} AS (SELECT * FROM transactions WHERE ts >= $lo) " if source != "transactions" else ""
+    rel, cte = _relation(ws, defn, stored, source)
     try:
         return ws.df(f"""{cte}SELECT t.transaction_id, t.ts, v.{quote_ident(defn.name)}::DOUBLE AS value, l.label
                         FROM ({rel}) v JOIN transactions t USING (transaction_id)
@@ -112,87 +119,125 @@ def _values(ws: Workspace, defn: FeatureDef, stored: bool, where: str = "", para
         raise FeatureDefError(f"feature {defn.name!r} does not compute: {str(exc).splitlines()[0]}") from exc
 
 
-def _scores(values: np.ndarray, y: np.ndarray) -> tuple[float | None, float | None]:
-    """Single-feature PR-AUC and ROC-AUC, oriented so higher means fraud, missing values lowest."""
-    if y.all() or not y.any():
-        return None, None
-    x = np.where(np.isfinite(values), values, np.nanmin(values) - 1 if np.isfinite(values).any() else 0.0)
-    roc = float(roc_auc_score(y, x))
-    x = x if roc >= 0.5 else -x
-    return float(average_precision_score(y, x)), max(roc, 1 - roc)
+def _relation(ws: Workspace, defn: FeatureDef, stored: bool, source: str = "transactions") -> tuple[str, str]:
+    """SQL of (transaction_id, <name>) for the definition, and the CTE a `source` other than transactions needs."""
+    rel = (f"SELECT transaction_id, {quote_ident(defn.name)} FROM features" if stored
+           else relation_sql(defn, ws.columns("transactions"), source))
+    cte = f"WITH {source} AS (SELECT * FROM transactions WHERE ts >= $lo) " if source != "transactions" else ""
+    return rel, cte
 
 
-def _bins(reference: np.ndarray) -> np.ndarray:
-    finite = reference[np.isfinite(reference)]
-    return np.unique(np.quantile(finite, np.linspace(0, 1, BINS + 1))[1:-1]) if len(finite) else np.array([])
+def _arrays(ws: Workspace, defn: FeatureDef, stored: bool) -> dict[str, np.ndarray]:
+    """Every row as NumPy: month (year*12+month-1), value (NaN when missing), label (-1 unlabelled, 0, 1), and the
+    transaction ids of a uniform hash sample of at most about CORRELATION_SAMPLE rows for a new definition."""
+    rel, _ = _relation(ws, defn, stored)
+    every = max(1, -(-int(ws.scalar("SELECT count(*) FROM transactions") or 0) // CORRELATION_SAMPLE))
+    # a stored feature samples `features` directly (see _correlations): no ids needed
+    sample = "NULL::VARCHAR" if stored else "CASE WHEN hash(t.transaction_id) % $every = 0 THEN t.transaction_id END"
+    try:
+        table = ws.arrow(f"""SELECT (year(t.ts) * 12 + month(t.ts) - 1)::INTEGER AS month,
+                                    coalesce(v.{quote_ident(defn.name)}::DOUBLE, 'NaN'::DOUBLE) AS value,
+                                    coalesce(l.label::TINYINT, -1::TINYINT) AS label,
+                                    {sample} AS sample_id
+                             FROM ({rel}) v JOIN transactions t USING (transaction_id)
+                             LEFT JOIN ({LABELS_SQL}) l USING (transaction_id)""", {} if stored else {"every": every})
+    except duckdb.Error as exc:
+        raise FeatureDefError(f"feature {defn.name!r} does not compute: {str(exc).splitlines()[0]}") from exc
+    out = {c: table.column(c).to_numpy() for c in ("month", "value", "label")}
+    ids = table.column("sample_id")
+    keep = ids.is_valid().to_numpy(zero_copy_only=False)
+    out["sample_id"], out["sample_value"] = np.asarray(ids.drop_null().to_pylist(), dtype=object), out["value"][keep]
+    out["every"] = np.asarray(every)
+    return out
 
 
-def _bin_index(values: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Bin of each value (a last extra bin for missing values)."""
-    return np.where(np.isfinite(values), np.searchsorted(edges, values, side="right"), len(edges) + 1)
+_scores = scores  # single-feature PR-AUC and ROC-AUC (the preview uses it)
 
 
-def information_value(values: np.ndarray, y: np.ndarray) -> float:
-    """Information value of decile bins (missing values a bin of their own): < 0.02 useless, > 0.3 strong."""
-    if y.all() or not y.any():
-        return 0.0
-    idx = _bin_index(values, _bins(values))
-    bad, good = np.bincount(idx[y], minlength=idx.max() + 1), np.bincount(idx[~y], minlength=idx.max() + 1)
-    used = (bad + good) > 0  # empty bins say nothing; +0.5 keeps a bin with no fraud (or no legitimate) finite
-    bad, good = bad[used] + 0.5, good[used] + 0.5
-    pb, pg = bad / bad.sum(), good / good.sum()
-    return float(((pb - pg) * np.log(pb / pg)).sum())
+def _per_month(month: np.ndarray, value: np.ndarray,
+               label: np.ndarray) -> tuple[pd.DataFrame, tuple[float | None, float | None]]:
+    """Exact per-month rows, frauds, PR-AUC, ROC-AUC, IV and coverage, and the AUCs over all labelled rows.
 
-
-def psi(reference: np.ndarray, current: np.ndarray) -> float:
-    """Population stability index of `current` against `reference`'s deciles: > 0.25 is a large shift."""
-    edges = _bins(reference)
-    n = len(edges) + 2
-    ref = np.bincount(_bin_index(reference, edges), minlength=n) + 0.5
-    cur = np.bincount(_bin_index(current, edges), minlength=n) + 0.5
-    pr, pc = ref / ref.sum(), cur / cur.sum()
-    return float(((pc - pr) * np.log(pc / pr)).sum())
-
-
-def _per_month(frame: pd.DataFrame) -> pd.DataFrame:
+    One sort by value serves every month and the overall AUCs (tied values form one threshold, so their order
+    does not matter); rows and coverage are bincounts over the month number."""
+    filled = fill_missing(value)
+    lo = np.argsort(filled)
+    lo = lo[label[lo] >= 0]  # labelled rows in value order
+    xs, vs, ys, ms = filled[lo], value[lo], label[lo] == 1, month[lo]
+    first = int(month.min()) if len(month) else 0
+    counts = np.bincount(month - first)
+    present = np.bincount(month - first, weights=np.isfinite(value))
     rows = []
-    for month, part in frame.groupby(frame["ts"].dt.to_period("M"), sort=True):
-        lab = part[part["label"].notna()]
-        x, y = lab["value"].to_numpy(float), lab["label"].astype(bool).to_numpy()
-        pr, roc = _scores(x, y)
-        rows.append({"month": str(month), "rows": len(part), "frauds": int(y.sum()), "pr_auc": pr, "roc_auc": roc,
-                     "information_value": information_value(x, y), "coverage": float(part["value"].notna().mean())})
+    for i in np.flatnonzero(counts):
+        m, sel = first + i, ms == first + i
+        pr, roc = scores_sorted(xs[sel], ys[sel])
+        rows.append({"month": f"{m // 12}-{m % 12 + 1:02d}", "rows": int(counts[i]), "frauds": int(ys[sel].sum()),
+                     "pr_auc": pr, "roc_auc": roc, "information_value": information_value(vs[sel], ys[sel]),
+                     "coverage": float(present[i] / counts[i])})
     return pd.DataFrame(rows, columns=["month", "rows", "frauds", "pr_auc", "roc_auc", "information_value",
-                                       "coverage"])
+                                       "coverage"]), scores_sorted(xs, ys)
 
 
-def _distribution(frame: pd.DataFrame) -> pd.DataFrame:
+def _distribution(x: np.ndarray, y: np.ndarray) -> pd.DataFrame:
     """Share of fraud and of legitimate rows in each decile bin of the feature (aggregated for a chart)."""
-    lab = frame[frame["label"].notna()]
-    x, y = lab["value"].to_numpy(float), lab["label"].astype(bool).to_numpy()
-    edges = _bins(x)
-    idx = _bin_index(x, edges)
+    edges = bins(x)
+    n = len(edges) + 2
+    idx = bin_index(x, edges)
+    bad, good = np.bincount(idx[y], minlength=n), np.bincount(idx[~y], minlength=n)
     bounds = np.r_[-np.inf, edges, np.inf]
     out = []
-    for b in range(len(edges) + 2):
-        label = "missing" if b == len(edges) + 1 else f"{bounds[b]:.4g} to {bounds[b + 1]:.4g}"
-        out.append({"bin": label, "fraud": float((idx[y] == b).mean()) if y.any() else 0.0,
-                    "legitimate": float((idx[~y] == b).mean()) if (~y).any() else 0.0})
+    for b in range(n):
+        label = "missing" if b == n - 1 else f"{bounds[b]:.4g} to {bounds[b + 1]:.4g}"
+        out.append({"bin": label, "fraud": float(bad[b] / bad.sum()) if bad.sum() else 0.0,
+                    "legitimate": float(good[b] / good.sum()) if good.sum() else 0.0})
     return pd.DataFrame(out)
 
 
-def _correlations(ws: Workspace, frame: pd.DataFrame, name: str) -> pd.DataFrame:
+def _correlations(ws: Workspace, arr: dict[str, np.ndarray], name: str, stored: bool) -> tuple[pd.DataFrame, int]:
+    """Top 5 Pearson correlations with the stored numeric features on a sample (and the sample's size).
+
+    A stored feature reads random 2,048-row blocks of `features` (DuckDB system sampling reads only those); a new
+    definition joins its hash-sampled rows, with the same hash filter on `features` so DuckDB skips the others."""
     numeric = [c for c in feature_info(ws).get("numeric", []) if c != name]
-    if not numeric or not ws.has_table("features"):
-        return pd.DataFrame(columns=["feature", "correlation"])
-    sample = frame[["transaction_id", "value"]].sample(min(len(frame), CORRELATION_SAMPLE), random_state=0)
+    empty = pd.DataFrame(columns=["feature", "correlation"])
+    if not numeric or not ws.has_table("features") or not len(arr["value"]):
+        return empty, 0
     cols = ", ".join(f"f.{quote_ident(c)}::DOUBLE AS {quote_ident(c)}" for c in numeric)
-    feats = ws.df(f"SELECT transaction_id, {cols} FROM features f WHERE transaction_id IN (SELECT unnest($ids))",
-                  {"ids": sample["transaction_id"].tolist()})
-    both = sample.merge(feats, on="transaction_id")
-    corr = both[numeric].corrwith(both["value"]).dropna()
+    if stored:
+        share = min(100.0, 100.0 * CORRELATION_SAMPLE / len(arr["value"]))
+        table = ws.arrow(f"SELECT * FROM (SELECT f.{quote_ident(name)}::DOUBLE AS _value, {cols} FROM features f "
+                         f"USING SAMPLE {share:.6f} PERCENT (system, 7)) WHERE isfinite(_value)")
+    else:
+        sample = pa.table({"transaction_id": pa.array(arr["sample_id"], pa.string()),
+                           "value": pa.array(arr["sample_value"], pa.float64())})
+        cur = ws.cursor()
+        try:
+            cur.register("_ev_sample", sample)
+            table = cur.sql(f"SELECT s.value AS _value, {cols} FROM features f JOIN _ev_sample s USING (transaction_id) "
+                            "WHERE isfinite(s.value) AND hash(f.transaction_id) % $every = 0",
+                            params={"every": int(arr["every"])}).to_arrow_table()
+        finally:
+            cur.close()
+    v = table.column("_value").to_numpy()
+    corr = pd.Series({c: _pearson(table.column(c).to_numpy(zero_copy_only=False), v) for c in numeric},
+                     dtype=float).dropna()
     top = corr.reindex(corr.abs().sort_values(ascending=False).index)[:5]
-    return pd.DataFrame({"feature": top.index, "correlation": top.to_numpy()})
+    return pd.DataFrame({"feature": top.index, "correlation": top.to_numpy()}), len(v)
+
+
+def _sample_how(stored: bool) -> str:
+    """How the correlation sample was drawn, for the note."""
+    return " (whole random blocks of 2,048 rows)" if stored else " (a hash of the transaction id picks them)"
+
+
+def _pearson(a: np.ndarray, v: np.ndarray) -> float:
+    """Pearson correlation over the rows where both are finite (NaN when either is constant)."""
+    ok = np.isfinite(a) & np.isfinite(v)
+    if ok.sum() < 3:
+        return float("nan")
+    x, y = a[ok] - a[ok].mean(), v[ok] - v[ok].mean()
+    den = np.sqrt((x * x).sum() * (y * y).sum())
+    return float((x * y).sum() / den) if den > 0 else float("nan")
 
 
 def future_shuffle_check(ws: Workspace, defn: FeatureDef, sample: int = SHUFFLE_SAMPLE, seed: int = 0) -> LeakageCheck:
@@ -225,15 +270,13 @@ def evaluate_feature(ws: Workspace, name_or_defn: str | FeatureDef) -> FeatureEv
     """Per-month single-feature PR-AUC / ROC-AUC / IV, coverage, PSI first vs last month, correlations, leakage."""
     began = time.perf_counter()
     defn, stored = _resolve(ws, name_or_defn)
-    frame = _values(ws, defn, stored)
-    lab = frame[frame["label"].notna()]
-    x, y = lab["value"].to_numpy(float), lab["label"].astype(bool).to_numpy()
-    per_month = _per_month(frame)
-    months = frame["ts"].dt.to_period("M")
-    first, last = months.min(), months.max()
-    drift = (psi(frame.loc[months == first, "value"].to_numpy(float), frame.loc[months == last, "value"].to_numpy(float))
-             if first != last else None)
-    _, auc = _scores(x, y)
+    arr = _arrays(ws, defn, stored)
+    month, value, label = arr["month"], arr["value"], arr["label"]
+    lab = label >= 0
+    x, y = value[lab], label[lab] == 1
+    per_month, (_, auc) = _per_month(month, value, label)
+    first, last = (int(month.min()), int(month.max())) if len(month) else (0, 0)
+    drift = psi(value[month == first], value[month == last]) if first != last else None
     checks = [LeakageCheck("name", not LABEL_DERIVED.search(defn.name),
                            "the name looks derived from the label" if LABEL_DERIVED.search(defn.name)
                            else "the name does not look derived from the label"),
@@ -241,10 +284,12 @@ def evaluate_feature(ws: Workspace, name_or_defn: str | FeatureDef) -> FeatureEv
                            "no labels to measure" if auc is None else
                            f"alone it reaches ROC-AUC {auc:.3f} (over {LEAKAGE_AUC} means it likely copies the label)"),
               future_shuffle_check(ws, defn)]
-    return FeatureEvaluation(defn.name, len(frame), float(frame["value"].notna().mean()),
-                             int(frame["value"].isna().sum()), information_value(x, y), drift, per_month,
-                             _correlations(ws, frame, defn.name), _distribution(frame), checks,
-                             time.perf_counter() - began)
+    present = np.isfinite(value)
+    correlations, corr_rows = _correlations(ws, arr, defn.name, stored)
+    return FeatureEvaluation(defn.name, len(value), float(present.mean()) if len(value) else 0.0,
+                             int((~present).sum()), information_value(x, y), drift, per_month, correlations,
+                             _distribution(x, y), checks, time.perf_counter() - began, corr_rows,
+                             _sample_how(stored))
 
 
 def preview_feature(ws: Workspace, defn: FeatureDef, rows: int = 50_000) -> FeaturePreview:
