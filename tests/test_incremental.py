@@ -83,12 +83,18 @@ def test_batches_in_and_out_of_order_equal_one_full_build(tmp_path, seed, shuffl
     ws.close()
 
 
-def test_only_affected_rows_are_recomputed_and_history_is_sliced(tmp_path):
-    tx = simulate(rows=8_000, seed=5, days=45).transactions.sort_values("ts").reset_index(drop=True)
+def history_then_append(tmp_path, rows: int, seed: int, days: int, split: int) -> tuple[pd.DataFrame, Workspace]:
+    """A workspace with features built on the first `split` rows (in time order), the rest loaded after them."""
+    tx = simulate(rows=rows, seed=seed, days=days).transactions.sort_values("ts").reset_index(drop=True)
     ws = Workspace(tmp_path / "ws.duckdb")
-    ingest_table(ws, tx.iloc[:7_000], source="history")
+    ingest_table(ws, tx.iloc[:split], source="history")
     build_features(ws)
-    ingest_table(ws, tx.iloc[7_000:], source="append")
+    ingest_table(ws, tx.iloc[split:], source="append")
+    return tx, ws
+
+
+def test_only_affected_rows_are_recomputed_and_history_is_sliced(tmp_path):
+    tx, ws = history_then_append(tmp_path, 8_000, 5, 45, 7_000)
     report = update_features(ws)
     # an append after all history changes no older row's windows: just the new rows (ties at the boundary aside)
     assert report.new_rows == 1_000 and report.affected_rows <= 1_010
@@ -98,11 +104,7 @@ def test_only_affected_rows_are_recomputed_and_history_is_sliced(tmp_path):
 
 
 def test_a_large_increment_falls_back_to_the_full_rebuild(tmp_path):
-    tx = simulate(rows=4_000, seed=6, days=30).transactions.sort_values("ts").reset_index(drop=True)
-    ws = Workspace(tmp_path / "ws.duckdb")
-    ingest_table(ws, tx.iloc[:2_000], source="half")
-    build_features(ws)
-    ingest_table(ws, tx.iloc[2_000:], source="other half")
+    tx, ws = history_then_append(tmp_path, 4_000, 6, 30, 2_000)
     assert not can_update(ws)  # 50 % new rows: rebuild whole
     assert can_update(ws, max_share=0.6)
     update_features(ws)  # both paths agree
