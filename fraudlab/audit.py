@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from fraudlab.auth.actors import role_label
 from fraudlab.workspace import Workspace
 
 
@@ -15,10 +16,13 @@ def audit_choices(ws: Workspace) -> tuple[list[str], list[str]]:
 
 def audit_trail(ws: Workspace, people: list[str] | None = None, actions: list[str] | None = None,
                 limit: int = 1000) -> pd.DataFrame:
-    """Newest audit rows first, optionally only these people and actions: when, who, role, how, action, details."""
-    return ws.df("""SELECT logged_at, who, coalesce(role, '') AS role, coalesce(via, '') AS login, action, details
+    """Newest audit rows first, optionally only these people and actions: when, who, role (in words), how they
+    logged in, action, details."""
+    trail = ws.df("""SELECT logged_at, who, coalesce(role, '') AS role, coalesce(via, '') AS login, action, details
                     FROM audit
                     WHERE (len($people) = 0 OR list_contains($people, who))
                       AND (len($actions) = 0 OR list_contains($actions, action))
                     ORDER BY audit_id DESC LIMIT $limit""",
                  {"people": list(people or []), "actions": list(actions or []), "limit": int(limit)})
+    trail["role"] = trail["role"].map(lambda r: role_label(r) if r else "")
+    return trail

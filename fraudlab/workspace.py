@@ -237,7 +237,7 @@ def _insert_audit(cur: duckdb.DuckDBPyConnection, who: Actor, action: str, detai
     cur.execute(
         "INSERT INTO audit (audit_id, logged_at, who, action, details, role, via) "
         "VALUES (nextval('audit_seq'), ?, ?, ?, ?, ?, ?)",
-        [utcnow(), who.name, action, json.dumps(details, default=str), who.role, who.via],
+        [utcnow(), who.name, action, json.dumps(details, default=str, ensure_ascii=False), who.role, who.via],
     )
 
 
