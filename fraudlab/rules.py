@@ -1,12 +1,12 @@
 """Rule engine: readable rules over point-in-time features; the last step of the scoring fallback chain.
 
 A rule fires when all its conditions hold; a row's score is the highest weight among the rules it fires
-(a floor otherwise). Conditions are (feature, operator, value) triples, so analysts can write their own.
+(0 when none fires, so the model's alert threshold never turns "no rule fired" into an alert). Conditions are (feature, operator, value) triples, so analysts can write their own.
 
 >>> import pandas as pd
 >>> frame = pd.DataFrame({"c_cnt_5m": [0, 4], "amount": [30.0, 2.0], "c_cnt_1h": [0, 5]})
 >>> score_rules(frame).score.round(2).tolist()
-[0.01, 0.85]
+[0.0, 0.85]
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from fraudlab.errors import FraudlabError
 
 OPERATORS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq,
              "!=": operator.ne}
-FLOOR = 0.01
+FLOOR = 0.0  # no rule fired: below any alert threshold, so a rules-scored event alerts only when a rule fires
 
 
 @dataclass(frozen=True)

@@ -142,3 +142,14 @@ def test_registry_features_that_do_not_match_the_features_table_fall_back_with_a
         score_window(ws, model_id=record.model_id)
     tid = ws.scalar("SELECT transaction_id FROM scores LIMIT 1")
     assert score_case(ws, tid).scorer == "rules"
+
+
+def test_rules_alert_only_when_a_rule_fires(ws):
+    from fraudlab.model import decision_threshold
+    from fraudlab.rules import score_rules
+
+    frame = ws.df("SELECT * FROM features")
+    result = score_rules(frame)
+    fired = [bool(names) for names in result.fired]
+    alerts = (result.score >= decision_threshold(ws)).tolist()
+    assert alerts == fired and any(fired) and not all(fired)
