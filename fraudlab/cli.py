@@ -10,7 +10,7 @@ from typing import Callable
 import pandas as pd
 
 from fraudlab.auth.actors import cli_actor
-from fraudlab.cli_ops import add_api_keys, add_watch
+from fraudlab.cli_ops import add_api_keys, add_serve, add_watch
 from fraudlab.cli_users import add_users
 from fraudlab.errors import FraudlabError
 from fraudlab.workspace import Workspace
@@ -374,7 +374,7 @@ def _bench(args) -> int:
 # ---------------------------------------------------------------------------------------------- entry
 
 COMMANDS = (_add_generate, _add_ingest, _add_features, _add_train, _add_score, _add_evaluate, _add_drift,
-            _add_bench, add_users, add_watch, add_api_keys)
+            _add_bench, add_users, add_watch, add_api_keys, add_serve)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,5 +1,9 @@
-"""Operator commands that run beside the app (`watch FOLDER`, `api-keys`): thin wrappers that print."""
+"""Operator commands that run beside the app (`serve`, `watch FOLDER`, `api-keys`): thin wrappers that print."""
 from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
 
 from fraudlab.auth.actors import cli_actor
 from fraudlab.workspace import Workspace
@@ -33,3 +37,32 @@ def _api_keys(args) -> int:
 
     print("\n".join(key_command(Workspace(args.workspace), args.action, args.name, who=cli_actor())))
     return 0
+
+
+def add_serve(sub) -> None:
+    """Register `serve`: the UI and the HTTP API in one process, the workspace's one writer."""
+    p = sub.add_parser("serve", help="run the app and its HTTP API in one process (what `streamlit run app.py` does)")
+    p.add_argument("--workspace", default=None, help="workspace file (default: FRAUDLAB_WORKSPACE or data/)")
+    p.add_argument("--port", type=int, default=8501)
+    p.add_argument("--address", default="localhost", help="interface to listen on (a network address needs logins)")
+    p.set_defaults(func=_serve)
+
+
+def serve_command(args) -> tuple[list[str], dict[str, str]]:
+    """The `streamlit run app.py` command line and environment `serve` runs."""
+    app = Path(__file__).resolve().parents[1] / "app.py"
+    env = dict(os.environ)
+    if args.workspace:
+        env["FRAUDLAB_WORKSPACE"] = str(Path(args.workspace).resolve())
+    return ([sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+             "--server.address", args.address, "--server.headless", "true",
+             "--browser.gatherUsageStats", "false"], env)
+
+
+def _serve(args) -> int:
+    command, env = serve_command(args)
+    print(f"fraudlab: serving {env.get('FRAUDLAB_WORKSPACE', 'the default workspace')} at "
+          f"http://{args.address}:{args.port} (UI) and http://{args.address}:{args.port}/api/v1 (API); Ctrl-C stops")
+    sys.stdout.flush()
+    os.execve(command[0], command, env)  # streamlit takes this process over: signals reach it directly
+    return 0  # not reached
