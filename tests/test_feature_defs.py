@@ -227,6 +227,26 @@ def test_evaluate_reports_months_leakage_checks_and_correlations(lab):
     assert len(preview.values) >= 500 and preview.seconds < 30
 
 
+def test_evaluate_resolves_transactions_with_several_label_rows_like_the_resolver(lab):
+    from fraudlab.labels import record_analyst_labels, resolved_sql
+
+    add_definition(lab, DEFS[1], scientist("test"))
+    flipped = lab.df("SELECT transaction_id FROM transactions ORDER BY ts LIMIT 40")["transaction_id"].tolist()
+    frauds = lab.df("SELECT transaction_id FROM labels WHERE is_fraud LIMIT 10")["transaction_id"].tolist()
+    with lab.write() as cur:  # an analyst calls 40 early ones fraud, then clears 10 known frauds (twice for 5)
+        record_analyst_labels(cur, flipped, True)
+        record_analyst_labels(cur, frauds, False)
+        record_analyst_labels(cur, frauds[:5], False)
+    assert lab.scalar("SELECT count(*) FROM (SELECT transaction_id FROM labels GROUP BY 1 HAVING count(*) > 1)") >= 45
+    ev = evaluate_feature(lab, DEFS[1].name)
+    expected = lab.df(f"""SELECT strftime(t.ts, '%Y-%m') AS month, count(*) AS rows, count(*) FILTER (l.label) AS frauds
+                          FROM transactions t LEFT JOIN ({resolved_sql(None)}) l USING (transaction_id)
+                          GROUP BY 1 ORDER BY 1""")
+    got = ev.per_month[["month", "rows", "frauds"]].reset_index(drop=True)
+    pd.testing.assert_frame_equal(got, expected, check_dtype=False)
+    assert ev.rows == lab.count("transactions")
+
+
 @pytest.mark.slow  # trains models: runs with -m slow (CI runs it)
 def test_try_in_challenger_trains_with_and_without_on_the_same_split(ws):
     trial = try_in_challenger(ws, FeatureDef("u_online_share_7d", "customer_id", "mean", window="7d",

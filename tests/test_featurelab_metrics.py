@@ -50,3 +50,18 @@ def test_one_value_order_serves_every_month_and_one_class_gives_none(sim):
         assert (pr, roc) == (pytest.approx(ref_pr, abs=1e-12), pytest.approx(ref_roc, abs=1e-12))
     assert checked >= 2
     assert scores(x, np.zeros(len(x), bool)) == (None, None)
+
+
+def test_per_month_from_a_given_value_order_equals_sorting_here(sim):
+    from fraudlab.featurelab.evaluate import _per_month
+
+    rng = np.random.default_rng(0)
+    value = np.where(np.arange(len(sim)) % 5 == 0, np.nan, np.round(sim["amount"].to_numpy(float)))
+    label = np.where(rng.random(len(sim)) < 0.2, -1, sim["is_fraud"].to_numpy(np.int8)).astype(np.int8)
+    month = (sim["ts"].dt.year * 12 + sim["ts"].dt.month - 1).to_numpy(np.int32)
+    shuffled, (pr, roc) = _per_month(month, value, label)
+    order = np.lexsort((rng.random(len(value)), fill_missing(value)))  # value order, ties in random order
+    given, overall = _per_month(month[order], value[order], label[order], value_sorted=True)
+    assert len(given) >= 2 and given.equals(shuffled) and overall == (pr, roc)
+    reference = _reference(value[label >= 0], label[label >= 0] == 1)
+    assert (pr, roc) == (pytest.approx(reference[0], abs=1e-12), pytest.approx(reference[1], abs=1e-12))
