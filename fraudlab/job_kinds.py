@@ -155,7 +155,7 @@ KINDS: dict[str, JobKind] = {k.name: k for k in (
 
 def job_kind(name: object) -> JobKind:
     """The kind named, or a FraudlabError listing the kinds."""
-    if name not in KINDS:
+    if not isinstance(name, str) or name not in KINDS:
         raise FraudlabError(f"unknown job kind {name!r}: use one of {', '.join(KINDS)}")
     return KINDS[name]
 
