@@ -26,9 +26,10 @@ def _timestamp(value: str | None) -> pd.Timestamp | None:
     return pd.Timestamp(value) if value else None
 
 
-def _absolute(path: str) -> str:
-    """A path as the server must read it: from its own folder, not ours (a glob stays a glob)."""
-    return os.path.abspath(os.path.expanduser(path))
+def _for_server(job_args: dict) -> dict:
+    """The job's file paths as the server must read them: absolute, not from our folder (a glob stays a glob)."""
+    return {name: os.path.abspath(os.path.expanduser(value)) if name in ("path", "html") and value else value
+            for name, value in job_args.items()}
 
 
 # ---------------------------------------------------------------------------------------------- jobs
@@ -49,7 +50,7 @@ def run_job(kind: str, job_args: dict, workspace: str | None = None) -> int:
 def _hand_off(server: handoff.ServerInfo, kind: str, job_args: dict) -> int:
     """Submit the job to the running server, show its progress on one line, print its summary as a direct run."""
     user = cli_actor().name
-    job = handoff.submit(server, kind, job_args, user)
+    job = handoff.submit(server, kind, _for_server(job_args), user)
     print(f"the app's server (pid {server.pid}) owns this workspace: {kind} runs there as job {job['job_id']}",
           file=sys.stderr, flush=True)
     line = _ProgressLine()
@@ -137,7 +138,7 @@ def _add_ingest(sub) -> None:
 
 def _ingest(args) -> int:
     # the operator, who has a shell on this machine, may load any file it can read: no data-folder limit here
-    return run_job("ingest", {"path": _absolute(args.path), "engine": args.engine, "map": args.map,
+    return run_job("ingest", {"path": args.path, "engine": args.engine, "map": args.map,
                               "keep_column": args.keep_column}, args.workspace)
 
 
@@ -324,7 +325,7 @@ def _drift(args) -> int:
     names = ("reference_from", "reference_to", "current_from", "current_to", "reference_ingests", "current_ingests",
              "thresholds", "no_multivariate")
     return run_job("drift", {**{name: getattr(args, name) for name in names},
-                             "html": _absolute(args.html) if args.html else None})
+                             "html": args.html})
 
 
 # ---------------------------------------------------------------------------------------------- bench

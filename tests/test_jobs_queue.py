@@ -9,7 +9,6 @@ from people import admin, analyst, scientist
 from fraudlab import job_kinds
 from fraudlab.auth.permissions import NotAllowed
 from fraudlab.job_kinds import JobKind, JobResult
-from fraudlab.jobs import checkpoint
 from fraudlab.jobs_queue import SQL_INSERT, SQL_START, JobRunner, _execute, get_job, recent_jobs
 from fraudlab.workspace import utcnow
 
