@@ -32,6 +32,7 @@ else:  # a session's page run
             ("drift", "Drift", ":material/trending_down:"),
             ("models", "Models", ":material/model_training:"),
             ("feature_lab", "Feature lab", ":material/science:"),
+            ("jobs", "Jobs", ":material/work_history:"),
         ],
         "Admin": [
             ("data", "Load data", ":material/upload_file:"),

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from fraudlab.auth.actors import Actor
+from fraudlab.auth.actors import Actor, role_label
 from fraudlab.auth.permissions import refuse, require
 from fraudlab.errors import FraudlabError
 from fraudlab.job_kinds import check_args, job_kind, run_kind
@@ -115,10 +115,13 @@ def get_job(ws: Workspace, job_id: int) -> JobRecord:
 
 
 def recent_jobs(ws: Workspace, limit: int = 200) -> pd.DataFrame:
-    """The newest jobs first, with their duration in seconds (so far, for a running one)."""
+    """The newest jobs first, with their duration in seconds (so far, for a running one) and who in plain words."""
     jobs = ws.df(SQL_RECENT, [int(limit)])
-    end = jobs["ended_at"].fillna(pd.Timestamp(utcnow()))
-    jobs["seconds"] = (end - jobs["started_at"]).dt.total_seconds()
+    end = jobs["ended_at"].astype("datetime64[us]").fillna(pd.Timestamp(utcnow()))
+    jobs["seconds"] = (end - jobs["started_at"].astype("datetime64[us]")).dt.total_seconds()
+    how = {"cli": ", command line", "api": ", API key"}
+    jobs["who_label"] = [f"{name} ({role_label(role)}{how.get(via, '')})"
+                         for name, role, via in zip(jobs["who"], jobs["role"], jobs["via"])]
     return jobs
 
 
