@@ -111,3 +111,19 @@ def test_a_restarted_server_marks_jobs_it_left_running_as_failed(loaded_ws, slow
         assert again.wait(again.submit("slow", {"seconds": 0.1}, scientist()).job_id).status == "done"
     finally:
         again.stop()
+
+
+def test_features_train_and_score_run_as_jobs_with_the_summaries_the_command_prints(ws):
+    run = JobRunner(ws)
+    try:
+        kinds = [("features", {}), ("train", {}), ("score", {"explain_top": 10})]
+        ids = [run.submit(kind, args, admin()).job_id for kind, args in kinds]
+        features, train, score = (run.wait(i, timeout=600) for i in ids)
+    finally:
+        run.stop()
+    assert [j.status for j in (features, train, score)] == ["done"] * 3, [features.error, train.error, score.error]
+    assert features.result["lines"][0].endswith("(duckdb)") and features.result["rows"] == ws.count("transactions")
+    model_id = train.result["model_id"]
+    assert train.result["lines"][-1].startswith(f"{model_id}: trained in")
+    assert ws.scalar("SELECT count(*) FROM models WHERE model_id = ?", [model_id]) == 1
+    assert score.result["lines"][0].startswith(f"scored {score.result['rows']:,} rows with ")
