@@ -16,7 +16,7 @@ from fraudlab.auth.actors import cli_actor
 from fraudlab.cli_ops import add_api_keys, add_watch
 from fraudlab.cli_users import add_users
 from fraudlab.config import load_config
-from fraudlab.errors import FraudlabError
+from fraudlab.errors import FraudlabError, WorkspaceError
 from fraudlab.workspace import Workspace
 
 Handler = Callable[[argparse.Namespace], int]
@@ -42,9 +42,21 @@ def run_job(kind: str, job_args: dict, workspace: str | None = None) -> int:
         return _hand_off(server, kind, job_args)
     from fraudlab.job_kinds import run_kind
 
-    result = run_kind(Workspace(path), kind, job_args, cli_actor())
+    result = run_kind(_open_directly(path), kind, job_args, cli_actor())
     print("\n".join(result.lines))
     return 0
+
+
+def _open_directly(path: Path) -> Workspace:
+    """The workspace opened by this process; when another holds it, say which and what to do."""
+    try:
+        return Workspace(path)
+    except WorkspaceError as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        raise WorkspaceError(f"{exc}\nAnother program holds this workspace. If it is the app's server, run this "
+                             f"command as a user who can read {handoff.server_file(path)} (the server then runs the "
+                             f"job); otherwise wait until that program has finished.") from exc
 
 
 def _hand_off(server: handoff.ServerInfo, kind: str, job_args: dict) -> int:

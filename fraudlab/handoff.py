@@ -88,14 +88,19 @@ def read_server_file(workspace: str | Path, check_pid: bool = True) -> ServerInf
     return info if not check_pid or pid_alive(info.pid) else None
 
 
-def live_server(workspace: str | Path, timeout: float = 3.0) -> ServerInfo | None:
-    """The server owning this workspace if it is announced, alive and answers its health route; else None."""
+def live_server(workspace: str | Path, timeout: float = 15.0) -> ServerInfo | None:
+    """The server owning this workspace if it is announced, alive and answers its health route; else None.
+
+    Any HTTP answer counts (a 503 while its workspace has no model yet is still the server that holds the file).
+    """
     info = read_server_file(workspace)
     if info is None:
         return None
     try:
-        with urllib.request.urlopen(f"{info.url}/api/v1/health", timeout=timeout) as answer:
-            return info if answer.status == 200 else None
+        with urllib.request.urlopen(f"{info.url}/api/v1/health", timeout=timeout):
+            return info
+    except urllib.error.HTTPError:
+        return info
     except (OSError, ValueError):
         return None
 

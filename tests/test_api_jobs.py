@@ -101,3 +101,12 @@ def test_a_job_is_cancelled_by_its_owner_not_by_an_integration(api_ws, tmp_path)
     assert cancelled.status_code == 200
     assert finished(client, second["job_id"], local())["status"] == "cancelled"
     assert finished(client, first["job_id"], local())["status"] in ("done", "cancelled")
+
+
+def test_an_integration_sees_only_its_own_jobs(api_ws):
+    key = create_key(api_ws, "reader", admin())
+    client = client_for(api_ws)
+    mine = client.post("/api/v1/jobs", json={"kind": "drift", "args": {"no_multivariate": True}}, headers=local())
+    assert client.get(f"/api/v1/jobs/{mine.json()['job_id']}", headers={"Authorization": f"Bearer {key}"}
+                      ).status_code == 404
+    finished(client, mine.json()["job_id"], local())

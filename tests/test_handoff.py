@@ -82,3 +82,9 @@ def test_cli_jobs_are_handed_to_the_running_server(tmp_path, ready_workspace_fil
         assert ws.scalar("SELECT count(*) FROM transactions WHERE transaction_id LIKE 'handoff-%'") == 500
     finally:
         ws.close()
+
+
+def test_a_workspace_held_by_a_program_without_a_server_file_gets_a_clear_message(loaded_ws):
+    held = _cli("drift", ws_path=loaded_ws.path)  # this test process holds the file open
+    assert held.returncode == 2
+    assert "Another program holds this workspace" in held.stderr and ".server.json" in held.stderr

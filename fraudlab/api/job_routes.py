@@ -93,10 +93,15 @@ def build_job_routes(get_workspace: Callable[[], Workspace], server_token: Calla
             return JSONResponse(record.to_json(), status_code=201)
         return await run_in_threadpool(guarded, request, work)
 
+    def visible(runner: JobRunner, who: Actor, job_id: int) -> JSONResponse:
+        job = get_job(runner.ws, job_id)
+        if who.via == "api" and job.who != who.name:  # an integration sees its own jobs only
+            raise JobNotFound(f"no job {job_id}")
+        return JSONResponse(job.to_json())
+
     async def show(request: Request) -> JSONResponse:
         job_id = request.path_params["job_id"]
-        return await run_in_threadpool(guarded, request,
-                                       lambda runner, _who: JSONResponse(get_job(runner.ws, job_id).to_json()))
+        return await run_in_threadpool(guarded, request, lambda runner, who: visible(runner, who, job_id))
 
     async def cancel(request: Request) -> JSONResponse:
         job_id = request.path_params["job_id"]
