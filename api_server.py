@@ -1,17 +1,28 @@
-"""The HTTP API half of the server `streamlit run app.py` starts: fraudlab.api's routes over the UI's workspace.
+"""The HTTP API half of the server `streamlit run app.py` starts: fraudlab.api's routes over the UI's workspace, and
+the server's lifespan: its job runner and the `<workspace>.server.json` file the command line finds it by.
 
-app.py builds `st.App(app.py, routes=api_routes())` when the server imports it; the pages and these routes then
-live in one process and share one open Workspace (ui.state.workspace_at, one DuckDB connection, one write lock).
+app.py builds `st.App(app.py, routes=api_routes(), lifespan=server_lifespan)` when the server imports it; the pages,
+these routes and the background jobs then live in one process and share one open Workspace (ui.state.workspace_at,
+one DuckDB connection, one write lock).
 """
 from __future__ import annotations
 
+import logging
 import os
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
 
 from starlette.routing import Route
 
 from fraudlab.api import build_routes
 from fraudlab.config import load_config
+from fraudlab.errors import WorkspaceError
+from fraudlab.handoff import ServerInfo, remove_server_file, write_server_file
+from fraudlab.jobs_queue import runner_for, stop_runner
 from fraudlab.workspace import Workspace
+
+LOG = logging.getLogger("fraudlab.server")
+_announced: dict[str, ServerInfo] = {}  # "server": this process's announcement, while it runs
 
 
 def shared_workspace() -> Workspace:
@@ -21,7 +32,36 @@ def shared_workspace() -> Workspace:
     return workspace_at(str(load_config().workspace_path))
 
 
+def server_token() -> str | None:
+    """The local token this server announced (None before start or when it could not announce)."""
+    info = _announced.get("server")
+    return info.token if info else None
+
+
 def api_routes() -> list[Route]:
     """The API's routes (FRAUDLAB_API_BUDGET_MS sets the per-model budget of live scoring, default 50 ms)."""
     budget = os.environ.get("FRAUDLAB_API_BUDGET_MS")
-    return build_routes(shared_workspace, budget_ms=float(budget) if budget else None)
+    return build_routes(shared_workspace, budget_ms=float(budget) if budget else None, server_token=server_token)
+
+
+@asynccontextmanager
+async def server_lifespan(_app: Any) -> AsyncIterator[None]:
+    """While the server runs: its job runner works and `<workspace>.server.json` announces it (removed at exit)."""
+    from streamlit import config as st_config
+
+    try:
+        ws = shared_workspace()
+    except WorkspaceError as exc:  # e.g. a direct command-line job holds the lock: the pages say so too
+        LOG.warning("no background jobs: the workspace cannot be opened (%s)", exc)
+        ws = None
+    if ws is not None:
+        runner_for(ws)  # fails jobs a previous server left running
+        _announced["server"] = write_server_file(ws.path, int(st_config.get_option("server.port")))
+    try:
+        yield None
+    finally:
+        info = _announced.pop("server", None)
+        if ws is not None:
+            if info is not None:
+                remove_server_file(ws.path, info)
+            stop_runner(ws)

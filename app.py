@@ -8,9 +8,9 @@ import streamlit as st
 from streamlit.runtime.scriptrunner import get_script_run_ctx
 
 if get_script_run_ctx(suppress_warning=True) is None:  # imported by the server: UI and HTTP API, one process
-    from api_server import api_routes
+    from api_server import api_routes, server_lifespan
 
-    app = st.App(__file__, routes=api_routes())
+    app = st.App(__file__, routes=api_routes(), lifespan=server_lifespan)
 else:  # a session's page run
     from fraudlab.auth.permissions import can_see
     from ui.auth import current_actor, logout_button
@@ -32,6 +32,7 @@ else:  # a session's page run
             ("drift", "Drift", ":material/trending_down:"),
             ("models", "Models", ":material/model_training:"),
             ("feature_lab", "Feature lab", ":material/science:"),
+            ("jobs", "Jobs", ":material/work_history:"),
         ],
         "Admin": [
             ("data", "Load data", ":material/upload_file:"),

@@ -2,17 +2,21 @@
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import sys
 import time
+from pathlib import Path
 from typing import Callable
 
 import pandas as pd
 
+from fraudlab import handoff
 from fraudlab.auth.actors import cli_actor
 from fraudlab.cli_ops import add_api_keys, add_serve, add_watch
 from fraudlab.cli_users import add_users
-from fraudlab.errors import FraudlabError
+from fraudlab.config import load_config
+from fraudlab.errors import FraudlabError, WorkspaceError
 from fraudlab.workspace import Workspace
 
 Handler = Callable[[argparse.Namespace], int]
@@ -20,6 +24,80 @@ Handler = Callable[[argparse.Namespace], int]
 
 def _timestamp(value: str | None) -> pd.Timestamp | None:
     return pd.Timestamp(value) if value else None
+
+
+def _for_server(job_args: dict) -> dict:
+    """The job's file paths as the server must read them: absolute, not from our folder (a glob stays a glob)."""
+    return {name: os.path.abspath(os.path.expanduser(value)) if name in ("path", "html") and value else value
+            for name, value in job_args.items()}
+
+
+# ---------------------------------------------------------------------------------------------- jobs
+
+def run_job(kind: str, job_args: dict, workspace: str | None = None) -> int:
+    """Run a write job: handed to the server that owns the workspace if one runs, else directly here."""
+    path = Path(workspace) if workspace else load_config().workspace_path
+    server = handoff.live_server(path)
+    if server is not None:
+        return _hand_off(server, kind, job_args)
+    from fraudlab.job_kinds import run_kind
+
+    result = run_kind(_open_directly(path), kind, job_args, cli_actor())
+    print("\n".join(result.lines))
+    return 0
+
+
+def _open_directly(path: Path) -> Workspace:
+    """The workspace opened by this process; when another holds it, say which and what to do."""
+    try:
+        return Workspace(path)
+    except WorkspaceError as exc:
+        if "lock" not in str(exc).lower():
+            raise
+        raise WorkspaceError(f"{exc}\nAnother program holds this workspace. If it is the app's server, run this "
+                             f"command as a user who can read {handoff.server_file(path)} (the server then runs the "
+                             f"job); otherwise wait until that program has finished.") from exc
+
+
+def _hand_off(server: handoff.ServerInfo, kind: str, job_args: dict) -> int:
+    """Submit the job to the running server, show its progress on one line, print its summary as a direct run."""
+    user = cli_actor().name
+    job = handoff.submit(server, kind, _for_server(job_args), user)
+    print(f"the app's server (pid {server.pid}) owns this workspace: {kind} runs there as job {job['job_id']}",
+          file=sys.stderr, flush=True)
+    line = _ProgressLine()
+    try:
+        record = handoff.follow(server, job["job_id"], user, line.show)
+    except KeyboardInterrupt:
+        line.end()
+        handoff.cancel(server, job["job_id"], user)
+        print(f"asked the server to cancel job {job['job_id']}", file=sys.stderr)
+        return 130
+    line.end()
+    if record["status"] != "done":
+        print(f"error: job {record['job_id']} {record['status']}: {record.get('error') or record['message']}",
+              file=sys.stderr)
+        return 2
+    print("\n".join(record["result"]["lines"]))
+    return 0
+
+
+class _ProgressLine:
+    """One text line on stderr showing a job's progress: rewritten in place on a terminal, a line per change else."""
+
+    def __init__(self) -> None:
+        self.tty, self.last = sys.stderr.isatty(), ""
+
+    def show(self, record: dict) -> None:
+        text = f"[{record['progress']:>4.0%}] {record['status']}: {record['message']}"[:120]
+        if text == self.last:
+            return
+        self.last = text
+        print(f"\r{text:<120}" if self.tty else text, end="" if self.tty else "\n", file=sys.stderr, flush=True)
+
+    def end(self) -> None:
+        if self.tty and self.last:
+            print(file=sys.stderr)
 
 
 # ---------------------------------------------------------------------------------------------- generate
@@ -71,29 +149,9 @@ def _add_ingest(sub) -> None:
 
 
 def _ingest(args) -> int:
-    from fraudlab.data_roots import ANYWHERE
-    from fraudlab.ingest import detect, ingest_path
-
     # the operator, who has a shell on this machine, may load any file it can read: no data-folder limit here
-    ws = Workspace(args.workspace)
-    mapping = None
-    if args.map:
-        mapping = detect(args.path, roots=ANYWHERE)
-        for item in args.map:
-            target, _, column = item.partition("=")
-            mapping = mapping.with_column(target.strip(), column.strip() or None)
-    if args.engine == "dask":
-        from fraudlab.ingest.dask_engine import ingest_path_dask
-        report = ingest_path_dask(ws, args.path, mapping, who=cli_actor(), roots=ANYWHERE,
-                                  keep_columns=args.keep_column)
-    else:
-        report = ingest_path(ws, args.path, mapping, who=cli_actor(), roots=ANYWHERE, keep_columns=args.keep_column)
-    print(f"{report.source}: {report.message} in {report.seconds:.2f} s")
-    for reason, count in report.reasons.items():
-        print(f"  {count:>10,}  {reason}")
-    for note in report.notes:
-        print(f"note: {note}")
-    return 0
+    return run_job("ingest", {"path": args.path, "engine": args.engine, "map": args.map,
+                              "keep_column": args.keep_column}, args.workspace)
 
 
 # ---------------------------------------------------------------------------------------------- features
@@ -136,19 +194,7 @@ def _add_features(sub) -> None:
 
 
 def _features(args) -> int:
-    from fraudlab.features import build_features
-
-    ws = Workspace()
-    if args.engine == "dask":
-        from fraudlab.features_dask import build_features_dask
-
-        report = build_features_dask(ws, args.label_delay_days, who=cli_actor())
-    else:
-        report = build_features(ws, args.label_delay_days, who=cli_actor())
-    print(f"{len(report.columns)} features for {report.rows:,} rows in {report.seconds:.1f} s ({args.engine})")
-    for col, why in report.excluded.items():
-        print(f"left out {col}: {why}")
-    return 0
+    return run_job("features", {"engine": args.engine, "label_delay_days": args.label_delay_days})
 
 
 def _features_list(args) -> int:
@@ -214,23 +260,8 @@ def _add_train(sub) -> None:
 
 
 def _train(args) -> int:
-    from fraudlab import pipeline
-
-    ws = Workspace()
-    outcome = pipeline.retrain(ws, _timestamp(args.train_from), _timestamp(args.train_to), search=args.search,
-                               rebuild_features=args.rebuild_features, who=cli_actor())
-    if outcome.features is not None:
-        f = outcome.features
-        print(f"features: {len(f.columns)} columns for {f.rows:,} rows in {f.seconds:.1f} s")
-    result, m = outcome.result, outcome.result.metrics
-    print(f"{outcome.model_id}: trained in {result.seconds:.1f} s on "
-          f"{result.train_from:%Y-%m-%d}..{result.train_to:%Y-%m-%d}; "
-          f"test PR-AUC {m.get('pr_auc', float('nan')):.3f}, ROC-AUC {m.get('roc_auc', float('nan')):.3f}, "
-          f"recall@budget {m.get('recall_at_budget', float('nan')):.2f}")
-    if args.promote:
-        promoted = pipeline.promote_and_rescore(ws, outcome.model_id, who=cli_actor())
-        print(promoted.message)
-    return 0
+    return run_job("train", {"train_from": args.train_from, "train_to": args.train_to, "search": args.search,
+                             "rebuild_features": args.rebuild_features, "promote": args.promote})
 
 
 def _add_score(sub) -> None:
@@ -245,20 +276,8 @@ def _add_score(sub) -> None:
 
 
 def _score(args) -> int:
-    from fraudlab.scoring import score_window
-
-    ws = Workspace()
-    report = score_window(ws, _timestamp(args.start), _timestamp(args.end), args.model, args.explain_top, who=cli_actor())
-    print(f"scored {report.rows:,} rows with {report.model_id} in {report.seconds:.1f} s "
-          f"({report.rows_per_second:,.0f} rows/s); explained {report.explained:,} in {report.explain_seconds:.1f} s")
-    if report.fallback_reasons:
-        print(f"scored by the {report.scorer} step because: " + "; ".join(report.fallback_reasons))
-    m = report.metrics
-    if m.get("pr_auc") is not None:
-        print(f"labelled rows {m['rows']:,} ({m['positives']:,} fraud): PR-AUC {m['pr_auc']:.3f}, "
-              f"ROC-AUC {m['roc_auc']:.3f}, precision@budget {m['precision_at_budget']:.2f}, "
-              f"recall@budget {m['recall_at_budget']:.2f}")
-    return 0
+    return run_job("score", {"start": args.start, "end": args.end, "model": args.model,
+                             "explain_top": args.explain_top})
 
 
 def _add_evaluate(sub) -> None:
@@ -315,29 +334,10 @@ def _add_drift(sub) -> None:
 
 
 def _drift(args) -> int:
-    from fraudlab.charts.drift import report_html
-    from fraudlab.drift import Window, run_report, save_run, split_windows
-
-    ws = Workspace()
-    ref, cur = split_windows(ws)
-    if args.reference_ingests:
-        ref = Window.ingests(args.reference_ingests.split(","))
-    elif args.reference_from or args.reference_to:
-        ref = Window.dates(args.reference_from or ref.start, args.reference_to or ref.end)
-    if args.current_ingests:
-        cur = Window.ingests(args.current_ingests.split(","))
-    elif args.current_from or args.current_to:
-        cur = Window.dates(args.current_from or cur.start, args.current_to or cur.end)
-    rep = run_report(ws, ref, cur, threshold_mode=args.thresholds, multivariate_checks=not args.no_multivariate)
-    run_id = save_run(ws, rep, who=cli_actor())
-    print(f"run {run_id}: {rep.verdict['headline']}\nrecommended: {rep.verdict['action']}")
-    if not rep.findings.empty:
-        print(rep.findings[["column", "kind", "since", "what"]].to_string(index=False))
-    if args.html:
-        with open(args.html, "w", encoding="utf-8") as fh:
-            fh.write(report_html(rep))
-        print(f"HTML report: {args.html}")
-    return 0
+    names = ("reference_from", "reference_to", "current_from", "current_to", "reference_ingests", "current_ingests",
+             "thresholds", "no_multivariate")
+    return run_job("drift", {**{name: getattr(args, name) for name in names},
+                             "html": args.html})
 
 
 # ---------------------------------------------------------------------------------------------- bench

@@ -184,5 +184,13 @@ CREATE TABLE IF NOT EXISTS api_keys (name VARCHAR PRIMARY KEY, key_sha256 VARCHA
 CREATE TABLE IF NOT EXISTS api_events (transaction_id VARCHAR PRIMARY KEY, received_at TIMESTAMP, key_name VARCHAR,
                                        answer VARCHAR, extra VARCHAR);
 """,
+    # 12: background jobs of the server (fraudlab/jobs_queue.py): one row per submitted job, its progress while it
+    #     runs and how it ended, so the Jobs page and a restarted server know what happened.
+    12: """
+CREATE SEQUENCE IF NOT EXISTS job_seq START 1;
+CREATE TABLE IF NOT EXISTS jobs (job_id BIGINT, kind VARCHAR, args VARCHAR, who VARCHAR, role VARCHAR, via VARCHAR,
+                                 status VARCHAR, progress DOUBLE, message VARCHAR, submitted_at TIMESTAMP,
+                                 started_at TIMESTAMP, ended_at TIMESTAMP, result VARCHAR, error VARCHAR);
+""",
 }
 SCHEMA_VERSION = max(MIGRATIONS)

@@ -1,4 +1,5 @@
-"""Starlette routes of the API: `GET /api/v1/health`, `POST /api/v1/score`; JSON errors a client can act on.
+"""Starlette routes of the API: `GET /api/v1/health`, `POST /api/v1/score`, and the background jobs of
+fraudlab.api.job_routes; JSON errors a client can act on.
 
 | status | when |
 |---|---|
@@ -22,6 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from fraudlab.api.events import BadEvent
+from fraudlab.api.job_routes import LOOPBACK_HOSTS, build_job_routes
 from fraudlab.api.keys import is_demo, key_name
 from fraudlab.api.service import RECHECK_S, Conflict, LiveScoring, NotReady
 from fraudlab.errors import FraudlabError, WorkspaceError
@@ -86,11 +88,14 @@ class KeyCache:
 
 
 def build_routes(get_workspace: Callable[[], Workspace], max_body: int = MAX_BODY_BYTES,
-                 budget_ms: float | None = None, recheck_s: float | None = None) -> list[Route]:
+                 budget_ms: float | None = None, recheck_s: float | None = None,
+                 server_token: Callable[[], str | None] = lambda: None,
+                 local_hosts: frozenset[str] = LOOPBACK_HOSTS) -> list[Route]:
     """The API's routes over the server's open workspace (`get_workspace` returns that one object each call).
 
     `budget_ms`: per model step of the scoring chain; `recheck_s`: how often the feature set, models and keys are
-    checked for changes (0: every request).
+    checked for changes (0: every request); `server_token` returns the local token of `<workspace>.server.json`,
+    accepted for jobs from `local_hosts` only.
     """
     options = {k: v for k, v in (("budget_ms", budget_ms), ("recheck_s", recheck_s)) if v is not None}
     keys = KeyCache(RECHECK_S if recheck_s is None else recheck_s)
@@ -150,4 +155,5 @@ def build_routes(get_workspace: Callable[[], Workspace], max_body: int = MAX_BOD
             LOG.exception("live scoring failed")
             return error(500, "internal", "the event could not be scored; the server log has the details")
 
-    return [Route("/api/v1/health", health, methods=["GET"]), Route("/api/v1/score", score, methods=["POST"])]
+    return [Route("/api/v1/health", health, methods=["GET"]), Route("/api/v1/score", score, methods=["POST"]),
+            *build_job_routes(get_workspace, server_token, local_hosts)]

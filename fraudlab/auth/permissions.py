@@ -50,6 +50,7 @@ PAGES: dict[str, frozenset[str]] = {
     "data": frozenset({"admin"}),
     "audit": frozenset({"admin", "manager"}),
     "users": frozenset({"admin"}),
+    "jobs": frozenset({"data_scientist", "admin"}),  # the roles that run write jobs (fraudlab.job_kinds)
 }
 
 
