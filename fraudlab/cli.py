@@ -145,13 +145,19 @@ def _add_ingest(sub) -> None:
     p.add_argument("--keep-column", action="append", default=[], metavar="NAME",
                    help="add this unmapped source column to the transactions (usable as a feature); repeatable. "
                         "Unmapped columns not named are kept aside in the table transaction_extras")
+    p.add_argument("--refresh", action="store_true",
+                   help="then bring features, scores and the case queue up to date for what arrived (incrementally; "
+                        "rows late behind their customer are marked), as the app and `watch` do")
+    p.add_argument("--late-horizon-hours", type=float, default=None,
+                   help="with --refresh: rows later than this behind their customer are 'beyond horizon' (default 24)")
     p.set_defaults(func=_ingest)
 
 
 def _ingest(args) -> int:
     # the operator, who has a shell on this machine, may load any file it can read: no data-folder limit here
     return run_job("ingest", {"path": args.path, "engine": args.engine, "map": args.map,
-                              "keep_column": args.keep_column}, args.workspace)
+                              "keep_column": args.keep_column, "refresh": args.refresh,
+                              "late_horizon_hours": args.late_horizon_hours}, args.workspace)
 
 
 # ---------------------------------------------------------------------------------------------- features

@@ -18,9 +18,35 @@ def add_watch(sub) -> None:
 
 
 def _watch(args) -> int:
+    from fraudlab import handoff
+    from fraudlab.config import load_config
     from fraudlab.incremental.watch import run_watch
 
-    return run_watch(Workspace(args.workspace), args, show=print)
+    server = handoff.live_server(Path(args.workspace) if args.workspace else load_config().workspace_path)
+    if server is None:
+        return run_watch(Workspace(args.workspace), args, show=print)
+    print(f"the app's server (pid {server.pid}) owns this workspace: each file is loaded there as a job", flush=True)
+    return run_watch(None, args, show=print, loader=server_loader(server, args.late_horizon_hours))
+
+
+def server_loader(server, late_horizon_hours: float | None):
+    """A watch loader that hands each file to the app's server as an ingest job (with refresh) and waits for it."""
+    from fraudlab import handoff
+    from fraudlab.errors import FraudlabError
+
+    user = cli_actor().name
+
+    def load(path: Path) -> tuple[str, str, list[str]]:
+        job = handoff.submit(server, "ingest", {"path": str(path.resolve()), "refresh": True,
+                                                "late_horizon_hours": late_horizon_hours}, user)
+        record = handoff.follow(server, job["job_id"], user)
+        if record["status"] != "done":
+            raise FraudlabError(f"job {record['job_id']} {record['status']}: {record.get('error') or record['message']}")
+        summary = record["result"]  # the job's summary, with its printed lines
+        status = "loaded" if summary.get("status") == "ok" else "skipped"
+        return status, f"{summary.get('message', '')} (job {record['job_id']})", list(summary.get("steps") or [])
+
+    return load
 
 
 def add_api_keys(sub) -> None:

@@ -54,7 +54,15 @@ def _ingest(ws: Workspace, args: dict, who: Actor, progress: Progress) -> JobRes
             target, _, column = str(item).partition("=")
             mapping = mapping.with_column(target.strip(), column.strip() or None)
     keep = list(args.get("keep_column") or [])
-    if args.get("engine") == "dask":
+    steps: list[str] = []
+    if args.get("refresh"):  # then features, scores and cases of what arrived (incrementally), late rows marked
+        from fraudlab.pipeline import load
+
+        horizon = args.get("late_horizon_hours")
+        report, steps = load(ws, path, mapping, engine=str(args.get("engine") or "duckdb"), who=who,
+                             progress=progress, roots=roots, keep_columns=keep,
+                             late_horizon_hours=None if horizon is None else float(horizon))
+    elif args.get("engine") == "dask":
         from fraudlab.ingest.dask_engine import ingest_path_dask
         report = ingest_path_dask(ws, path, mapping, progress, who=who, roots=roots, keep_columns=keep)
     else:
@@ -62,7 +70,9 @@ def _ingest(ws: Workspace, args: dict, who: Actor, progress: Progress) -> JobRes
     lines = [f"{report.source}: {report.message} in {report.seconds:.2f} s"]
     lines += [f"  {count:>10,}  {reason}" for reason, count in report.reasons.items()]
     lines += [f"note: {note}" for note in report.notes]
-    return JobResult(tuple(lines), {"rows_loaded": int(report.rows_loaded), "seconds": float(report.seconds)})
+    lines += [f"  {step}" for step in steps if step not in report.notes]
+    return JobResult(tuple(lines), {"rows_loaded": int(report.rows_loaded), "seconds": float(report.seconds),
+                                    "status": report.status, "message": report.message, "steps": steps})
 
 
 def _features(ws: Workspace, args: dict, who: Actor, progress: Progress) -> JobResult:

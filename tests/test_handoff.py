@@ -67,6 +67,15 @@ def test_cli_jobs_are_handed_to_the_running_server(tmp_path, ready_workspace_fil
         assert "runs there as job 2" in ingest.stderr and ingest.stdout.startswith(f"{csv}: loaded 500 of 500 rows")
         record = status(info, 2, "tester")
         assert record["status"] == "done" and record["result"]["rows_loaded"] == 500
+        folder = tmp_path / "landing"
+        folder.mkdir()
+        day = simulate(rows=300, seed=12, days=2, start="2026-07-01").transactions
+        day["transaction_id"] = "watched-" + day["transaction_id"]
+        day.to_csv(folder / "day 1.csv", index=False)
+        watched = _cli("watch", str(folder), "--once", "--settle", "0", ws_path=ws_path)
+        assert watched.returncode == 0, watched.stderr
+        assert "owns this workspace" in watched.stdout and "day 1.csv: loaded: loaded 300 of 300 rows" in watched.stdout
+        assert "(job 3)" in watched.stdout and "features" in watched.stdout
         refused = subprocess.run([sys.executable, "-c", (
             "import json, sys; from pathlib import Path; from fraudlab import handoff; p = Path(sys.argv[1]); "
             "f = handoff.server_file(p); d = json.loads(f.read_text()); d['token'] = 'wrong'; "
@@ -77,9 +86,12 @@ def test_cli_jobs_are_handed_to_the_running_server(tmp_path, ready_workspace_fil
     ws = Workspace(ws_path)
     try:
         jobs = recent_jobs(ws)
-        assert list(jobs.sort_values("job_id")["kind"]) == ["drift", "ingest"]
+        assert list(jobs.sort_values("job_id")["kind"]) == ["drift", "ingest", "ingest"]
         assert set(jobs["status"]) == {"done"} and set(jobs["via"]) == {"cli"}
         assert ws.scalar("SELECT count(*) FROM transactions WHERE transaction_id LIKE 'handoff-%'") == 500
+        # the watched file went through the pipeline in the server: features and scores for every new row
+        assert ws.scalar("SELECT count(*) FROM features WHERE transaction_id LIKE 'watched-%'") == 300
+        assert ws.scalar("SELECT count(*) FROM scores WHERE transaction_id LIKE 'watched-%'") == 300
     finally:
         ws.close()
 

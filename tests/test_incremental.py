@@ -239,3 +239,23 @@ def test_an_analyst_label_between_loads_repairs_the_merchant_fraud_counts(tmp_pa
     build_features(ws)
     pd.testing.assert_frame_equal(incremental, features_of(ws), check_exact=False, rtol=1e-9, atol=1e-9)
     ws.close()
+
+
+def test_cli_ingest_with_refresh_updates_features_like_watch(tmp_path, capsys):
+    from fraudlab.cli import main
+
+    tx = simulate(rows=900, seed=9, days=20).transactions.sort_values("ts").reset_index(drop=True)
+    tx.iloc[:800].to_csv(tmp_path / "day1.csv", index=False)
+    tx.iloc[800:].to_csv(tmp_path / "day2.csv", index=False)
+    ws_path = str(tmp_path / "ws.duckdb")
+    assert main(["ingest", str(tmp_path / "day1.csv"), "--refresh", "--workspace", ws_path]) == 0
+    assert main(["ingest", str(tmp_path / "day2.csv"), "--workspace", ws_path]) == 0  # plain load: no refresh
+    ws = Workspace(ws_path)
+    assert (ws.count("transactions"), ws.count("features")) == (900, 800)
+    ws.close()
+    capsys.readouterr()
+    assert main(["ingest", str(tmp_path / "day2.csv"), "--refresh", "--workspace", ws_path]) == 0
+    assert "already loaded as ingest 2" in capsys.readouterr().out
+    ws = Workspace(ws_path)
+    assert ws.count("features") == 800  # a file loaded before is skipped, and so is its refresh
+    ws.close()

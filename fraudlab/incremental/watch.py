@@ -37,13 +37,21 @@ class WatchResult:
         return "\n".join(lines)
 
 
-class FolderWatch:
-    """Polls one folder; each :meth:`poll` loads the files that settled since the last one."""
+Loader = Callable[[Path], tuple[str, str, list[str]]]  # a file -> (loaded | skipped, message, steps)
 
-    def __init__(self, ws: Workspace, folder: str | Path, settle_seconds: float = 1.0, who: Actor = SYSTEM,
-                 late_horizon_hours: float | None = None, stable_polls: bool = True) -> None:
+
+class FolderWatch:
+    """Polls one folder; each :meth:`poll` loads the files that settled since the last one.
+
+    By default each file is loaded into `ws` here; a `loader` loads it elsewhere (the app's server, when it owns the
+    workspace) and `ws` may then be None."""
+
+    def __init__(self, ws: Workspace | None, folder: str | Path, settle_seconds: float = 1.0, who: Actor = SYSTEM,
+                 late_horizon_hours: float | None = None, stable_polls: bool = True,
+                 loader: Loader | None = None) -> None:
         self.ws, self.folder, self.settle, self.who = ws, Path(folder), float(settle_seconds), who
         self.horizon, self.stable_polls = late_horizon_hours, stable_polls
+        self.loader = loader or self._load_here
         self._last: dict[Path, tuple[int, int]] = {}
         self._handled: set[tuple[Path, int, int]] = set()
         if not self.folder.is_dir():
@@ -63,10 +71,15 @@ class FolderWatch:
             return False
         return previous == sig or not self.stable_polls
 
-    def poll(self) -> list[WatchResult]:
-        """Load every settled file not handled yet; returns what happened to each."""
+    def _load_here(self, path: Path) -> tuple[str, str, list[str]]:
         from fraudlab.pipeline import load
 
+        report, steps = load(self.ws, path, who=self.who, source=str(path), roots=ANYWHERE,
+                             late_horizon_hours=self.horizon)  # the operator chose the folder
+        return ("loaded" if report.status == "ok" else "skipped"), report.message, list(report.notes) + steps
+
+    def poll(self) -> list[WatchResult]:
+        """Load every settled file not handled yet; returns what happened to each."""
         results = []
         now = time.time()
         for path in self.candidates():
@@ -74,25 +87,23 @@ class FolderWatch:
                 continue
             self._handled.add((path, *self._last[path]))
             try:
-                report, steps = load(self.ws, path, who=self.who, source=str(path), roots=ANYWHERE,
-                                     late_horizon_hours=self.horizon)  # the operator chose the folder
+                status, message, steps = self.loader(path)
             except FraudlabError as exc:
                 results.append(WatchResult(path, "failed", str(exc)))
                 continue
-            status = "loaded" if report.status == "ok" else "skipped"
-            results.append(WatchResult(path, status, report.message, list(report.notes) + steps))
+            results.append(WatchResult(path, status, message, steps))
         return results
 
 
-def watch_folder(ws: Workspace, folder: str | Path, *, once: bool = False, interval: float = 5.0,
+def watch_folder(ws: Workspace | None, folder: str | Path, *, once: bool = False, interval: float = 5.0,
                  settle_seconds: float = 1.0, who: Actor = SYSTEM, late_horizon_hours: float | None = None,
                  on_result: Callable[[WatchResult], None] | None = None,
-                 stop: Callable[[], bool] | None = None) -> list[WatchResult]:
+                 stop: Callable[[], bool] | None = None, loader: Loader | None = None) -> list[WatchResult]:
     """Load files as they land in `folder` until `stop()` (or after one pass with `once`); returns the results.
 
     With `once`, files are taken when not modified for `settle_seconds` (no second poll to compare sizes).
     """
-    watcher = FolderWatch(ws, folder, settle_seconds, who, late_horizon_hours, stable_polls=not once)
+    watcher = FolderWatch(ws, folder, settle_seconds, who, late_horizon_hours, stable_polls=not once, loader=loader)
     results: list[WatchResult] = []
     while True:
         for result in watcher.poll():
@@ -117,11 +128,13 @@ def add_arguments(parser: argparse.ArgumentParser, handler: Callable[[argparse.N
     parser.set_defaults(func=handler)
 
 
-def run_watch(ws: Workspace, args: argparse.Namespace, show: Callable[[object], None]) -> int:
+def run_watch(ws: Workspace | None, args: argparse.Namespace, show: Callable[[object], None],
+              loader: Loader | None = None) -> int:
     """Run the watch command with parsed options, handing each result (and the end) to `show`; returns 0."""
     try:
         results = watch_folder(ws, args.folder, once=args.once, interval=args.interval, settle_seconds=args.settle,
-                               late_horizon_hours=args.late_horizon_hours, on_result=show, who=cli_actor())
+                               late_horizon_hours=args.late_horizon_hours, on_result=show, who=cli_actor(),
+                               loader=loader)
     except KeyboardInterrupt:
         show("stopped")
         return 0
