@@ -15,11 +15,13 @@ from starlette.testclient import TestClient
 
 from fraudlab import cases, pipeline
 from fraudlab.api import build_routes, create_key
+from fraudlab.charts.drift import late_share_figure
+from fraudlab.drift import late_share_by_day
 from fraudlab.features import build_features
 from fraudlab.handbook_sim import simulate_handbook
 from fraudlab.ingest import ingest_path
 from fraudlab.model import train_model
-from fraudlab.registry import champion, register
+from fraudlab.registry import register
 from fraudlab.schema import ColumnMapping, apply_preset
 from fraudlab.scoring import score_window
 from fraudlab.workspace import Workspace
@@ -35,10 +37,10 @@ FEATURES = "SELECT * FROM features ORDER BY transaction_id"
 
 def handbook_frame() -> pd.DataFrame:
     """The handbook's card layout: TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_FRAUD, time indexes."""
-    return simulate_handbook(n_customers=120, n_terminals=240, nb_days=30, seed=5)
+    return simulate_handbook(n_customers=100, n_terminals=200, nb_days=16, seed=5)
 
 
-def paysim_frame(seed: int = 3, days: int = 20) -> pd.DataFrame:
+def paysim_frame(seed: int = 3, days: int = 12) -> pd.DataFrame:
     """A PaySim-like mobile-money log: hourly `step`, `type`, `nameOrig` / `nameDest`, balances, `isFraud`, and the
     `isFlaggedFraud` column derived from the label; no id, device, IP or card column; many rows share a step."""
     rng = np.random.default_rng(seed)
@@ -58,7 +60,7 @@ def paysim_frame(seed: int = 3, days: int = 20) -> pd.DataFrame:
                          "isFlaggedFraud": (fraud & (amount > 3_000)).astype(int)})
 
 
-def pca_frame(seed: int = 4, days: int = 12) -> pd.DataFrame:
+def pca_frame(seed: int = 4, days: int = 8) -> pd.DataFrame:
     """The anonymised card layout: `Time` in seconds from the first row, V1..V5, `Amount`, `Class`; no entity at all."""
     rng = np.random.default_rng(seed)
     n = 300 * days
@@ -94,7 +96,7 @@ def no_first_drift_report(monkeypatch):
     monkeypatch.setattr(pipeline, "MIN_DRIFT_ROWS", 10**9)
 
 
-def daily_batches(shape: str, frame: pd.DataFrame, history_share: float = 0.6) -> list[pd.DataFrame]:
+def daily_batches(shape: str, frame: pd.DataFrame, history_share: float = 0.7) -> list[pd.DataFrame]:
     """The first `history_share` of the days as one history batch, then one batch per later day."""
     day = day_of(shape, frame)
     cut = int(day.min() + history_share * (day.max() - day.min() + 1))
@@ -157,7 +159,7 @@ def stream(ws: Workspace, shape: str, paths: list[Path], mapping: ColumnMapping 
                                      late_horizon_hours=HORIZON_HOURS)
         assert report.status == "ok" and report.rows_loaded > 0, report.message
         steps.append(done)
-        if analysts and i % 3 == 1:
+        if analysts and i % 3 == 1 and i < len(paths) - 2:  # decisions reach the features with the next load
             analysts_decide(ws)
     return steps
 
@@ -206,8 +208,15 @@ def test_daily_batches_equal_a_full_rebuild(tmp_path, shape, shuffled):
     assert ws.count("transactions") == len(frame), "every row loaded once"
     assert all(any("incrementally" in s for s in done) for done in steps), steps
     statuses = set(ws.df("SELECT DISTINCT status FROM arrivals")["status"])
-    if shuffled:
-        assert statuses == {"late", "beyond_horizon"}
+    if shuffled:  # every late row is counted on its event day, as the Drift page's chart shows it
+        assert statuses <= {"late", "beyond_horizon"} and "beyond_horizon" in statuses
+        assert shape == "pca" or "late" in statuses  # rows without a customer are late against the newest row
+        daily = late_share_by_day(ws)
+        marks = ws.df("SELECT status, count(*) AS n FROM arrivals GROUP BY 1").set_index("status")["n"]
+        assert daily["late"].sum() == marks.get("late", 0) and daily["beyond_horizon"].sum() == marks["beyond_horizon"]
+        assert daily["transactions"].sum() == len(frame) and daily["late_share"].between(0, 1).all()
+        figure = late_share_figure(daily)
+        assert [len(trace.x) for trace in figure.data] == [len(daily)] * 2
     if not shuffled:  # no analyst labels: a new workspace loading the same rows at once gives the same table
         pd.testing.assert_frame_equal(ws.df(FEATURES), fresh_features(tmp_path, shape, frame), check_exact=False,
                                       rtol=1e-9, atol=1e-9)
@@ -283,4 +292,95 @@ def test_events_posted_out_of_order_leave_every_feature_as_a_rebuild(tmp_path, s
                              headers=headers)
         assert answer.status_code == 200, answer.text
     assert_equals_full_rebuild(ws)
+    ws.close()
+
+
+# ---------------------------------------------------------------------------------------------- 3. labels late, scores partial
+
+def with_delayed_labels(frame: pd.DataFrame, delay_days: tuple[float, float] = (1, 4), seed: int = 6) -> pd.DataFrame:
+    """The handbook rows with labels as a bank receives them: a fraud's chargeback date `delay_days` after the
+    transaction, and no label yet (empty) for the last three days."""
+    rng = np.random.default_rng(seed)
+    out = frame.copy()
+    fraud = out["TX_FRAUD"] == 1
+    delay = pd.to_timedelta(rng.uniform(*delay_days, len(out)) * 86_400, unit="s")
+    out["chargeback_date"] = (out["TX_DATETIME"] + delay).where(fraud)
+    recent = out["TX_TIME_DAYS"] >= out["TX_TIME_DAYS"].max() - 2
+    out["TX_FRAUD"] = out["TX_FRAUD"].astype("Int64").mask(recent)
+    return out
+
+
+def test_delayed_and_missing_labels_stream_like_a_full_rebuild(tmp_path):
+    frame = with_delayed_labels(handbook_frame())
+    batches = shuffled_with_late(daily_batches("handbook", frame), seed=9)
+    paths = write_batches(tmp_path / "inbox", batches)
+    ws = Workspace(tmp_path / "ws.duckdb")
+    stream(ws, "handbook", paths, None)
+    mapping = ws.df("SELECT mapping FROM ingests ORDER BY ingest_id LIMIT 1")["mapping"].iloc[0]
+    assert '"label_ts": "chargeback_date"' in mapping and '"is_fraud": "TX_FRAUD"' in mapping
+    labelled = ws.scalar("SELECT count(*) FROM labels WHERE source = 'data'")
+    assert labelled == frame["TX_FRAUD"].notna().sum(), "rows without a label yet have none"
+    assert ws.scalar("SELECT count(*) FROM labels WHERE label_ts IS NOT NULL AND source = 'data'") == \
+        (frame["TX_FRAUD"] == 1).sum()
+    assert ws.df("SELECT m_fraud_7d FROM features")["m_fraud_7d"].nunique() > 1
+    assert_equals_full_rebuild(ws)
+    ws.close()
+
+
+def test_a_partly_scored_workspace_takes_batches_and_live_events(tmp_path):
+    from fraudlab.scoring import clear_scores
+
+    ws, client, headers, live, mapping = live_setup(tmp_path, "paysim", held_out=6)
+    last_days = pd.Timestamp(ws.scalar("SELECT max(ts) FROM transactions")) - pd.Timedelta(days=2)
+    clear_scores(ws, admin())
+    score_window(ws, start=last_days, explain_top=0)  # only the newest days scored, as after a partial rescore
+    assert 0 < ws.count("scores") < ws.count("transactions")
+    for _i, row in live.iloc[::-1].iterrows():  # newest first: the older ones arrive late
+        answer = client.post("/api/v1/score", json=as_event(row, mapping, list(live.columns)), headers=headers)
+        assert answer.status_code == 200, answer.text
+    extra = paysim_frame(seed=11, days=2)  # another day of the same layout through the load path
+    extra["step"] += 24 * 11  # its first day overlaps the newest stored day (late rows), its second is new
+    path = tmp_path / "next_day.csv"
+    extra.iloc[:150].to_csv(path, index=False)
+    report, steps = pipeline.load(ws, path, apply_preset(PAYSIM, list(extra.columns)), who=admin(),
+                                  keep_columns="all")
+    assert report.rows_loaded == 150 and any("incrementally" in s for s in steps), steps
+    assert ws.count("scores") == ws.count("transactions"), "the refresh after the load scored every row"
+    assert_equals_full_rebuild(ws)
+    ws.close()
+
+
+def test_live_scoring_before_features_or_models_answers_clearly(tmp_path):
+    frame = pca_frame(days=3)
+    path = tmp_path / "pca.csv"
+    frame.to_csv(path, index=False)
+    ws = Workspace(tmp_path / "pca.duckdb")
+    mapping = apply_preset(PCA, list(frame.columns))
+    ingest_path(ws, path, mapping, keep_columns="all")
+    client = TestClient(Starlette(routes=build_routes(lambda: ws, recheck_s=0.0)))
+    headers = {"Authorization": f"Bearer {create_key(ws, 'checkout', admin())}"}
+    body = as_event(frame.iloc[-1], mapping, list(frame.columns)) | {"transaction_id": "live-1"}
+    refused = client.post("/api/v1/score", json=body, headers=headers)
+    assert refused.status_code == 503 and "features are not built yet" in refused.json()["error"]["message"]
+    build_features(ws)  # features but no model yet (labels too few to train): the rules answer
+    answer = client.post("/api/v1/score", json=body, headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["scorer"] == "rules" and answer.json()["model_id"] is None
+    assert ws.count("transactions") == ws.count("features")
+    ws.close()
+
+
+def test_labels_slower_than_the_history_name_the_window_not_every_feature(tmp_path):
+    from fraudlab.errors import ModelError
+
+    frame = with_delayed_labels(handbook_frame(), delay_days=(10, 40))  # chargebacks after weeks; 16 days of data
+    path = tmp_path / "handbook.csv"
+    frame.to_csv(path, index=False)
+    ws = Workspace(tmp_path / "ws.duckdb")
+    ingest_path(ws, path, keep_columns="all")
+    build_features(ws)
+    with pytest.raises(ModelError, match=r"no labelled transactions between .* \(labels take about 3[0-9]\.[0-9] days"):
+        train_model(ws, rounds=5, refit=False)
+    steps = pipeline.refresh(ws, load_sample=False)  # the app's refresh reports it once and goes on without a model
+    assert any(s.startswith("no model yet: no labelled transactions") for s in steps), steps
     ws.close()

@@ -196,6 +196,8 @@ class LiveScoring:
         stored = self.ws.df("SELECT transaction_id, answer FROM api_events WHERE transaction_id IN (SELECT unnest($i))",
                             {"i": ids})
         answers = dict(zip(stored["transaction_id"], stored["answer"]))
+        if not self.ws.has_table("features"):  # nothing built yet: _decide answers 503 with what to do
+            self.plan()
         loaded = set(self.ws.df("SELECT transaction_id FROM features WHERE transaction_id IN (SELECT unnest($i))",
                                 {"i": ids})["transaction_id"])
         fresh, first = [], {}
