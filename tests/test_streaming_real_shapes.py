@@ -37,10 +37,10 @@ FEATURES = "SELECT * FROM features ORDER BY transaction_id"
 
 def handbook_frame() -> pd.DataFrame:
     """The handbook's card layout: TX_DATETIME, CUSTOMER_ID, TERMINAL_ID, TX_AMOUNT, TX_FRAUD, time indexes."""
-    return simulate_handbook(n_customers=100, n_terminals=200, nb_days=16, seed=5)
+    return simulate_handbook(n_customers=100, n_terminals=200, nb_days=14, seed=5)
 
 
-def paysim_frame(seed: int = 3, days: int = 12) -> pd.DataFrame:
+def paysim_frame(seed: int = 3, days: int = 10) -> pd.DataFrame:
     """A PaySim-like mobile-money log: hourly `step`, `type`, `nameOrig` / `nameDest`, balances, `isFraud`, and the
     `isFlaggedFraud` column derived from the label; no id, device, IP or card column; many rows share a step."""
     rng = np.random.default_rng(seed)
@@ -339,7 +339,7 @@ def test_a_partly_scored_workspace_takes_batches_and_live_events(tmp_path):
         answer = client.post("/api/v1/score", json=as_event(row, mapping, list(live.columns)), headers=headers)
         assert answer.status_code == 200, answer.text
     extra = paysim_frame(seed=11, days=2)  # another day of the same layout through the load path
-    extra["step"] += 24 * 11  # its first day overlaps the newest stored day (late rows), its second is new
+    extra["step"] += 24 * 9  # its first day overlaps the newest stored day (late rows), its second is new
     path = tmp_path / "next_day.csv"
     extra.iloc[:150].to_csv(path, index=False)
     report, steps = pipeline.load(ws, path, apply_preset(PAYSIM, list(extra.columns)), who=admin(),
@@ -373,7 +373,7 @@ def test_live_scoring_before_features_or_models_answers_clearly(tmp_path):
 def test_labels_slower_than_the_history_name_the_window_not_every_feature(tmp_path):
     from fraudlab.errors import ModelError
 
-    frame = with_delayed_labels(handbook_frame(), delay_days=(10, 40))  # chargebacks after weeks; 16 days of data
+    frame = with_delayed_labels(handbook_frame(), delay_days=(10, 40))  # chargebacks after weeks; 14 days of data
     path = tmp_path / "handbook.csv"
     frame.to_csv(path, index=False)
     ws = Workspace(tmp_path / "ws.duckdb")
