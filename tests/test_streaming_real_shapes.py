@@ -40,7 +40,7 @@ def handbook_frame() -> pd.DataFrame:
     return simulate_handbook(n_customers=100, n_terminals=200, nb_days=14, seed=5)
 
 
-def paysim_frame(seed: int = 3, days: int = 10) -> pd.DataFrame:
+def paysim_frame(seed: int = 3, days: int = 12) -> pd.DataFrame:
     """A PaySim-like mobile-money log: hourly `step`, `type`, `nameOrig` / `nameDest`, balances, `isFraud`, and the
     `isFlaggedFraud` column derived from the label; no id, device, IP or card column; many rows share a step."""
     rng = np.random.default_rng(seed)
@@ -339,7 +339,7 @@ def test_a_partly_scored_workspace_takes_batches_and_live_events(tmp_path):
         answer = client.post("/api/v1/score", json=as_event(row, mapping, list(live.columns)), headers=headers)
         assert answer.status_code == 200, answer.text
     extra = paysim_frame(seed=11, days=2)  # another day of the same layout through the load path
-    extra["step"] += 24 * 9  # its first day overlaps the newest stored day (late rows), its second is new
+    extra["step"] += 24 * 11  # its first day overlaps the newest stored day (late rows), its second is new
     path = tmp_path / "next_day.csv"
     extra.iloc[:150].to_csv(path, index=False)
     report, steps = pipeline.load(ws, path, apply_preset(PAYSIM, list(extra.columns)), who=admin(),
