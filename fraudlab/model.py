@@ -215,6 +215,11 @@ def train_model(ws: Workspace, train_from: datetime | None = None, train_to: dat
     if extra is not None:  # a left merge keeps the time order, so the split is the same with or without it
         frame = frame.merge(extra, on="transaction_id", how="left", validate="one_to_one")
     frame = frame[frame["label"].notna()].reset_index(drop=True)
+    if frame.empty:  # e.g. labels that take longer to arrive than the data spans: say so, not "every feature missing"
+        raise ModelError(f"no labelled transactions between {lo:%Y-%m-%d %H:%M} and {hi:%Y-%m-%d %H:%M} (labels "
+                         f"take about {label_maturity_days(ws):.1f} days to arrive, so the training window ends "
+                         f"that long before the newest transaction): load more history or labels, or choose the "
+                         f"training window")
     frame["label"] = frame["label"].astype(bool)
     chosen_features = features or feature_columns(ws)
     dropped = uninformative_features(frame, chosen_features)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from fraudlab import cases, drift, jobs, promotion, registry, segments
 from fraudlab.auth.actors import SYSTEM, Actor
@@ -167,14 +167,18 @@ def after_load(ws: Workspace, report: IngestReport, who: Actor = SYSTEM, progres
     return report, steps
 
 
-def incremental_refresh(ws: Workspace, who: Actor = SYSTEM, progress: Progress | None = None) -> list[str]:
+def incremental_refresh(ws: Workspace, who: Actor = SYSTEM, progress: Progress | None = None,
+                        changed: Sequence[str] = ()) -> list[str]:
     """Features of rows without them and of the rows they change, then their scores; [] when it does not apply
-    (no features yet, or a large increment: :func:`refresh` rebuilds whole)."""
+    (no features yet, or a large increment: :func:`refresh` rebuilds whole).
+
+    `changed`: rows that have features already but arrived after later rows of their keys (late events scored live):
+    the later rows their windows reach are recomputed and rescored as for a late row of a load."""
     progress = progress or _quiet
-    if not can_update(ws):
+    if not (can_update(ws) or (changed and has_features(ws))):
         return []
     try:
-        inc = update_features(ws, progress=_part(progress, 0.0, 0.6), who=who)
+        inc = update_features(ws, progress=_part(progress, 0.0, 0.6), who=who, changed=changed)
     except PlanChanged:
         features = build_features(ws, label_delay_days=feature_label_delay(ws), progress=_part(progress, 0.0, 0.6),
                                   who=who)

@@ -269,6 +269,24 @@ def detect_mapping(columns: list[str], numeric_columns: set[str] | None = None,
     return result
 
 
+def keep_earlier(detected: ColumnMapping, earlier: ColumnMapping | None, columns: list[str]) -> ColumnMapping:
+    """The earlier load's mapping when this file has its layout: every column it maps is here and everything detected
+    now agrees with it. Detection by values can miss on one day's file (a label column with no fraud that day, or
+    mostly empty), and the file's labels must not be lost for that.
+
+    >>> earlier = ColumnMapping({"ts": "TX_DATETIME", "amount": "TX_AMOUNT", "is_fraud": "TX_FRAUD"})
+    >>> keep_earlier(ColumnMapping({"ts": "TX_DATETIME", "amount": "TX_AMOUNT"}), earlier,
+    ...              ["TX_DATETIME", "TX_AMOUNT", "TX_FRAUD"]).columns["is_fraud"]
+    'TX_FRAUD'
+    >>> keep_earlier(ColumnMapping({"ts": "when", "amount": "amt"}), earlier, ["when", "amt"]).columns
+    {'ts': 'when', 'amount': 'amt'}
+    """
+    if earlier is None or not set(earlier.columns.values()) <= set(columns):
+        return detected
+    agrees = all(earlier.columns.get(target) == source for target, source in detected.columns.items())
+    return earlier if agrees and len(earlier.columns) > len(detected.columns) else detected
+
+
 def _numeric_time(mapping: ColumnMapping, profile: ColumnProfile | None) -> ColumnMapping:
     """Numbers in the time column: Unix seconds / milliseconds when large, else seconds from an origin."""
     largest = profile.maximum if profile is not None and profile.maximum is not None else 0.0

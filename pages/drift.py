@@ -68,6 +68,8 @@ with st.expander("Windows and options", expanded=past.empty):
             st.error(str(exc))
             st.stop()
 
+cached.late_arrivals_section(read(drift.late_share_by_day, ws))
+
 if past.empty:
     st.info("No drift report yet: a data scientist runs the first one here.")
     st.stop()

@@ -125,7 +125,8 @@ def test_an_alert_joins_the_queue_without_a_rebuild(keyed, api_base):
     assert got["alert"] and got["case_id"]
     assert ws.scalar("SELECT count(*) FROM alerts WHERE alert_id = 'live-alert'") == 1
     case = ws.df("SELECT * FROM cases WHERE case_id = ?", [got["case_id"]]).iloc[0]
-    assert case["customer_id"] == body["customer_id"] and case["score"] >= got["score"] - 1e-9
+    # the answer rounds the score to 6 decimals; the queue holds it whole
+    assert case["customer_id"] == body["customer_id"] and case["score"] >= got["score"] - 1e-6
     assert ws.count("cases") in (cases_before, cases_before + 1)
     assert not is_stale(ws), "the queue's fingerprint moved on: no page rebuilds the queue for one event"
 

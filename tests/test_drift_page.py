@@ -2,6 +2,8 @@
 a second run with options is saved and both can be compared."""
 from __future__ import annotations
 
+from people import scientist
+
 from fraudlab import drift
 from fraudlab.workspace import Workspace
 
@@ -29,6 +31,7 @@ def test_first_visit_runs_a_report_and_shows_verdict_table_and_downloads(app_tes
     assert len(at.get("plotly_chart")) >= 3
     labels = [b.label for b in at.get("download_button")]
     assert "Download HTML report" in labels and "Download column table (CSV)" in labels
+    assert any("No late arrivals recorded" in i.value for i in at.info)  # the sample was loaded in one piece
     ws = Workspace(app_workspace)
     assert drift.list_runs(ws)["run_id"].tolist() == [1]
     ws.close()
@@ -70,3 +73,27 @@ def test_windows_by_ingest_run_and_an_empty_pick_is_explained(app_test):
     at.multiselect[0].set_value([])
     at.run()
     assert "Pick at least one ingest" in _texts(at)
+
+
+def test_late_arrivals_show_as_a_share_per_event_day(app_test, app_workspace):
+    import pandas as pd
+
+    from fraudlab.incremental import record_arrivals
+    from fraudlab.ingest import ingest_table
+
+    ws = Workspace(app_workspace)
+    newest = ws.df("SELECT * EXCLUDE (ingest_id) FROM transactions ORDER BY ts DESC, transaction_id LIMIT 4")
+    late = newest.assign(transaction_id=[f"late-{i}" for i in range(4)],
+                         ts=newest["ts"] - pd.to_timedelta([2, 3, 72, 96], unit="h"))  # two within 24 h, two beyond
+    report = ingest_table(ws, late, source="a late file")
+    marked = record_arrivals(ws, report.ingest_id, 24)
+    ws.close()
+    assert (marked.late, marked.beyond) == (2, 2)
+    at = app_test("pages/drift.py", actor=scientist())  # a loaded file ends the demo session: someone logs in
+    assert not at.exception, at.exception
+    assert not any("No late arrivals recorded" in i.value for i in at.info)
+    chart = next(c for c in at.get("plotly_chart") if "Late arrivals per event day" in c.proto.spec)
+    assert "Late, beyond the horizon" in chart.proto.spec
+    table = next(d.value for d in at.dataframe if "Late share" in d.value.columns)
+    assert {"Event day", "Transactions", "Late rows", "Beyond the horizon"} <= set(table.columns)
+    assert table["Late rows"].sum() == 2 and table["Beyond the horizon"].sum() == 2

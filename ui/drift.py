@@ -6,7 +6,7 @@ import streamlit as st
 
 from fraudlab import drift
 from fraudlab.auth.actors import Actor
-from fraudlab.charts.drift import report_html
+from fraudlab.charts.drift import late_share_figure, report_html
 from fraudlab.names import plain_name
 from fraudlab.workspace import Workspace
 
@@ -61,3 +61,19 @@ def verdict_box(rep: drift.DriftReport) -> None:
     perf = rep.performance.get("pr_auc")
     if perf:
         cols[4].metric("Weekly PR-AUC", f"{perf['current']:.3f}", f"{perf['current'] - perf['reference']:+.3f}")
+
+
+def late_arrivals_section(daily: pd.DataFrame) -> None:
+    """Late share per event day (chart and the days with late rows), or a note that no late rows were recorded."""
+    with st.expander("Late arrivals per day", expanded=False):
+        late = daily[(daily["late"] + daily["beyond_horizon"]) > 0] if len(daily) else daily
+        if late.empty:
+            st.info("No late arrivals recorded: no load has brought rows older than their customer's newest row.",
+                    icon=":material/schedule:")
+            return
+        st.plotly_chart(late_share_figure(daily), width="stretch", key="late_share_chart")
+        shown = late.assign(day=late["day"].dt.strftime("%Y-%m-%d"))
+        st.dataframe(shown.rename(columns={"day": "Event day", "transactions": "Transactions", "late": "Late rows",
+                                           "beyond_horizon": "Beyond the horizon", "late_share": "Late share"}),
+                     hide_index=True, width="stretch",
+                     column_config={"Late share": st.column_config.NumberColumn(format="percent")})

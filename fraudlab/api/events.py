@@ -68,10 +68,12 @@ def _number(name: str, value: Any) -> float | None:
 def _boolean(name: str, value: Any) -> bool | None:
     if value is None or isinstance(value, bool):
         return value
+    if isinstance(value, (int, float)) and value in (0, 1):  # 1.0 / 0.0 from clients that write every number as float
+        return bool(value)
     text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "t", "y"):
+    if text in ("1", "1.0", "true", "yes", "t", "y"):
         return True
-    if text in ("0", "false", "no", "f", "n"):
+    if text in ("0", "0.0", "false", "no", "f", "n"):
         return False
     raise BadEvent(name, f"{name} must be true or false")
 

@@ -24,7 +24,7 @@ from fraudlab.errors import FraudlabError
 from fraudlab.labels import insert_source_labels
 from fraudlab.registry import models_stamp
 from fraudlab.scoring import CaseScore, Scorer
-from fraudlab.workspace import Workspace, utcnow
+from fraudlab.workspace import Workspace, quote_ident, utcnow
 
 SCORE_BUDGET_MS = 50.0  # per model step of the chain; past it the next step answers
 MAX_BATCH = 64  # events decided together at most
@@ -52,6 +52,7 @@ class _Job:
     error: Exception | None = None
     done: bool = False
     first: "_Job | None" = None
+    score: float | None = None  # as the scorer gave it (the answer rounds it; `scores` keeps it whole, as batch does)
 
 
 @dataclass
@@ -69,6 +70,11 @@ def _model_files(ws: Workspace) -> tuple:
         stat = file.stat() if file.exists() else None
         out.append((str(path), None if stat is None else (stat.st_size, stat.st_mtime_ns)))
     return tuple(out)
+
+
+def _actor(jobs: list[_Job]) -> Actor:
+    """The integration the events' keys proved (the demo session when none)."""
+    return Actor(f"api:{','.join(sorted({job.key_name or 'demo' for job in jobs}))}", "system", via="api")
 
 
 def reason_codes(result: CaseScore) -> list[dict]:
@@ -190,6 +196,8 @@ class LiveScoring:
         stored = self.ws.df("SELECT transaction_id, answer FROM api_events WHERE transaction_id IN (SELECT unnest($i))",
                             {"i": ids})
         answers = dict(zip(stored["transaction_id"], stored["answer"]))
+        if not self.ws.has_table("features"):  # nothing built yet: _decide answers 503 with what to do
+            self.plan()
         loaded = set(self.ws.df("SELECT transaction_id FROM features WHERE transaction_id IN (SELECT unnest($i))",
                                 {"i": ids})["transaction_id"])
         fresh, first = [], {}
@@ -215,6 +223,7 @@ class LiveScoring:
         for i, job in enumerate(jobs):
             tid = job.row["transaction_id"]
             result = models.scorer.score_case(tid, frame.iloc[[i]].reset_index(drop=True))
+            job.score = float(result.score)
             job.answer = {"transaction_id": tid, "score": round(float(result.score), 6),
                           "alert": bool(result.score >= models.threshold), "scorer": result.scorer,
                           "model_id": result.model_id, "reasons": reason_codes(result), "threshold": models.threshold,
@@ -223,8 +232,24 @@ class LiveScoring:
                           "features_ms": round(1000 * (features_at - job.began), 3), "batch": len(jobs),
                           "ignored_fields": sorted(job.extra)}
         self._store(jobs, types, frame, models.threshold)
+        late = self._late(jobs, plan)
+        if late:  # later stored rows' windows now include these events: repair their features, scores and cases
+            from fraudlab.pipeline import incremental_refresh
+
+            incremental_refresh(self.ws, _actor(jobs), changed=late)
         for job in jobs:
             job.done = True
+
+    def _late(self, jobs: list[_Job], plan: LivePlan) -> list[str]:
+        """Events older than a stored row sharing one of their window keys (that row's features must include them)."""
+        ids = [job.row["transaction_id"] for job in jobs]
+        found: set[str] = set()
+        for key in plan.spans:
+            k = quote_ident(key)
+            found |= set(self.ws.df(f"SELECT DISTINCT n.transaction_id FROM transactions n JOIN transactions t "
+                                    f"ON t.{k} = n.{k} AND t.ts > n.ts WHERE n.transaction_id IN (SELECT unnest($i))",
+                                    {"i": ids})["transaction_id"])
+        return sorted(found)
 
     def _features(self, rows: list[dict], types: dict[str, str], plan: LivePlan) -> pd.DataFrame:
         cur = self.ws.cursor()
@@ -237,13 +262,11 @@ class LiveScoring:
     def _store(self, jobs: list[_Job], types: dict[str, str], frame: pd.DataFrame, threshold: float) -> None:
         """One write: transactions, labels, features, scores, alerts and cases, the answers (case ids set)."""
         features = frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
-        names = sorted({job.key_name or "demo" for job in jobs})
         details = {"transaction_ids": [j.row["transaction_id"] for j in jobs],
                    "scorers": dict(Counter(j.answer["scorer"] for j in jobs)),
                    "alerts": sum(j.answer["alert"] for j in jobs)}
         alerts = any(job.answer["alert"] for job in jobs)
-        actor = Actor(f"api:{','.join(names)}", "system", via="api")  # the integration its key proved
-        with self.ws.write("api_score", actor, details, bump=alerts) as cur:
+        with self.ws.write("api_score", _actor(jobs), details, bump=alerts) as cur:
             fresh, window = queue_state(cur, threshold)
             regroup = False
             labelled = [(j.row["transaction_id"], j.row["is_fraud"]) for j in jobs if j.row.get("is_fraud") is not None]
@@ -264,7 +287,7 @@ class LiveScoring:
                                        "contribution": r["contribution"], "text": r["text"]}
                                       for r in answer["reasons"]], default=str)
                 cur.execute("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            [tid, answer["model_id"], answer["score"], answer["scorer"], answer["latency_ms"],
+                            [tid, answer["model_id"], job.score, answer["scorer"], answer["latency_ms"],
                              utcnow(), reasons])
             for job in jobs:
                 tid = job.row["transaction_id"]

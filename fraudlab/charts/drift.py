@@ -84,6 +84,19 @@ def performance_figure(report: DriftReport) -> go.Figure:
     return _layout(fig, "Model performance per week (matured labels)")
 
 
+def late_share_figure(daily: pd.DataFrame) -> go.Figure:
+    """Share of each event day's transactions that arrived late, within and beyond the lateness horizon (stacked
+    bars; `daily` as :func:`fraudlab.incremental.late_share_by_day` returns it)."""
+    total = daily["transactions"].clip(lower=1)
+    fig = go.Figure()
+    fig.add_bar(x=daily["day"], y=daily["late"] / total, name="Late, within the horizon", marker_color=REF_COLOR)
+    fig.add_bar(x=daily["day"], y=daily["beyond_horizon"] / total, name="Late, beyond the horizon",
+                marker_color=CUR_COLOR)
+    fig.update_layout(barmode="stack", yaxis=dict(title="Share of the day's transactions", tickformat=".1%"),
+                      xaxis_title="Event day")
+    return _layout(fig, "Late arrivals per event day", height=280)
+
+
 def _table_html(frame: pd.DataFrame) -> str:
     """An HTML table with every data-derived string escaped."""
     if frame is None or frame.empty:

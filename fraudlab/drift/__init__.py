@@ -31,8 +31,9 @@ from fraudlab.drift.runs import compare_runs, list_runs, load_run, save_run
 from fraudlab.drift.settings import DOMAIN_AUC, PROFILE_TABLE, RECOMMEND, SMALL_SAMPLE
 from fraudlab.drift.stats import benjamini_hochberg, categorical_stats, numeric_stats
 from fraudlab.drift.windows import Window, split_windows
+from fraudlab.incremental.arrivals import late_share_by_day
 
 __all__ = ["ColumnSpec", "DOMAIN_AUC", "DriftReport", "Grid", "PROFILE_TABLE", "RECOMMEND", "ReferenceProfile",
            "SMALL_SAMPLE", "Window", "benjamini_hochberg", "categorical_stats", "clear_profiles", "compare_runs",
-           "fit_reference", "grid_from_quantiles", "list_runs", "load_run", "monitored_columns", "numeric_stats",
+           "fit_reference", "grid_from_quantiles", "late_share_by_day", "list_runs", "load_run", "monitored_columns", "numeric_stats",
            "reference_profile", "run_report", "save_run", "split_windows"]

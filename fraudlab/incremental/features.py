@@ -20,7 +20,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Sequence
 
 import duckdb
 
@@ -129,13 +129,15 @@ RELABELLED_SQL = """SELECT * FROM transactions WHERE transaction_id IN (
         SELECT max(logged_at) FROM audit WHERE action IN ('build_features', 'update_features')))"""
 
 
-def _affected(cur: duckdb.DuckDBPyConnection, spans: dict[str, int | None]) -> None:
-    """Temp table _aff (transaction_id): the new rows and every row whose windows they change.
+def _affected(cur: duckdb.DuckDBPyConnection, spans: dict[str, int | None], changed: Sequence[str] = ()) -> None:
+    """Temp table _aff (transaction_id): the new rows (and the `changed` ones) and every row whose windows they change.
 
     Labels recorded since the last feature build or update (an analyst's decision on an older row) change the
     merchant fraud counts after their row like a new row would: for the merchant key they seed the ranges too.
     """
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {NEW_ROWS_SQL}")
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {NEW_ROWS_SQL} UNION ALL BY NAME "
+                f"SELECT t.* FROM transactions t SEMI JOIN features f USING (transaction_id) "
+                f"WHERE t.transaction_id IN (SELECT unnest($ids))", {"ids": list(changed)})
     cur.execute("CREATE OR REPLACE TEMP TABLE _aff AS SELECT transaction_id FROM _new")
     for key, span in spans.items():
         k = quote_ident(key)
@@ -228,11 +230,14 @@ def _same_shape(cur: duckdb.DuckDBPyConnection) -> bool:
     return shape == [tuple(r[:2]) for r in cur.execute("DESCRIBE _inc").fetchall()]
 
 
-def update_features(ws: Workspace, progress: Progress | None = None, who: Actor = SYSTEM) -> IncrementalReport:
+def update_features(ws: Workspace, progress: Progress | None = None, who: Actor = SYSTEM,
+                    changed: Sequence[str] = ()) -> IncrementalReport:
     """Compute features for the rows without them and recompute the rows whose windows they change, in one write.
 
-    Raises PlanChanged (nothing written) when the feature set would differ from the stored table; callers then
-    rebuild whole (`build_features`). Call only when :func:`can_update` is true.
+    `changed`: ids of rows that already have features but whose arrival changes later rows' windows (a late event
+    scored live): they and the rows they reach are recomputed too. Raises PlanChanged (nothing written) when the
+    feature set would differ from the stored table; callers then rebuild whole (`build_features`). Call only when
+    :func:`can_update` is true or with `changed` rows.
     """
     progress = progress or (lambda _f, _m: None)
     began = time.perf_counter()
@@ -244,7 +249,7 @@ def update_features(ws: Workspace, progress: Progress | None = None, who: Actor 
             ws.write("update_features", who, {"label_delay_days": delay_days, "engine": "incremental"}) as cur:
         cur.execute("SET TimeZone = 'UTC'")
         spans = _spans(plan, active_definitions(cur))
-        _affected(cur, spans)
+        _affected(cur, spans, changed)
         new_rows = int(cur.execute("SELECT count(*) FROM _new").fetchone()[0])
         affected, first_ts = cur.execute("SELECT count(*), min(t.ts) FROM transactions t "
                                          "SEMI JOIN _aff USING (transaction_id)").fetchone()

@@ -33,6 +33,7 @@ from fraudlab.ingest.extras import EXISTING_COLUMNS_SQL, Consent, ExtrasPlan, cr
 from fraudlab.ingest.load import (
     build_checked,
     collect_rejects,
+    earlier_mapping,
     finish_load,
     mark_duplicates,
     prepare_files,
@@ -47,7 +48,7 @@ from fraudlab.ingest.records import (
     no_progress,
 )
 from fraudlab.ingest.staging import sample_and_detect, stage_files
-from fraudlab.schema import ColumnMapping, check_mapping, mapping_notes
+from fraudlab.schema import ColumnMapping, check_mapping, keep_earlier, mapping_notes
 from fraudlab.workspace import Workspace, quote_ident
 
 ENGINE = "dask"
@@ -107,7 +108,14 @@ def _plan(ws: Workspace, files: list[SourceFile], mapping: ColumnMapping | None,
     con = duckdb.connect()
     try:
         cur = con.cursor()
+        asked = mapping
         staged, profiles, mapping = sample_and_detect(cur, files, mapping)
+        if asked is None:  # a later file of an earlier load's layout keeps its mapping (as the DuckDB path does)
+            ws_cur = ws.cursor()
+            try:
+                mapping = keep_earlier(mapping, earlier_mapping(ws_cur), staged.columns)
+            finally:
+                ws_cur.close()
         check_mapping(mapping, staged.columns)
         plan = plan_extras(cur, staged, mapping, keep_columns, existing)
         notes = list(mapping_notes(mapping, list(staged.columns), profiles)) + list(plan.notes)

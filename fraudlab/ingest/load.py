@@ -36,7 +36,7 @@ from fraudlab.ingest.rules import (
 from fraudlab.ingest.staging import check_width, first_rowid, profile_columns, stage_files
 from fraudlab.labels import insert_source_labels
 from fraudlab.privacy import is_card_column, mask_card_numbers_in_text_sql, mask_card_sql
-from fraudlab.schema import ColumnMapping, check_mapping, detect_mapping, mapping_notes
+from fraudlab.schema import ColumnMapping, check_mapping, detect_mapping, keep_earlier, mapping_notes
 from fraudlab.workspace import CANONICAL_COLUMNS, Workspace, file_sha256, quote_ident, utcnow
 
 
@@ -133,7 +133,8 @@ def _ingest(ws: Workspace, source: str, sha: str, mapping: ColumnMapping | None,
         progress(0.1, "reading")
         staged = stage(cur)
         profiles = profile_columns(cur, staged)
-        mapping = mapping or detect_mapping(staged.columns, profiles=profiles)
+        mapping = mapping or keep_earlier(detect_mapping(staged.columns, profiles=profiles), earlier_mapping(cur),
+                                          staged.columns)
         check_mapping(mapping, staged.columns)
         collect_rejects(cur, staged, mapped_card=mapping.columns.get("card_id"))
         plan = plan_extras(cur, staged, mapping, keep_columns)
@@ -148,6 +149,13 @@ def _ingest(ws: Workspace, source: str, sha: str, mapping: ColumnMapping | None,
         report = finish_load(cur, ingest_id, source, sha, mapping, plan, started, engine, len(staged.files))
     progress(1.0, "done")
     return replace(report, notes=notes + report.notes)
+
+
+def earlier_mapping(cur: duckdb.DuckDBPyConnection) -> ColumnMapping | None:
+    """The mapping of the newest successful load (None before the first): a later file of its layout keeps it."""
+    row = cur.execute("SELECT mapping FROM ingests WHERE status = 'ok' AND mapping IS NOT NULL "
+                      "ORDER BY ingest_id DESC LIMIT 1").fetchone()
+    return ColumnMapping.from_dict(json.loads(row[0])) if row else None
 
 
 def finish_load(cur: duckdb.DuckDBPyConnection, ingest_id: int, source: str, sha: str, mapping: ColumnMapping,
