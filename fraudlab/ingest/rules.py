@@ -60,7 +60,7 @@ def money_expr(col: str, sqltype: str) -> str:
     if value_kind(sqltype) != "text":
         return _double(col, sqltype)
     t = text_expr(col, sqltype)
-    c = _money_digits(t)
+    c = "__digits"  # the lambda's parameter: _money_digits(t) appears once, so it runs only where TRY_CAST failed
     sign = f"(CASE WHEN {t} LIKE '(%)' THEN -1 ELSE 1 END)"
     parsed = (f"CASE WHEN regexp_full_match({c}, '-?[0-9]{{1,3}}[,.][0-9]{{3}}') THEN NULL "
               f"WHEN regexp_full_match({c}, '-?[0-9]{{1,3}}(,[0-9]{{3}})+([.][0-9]+)?') "
@@ -69,7 +69,10 @@ def money_expr(col: str, sqltype: str) -> str:
               f"THEN TRY_CAST(replace(replace({c}, '.', ''), ',', '.') AS DOUBLE) "
               f"WHEN regexp_full_match({c}, '-?[0-9]+,[0-9]+') THEN TRY_CAST(replace({c}, ',', '.') AS DOUBLE) "
               f"WHEN regexp_full_match({c}, '-?[0-9]+([.][0-9]+)?') THEN TRY_CAST({c} AS DOUBLE) END")
-    return f"COALESCE(TRY_CAST({t} AS DOUBLE), {sign} * ({parsed}))"
+    # Written five times in `parsed`, the digits would be hoisted by DuckDB's common-subexpression pass out of the
+    # COALESCE and computed (two regexp_replace) for every row; bound once through a one-element list instead.
+    return (f"COALESCE(TRY_CAST({t} AS DOUBLE), "
+            f"{sign} * list_transform([{_money_digits(t)}], lambda {c}: {parsed})[1])")
 
 
 def _money_digits(text_sql: str) -> str:
@@ -96,7 +99,10 @@ def _time(col: str, sqltype: str, mapping: ColumnMapping | None) -> str:
         return f"CAST({q} AT TIME ZONE 'UTC' AS TIMESTAMP)"
     text = text_expr(col, sqltype)
     formats = ", ".join(f"'{f}'" for f in TIME_FORMATS)
-    return (f"COALESCE(CAST(TRY_CAST({text} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP), "
+    # 'YYYY-MM-DD HH:MM:SS' has no room for an offset: read as a plain TIMESTAMP, without the time zone library
+    plain = f"CASE WHEN {text} LIKE '____-__-__ __:__:__' OR {text} LIKE '____-__-__T__:__:__' " \
+            f"THEN TRY_CAST({text} AS TIMESTAMP) END"
+    return (f"COALESCE({plain}, CAST(TRY_CAST({text} AS TIMESTAMPTZ) AT TIME ZONE 'UTC' AS TIMESTAMP), "
             f"TRY_STRPTIME({text}, [{formats}]))")
 
 
