@@ -1,10 +1,17 @@
 """Ingest benchmark: fraudlab ingest of CSV and Parquet beside plain pandas.read_csv of the same file.
 
     python benchmarks/bench_ingest.py --rows 1000000 [--dask]
+    python benchmarks/bench_ingest.py --rows 1000000 --stages     # where a load's time goes, per step
 
 Data comes from fraudlab.generate (seed 1) and is written once to bench_data/ (git-ignored). Each stage runs in
 its own fresh process (and each fraudlab stage into a fresh workspace) so peak RSS belongs to that stage alone.
 The ratio is pandas.read_csv seconds / our seconds: how many times faster than reading the CSV with plain pandas.
+
+Measured 2026-11-30 (2 shared cores; the issue-16 targets, 500k rows/s CSV and 1M rows/s Parquet, are missed):
+1M rows at load 1.7: CSV 161k -> 192k rows/s, Parquet 245k -> 341k rows/s (build_checked 3.6 -> 2.0 s and
+2.6 -> 1.5 s), peak RSS 1.16 -> 0.82 GB and 0.81 -> 0.56 GB. 10M rows at load 2.6-3.8: CSV 105k -> 122k rows/s
+(build_checked 57 -> 33 s; hashing the 1.9 GB file from a cold cache took 11 s of the 82), Parquet 166k -> 208k
+rows/s (48 s: build_checked 17 s, writing 23 s), peak RSS 2.2-2.3 GB.
 """
 from __future__ import annotations
 
@@ -87,15 +94,62 @@ def run_stage(name: str, rows: int) -> Stage:
     return stage
 
 
+LOAD_STEPS = ("prepare_files", "stage_files", "profile_columns", "collect_rejects", "plan_extras", "build_checked",
+              "refuse_unreadable_key", "mark_duplicates", "_write_rows", "write_side_rows", "_reason_counts")
+
+
+def step_timings(rows: int) -> None:
+    """Load the CSV and the Parquet file once each and print seconds per step of `fraudlab.ingest.load`."""
+    import time
+
+    import fraudlab.ingest.load as load
+    from fraudlab.data_roots import ANYWHERE
+    from fraudlab.workspace import Workspace
+
+    spent: dict[str, float] = {}
+
+    def timed(name: str):
+        step = getattr(load, name)
+
+        def run(*args, **kwargs):
+            began = time.perf_counter()
+            try:
+                return step(*args, **kwargs)
+            finally:
+                spent[name] = spent.get(name, 0.0) + time.perf_counter() - began
+        return run
+
+    for name in LOAD_STEPS:
+        setattr(load, name, timed(name))
+    for source in data_files(rows)[:2]:
+        spent.clear()
+        folder = Path(tempfile.mkdtemp(prefix="bench_ingest_", dir=BENCH_DATA))
+        try:
+            ws = Workspace(folder / "ws.duckdb")
+            began = time.perf_counter()
+            load.ingest_path(ws, source, roots=ANYWHERE)
+            total = time.perf_counter() - began
+            ws.close()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        print(f"\n## steps of one load: {source.name} ({rows:,} rows, {total:.2f} s, {rows / total:,.0f} rows/s)")
+        for name in LOAD_STEPS:
+            print(f"{name:<24} {spent.get(name, 0.0):>8.2f} s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--dask", action="store_true", help="also time the Dask path on 8 CSV parts")
+    parser.add_argument("--stages", action="store_true", help="print seconds per step of one CSV and one Parquet load")
     parser.add_argument("--make-data", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--stage", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.make_data:
         make_data(args.rows)
+        return
+    if args.stages:
+        step_timings(args.rows)
         return
     if args.stage:
         print(STAGE_PREFIX + json.dumps(asdict(run_stage(args.stage, args.rows))))
