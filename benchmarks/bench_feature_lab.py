@@ -2,9 +2,10 @@
 
     python benchmarks/bench_feature_lab.py --rows 200000
 
-Measured 2026-11-30 at 10M rows (2 shared cores, load 3-5): full build 285.6 s, preview 3.5 s (over a 10M history),
-backfill 5.8 s (41.6x faster than the 242.6 s rebuild), evaluate 16.6 s (target 15 s: missed), peak RSS 7.8 GB
-(the simulated frame stays in memory; evaluate itself adds ~0.5 GB).
+Measured 2026-11-30 at 10M rows (2 shared cores, load ~3): full build 159.2 s, preview 3.2 s (over a 10M history),
+backfill 5.5 s (29.8x faster than the 163.3 s rebuild), evaluate 5.3 s (target 15 s; it was 15.7-16.6 s before labels
+were joined row by row and the value order came from DuckDB's sort), peak RSS 7.8 GB (the simulated frame stays in
+memory; evaluate itself adds ~0.5 GB).
 """
 from __future__ import annotations
 
