@@ -74,6 +74,21 @@ class CaseScore:
     against: list[str] = field(default_factory=list)  # what lowered it ("what speaks against")
 
 
+@dataclass(frozen=True)
+class RowsScore:
+    """Many feature rows scored together by the one step of the fallback chain that answered (live micro-batches)."""
+
+    scores: np.ndarray
+    scorer: str  # model | fallback | rules
+    model_id: str | None
+    ms: float  # the answering step's time for all the rows
+    features: tuple[str, ...]  # the model's features, in the order of `contribs`' columns (empty for rules)
+    contribs: np.ndarray | None  # exact TreeSHAP values, rows x features (None for rules)
+    fired: list[list[str]]  # per row, the rules that fired (rules step only)
+    attempts: list[str] = field(default_factory=list)
+    usual: dict | None = None  # the population's usual values the reason sentences quote
+
+
 def _chunks(ws: Workspace, start, end, rows: int) -> list[tuple]:
     """Time boundaries splitting the window into pieces of about `rows` rows."""
     total = ws.scalar("SELECT count(*) FROM transactions WHERE ts BETWEEN $lo AND $hi", {"lo": start, "hi": end})
@@ -325,6 +340,32 @@ class Scorer:
             return CaseScore(transaction_id, score, scorer, record.model_id, ms, float(bias[0]), table,
                              explain.flagged_because(table), attempts, explain.speaks_against(table))
         return self._rules(transaction_id, attempts, given)
+
+    def score_rows(self, frame: pd.DataFrame) -> RowsScore:
+        """Score and explain many feature rows at once through the chain (one prediction and one exact TreeSHAP pass
+        per step, the budget applying to the whole step); rules always answer."""
+        attempts = []
+        for scorer, record, booster in self.steps:
+            began = time.perf_counter()
+            try:
+                if booster is None:
+                    raise ModelError(self.load_errors.get(record.model_id, "model could not be loaded"))
+                matrix = xgb.DMatrix(prepare(frame, record), enable_categorical=True, nthread=self.threads)
+                scores = booster.predict(matrix)
+                contribs = booster.predict(matrix, pred_contribs=True)[:, :-1]
+            except (FraudlabError, xgb.core.XGBoostError, KeyError, ValueError) as exc:
+                attempts.append(f"{scorer} {record.model_id}: failed ({exc})")
+                continue
+            ms = 1000 * (time.perf_counter() - began)
+            if ms > self.budget_ms:
+                attempts.append(f"{scorer} {record.model_id}: over budget ({ms:.0f} ms > {self.budget_ms:.0f} ms)")
+                continue
+            return RowsScore(np.asarray(scores, dtype=float), scorer, record.model_id, ms, tuple(record.features),
+                             contribs, [], attempts, record.metrics.get("usual"))
+        began = time.perf_counter()
+        result = rules.score_rules(frame)
+        return RowsScore(np.asarray(result.score, dtype=float), "rules", None, 1000 * (time.perf_counter() - began), (),
+                         None, result.fired, attempts)
 
     def _rules(self, transaction_id: str, attempts: list[str], given: pd.DataFrame | None = None) -> CaseScore:
         began = time.perf_counter()

@@ -76,6 +76,20 @@ def add_history(cur: duckdb.DuckDBPyConnection, transaction_id: str) -> None:
                     WHERE t.transaction_id = ? AND t.customer_id IS NOT NULL""", [transaction_id])
 
 
+def add_history_rows(cur: duckdb.DuckDBPyConnection, new: str, scores: str, features: str) -> None:
+    """The rows of a live batch in `case_history`, from the batch's own registered relations (`new`: its transactions,
+    `scores`, `features`), so no stored table is scanned; nothing when that table does not exist."""
+    cols = _table_columns(cur, "case_history")
+    if not cols:
+        return
+    have = {d[0] for d in cur.execute(f"SELECT * FROM {new} LIMIT 0").description}
+    source = {"score": "s.score"} | {c: f"f.{quote_ident(c)}" for c in ("c_new_device", "c_new_country")}
+    select = ", ".join(source.get(c, f"t.{quote_ident(c)}" if c in have else f"NULL AS {quote_ident(c)}") for c in cols)
+    cur.execute(f"""INSERT INTO case_history SELECT {select} FROM {new} t
+                    LEFT JOIN {scores} s USING (transaction_id) LEFT JOIN {features} f USING (transaction_id)
+                    WHERE t.customer_id IS NOT NULL""")
+
+
 def move_fingerprint(cur: duckdb.DuckDBPyConnection, threshold: float, window_hours: float) -> None:
     """Record that the queue includes every score now (inside the same write as the live alert)."""
     cur.execute("INSERT OR REPLACE INTO case_meta VALUES ('fingerprint', ?)",
