@@ -18,6 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+LABELS_STAMP = "SELECT count(*), max(recorded_at) FROM labels"
+FRAUD_LABELS = "SELECT * FROM labels WHERE transaction_id IN (SELECT transaction_id FROM labels WHERE is_fraud)"
 COMBINE_CHUNKS = 64  # appended batches kept as separate chunks before the table is made contiguous again
 
 
@@ -46,6 +48,8 @@ class HistoryCache:
         self.ts = np.empty(0, dtype="datetime64[us]")
         self.by_key: dict[str, dict] = {}
         self.rows = 0
+        self.labels: pa.Table | None = None
+        self._labels_stamp: tuple | None = None
 
     def warm(self, cur: duckdb.DuckDBPyConnection) -> None:
         """Load every stored transaction and index it (seconds for millions of rows; done once, and after a load)."""
@@ -62,6 +66,21 @@ class HistoryCache:
     def fresh(self, cur: duckdb.DuckDBPyConnection) -> bool:
         """Whether the cache still holds exactly what `transactions` holds (by row count)."""
         return self.table is not None and cur.execute("SELECT count(*) FROM transactions").fetchall()[0][0] == self.rows
+
+    def fraud_labels(self, cur: duckdb.DuckDBPyConnection, check: bool) -> pa.Table:
+        """Every label row of the transactions ever labelled fraud (the only ones a fraud-known time can come from:
+        :func:`fraudlab.labels.fraud_known_sql` resolves each transaction from its own rows), re-read when `check`
+        finds `labels` changed (labels are appended; a clear changes the count)."""
+        if self.labels is None or check:
+            stamp = tuple(cur.execute(LABELS_STAMP).fetchall()[0])
+            if self.labels is None or stamp != self._labels_stamp:
+                self.labels = cur.sql(FRAUD_LABELS).to_arrow_table()
+                self._labels_stamp = stamp
+        return self.labels
+
+    def forget_labels(self) -> None:
+        """Read the labels again next time (a batch stored labels of its own)."""
+        self.labels = None
 
     def reach(self, rows: list[dict], spans: dict[str, int | None]) -> pa.Table:
         """The stored rows the new `rows`' windows reach: for each key, its values' rows within the key's span, up to

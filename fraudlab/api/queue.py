@@ -31,8 +31,12 @@ def queue_state(cur: duckdb.DuckDBPyConnection, threshold: float) -> tuple[bool,
     return stored[0] == scores_fingerprint(cur, threshold) + f"|{window:g}", window
 
 
-def add_alert(cur: duckdb.DuckDBPyConnection, transaction_id: str, window_hours: float) -> tuple[str, bool]:
-    """Inside the live write (score stored): the alert row and its case; returns (case_id, regrouping needed)."""
+def add_alert(cur: duckdb.DuckDBPyConnection, transaction_id: str, window_hours: float, scores: str = "scores",
+              transactions: str = "transactions") -> tuple[str, bool]:
+    """Inside the live write (score stored): the alert row and its case; returns (case_id, regrouping needed).
+
+    `scores` and `transactions` may name relations holding just the batch's rows (as stored), so the alert is read
+    without scanning the stored tables."""
     cols = _table_columns(cur, "alerts")
     segments = bool(cur.execute("SELECT count(*) FROM customer_segments").fetchone()[0])
     segment = ("(SELECT any_value(segment_name) FROM customer_segments WHERE customer_id = t.customer_id)"
@@ -41,7 +45,7 @@ def add_alert(cur: duckdb.DuckDBPyConnection, transaction_id: str, window_hours:
         SELECT t.transaction_id AS alert_id, t.* EXCLUDE (transaction_id), s.score, s.scorer, s.model_id,
                s.scored_at AS raised_at, s.score * t.amount AS expected_loss, s.reasons,
                json_extract_string(s.reasons, '$[0].feature') AS top_reason, {segment} AS segment
-        FROM scores s JOIN transactions t USING (transaction_id) WHERE s.transaction_id = $id""",
+        FROM {scores} s JOIN {transactions} t USING (transaction_id) WHERE s.transaction_id = $id""",
                 {"id": transaction_id})
     top, ts, customer = cur.execute("SELECT top_reason, ts, customer_id FROM _live_alert").fetchone()
     previous = None if customer is None else cur.execute(

@@ -34,7 +34,7 @@ SCORE_BUDGET_MS = 50.0  # per model step of the chain; past it the next step ans
 MAX_BATCH = 64  # events decided together at most
 RECHECK_S = 1.0  # a changed feature set, registry or model file is noticed within this
 TOP_REASONS = 5
-NEW_ROWS, FEATURES, SCORES = "_live_new", "_live_features", "_live_scores"  # a batch's rows, registered in its write
+NEW_ROWS, FEATURES, SCORES, EVENTS = "_live_new", "_live_features", "_live_scores", "_live_events"  # a batch's rows
 
 
 class Conflict(FraudlabError):
@@ -234,7 +234,9 @@ class LiveScoring:
         try:
             cur.execute("SET TimeZone = 'UTC'")
             new = typed_rows(cur, rows, types)
-            frame = compute(cur, plan, rows, new, self._reach(cur, rows, plan))
+            reach = self._reach(cur, rows, plan)
+            labels = None if reach is None else self._history.fraud_labels(cur, self._due("labels"))
+            frame = compute(cur, plan, rows, new, reach, labels)
         finally:
             cur.close()
         features_at = time.perf_counter()
@@ -252,6 +254,8 @@ class LiveScoring:
         self._store(jobs, new, frame, models.threshold)
         if self._history is not None:
             self._history.append(new)
+            if any(j.row.get("is_fraud") is not None for j in jobs):
+                self._history.forget_labels()
         for job in jobs:
             job.done = True
 
@@ -303,7 +307,8 @@ class LiveScoring:
                 cur.execute(f"INSERT INTO scores BY NAME SELECT * FROM {SCORES}")
                 for job in jobs:
                     tid = job.row["transaction_id"]
-                    case_id, late = add_alert(cur, tid, window) if job.answer["alert"] else (None, False)
+                    case_id, late = (add_alert(cur, tid, window, SCORES, NEW_ROWS) if job.answer["alert"]
+                                     else (None, False))
                     regroup |= late
                     job.answer["case_id"] = case_id
                 add_history_rows(cur, NEW_ROWS, SCORES, FEATURES)
@@ -312,6 +317,12 @@ class LiveScoring:
                     cur.unregister(name)
             if fresh and not regroup:  # the queue had every score before: it still has (no page rebuilds it)
                 move_fingerprint(cur, threshold, window)
-            cur.executemany("INSERT INTO api_events VALUES (?, ?, ?, ?, ?)",
-                            [[job.row["transaction_id"], now, job.key_name, json.dumps(job.answer, default=str),
-                              json.dumps(job.extra, default=str)] for job in jobs])
+            events = pd.DataFrame({"transaction_id": [j.row["transaction_id"] for j in jobs], "received_at": [now] * len(jobs),
+                                   "key_name": pd.Series([j.key_name for j in jobs], dtype=object),
+                                   "answer": [json.dumps(j.answer, default=str) for j in jobs],
+                                   "extra": [json.dumps(j.extra, default=str) for j in jobs]})
+            cur.register(EVENTS, events)
+            try:
+                cur.execute(f"INSERT INTO api_events BY NAME SELECT * FROM {EVENTS}")
+            finally:
+                cur.unregister(EVENTS)
