@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 LABELS_STAMP = "SELECT count(*), max(recorded_at) FROM labels"
 FRAUD_LABELS = "SELECT * FROM labels WHERE transaction_id IN (SELECT transaction_id FROM labels WHERE is_fraud)"
-COMBINE_CHUNKS = 64  # appended batches kept as separate chunks before the table is made contiguous again
+TAIL_ROWS = 20_000  # live rows kept apart from the warmed table (taking from a many-chunk table copies it whole)
 
 
 def _index(column: pa.ChunkedArray | pa.Array, offset: int = 0) -> dict:
@@ -55,6 +55,7 @@ class HistoryCache:
         """Load every stored transaction and index it (seconds for millions of rows; done once, and after a load)."""
         table = cur.sql("SELECT * FROM transactions").to_arrow_table()
         self.table = table.combine_chunks()
+        self.tail = self.table.slice(0, 0)
         self.ts = self._times(self.table)
         self.by_key = {key: _index(self.table[key]) for key in self.keys if key in self.table.column_names}
         self.rows = self.table.num_rows
@@ -103,11 +104,20 @@ class HistoryCache:
                 keep &= times >= np.datetime64(start, "us")
             picked.append(positions[keep])
         positions = np.unique(np.concatenate(picked)) if picked else np.empty(0, dtype=np.int64)
-        subset = self.table.take(pa.array(positions, type=pa.int64()))
+        subset = self._take(positions)
         ids = {r["transaction_id"] for r in rows}
         if subset.num_rows and ids & set(subset["transaction_id"].to_pylist()):
             subset = subset.filter(pc.invert(pc.is_in(subset["transaction_id"], pa.array(sorted(ids)))))
         return subset
+
+    def _take(self, positions: np.ndarray) -> pa.Table:
+        """Rows at `positions` (ascending) of the warmed table followed by the live tail, each contiguous."""
+        split = int(np.searchsorted(positions, self.table.num_rows))
+        head = self.table.take(pa.array(positions[:split], type=pa.int64()))
+        if split == len(positions):
+            return head
+        tail = self.tail.take(pa.array(positions[split:] - self.table.num_rows, type=pa.int64()))
+        return pa.concat_tables([head, tail])
 
     def append(self, new: pa.Table) -> None:
         """Take a committed batch's rows (typed as `transactions`; missing columns are NULL)."""
@@ -120,10 +130,10 @@ class HistoryCache:
             else:
                 columns.append(pa.nulls(new.num_rows, field.type))
         new = pa.Table.from_arrays(columns, schema=self.table.schema)
-        offset = self.table.num_rows
-        self.table = pa.concat_tables([self.table, new])
-        if self.table[self.table.column_names[0]].num_chunks > COMBINE_CHUNKS:
-            self.table = self.table.combine_chunks()
+        offset = self.rows
+        self.tail = pa.concat_tables([self.tail, new]).combine_chunks()
+        if self.tail.num_rows > TAIL_ROWS:
+            self.table, self.tail = pa.concat_tables([self.table, self.tail]).combine_chunks(), new.slice(0, 0)
         times = self._times(new)
         self.ts = np.concatenate([self.ts, times])
         for key, index in self.by_key.items():
