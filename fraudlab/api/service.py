@@ -240,7 +240,7 @@ class LiveScoring:
         finally:
             cur.close()
         features_at = time.perf_counter()
-        result = models.scorer.score_rows(frame)
+        result = models.scorer.score_rows(frame)  # exact TreeSHAP for every event (reasons in every answer)
         values = frame.to_dict("records")
         for i, job in enumerate(jobs):
             score = float(result.scores[i])
@@ -250,7 +250,8 @@ class LiveScoring:
                           "threshold": models.threshold, "passed_over": result.attempts,
                           "latency_ms": round(1000 * (time.perf_counter() - job.began), 3),
                           "features_ms": round(1000 * (features_at - job.began), 3), "batch": len(jobs),
-                          "ignored_fields": sorted(job.extra)}
+                          "ignored_fields": sorted(job.extra),
+                          "reasons_exact": bool(result.exact is not None and result.exact[i])}
         self._store(jobs, new, frame, models.threshold)
         if self._history is not None:
             self._history.append(new)
