@@ -20,14 +20,15 @@ import pyarrow as pa
 from fraudlab.api.events import parse_event
 from fraudlab.api.history import HistoryCache
 from fraudlab.api.live import LivePlan, compute, features_stamp, live_plan, typed_rows
+from fraudlab.api.predict import RowsScore, score_rows
 from fraudlab.api.queue import add_alert, add_history_rows, move_fingerprint, queue_state
 from fraudlab.auth.actors import Actor
 from fraudlab.errors import FraudlabError
+from fraudlab.explain import raising_reasons
 from fraudlab.labels import insert_source_labels
 from fraudlab.registry import models_stamp
-from fraudlab.explain import raising_reasons
 from fraudlab.rules import describe
-from fraudlab.scoring import CaseScore, RowsScore, Scorer
+from fraudlab.scoring import CaseScore, Scorer
 from fraudlab.workspace import Workspace, utcnow
 
 SCORE_BUDGET_MS = 50.0  # per model step of the chain; past it the next step answers
@@ -240,7 +241,7 @@ class LiveScoring:
         finally:
             cur.close()
         features_at = time.perf_counter()
-        result = models.scorer.score_rows(frame)  # exact TreeSHAP for every event (reasons in every answer)
+        result = score_rows(models.scorer, frame)  # exact TreeSHAP for every event (reasons in every answer)
         values = frame.to_dict("records")
         for i, job in enumerate(jobs):
             score = float(result.scores[i])
