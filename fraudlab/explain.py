@@ -132,6 +132,25 @@ def reason_frame(features: list[str], values: pd.Series, contribs: np.ndarray, t
     return frame.head(top) if top else frame
 
 
+def raising_reasons(features: list[str] | tuple[str, ...], values: dict, contribs: np.ndarray,
+                    top: int = TOP_REASONS, usual: dict | None = None) -> list[dict]:
+    """The first `top` risk-raising rows of :func:`reason_frame` (same order, values and sentences), without building
+    the whole frame: what a live answer needs for each of many rows."""
+    out = []
+    for i in np.argsort(-contribs, kind="stable"):
+        c = float(contribs[i])
+        if c <= 0 or len(out) >= top:
+            break
+        name = features[i]
+        value = values.get(name)
+        value = value.item() if hasattr(value, "item") else value
+        if _missing(value):
+            continue
+        out.append({"feature": name, "name": plain_name(name), "value": value if isinstance(value, str) else _num(value),
+                    "contribution": c, "text": _with_usual(reason_text(name, value, values), name, value, usual)})
+    return out
+
+
 def _by_sentence(table: pd.DataFrame) -> pd.Series:
     """Net contribution per sentence: features that say the same thing (amount, log amount) count once."""
     present = table[table["direction"].isin(["raises", "lowers"])]

@@ -311,3 +311,38 @@ def test_concurrent_events_are_decided_together_and_stored_once(keyed, api_base)
                    "GROUP BY 1", {"i": [b["transaction_id"] for b in bodies]})
     assert len(counts) == 24 and counts["n"].eq(1).all()
     assert ws.count("transactions") == ws.count("features") == ws.count("scores")
+
+
+def test_online_history_reaches_the_rows_the_query_path_reads(api_ws, api_base, monkeypatch):
+    """The in-memory history hands the feature SQL the very rows `_history_sql` selects, before and after live rows
+    were appended (and after the live tail was merged into the warmed table)."""
+    from fraudlab.api import history
+    from fraudlab.api.events import parse_event
+    from fraudlab.api.live import _history_sql, live_plan, typed_rows
+
+    monkeypatch.setattr(history, "TAIL_ROWS", 3)
+    plan = live_plan(api_ws)
+    cur = api_ws.cursor()
+    types = dict(api_ws.df("SELECT column_name, data_type FROM information_schema.columns "
+                           "WHERE table_name = 'transactions' ORDER BY ordinal_position").itertuples(index=False))
+    cache = history.HistoryCache(tuple(plan.spans))
+    cache.warm(cur)
+    warmed = cache.table.num_rows
+    rows = [parse_event(event(r), types)[0] for _i, r in api_base[1].iterrows()]
+    for i in range(0, 12, 2):
+        batch = rows[i:i + 2]
+        sql, params = _history_sql(plan, batch)
+        cur.register("_live_in", typed_rows(cur, batch, types))
+        wanted = set(cur.sql(sql.rsplit(" UNION ALL BY NAME", 1)[0], params=params).df()["transaction_id"])
+        cur.unregister("_live_in")
+        got = cache.reach(batch, plan.spans)
+        assert set(got["transaction_id"].to_pylist()) == wanted and got.num_rows == len(wanted) > 0
+        new = typed_rows(cur, batch, types)
+        cur.register("_new", new)
+        cur.execute("INSERT INTO transactions BY NAME SELECT * FROM _new")
+        cur.unregister("_new")
+        cache.append(new)
+        assert cache.fresh(cur)
+    assert cache.table.num_rows > warmed, "the live tail was merged into the warmed table"
+    assert cache.rows == api_ws.count("transactions")
+    cur.close()

@@ -18,8 +18,7 @@ from typing import Any
 import pandas as pd
 
 from fraudlab.errors import FraudlabError
-from fraudlab.privacy import mask_card, mask_card_sql
-from fraudlab.workspace import quote_ident
+from fraudlab.privacy import mask_card
 
 MAX_ID_CHARS = 200
 MAX_TEXT_CHARS = 1_000
@@ -124,20 +123,3 @@ def parse_event(payload: Any, column_types: dict[str, str]) -> tuple[dict, dict]
     if len(row["transaction_id"]) > MAX_ID_CHARS:
         raise BadEvent("transaction_id", f"transaction_id is longer than {MAX_ID_CHARS} characters")
     return row, extra
-
-
-def row_select(row: dict, column_types: dict[str, str], prefix: str = "c") -> tuple[str, dict]:
-    """SELECT of one parsed row, typed as its columns (card numbers masked as at ingest), with named parameters
-    (`prefix` keeps several rows' parameters apart in one statement)."""
-    params, exprs = {}, []
-    for i, name in enumerate(row):
-        params[f"{prefix}{i}"] = row[name]
-        expr = f"CAST(${prefix}{i} AS {column_types[name]})"
-        exprs.append(f"{mask_card_sql(expr) if name == 'card_id' else expr} AS {quote_ident(name)}")
-    return f"SELECT {', '.join(exprs)}", params
-
-
-def insert_sql(table: str, row: dict, column_types: dict[str, str]) -> tuple[str, dict]:
-    """INSERT of one parsed row into `table` (columns by name), with its values as parameters."""
-    select, params = row_select(row, column_types)
-    return f"INSERT INTO {table} BY NAME {select}", params

@@ -16,6 +16,7 @@ from typing import Callable
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from fraudlab.errors import FraudlabError
 from fraudlab.featurelab.defs import FeatureDef, parse_delay, parse_window
@@ -33,10 +34,14 @@ from fraudlab.features import (
     merchant_fraud_selects,
     plan_features,
 )
+from fraudlab.privacy import mask_card_sql
 from fraudlab.workspace import Workspace, quote_ident
 
 NEW_ROW = "_live_in"  # the new event, shaped like `transactions`
 SUBSET = "_live_sub"  # the history its windows reach, plus the new event
+NEW_INPUT = "_live_new_rows"  # the new events typed, handed over as Arrow
+HISTORY = "_live_reach"  # the stored rows the windows reach, handed over from memory
+LABELS = "_live_fraud_labels"  # label rows of the transactions labelled fraud, handed over from memory
 
 
 def features_stamp(ws: Workspace) -> str:
@@ -136,18 +141,37 @@ def _keyed(rows: list[dict], params: dict) -> Callable[[str, str | None], str]:
     return restrict
 
 
-def compute(cur: duckdb.DuckDBPyConnection, live: LivePlan, rows: list[dict],
-            new_rows: list[tuple[str, dict]]) -> pd.DataFrame:
-    """Feature rows of new events (`rows` as parsed, `new_rows` their typed SELECTs and parameters) in one statement,
-    in the order of `rows`. Each sees the events stored before and the other new ones earlier than itself, exactly as
-    a full rebuild would."""
-    history, params = _history_sql(live, rows)
-    for _select, values in new_rows:
-        params |= values
+def compute(cur: duckdb.DuckDBPyConnection, live: LivePlan, rows: list[dict], new_rows: pa.Table,
+            reach: pa.Table | None = None, labels: pa.Table | None = None) -> pd.DataFrame:
+    """Feature rows of new events (`rows` as parsed, `new_rows` the same typed as `transactions`, from
+    :func:`typed_rows`) in one statement, in the order of `rows`. Each sees the events stored before and the other
+    new ones earlier than itself, exactly as a full rebuild would.
+
+    `reach`: the stored rows the new rows' windows reach, when the caller has them (the online history of
+    :mod:`fraudlab.api.history`); without it they are read from `transactions`. `labels`: every label row of the
+    transactions labelled fraud (from the same cache); without it `labels` is read."""
+    if reach is None:
+        history, params = _history_sql(live, rows)
+    else:
+        history = f"SELECT * FROM {HISTORY} UNION ALL BY NAME SELECT * FROM {NEW_ROW}"
+        params = {"ids": [r["transaction_id"] for r in rows]}
+    registered = {NEW_INPUT: new_rows} | ({HISTORY: reach} if reach is not None else {})
+    registered |= {LABELS: labels} if labels is not None else {}
+    for name, table in registered.items():
+        cur.register(name, table)
+    try:
+        return _compute(cur, live, rows, history, params, "labels" if labels is None else LABELS)
+    finally:
+        for name in registered:
+            cur.unregister(name)
+
+
+def _compute(cur: duckdb.DuckDBPyConnection, live: LivePlan, rows: list[dict], history: str,
+             params: dict, labels: str) -> pd.DataFrame:
     plan, keyed = live.plan, _keyed(rows, params)
-    ctes = [f"{NEW_ROW} AS ({' UNION ALL '.join(select for select, _ in new_rows)})",
+    ctes = [f"{NEW_ROW} AS (SELECT * FROM {NEW_INPUT})",
             f"{SUBSET} AS MATERIALIZED ({history})",
-            f"_live_labels AS MATERIALIZED (SELECT * FROM labels "
+            f"_live_labels AS MATERIALIZED (SELECT * FROM {labels} "
             f"WHERE transaction_id IN (SELECT transaction_id FROM {SUBSET}))",
             f"_base AS MATERIALIZED ({base_sql(live.label_delay_days, SUBSET, '_live_labels')})",
             f"_g_row AS ({group_sql(plan, 'row', '(SELECT * FROM _base WHERE transaction_id IN (SELECT unnest($ids)))')})"]
@@ -171,6 +195,22 @@ def compute(cur: duckdb.DuckDBPyConnection, live: LivePlan, rows: list[dict],
     for col in plan.categorical:
         frame[col] = frame[col].astype("category")
     return frame
+
+
+def typed_rows(cur: duckdb.DuckDBPyConnection, rows: list[dict], column_types: dict[str, str]) -> pa.Table:
+    """Parsed rows typed as `transactions` stores them (each value cast to its column's type, card numbers masked as
+    at ingest), in one statement whatever their number."""
+    names = list(dict.fromkeys(name for row in rows for name in row))
+    raw = pa.table({f"c{i}": pa.array([row.get(name) for row in rows]) for i, name in enumerate(names)})
+    exprs = []
+    for i, name in enumerate(names):
+        expr = f"CAST(c{i} AS {column_types[name]})"
+        exprs.append(f"{mask_card_sql(expr) if name == 'card_id' else expr} AS {quote_ident(name)}")
+    cur.register("_live_raw_rows", raw)
+    try:
+        return cur.sql(f"SELECT {', '.join(exprs)} FROM _live_raw_rows").to_arrow_table()
+    finally:
+        cur.unregister("_live_raw_rows")
 
 
 def describe_spans(live: LivePlan) -> str:

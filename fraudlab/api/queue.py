@@ -16,9 +16,17 @@ from fraudlab.workspace import quote_ident
 
 def _table_columns(cur: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     """Column names of a table (or [] when there is none), from an empty result: cheaper than the catalog views."""
-    if not cur.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchone()[0]:
+    if not cur.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?", [table]).fetchall()[0][0]:
         return []
-    return [d[0] for d in cur.execute(f"SELECT * FROM {quote_ident(table)} LIMIT 0").description]
+    return _result_columns(cur, f"SELECT * FROM {quote_ident(table)} LIMIT 0")
+
+
+def _result_columns(cur: duckdb.DuckDBPyConnection, sql: str) -> list[str]:
+    """Column names of a query's result (the empty result is fetched: DuckDB refuses new work on an open one)."""
+    result = cur.execute(sql)
+    names = [d[0] for d in result.description]
+    result.fetchall()
+    return names
 
 
 def queue_state(cur: duckdb.DuckDBPyConnection, threshold: float) -> tuple[bool, float]:
@@ -31,8 +39,12 @@ def queue_state(cur: duckdb.DuckDBPyConnection, threshold: float) -> tuple[bool,
     return stored[0] == scores_fingerprint(cur, threshold) + f"|{window:g}", window
 
 
-def add_alert(cur: duckdb.DuckDBPyConnection, transaction_id: str, window_hours: float) -> tuple[str, bool]:
-    """Inside the live write (score stored): the alert row and its case; returns (case_id, regrouping needed)."""
+def add_alert(cur: duckdb.DuckDBPyConnection, transaction_id: str, window_hours: float, scores: str = "scores",
+              transactions: str = "transactions") -> tuple[str, bool]:
+    """Inside the live write (score stored): the alert row and its case; returns (case_id, regrouping needed).
+
+    `scores` and `transactions` may name relations holding just the batch's rows (as stored), so the alert is read
+    without scanning the stored tables."""
     cols = _table_columns(cur, "alerts")
     segments = bool(cur.execute("SELECT count(*) FROM customer_segments").fetchone()[0])
     segment = ("(SELECT any_value(segment_name) FROM customer_segments WHERE customer_id = t.customer_id)"
@@ -41,7 +53,7 @@ def add_alert(cur: duckdb.DuckDBPyConnection, transaction_id: str, window_hours:
         SELECT t.transaction_id AS alert_id, t.* EXCLUDE (transaction_id), s.score, s.scorer, s.model_id,
                s.scored_at AS raised_at, s.score * t.amount AS expected_loss, s.reasons,
                json_extract_string(s.reasons, '$[0].feature') AS top_reason, {segment} AS segment
-        FROM scores s JOIN transactions t USING (transaction_id) WHERE s.transaction_id = $id""",
+        FROM {scores} s JOIN {transactions} t USING (transaction_id) WHERE s.transaction_id = $id""",
                 {"id": transaction_id})
     top, ts, customer = cur.execute("SELECT top_reason, ts, customer_id FROM _live_alert").fetchone()
     previous = None if customer is None else cur.execute(
@@ -74,6 +86,20 @@ def add_history(cur: duckdb.DuckDBPyConnection, transaction_id: str) -> None:
     cur.execute(f"""INSERT INTO case_history SELECT {select} FROM transactions t
                     LEFT JOIN scores s USING (transaction_id) LEFT JOIN features f USING (transaction_id)
                     WHERE t.transaction_id = ? AND t.customer_id IS NOT NULL""", [transaction_id])
+
+
+def add_history_rows(cur: duckdb.DuckDBPyConnection, new: str, scores: str, features: str) -> None:
+    """The rows of a live batch in `case_history`, from the batch's own registered relations (`new`: its transactions,
+    `scores`, `features`), so no stored table is scanned; nothing when that table does not exist."""
+    cols = _table_columns(cur, "case_history")
+    if not cols:
+        return
+    have = set(_result_columns(cur, f"SELECT * FROM {new} LIMIT 0"))
+    source = {"score": "s.score"} | {c: f"f.{quote_ident(c)}" for c in ("c_new_device", "c_new_country")}
+    select = ", ".join(source.get(c, f"t.{quote_ident(c)}" if c in have else f"NULL AS {quote_ident(c)}") for c in cols)
+    cur.execute(f"""INSERT INTO case_history SELECT {select} FROM {new} t
+                    LEFT JOIN {scores} s USING (transaction_id) LEFT JOIN {features} f USING (transaction_id)
+                    WHERE t.customer_id IS NOT NULL""")
 
 
 def move_fingerprint(cur: duckdb.DuckDBPyConnection, threshold: float, window_hours: float) -> None:

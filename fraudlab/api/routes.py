@@ -17,6 +17,7 @@ import threading
 import time
 from typing import Callable
 
+import anyio
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -25,11 +26,12 @@ from starlette.routing import Route
 from fraudlab.api.events import BadEvent
 from fraudlab.api.job_routes import LOOPBACK_HOSTS, build_job_routes
 from fraudlab.api.keys import is_demo, key_name
-from fraudlab.api.service import RECHECK_S, Conflict, LiveScoring, NotReady
+from fraudlab.api.service import MAX_BATCH, RECHECK_S, Conflict, LiveScoring, NotReady
 from fraudlab.errors import FraudlabError, WorkspaceError
 from fraudlab.workspace import Workspace
 
 MAX_BODY_BYTES = 64 * 1024
+SCORING_THREADS = 3 * MAX_BATCH  # scoring requests waiting for their batch each hold a thread: enough for full batches
 LOG = logging.getLogger("fraudlab.api")
 
 
@@ -101,6 +103,7 @@ def build_routes(get_workspace: Callable[[], Workspace], max_body: int = MAX_BOD
     keys = KeyCache(RECHECK_S if recheck_s is None else recheck_s)
     services: dict[int, LiveScoring] = {}
     guard = threading.Lock()
+    scoring_threads = anyio.CapacityLimiter(SCORING_THREADS)  # the shared pool's 40 would cap a batch near 40
 
     def service() -> LiveScoring:
         ws = get_workspace()
@@ -141,7 +144,7 @@ def build_routes(get_workspace: Callable[[], Workspace], max_body: int = MAX_BOD
             return JSONResponse(svc.score(payload, name))
 
         try:
-            return await run_in_threadpool(work)
+            return await anyio.to_thread.run_sync(work, limiter=scoring_threads)
         except BadEvent as exc:
             return error(400, "bad_field", str(exc), exc.field)
         except Conflict as exc:

@@ -15,21 +15,27 @@ from collections import Counter
 from dataclasses import dataclass
 
 import pandas as pd
+import pyarrow as pa
 
-from fraudlab.api.events import insert_sql, parse_event, row_select
-from fraudlab.api.live import LivePlan, compute, features_stamp, live_plan
-from fraudlab.api.queue import add_alert, add_history, move_fingerprint, queue_state
+from fraudlab.api.events import parse_event
+from fraudlab.api.history import HistoryCache
+from fraudlab.api.live import LivePlan, compute, features_stamp, live_plan, typed_rows
+from fraudlab.api.predict import RowsScore, score_rows
+from fraudlab.api.queue import add_alert, add_history_rows, move_fingerprint, queue_state
 from fraudlab.auth.actors import Actor
 from fraudlab.errors import FraudlabError
+from fraudlab.explain import raising_reasons
 from fraudlab.labels import insert_source_labels
 from fraudlab.registry import models_stamp
-from fraudlab.scoring import CaseScore, Scorer
+from fraudlab.rules import describe
+from fraudlab.scoring import Scorer
 from fraudlab.workspace import Workspace, quote_ident, utcnow
 
 SCORE_BUDGET_MS = 50.0  # per model step of the chain; past it the next step answers
 MAX_BATCH = 64  # events decided together at most
 RECHECK_S = 1.0  # a changed feature set, registry or model file is noticed within this
 TOP_REASONS = 5
+NEW_ROWS, FEATURES, SCORES, EVENTS = "_live_new", "_live_features", "_live_scores", "_live_events"  # a batch's rows
 
 
 class Conflict(FraudlabError):
@@ -77,20 +83,26 @@ def _actor(jobs: list[_Job]) -> Actor:
     return Actor(f"api:{','.join(sorted({job.key_name or 'demo' for job in jobs}))}", "system", via="api")
 
 
-def reason_codes(result: CaseScore) -> list[dict]:
-    """What raised the risk, strongest first: a code (feature or rule name), its sentence and contribution."""
-    table = result.contributions
-    raised = table[(table["direction"] == "raises") & (table["feature"] != "(none)")].head(TOP_REASONS)
-    return [{"code": str(r.feature), "text": str(r.text), "contribution": round(float(r.contribution), 6),
-             "value": None if r.value is None or (isinstance(r.value, float) and r.value != r.value) else r.value}
-            for r in raised.itertuples()]
+def row_reasons(result: RowsScore, i: int, values: dict) -> list[dict]:
+    """What raised the risk of row `i` of a batch scored together, strongest first: code (feature or rule), sentence,
+    contribution, value."""
+    if result.contribs is None:
+        fired = result.fired[i]
+        return [{"code": name, "text": text, "contribution": 0.0, "value": None}
+                for name, text in zip(fired, describe(fired))][:TOP_REASONS]
+    raised = raising_reasons(result.features, values, result.contribs[i], TOP_REASONS, result.usual)
+    return [{"code": r["feature"], "text": r["text"], "contribution": round(r["contribution"], 6), "value": r["value"]}
+            for r in raised]
 
 
 class LiveScoring:
     """Scores posted transactions against one open workspace (plans and models loaded once, reloaded on change)."""
 
-    def __init__(self, ws: Workspace, budget_ms: float = SCORE_BUDGET_MS, recheck_s: float = RECHECK_S) -> None:
+    def __init__(self, ws: Workspace, budget_ms: float = SCORE_BUDGET_MS, recheck_s: float = RECHECK_S,
+                 online: bool = True) -> None:
         self.ws = ws
+        self.online = online  # keep the history in memory (fraudlab.api.history) instead of a query per batch
+        self._history: HistoryCache | None = None
         self.budget_ms = budget_ms
         self.recheck_s = recheck_s  # how long a check that nothing changed (plan, models, columns) holds
         self._lock = threading.Lock()  # one batch at a time: each sees every event stored before it
@@ -218,21 +230,35 @@ class LiveScoring:
 
     def _decide(self, jobs: list[_Job]) -> None:
         types, plan, models = self.column_types(), self.plan(), self.models()
-        frame = self._features([j.row for j in jobs], types, plan)
+        rows = [j.row for j in jobs]
+        cur = self.ws.cursor()
+        try:
+            cur.execute("SET TimeZone = 'UTC'")
+            new = typed_rows(cur, rows, types)
+            reach = self._reach(cur, rows, plan)
+            labels = None if reach is None else self._history.fraud_labels(cur, self._due("labels"))
+            frame = compute(cur, plan, rows, new, reach, labels)
+        finally:
+            cur.close()
         features_at = time.perf_counter()
+        result = score_rows(models.scorer, frame)  # exact TreeSHAP for every event (reasons in every answer)
+        values = frame.to_dict("records")
         for i, job in enumerate(jobs):
-            tid = job.row["transaction_id"]
-            result = models.scorer.score_case(tid, frame.iloc[[i]].reset_index(drop=True))
-            job.score = float(result.score)
-            job.answer = {"transaction_id": tid, "score": round(float(result.score), 6),
-                          "alert": bool(result.score >= models.threshold), "scorer": result.scorer,
-                          "model_id": result.model_id, "reasons": reason_codes(result), "threshold": models.threshold,
-                          "passed_over": result.attempts,
+            score = job.score = float(result.scores[i])
+            job.answer = {"transaction_id": job.row["transaction_id"], "score": round(score, 6),
+                          "alert": bool(score >= models.threshold), "scorer": result.scorer,
+                          "model_id": result.model_id, "reasons": row_reasons(result, i, values[i]),
+                          "threshold": models.threshold, "passed_over": result.attempts,
                           "latency_ms": round(1000 * (time.perf_counter() - job.began), 3),
                           "features_ms": round(1000 * (features_at - job.began), 3), "batch": len(jobs),
-                          "ignored_fields": sorted(job.extra)}
-        self._store(jobs, types, frame, models.threshold)
-        late = self._late(jobs, plan)
+                          "ignored_fields": sorted(job.extra),
+                          "reasons_exact": bool(result.exact is not None and result.exact[i])}
+        late = self._late(rows, plan)  # before this batch joins the history: stored rows later than an event
+        self._store(jobs, new, frame, models.threshold)
+        if self._history is not None:
+            self._history.append(new)
+            if any(j.row.get("is_fraud") is not None for j in jobs):
+                self._history.forget_labels()
         if late:  # later stored rows' windows now include these events: repair their features, scores and cases
             from fraudlab.pipeline import incremental_refresh
 
@@ -240,9 +266,11 @@ class LiveScoring:
         for job in jobs:
             job.done = True
 
-    def _late(self, jobs: list[_Job], plan: LivePlan) -> list[str]:
+    def _late(self, rows: list[dict], plan: LivePlan) -> list[str]:
         """Events older than a stored row sharing one of their window keys (that row's features must include them)."""
-        ids = [job.row["transaction_id"] for job in jobs]
+        if self._history is not None and self._history.table is not None:
+            return self._history.later(rows, tuple(plan.spans))
+        ids = [row["transaction_id"] for row in rows]
         found: set[str] = set()
         for key in plan.spans:
             k = quote_ident(key)
@@ -251,21 +279,34 @@ class LiveScoring:
                                     {"i": ids})["transaction_id"])
         return sorted(found)
 
-    def _features(self, rows: list[dict], types: dict[str, str], plan: LivePlan) -> pd.DataFrame:
-        cur = self.ws.cursor()
-        try:
-            cur.execute("SET TimeZone = 'UTC'")
-            return compute(cur, plan, rows, [row_select(r, types, f"r{i}_") for i, r in enumerate(rows)])
-        finally:
-            cur.close()
+    def _reach(self, cur, rows: list[dict], plan: LivePlan) -> pa.Table | None:
+        """The stored rows the new rows' windows reach, from the online history (warmed on first use and whenever
+        `transactions` changed behind it); None when it is turned off."""
+        if not self.online:
+            return None
+        keys = tuple(plan.spans)
+        if self._history is None or self._history.keys != keys:
+            self._history = HistoryCache(keys)
+        if self._history.table is None or (self._due("history") and not self._history.fresh(cur)):
+            self._history.warm(cur)
+        return self._history.reach(rows, plan.spans)
 
-    def _store(self, jobs: list[_Job], types: dict[str, str], frame: pd.DataFrame, threshold: float) -> None:
+    def _store(self, jobs: list[_Job], new: pa.Table, frame: pd.DataFrame, threshold: float) -> None:
         """One write: transactions, labels, features, scores, alerts and cases, the answers (case ids set)."""
         features = frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
         details = {"transaction_ids": [j.row["transaction_id"] for j in jobs],
                    "scorers": dict(Counter(j.answer["scorer"] for j in jobs)),
                    "alerts": sum(j.answer["alert"] for j in jobs)}
         alerts = any(job.answer["alert"] for job in jobs)
+        now = utcnow()
+        scores = pd.DataFrame({
+            "transaction_id": [j.row["transaction_id"] for j in jobs],
+            "model_id": pd.Series([j.answer["model_id"] for j in jobs], dtype=object),
+            "score": [j.score for j in jobs], "scorer": [j.answer["scorer"] for j in jobs],
+            "latency_ms": [j.answer["latency_ms"] for j in jobs], "scored_at": [now] * len(jobs),
+            "reasons": [json.dumps([{"feature": r["code"], "name": r["code"], "value": r["value"],
+                                     "contribution": r["contribution"], "text": r["text"]}
+                                    for r in j.answer["reasons"]], default=str) for j in jobs]})
         with self.ws.write("api_score", _actor(jobs), details, bump=alerts) as cur:
             fresh, window = queue_state(cur, threshold)
             regroup = False
@@ -276,28 +317,30 @@ class LiveScoring:
                 insert_source_labels(cur, "SELECT transaction_id, is_fraud, NULL::TIMESTAMP AS label_ts "
                                           "FROM _live_label_rows")
                 cur.unregister("_live_label_rows")
-            cur.register("_live_features", features)
-            cur.execute("INSERT INTO features BY NAME SELECT * FROM _live_features")
-            cur.unregister("_live_features")
-            for job in jobs:
-                row, answer, tid = job.row, job.answer, job.row["transaction_id"]
-                sql, params = insert_sql("transactions", row, types)
-                cur.execute(sql, params)
-                reasons = json.dumps([{"feature": r["code"], "name": r["code"], "value": r["value"],
-                                       "contribution": r["contribution"], "text": r["text"]}
-                                      for r in answer["reasons"]], default=str)
-                cur.execute("INSERT INTO scores VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            [tid, answer["model_id"], job.score, answer["scorer"], answer["latency_ms"],
-                             utcnow(), reasons])
-            for job in jobs:
-                tid = job.row["transaction_id"]
-                case_id, late = add_alert(cur, tid, window) if job.answer["alert"] else (None, False)
-                regroup |= late
-                job.answer["case_id"] = case_id
-                add_history(cur, tid)
+            for name, relation in ((NEW_ROWS, new), (FEATURES, features), (SCORES, scores)):
+                cur.register(name, relation)
+            try:
+                cur.execute(f"INSERT INTO features BY NAME SELECT * FROM {FEATURES}")
+                cur.execute(f"INSERT INTO transactions BY NAME SELECT * FROM {NEW_ROWS}")
+                cur.execute(f"INSERT INTO scores BY NAME SELECT * FROM {SCORES}")
+                for job in jobs:
+                    tid = job.row["transaction_id"]
+                    case_id, late = (add_alert(cur, tid, window, SCORES, NEW_ROWS) if job.answer["alert"]
+                                     else (None, False))
+                    regroup |= late
+                    job.answer["case_id"] = case_id
+                add_history_rows(cur, NEW_ROWS, SCORES, FEATURES)
+            finally:
+                for name in (NEW_ROWS, FEATURES, SCORES):
+                    cur.unregister(name)
             if fresh and not regroup:  # the queue had every score before: it still has (no page rebuilds it)
                 move_fingerprint(cur, threshold, window)
-            for job in jobs:
-                cur.execute("INSERT INTO api_events VALUES (?, ?, ?, ?, ?)",
-                            [job.row["transaction_id"], utcnow(), job.key_name, json.dumps(job.answer, default=str),
-                             json.dumps(job.extra, default=str)])
+            events = pd.DataFrame({"transaction_id": [j.row["transaction_id"] for j in jobs], "received_at": [now] * len(jobs),
+                                   "key_name": pd.Series([j.key_name for j in jobs], dtype=object),
+                                   "answer": [json.dumps(j.answer, default=str) for j in jobs],
+                                   "extra": [json.dumps(j.extra, default=str) for j in jobs]})
+            cur.register(EVENTS, events)
+            try:
+                cur.execute(f"INSERT INTO api_events BY NAME SELECT * FROM {EVENTS}")
+            finally:
+                cur.unregister(EVENTS)
