@@ -346,3 +346,21 @@ def test_online_history_reaches_the_rows_the_query_path_reads(api_ws, api_base, 
     assert cache.table.num_rows > warmed, "the live tail was merged into the warmed table"
     assert cache.rows == api_ws.count("transactions")
     cur.close()
+
+
+def test_events_move_the_pages_cache_key_for_alerts_and_at_most_every_few_seconds_otherwise(keyed, api_base,
+                                                                                            monkeypatch):
+    from fraudlab.api import service
+
+    assert service.PAGES_BEHIND_S <= 10
+    monkeypatch.setattr(service, "PAGES_BEHIND_S", 3600.0)  # a slow machine must not reach the interval
+    client, headers, ws = keyed
+    answers, versions = [], [ws.version]
+    for _, row in api_base[1].iloc[:12].iterrows():
+        answers.append(client.post("/api/v1/score", json=event(row), headers=headers).json())
+        versions.append(ws.version)
+    moved = [b > a for a, b in zip(versions, versions[1:])]
+    assert moved[0]  # the first write of a service moves it: the pages' counts catch up at once
+    quiet = [m for m, got in list(zip(moved, answers))[1:] if not got["alert"]]
+    assert quiet and not any(quiet), "events that do not alert within PAGES_BEHIND_S leave the cache key alone"
+    assert all(m for m, got in zip(moved, answers) if got["alert"])

@@ -34,6 +34,7 @@ from fraudlab.workspace import Workspace, quote_ident, utcnow
 SCORE_BUDGET_MS = 50.0  # per model step of the chain; past it the next step answers
 MAX_BATCH = 64  # events decided together at most
 RECHECK_S = 1.0  # a changed feature set, registry or model file is noticed within this
+PAGES_BEHIND_S = 10.0  # events that do not alert move the pages' cache key at most this often (counts catch up)
 TOP_REASONS = 5
 NEW_ROWS, FEATURES, SCORES, EVENTS = "_live_new", "_live_features", "_live_scores", "_live_events"  # a batch's rows
 
@@ -112,6 +113,7 @@ class LiveScoring:
         self._models: _Models | None = None
         self._types: dict[str, str] | None = None
         self._checked: dict[str, float] = {}
+        self._bumped = -1e18
 
     def _due(self, what: str) -> bool:
         """True when `what` should be checked against the workspace again (at most every `recheck_s` seconds)."""
@@ -120,6 +122,15 @@ class LiveScoring:
             return False
         self._checked[what] = now
         return True
+
+    def _bump(self, alerts: bool) -> bool:
+        """Whether this write moves the pages' cache key: always for alerts (the queue must show them), else at most
+        every PAGES_BEHIND_S, so counts on the pages catch up without every event emptying their caches."""
+        now = time.monotonic()
+        if alerts or now - self._bumped >= PAGES_BEHIND_S:
+            self._bumped = now
+            return True
+        return False
 
     # ------------------------------------------------------------------------------------------ cached state
 
@@ -307,7 +318,7 @@ class LiveScoring:
             "reasons": [json.dumps([{"feature": r["code"], "name": r["code"], "value": r["value"],
                                      "contribution": r["contribution"], "text": r["text"]}
                                     for r in j.answer["reasons"]], default=str) for j in jobs]})
-        with self.ws.write("api_score", _actor(jobs), details, bump=alerts) as cur:
+        with self.ws.write("api_score", _actor(jobs), details, bump=self._bump(alerts)) as cur:
             fresh, window = queue_state(cur, threshold)
             regroup = False
             labelled = [(j.row["transaction_id"], j.row["is_fraud"]) for j in jobs if j.row.get("is_fraud") is not None]
