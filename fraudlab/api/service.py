@@ -271,8 +271,11 @@ class LiveScoring:
             if any(j.row.get("is_fraud") is not None for j in jobs):
                 self._history.forget_labels()
         if late:  # later stored rows' windows now include these events: repair their features, scores and cases
+            from fraudlab.config import load_config
+            from fraudlab.incremental.arrivals import record_live_arrivals
             from fraudlab.pipeline import incremental_refresh
 
+            record_live_arrivals(self.ws, late, load_config().late_horizon_hours)
             incremental_refresh(self.ws, _actor(jobs), changed=late)
         for job in jobs:
             job.done = True

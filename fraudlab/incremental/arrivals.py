@@ -75,6 +75,26 @@ def record_arrivals(ws: Workspace, ingest_id: int, horizon_hours: float, who: Ac
     return report
 
 
+def record_live_arrivals(ws: Workspace, ids: list[str], horizon_hours: float) -> int:
+    """Mark live (API) events stored after later rows of their customer in `arrivals`, as a load's late rows are
+    (no ingest id); returns how many. Events without a customer are repaired but not marked."""
+    with ws.write(bump=False) as cur:
+        cur.execute("""
+            INSERT INTO arrivals
+            WITH fresh AS (SELECT transaction_id, customer_id, ts FROM transactions
+                           WHERE transaction_id IN (SELECT unnest($ids))),
+                 prior AS (SELECT customer_id, max(ts) AS newest FROM transactions
+                           WHERE customer_id IN (SELECT customer_id FROM fresh)
+                             AND transaction_id NOT IN (SELECT unnest($ids)) GROUP BY 1)
+            SELECT f.transaction_id, NULL, $now, epoch(p.newest) - epoch(f.ts),
+                   CASE WHEN epoch(p.newest) - epoch(f.ts) > $h THEN $beyond ELSE $late END
+            FROM fresh f JOIN prior p USING (customer_id) WHERE p.newest > f.ts""",
+                    {"ids": list(ids), "now": utcnow(), "h": float(horizon_hours) * 3_600, "beyond": BEYOND,
+                     "late": LATE})
+        return int(cur.execute("SELECT count(*) FROM arrivals WHERE transaction_id IN (SELECT unnest($ids))",
+                               {"ids": list(ids)}).fetchall()[0][0])
+
+
 def late_share_by_day(ws: Workspace) -> pd.DataFrame:
     """Per event day: transactions, rows that arrived late, beyond the horizon, and the late share (0..1)."""
     return ws.df(f"""
