@@ -31,15 +31,11 @@ class RowsScore:
     fired: list[list[str]]  # per row, the rules that fired (rules step only)
     attempts: list[str] = field(default_factory=list)
     usual: dict | None = None  # the population's usual values the reason sentences quote
-    exact: np.ndarray | None = None  # per row: contributions are exact TreeSHAP (else approximate; None for rules)
 
 
-def score_rows(scorer: Scorer, frame: pd.DataFrame, exact_from: float | None = None) -> RowsScore:
-    """Score and explain many feature rows at once through the chain (one prediction and one contributions pass
-    per step; the budget holds for each row's share of the step); rules always answer.
-
-    Contributions are exact TreeSHAP for every row, or, given `exact_from` (the alert threshold), only for rows
-    scoring at least that; the others get XGBoost's approximate (Saabas) contributions, far cheaper."""
+def score_rows(scorer: Scorer, frame: pd.DataFrame) -> RowsScore:
+    """Score and explain many feature rows at once through the chain (one prediction and one exact TreeSHAP pass
+    per step; the budget holds for each row's share of the step); rules always answer."""
     attempts = []
     for step, record, booster in scorer.steps:
         began = time.perf_counter()
@@ -47,9 +43,9 @@ def score_rows(scorer: Scorer, frame: pd.DataFrame, exact_from: float | None = N
             if booster is None:
                 raise ModelError(scorer.load_errors.get(record.model_id, "model could not be loaded"))
             X = prepare(frame, record)
-            scores = booster.predict(xgb.DMatrix(X, enable_categorical=True, nthread=scorer.threads))
-            exact = np.ones(len(X), dtype=bool) if exact_from is None else scores >= exact_from
-            contribs = _contribs(scorer, booster, X, exact)
+            matrix = xgb.DMatrix(X, enable_categorical=True, nthread=scorer.threads)
+            scores = booster.predict(matrix)
+            contribs = booster.predict(matrix, pred_contribs=True)[:, :-1]  # exact TreeSHAP, bias column dropped
         except (FraudlabError, xgb.core.XGBoostError, KeyError, ValueError) as exc:
             attempts.append(f"{step} {record.model_id}: failed ({exc})")
             continue
@@ -60,18 +56,8 @@ def score_rows(scorer: Scorer, frame: pd.DataFrame, exact_from: float | None = N
                             f"{scorer.budget_ms:.0f} ms)")
             continue
         return RowsScore(np.asarray(scores, dtype=float), step, record.model_id, ms, tuple(record.features),
-                         contribs, [], attempts, record.metrics.get("usual"), exact)
+                         contribs, [], attempts, record.metrics.get("usual"))
     began = time.perf_counter()
     result = rules.score_rules(frame)
     return RowsScore(np.asarray(result.score, dtype=float), "rules", None, 1000 * (time.perf_counter() - began), (),
                      None, result.fired, attempts)
-
-
-def _contribs(scorer: Scorer, booster: xgb.Booster, X: pd.DataFrame, exact: np.ndarray) -> np.ndarray:
-    """Contributions per row (bias column dropped): exact TreeSHAP where `exact`, approximate elsewhere."""
-    out = np.zeros((len(X), X.shape[1]), dtype=np.float32)
-    for rows, approx in ((exact, False), (~exact, True)):
-        if rows.any():
-            matrix = xgb.DMatrix(X[rows], enable_categorical=True, nthread=scorer.threads)
-            out[rows] = booster.predict(matrix, pred_contribs=True, approx_contribs=approx)[:, :-1]
-    return out

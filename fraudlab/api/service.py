@@ -262,8 +262,7 @@ class LiveScoring:
                           "threshold": models.threshold, "passed_over": result.attempts,
                           "latency_ms": round(1000 * (time.perf_counter() - job.began), 3),
                           "features_ms": round(1000 * (features_at - job.began), 3), "batch": len(jobs),
-                          "ignored_fields": sorted(job.extra),
-                          "reasons_exact": bool(result.exact is not None and result.exact[i])}
+                          "ignored_fields": sorted(job.extra)}
         late = self._late(rows, plan)  # before this batch joins the history: stored rows later than an event
         self._store(jobs, new, frame, models.threshold)
         if self._history is not None:
