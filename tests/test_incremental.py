@@ -259,3 +259,48 @@ def test_cli_ingest_with_refresh_updates_features_like_watch(tmp_path, capsys):
     ws = Workspace(ws_path)
     assert ws.count("features") == 800  # a file loaded before is skipped, and so is its refresh
     ws.close()
+
+
+def window_edges(tx: pd.DataFrame, rng: np.random.Generator, delay_days: float) -> list[pd.DataFrame]:
+    """Copies of rows of the same merchant exactly on the merchant windows' edges: a window's length (plus the label
+    delay) after a row, and at a fraud's label time."""
+    copies = []
+    for i, days in enumerate((1, 7, 30, 1 + delay_days, 7 + delay_days, 30 + delay_days, 37 + delay_days)):
+        rows = tx.iloc[rng.choice(len(tx), 150, replace=False)].copy()
+        rows["ts"] += pd.Timedelta(days=days)
+        rows["transaction_id"] = [f"edge{i}_{k}" for k in range(len(rows))]
+        rows["is_fraud"], rows["label_ts"] = False, pd.NaT
+        copies.append(rows)
+    frauds = tx[tx["is_fraud"] & tx["label_ts"].notna()].copy()
+    frauds["ts"], frauds["is_fraud"], frauds["label_ts"] = frauds["label_ts"], False, pd.NaT
+    frauds["transaction_id"] = [f"known_{k}" for k in range(len(frauds))]
+    return copies + [frauds]
+
+
+@pytest.mark.parametrize("delay_days", [0.0, 7.0])
+def test_merchant_counts_by_binary_search_keep_ties_nulls_and_label_times(tmp_path, delay_days):
+    """Same-instant rows, rows without a merchant, frauds with and without a label time: the merchant group of an
+    append equals the full build's (it is computed by binary search, not window sorts)."""
+    tx = simulate(rows=6_000, seed=9, days=40).transactions.sort_values("ts").reset_index(drop=True)
+    rng = np.random.default_rng(9)
+    tx.loc[rng.choice(len(tx), 300, replace=False), "merchant_id"] = None
+    ties = rng.choice(len(tx) - 1, 600, replace=False)
+    tx.loc[ties + 1, "ts"] = tx.loc[ties, "ts"].to_numpy()  # same instant as the row before
+    tx.loc[tx.index[::3], "label_ts"] = pd.NaT
+    tx = pd.concat([tx, *window_edges(tx.iloc[:5_000], rng, delay_days)])
+    tx = tx.sort_values("ts", kind="stable").reset_index(drop=True)
+    split = int(tx["ts"].searchsorted(tx["ts"].iloc[0] + pd.Timedelta(days=36)))
+    full = Workspace(tmp_path / "full.duckdb")
+    ingest_table(full, tx, source="all")
+    build_features(full, label_delay_days=delay_days)
+    ws = Workspace(tmp_path / "inc.duckdb")
+    ingest_table(ws, tx.iloc[:split], source="history")
+    build_features(ws, label_delay_days=delay_days)
+    ingest_table(ws, tx.iloc[split:], source="append")
+    update_features(ws)
+    cols = "transaction_id, COLUMNS('^m_')"
+    got, want = (w.df(f"SELECT {cols} FROM features ORDER BY transaction_id") for w in (ws, full))
+    assert got["m_fraud_30d"].sum() > 0 and got["m_cnt_1d"].sum() > 0
+    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12, atol=1e-12)
+    ws.close()
+    full.close()

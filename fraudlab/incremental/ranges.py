@@ -1,0 +1,107 @@
+"""The merchant group for the rows being recomputed, by binary search over the merchants' history.
+
+The full build computes merchant volumes (`count(*)` over bounded, strictly-earlier windows, and the same windows
+shifted back by the label delay) and merchant fraud counts (frauds known by then) with window sorts over every row.
+An append touches most merchants, so the slice those windows need is the last 30 days + label delay of nearly all
+history (about 40% of the table), sorted four times over to keep ~2% of it. Here each bound of each window is a
+count of the merchant's rows before a time: one sort of the slice's (merchant, time) pairs, then a binary search per
+affected row and bound. Timestamps compare in microseconds and label times in the full build's double seconds, with
+its tie rules (a window starts inclusive, a row never sees its own instant), so the values are the full build's.
+"""
+from __future__ import annotations
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from fraudlab.features import MERCHANT_WINDOWS, FeaturePlan, _merchant_volume
+from fraudlab.labels import fraud_known_sql
+
+FRAUD_LABELS = ("SELECT * FROM labels WHERE transaction_id IN "
+                "(SELECT transaction_id FROM labels WHERE is_fraud)")
+
+
+def applies(plan: FeaturePlan) -> bool:
+    """True when the plan's merchant group is exactly the built-in volumes and fraud counts computed here."""
+    exprs = plan.by_key.get("merchant_id")
+    return bool(exprs) and plan.has_merchant and exprs == _merchant_volume({"merchant_id"}, plan.label_delay_s)
+
+
+class History:
+    """(key, value) pairs sorted once, answering "how many rows of this key have a value before v" for many v."""
+
+    def __init__(self, key: np.ndarray, value: np.ndarray) -> None:
+        self.values = np.unique(value)
+        self.width = np.int64(len(self.values) + 1)
+        self.ranked = np.sort(key.astype(np.int64) * self.width + np.searchsorted(self.values, value))
+
+    def before(self, key: np.ndarray, value: np.ndarray, inclusive: bool = False) -> np.ndarray:
+        """Per query (key, value): rows of that key with a value < value (<= value when inclusive)."""
+        bound = np.searchsorted(self.values, value, side="right" if inclusive else "left")
+        base = key.astype(np.int64) * self.width
+        return np.searchsorted(self.ranked, base + bound) - np.searchsorted(self.ranked, base)
+
+
+def _fetch(cur: duckdb.DuckDBPyConnection, sql: str) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v) for k, v in cur.execute(sql).fetchnumpy().items()}
+
+
+def merchant_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, label_delay_days: float) -> int:
+    """Temp tables _gm (the merchant volumes) and _mfraud (frauds known per window) for the rows of _aff, shaped
+    like the full build's; returns how many history rows were read."""
+    delay = plan.label_delay_s
+    span = max(MERCHANT_WINDOWS.values()) + delay
+    cur.execute("""CREATE OR REPLACE TEMP TABLE _mkeys AS
+                   SELECT k, lo, hi, (row_number() OVER ()) - 1 AS code FROM (
+                     SELECT t.merchant_id AS k, min(t.ts) AS lo, max(t.ts) AS hi
+                     FROM transactions t SEMI JOIN _aff USING (transaction_id) GROUP BY 1)""")
+    join = (f"JOIN _mkeys b ON t.merchant_id IS NOT DISTINCT FROM b.k "
+            f"WHERE t.ts <= b.hi AND t.ts >= b.lo - INTERVAL {int(span)} SECOND")
+    hist = _fetch(cur, f"SELECT b.code, epoch_us(t.ts) AS us FROM transactions t {join}")
+    rows = cur.execute("""SELECT t.transaction_id, b.code, epoch_us(t.ts) AS us, epoch(t.ts) AS ts_s
+                          FROM transactions t SEMI JOIN _aff USING (transaction_id)
+                          JOIN _mkeys b ON t.merchant_id IS NOT DISTINCT FROM b.k""").df()
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _flab AS {FRAUD_LABELS}")
+    delay_days = float(label_delay_days) * 86_400
+    frauds = _fetch(cur, f"""
+        SELECT b.code, epoch(t.ts) AS ts_s,
+               greatest(epoch(coalesce(f.known, t.ts + to_seconds({delay_days}))), epoch(t.ts) + 1e-3) AS known_s
+        FROM ({fraud_known_sql('_flab')}) f JOIN transactions t USING (transaction_id) {join}
+          AND t.merchant_id IS NOT NULL""")
+    code, us = rows["code"].to_numpy(), rows["us"].to_numpy()
+    volumes = {"transaction_id": rows["transaction_id"]}
+    history = History(hist["code"], hist["us"])
+    seen = history.before(code, us)
+    lag = int(delay) * 1_000_000
+    upper = history.before(code, us - lag, inclusive=True) if lag else seen  # a lag of 0 still excludes the instant
+    for name, secs in MERCHANT_WINDOWS.items():
+        win = int(secs) * 1_000_000
+        volumes[f"m_cnt_{name}"] = seen - history.before(code, us - win)
+        volumes[f"m_dcnt_{name}"] = upper - history.before(code, us - win - lag)
+    cur.register("_gm_frame", pd.DataFrame(volumes))
+    cur.execute("CREATE OR REPLACE TEMP TABLE _gm AS SELECT transaction_id, "
+                + ", ".join(f"m_cnt_{n}::BIGINT AS m_cnt_{n}, m_dcnt_{n}::BIGINT AS m_dcnt_{n}"
+                            for n in MERCHANT_WINDOWS) + " FROM _gm_frame")
+    cur.unregister("_gm_frame")
+    _fraud_counts(cur, rows, frauds, delay)
+    cur.execute("DROP TABLE IF EXISTS _mkeys; DROP TABLE IF EXISTS _flab")
+    return len(hist["us"])
+
+
+def _fraud_counts(cur: duckdb.DuckDBPyConnection, rows: pd.DataFrame, frauds: dict[str, np.ndarray],
+                  delay: int) -> None:
+    """Temp table _mfraud: per affected row and window, the merchant's frauds whose label was known by then and
+    whose transaction is within the window shifted back by the label delay (as `merchant_fraud_sql` counts)."""
+    code, ts_s = rows["code"].to_numpy(), rows["ts_s"].to_numpy()
+    counts = {"transaction_id": rows["transaction_id"]}
+    for name, window_s in MERCHANT_WINDOWS.items():
+        secs = int(window_s + delay)
+        ends = frauds["ts_s"] + secs
+        live = ends >= frauds["known_s"]
+        known = History(frauds["code"][live], frauds["known_s"][live]).before(code, ts_s, inclusive=True)
+        gone = History(frauds["code"][live], ends[live]).before(code, ts_s)
+        counts[name] = (known - gone).astype(float)
+    cur.register("_mf_frame", pd.DataFrame(counts))
+    cur.execute("CREATE OR REPLACE TEMP TABLE _mfraud AS SELECT transaction_id, "
+                + ", ".join(f'"{n}"::DOUBLE AS "{n}"' for n in MERCHANT_WINDOWS) + " FROM _mf_frame")
+    cur.unregister("_mf_frame")
