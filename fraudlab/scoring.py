@@ -241,9 +241,12 @@ def _store(ws: Workspace, scored: pa.Table, reasons: pd.DataFrame, model_id: str
 
 def evaluate_window(ws: Workspace, start=None, end=None) -> dict:
     """Evaluation of current scores in a window against labels known now (empty when there are none)."""
-    frame = ws.df(f"""SELECT s.score, l.label, t.amount, t.ts FROM scores s JOIN transactions t USING (transaction_id)
-                      JOIN ({resolved_sql(None)}) l USING (transaction_id)
-                      WHERE ($lo IS NULL OR t.ts >= $lo) AND ($hi IS NULL OR t.ts <= $hi)""",
+    # the window's labels only: resolving every label of a large workspace costs more than the rest together
+    frame = ws.df(f"""WITH w AS (SELECT transaction_id, amount, ts FROM transactions
+                                 WHERE ($lo IS NULL OR ts >= $lo) AND ($hi IS NULL OR ts <= $hi)),
+                           wl AS (SELECT * FROM labels WHERE transaction_id IN (SELECT transaction_id FROM w))
+                      SELECT s.score, l.label, w.amount, w.ts FROM scores s JOIN w USING (transaction_id)
+                      JOIN ({resolved_sql(None, 'wl')}) l USING (transaction_id)""",
                   {"lo": start, "hi": end})
     if frame.empty:
         return {}

@@ -259,8 +259,9 @@ def _case_entities(cur, cols: set[str], since: datetime | None) -> None:
     cur.execute(f"CREATE OR REPLACE TEMP TABLE _ent AS SELECT DISTINCT kind, value FROM ({parts('AND ts >= $since')})",
                 {"since": since})
     cur.execute(f"CREATE OR REPLACE TEMP TABLE _etx AS SELECT * FROM ({parts('')}) SEMI JOIN _ent USING (kind, value)")
-    cur.execute("CREATE OR REPLACE TEMP TABLE _elab AS SELECT * FROM labels "
-                "WHERE transaction_id IN (SELECT transaction_id FROM _etx)")
+    # only transactions with a fraud label row can resolve to fraud: their labels are all the count needs
+    cur.execute("CREATE OR REPLACE TEMP TABLE _elab AS SELECT * FROM labels WHERE transaction_id IN "
+                "(SELECT transaction_id FROM labels WHERE is_fraud)")
     cur.execute("DELETE FROM case_entities e USING _ent n WHERE e.kind = n.kind AND e.value = n.value")
     cur.execute("INSERT INTO case_entities " + counts.format(rows="_etx", labels=resolved_sql(None, "_elab")))
     cur.execute("DROP TABLE _ent; DROP TABLE _etx; DROP TABLE _elab")

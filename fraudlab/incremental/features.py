@@ -47,7 +47,7 @@ from fraudlab.workspace import Workspace, quote_ident
 Progress = Callable[[float, str], None]
 MAX_SHARE = 0.30  # above this share of new rows, the full rebuild is cheaper than slicing
 NEW_ROWS_SQL = "SELECT t.* FROM transactions t ANTI JOIN features f USING (transaction_id)"
-_TEMPS = ("_new", "_aff", "_keys", "_sub", "_lab", "_base", "_frauds", "_mfraud", "_inc", "_g_row")
+_TEMPS = ("_new", "_aff", "_affrows", "_keys", "_sub", "_lab", "_base", "_frauds", "_mfraud", "_inc", "_g_row")
 
 
 class PlanChanged(Exception):
@@ -124,6 +124,11 @@ def _range(lo: str, hi: str, span: int | None, forward: bool) -> str:
     return f"t.ts <= {hi}" + ("" if span is None else f" AND t.ts >= {lo} - INTERVAL {int(span)} SECOND")
 
 
+def _since(floor: datetime | None) -> str:
+    """A WHERE on t.ts from `floor` (a parameter, so DuckDB skips the row groups before it); empty without one."""
+    return "" if floor is None else "WHERE t.ts >= $floor"
+
+
 RELABELLED_SQL = """SELECT * FROM transactions WHERE transaction_id IN (
     SELECT transaction_id FROM labels WHERE recorded_at > (
         SELECT max(logged_at) FROM audit WHERE action IN ('build_features', 'update_features')))"""
@@ -139,25 +144,33 @@ def _affected(cur: duckdb.DuckDBPyConnection, spans: dict[str, int | None], chan
                 f"SELECT t.* FROM transactions t SEMI JOIN features f USING (transaction_id) "
                 f"WHERE t.transaction_id IN (SELECT unnest($ids))", {"ids": list(changed)})
     cur.execute("CREATE OR REPLACE TEMP TABLE _aff AS SELECT transaction_id FROM _new")
+    floor = None  # every affected row is at or after the earliest seed: scans skip the row groups before it
     for key, span in spans.items():
         k = quote_ident(key)
         seeds = f"(SELECT * FROM _new UNION ALL {RELABELLED_SQL})" if key == "merchant_id" else "_new"
         cur.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT {k} AS k, min(ts) AS lo, max(ts) AS hi "
                     f"FROM {seeds} GROUP BY 1")
+        lo = cur.execute("SELECT min(lo) FROM _keys").fetchall()[0][0]
+        floor = lo if floor is None or (lo is not None and lo < floor) else floor
         cur.execute(f"""INSERT INTO _aff SELECT t.transaction_id FROM transactions t
                         JOIN _keys b ON t.{k} IS NOT DISTINCT FROM b.k
-                        WHERE {_range('b.lo', 'b.hi', span, forward=True)}""")
+                        WHERE t.ts >= $floor AND {_range('b.lo', 'b.hi', span, forward=True)}""", {"floor": lo})
     cur.execute("CREATE OR REPLACE TEMP TABLE _aff AS SELECT DISTINCT transaction_id FROM _aff")
+    cur.execute("CREATE OR REPLACE TEMP TABLE _affrows AS SELECT t.* FROM transactions t SEMI JOIN _aff "
+                f"USING (transaction_id) {_since(floor)}", {} if floor is None else {"floor": floor})
 
 
 def _slice(cur: duckdb.DuckDBPyConnection, key: str, span: int | None) -> int:
     """Temp table _sub: the history the affected rows of `key` read (their keys, their windows); returns rows."""
     k = quote_ident(key)
     cur.execute(f"""CREATE OR REPLACE TEMP TABLE _keys AS SELECT t.{k} AS k, min(t.ts) AS lo, max(t.ts) AS hi
-                    FROM transactions t SEMI JOIN _aff USING (transaction_id) GROUP BY 1""")
+                    FROM _affrows t GROUP BY 1""")
+    floor = None if span is None else cur.execute(
+        f"SELECT min(lo) - INTERVAL {int(span)} SECOND FROM _keys").fetchall()[0][0]
     cur.execute(f"""CREATE OR REPLACE TEMP TABLE _sub AS SELECT t.* FROM transactions t
-                    JOIN _keys b ON t.{k} IS NOT DISTINCT FROM b.k
-                    WHERE {_range('b.lo', 'b.hi', span, forward=False)}""")
+                    JOIN _keys b ON t.{k} IS NOT DISTINCT FROM b.k {_since(floor)}
+                    {'AND' if floor is not None else 'WHERE'} {_range('b.lo', 'b.hi', span, forward=False)}""",
+                {"floor": floor} if floor is not None else {})
     return int(cur.execute("SELECT count(*) FROM _sub").fetchone()[0])
 
 
@@ -182,8 +195,7 @@ def _compute(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, spans: dict[str,
     """Temp table _inc: the full build's columns for the affected rows; returns (history rows read through
     windows, older rows summarised, temp names)."""
     read = summarised = 0
-    cur.execute("CREATE OR REPLACE TEMP TABLE _sub AS SELECT * FROM transactions "
-                "WHERE transaction_id IN (SELECT transaction_id FROM _aff)")
+    cur.execute("CREATE OR REPLACE TEMP TABLE _sub AS SELECT * FROM _affrows")
     _base(cur, delay_days, with_labels=False)
     cur.execute(f"CREATE OR REPLACE TEMP TABLE _g_row AS {group_sql(plan, 'row')}")
     parts, temps = {"row": "_g_row"}, ["_g_row"]
@@ -220,8 +232,7 @@ def _definitions(cur: duckdb.DuckDBPyConnection) -> int:
     for defn in active_definitions(cur):
         name = quote_ident(defn.name)
         if defn.aggregate == "value":
-            cur.execute("CREATE OR REPLACE TEMP TABLE _sub AS SELECT * FROM transactions "
-                        "WHERE transaction_id IN (SELECT transaction_id FROM _aff)")
+            cur.execute("CREATE OR REPLACE TEMP TABLE _sub AS SELECT * FROM _affrows")
         else:
             read += _slice(cur, defn.key, _def_span(defn))
         cur.execute(f"ALTER TABLE _inc ADD COLUMN {name} DOUBLE")
@@ -256,8 +267,7 @@ def update_features(ws: Workspace, progress: Progress | None = None, who: Actor 
         spans = _spans(plan, active_definitions(cur))
         _affected(cur, spans, changed)
         new_rows = int(cur.execute("SELECT count(*) FROM _new").fetchone()[0])
-        affected, first_ts = cur.execute("SELECT count(*), min(t.ts) FROM transactions t "
-                                         "SEMI JOIN _aff USING (transaction_id)").fetchone()
+        affected, first_ts = cur.execute("SELECT count(*), min(ts) FROM _affrows").fetchone()
         read, summarised, temps = _compute(cur, plan, spans, delay_days, progress)
         if not _same_shape(cur):
             raise PlanChanged("the feature set changed since the last full build")

@@ -42,8 +42,8 @@ class History:
         return np.searchsorted(self.ranked, base + bound) - np.searchsorted(self.ranked, base)
 
 
-def _fetch(cur: duckdb.DuckDBPyConnection, sql: str) -> dict[str, np.ndarray]:
-    return {k: np.asarray(v) for k, v in cur.execute(sql).fetchnumpy().items()}
+def _fetch(cur: duckdb.DuckDBPyConnection, sql: str, params: dict) -> dict[str, np.ndarray]:
+    return {k: np.asarray(v) for k, v in cur.execute(sql, params).fetchnumpy().items()}
 
 
 def merchant_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, label_delay_days: float) -> int:
@@ -54,20 +54,20 @@ def merchant_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, label_dela
     cur.execute("""CREATE OR REPLACE TEMP TABLE _mkeys AS
                    SELECT k, lo, hi, (row_number() OVER ()) - 1 AS code FROM (
                      SELECT t.merchant_id AS k, min(t.ts) AS lo, max(t.ts) AS hi
-                     FROM transactions t SEMI JOIN _aff USING (transaction_id) GROUP BY 1)""")
-    join = (f"JOIN _mkeys b ON t.merchant_id IS NOT DISTINCT FROM b.k "
-            f"WHERE t.ts <= b.hi AND t.ts >= b.lo - INTERVAL {int(span)} SECOND")
-    hist = _fetch(cur, f"SELECT b.code, epoch_us(t.ts) AS us FROM transactions t {join}")
+                     FROM _affrows t GROUP BY 1)""")
+    floor = cur.execute(f"SELECT min(lo) - INTERVAL {int(span)} SECOND FROM _mkeys").fetchall()[0][0]
+    join = (f"JOIN _mkeys b ON t.merchant_id IS NOT DISTINCT FROM b.k WHERE t.ts >= $floor "
+            f"AND t.ts <= b.hi AND t.ts >= b.lo - INTERVAL {int(span)} SECOND")
+    hist = _fetch(cur, f"SELECT b.code, epoch_us(t.ts) AS us FROM transactions t {join}", {"floor": floor})
     rows = cur.execute("""SELECT t.transaction_id, b.code, epoch_us(t.ts) AS us, epoch(t.ts) AS ts_s
-                          FROM transactions t SEMI JOIN _aff USING (transaction_id)
-                          JOIN _mkeys b ON t.merchant_id IS NOT DISTINCT FROM b.k""").df()
+                          FROM _affrows t JOIN _mkeys b ON t.merchant_id IS NOT DISTINCT FROM b.k""").df()
     cur.execute(f"CREATE OR REPLACE TEMP TABLE _flab AS {FRAUD_LABELS}")
     delay_days = float(label_delay_days) * 86_400
     frauds = _fetch(cur, f"""
         SELECT b.code, epoch(t.ts) AS ts_s,
                greatest(epoch(coalesce(f.known, t.ts + to_seconds({delay_days}))), epoch(t.ts) + 1e-3) AS known_s
         FROM ({fraud_known_sql('_flab')}) f JOIN transactions t USING (transaction_id) {join}
-          AND t.merchant_id IS NOT NULL""")
+          AND t.merchant_id IS NOT NULL""", {"floor": floor})
     code, us = rows["code"].to_numpy(), rows["us"].to_numpy()
     volumes = {"transaction_id": rows["transaction_id"]}
     history = History(hist["code"], hist["us"])
