@@ -304,3 +304,18 @@ def test_merchant_counts_by_binary_search_keep_ties_nulls_and_label_times(tmp_pa
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12, atol=1e-12)
     ws.close()
     full.close()
+
+
+@pytest.mark.parametrize("dtype", ["int", "float"])
+def test_sorted_history_counts_equal_brute_force(dtype):
+    from fraudlab.incremental.ranges import History
+
+    rng = np.random.default_rng(4)
+    key, value = rng.integers(0, 7, 400), rng.integers(-50, 50, 400)
+    qkey, qvalue = rng.integers(0, 8, 300), rng.integers(-70, 70, 300)
+    if dtype == "float":
+        value, qvalue = value / 4.0, qvalue / 4.0
+    history = History(key, value)
+    for inclusive in (False, True):
+        want = [int(((key == k) & ((value <= v) if inclusive else (value < v))).sum()) for k, v in zip(qkey, qvalue)]
+        assert history.before(qkey, qvalue, inclusive).tolist() == want

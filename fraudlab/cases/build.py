@@ -243,25 +243,30 @@ def _case_history(cur, flags: list[str], since: datetime | None) -> None:
 def _case_entities(cur, cols: set[str], since: datetime | None) -> None:
     """Per shared value (device, IP, card, email): customers, transactions, frauds; only the values of the rows
     from `since` on are recounted, when given."""
-    def parts(where: str) -> str:
+    def parts(where: str, touched: bool = False) -> str:
         return " UNION ALL ".join(f"SELECT '{kind}' AS kind, {col} AS value, customer_id, transaction_id "
                                   f"FROM transactions WHERE {col} IS NOT NULL {where}"
+                                  + (f" AND {col} IN (SELECT value FROM _ent WHERE kind = '{kind}')" if touched else "")
                                   for col, kind in LINK_KINDS.items() if col in cols)
     if not parts(""):
         return
-    counts = """SELECT e.kind, e.value, count(DISTINCT e.customer_id) AS customers, count(*) AS transactions,
-                       count(*) FILTER (l.label) AS fraud
-                FROM {rows} e LEFT JOIN ({labels}) l USING (transaction_id) GROUP BY 1, 2 ORDER BY 1, 2"""
-    if since is None:
-        cur.execute("CREATE OR REPLACE TABLE case_entities AS "
-                    + counts.format(rows=f"({parts('')})", labels=resolved_sql(None)))
-        return
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE _ent AS SELECT DISTINCT kind, value FROM ({parts('AND ts >= $since')})",
-                {"since": since})
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE _etx AS SELECT * FROM ({parts('')}) SEMI JOIN _ent USING (kind, value)")
-    # only transactions with a fraud label row can resolve to fraud: their labels are all the count needs
+    # per value and customer first: two plain group-bys cost less than count(DISTINCT); only transactions with a
+    # fraud label row can resolve to fraud, so their labels are all the fraud count needs
+    counts = """SELECT kind, value, count(customer_id) AS customers, sum(n)::BIGINT AS transactions,
+                       sum(f)::BIGINT AS fraud
+                FROM (SELECT e.kind, e.value, e.customer_id, count(*) AS n, count(*) FILTER (l.label) AS f
+                      FROM ({rows}) e LEFT JOIN ({labels}) l USING (transaction_id) GROUP BY 1, 2, 3)
+                GROUP BY 1, 2 ORDER BY 1, 2"""
     cur.execute("CREATE OR REPLACE TEMP TABLE _elab AS SELECT * FROM labels WHERE transaction_id IN "
                 "(SELECT transaction_id FROM labels WHERE is_fraud)")
-    cur.execute("DELETE FROM case_entities e USING _ent n WHERE e.kind = n.kind AND e.value = n.value")
-    cur.execute("INSERT INTO case_entities " + counts.format(rows="_etx", labels=resolved_sql(None, "_elab")))
-    cur.execute("DROP TABLE _ent; DROP TABLE _etx; DROP TABLE _elab")
+    if since is None:
+        cur.execute("CREATE OR REPLACE TABLE case_entities AS "
+                    + counts.format(rows=parts(""), labels=resolved_sql(None, "_elab")))
+    else:
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE _ent AS SELECT DISTINCT kind, value "
+                    f"FROM ({parts('AND ts >= $since')})", {"since": since})
+        cur.execute("DELETE FROM case_entities e USING _ent n WHERE e.kind = n.kind AND e.value = n.value")
+        cur.execute("INSERT INTO case_entities "
+                    + counts.format(rows=parts("", touched=True), labels=resolved_sql(None, "_elab")))
+        cur.execute("DROP TABLE _ent")
+    cur.execute("DROP TABLE _elab")

@@ -28,16 +28,30 @@ def applies(plan: FeaturePlan) -> bool:
 
 
 class History:
-    """(key, value) pairs sorted once, answering "how many rows of this key have a value before v" for many v."""
+    """(key, value) pairs sorted once, answering "how many rows of this key have a value before v" for many v.
+
+    Integer values (microseconds) are packed with the key into one int64 when they fit, so one sort does; other
+    values are ranked first."""
 
     def __init__(self, key: np.ndarray, value: np.ndarray) -> None:
+        key = key.astype(np.int64)
+        self.values = None
+        if value.dtype.kind == "i" and len(value):
+            self.low = int(value.min()) - 1
+            self.width = np.int64(int(value.max()) - self.low + 2)
+            if int(key.max()) + 1 < np.iinfo(np.int64).max // int(self.width):
+                self.ranked = np.sort(key * self.width + (value - self.low))
+                return
         self.values = np.unique(value)
         self.width = np.int64(len(self.values) + 1)
-        self.ranked = np.sort(key.astype(np.int64) * self.width + np.searchsorted(self.values, value))
+        self.ranked = np.sort(key * self.width + np.searchsorted(self.values, value))
 
     def before(self, key: np.ndarray, value: np.ndarray, inclusive: bool = False) -> np.ndarray:
         """Per query (key, value): rows of that key with a value < value (<= value when inclusive)."""
-        bound = np.searchsorted(self.values, value, side="right" if inclusive else "left")
+        if self.values is None:  # packed: clip the bound into the key's band [1, width - 1]
+            bound = np.clip(value.astype(np.int64) - self.low + (1 if inclusive else 0), 0, int(self.width) - 1)
+        else:
+            bound = np.searchsorted(self.values, value, side="right" if inclusive else "left")
         base = key.astype(np.int64) * self.width
         return np.searchsorted(self.ranked, base + bound) - np.searchsorted(self.ranked, base)
 
