@@ -265,9 +265,11 @@ def window_edges(tx: pd.DataFrame, rng: np.random.Generator, delay_days: float) 
     """Copies of rows of the same merchant exactly on the merchant windows' edges: a window's length (plus the label
     delay) after a row, and at a fraud's label time."""
     copies = []
-    for i, days in enumerate((1, 7, 30, 1 + delay_days, 7 + delay_days, 30 + delay_days, 37 + delay_days)):
+    day = 86_400
+    for i, secs in enumerate((300, 3_600, day, 7 * day, 30 * day, (1 + delay_days) * day, (7 + delay_days) * day,
+                              (30 + delay_days) * day, (37 + delay_days) * day)):
         rows = tx.iloc[rng.choice(len(tx), 150, replace=False)].copy()
-        rows["ts"] += pd.Timedelta(days=days)
+        rows["ts"] += pd.Timedelta(seconds=secs)
         rows["transaction_id"] = [f"edge{i}_{k}" for k in range(len(rows))]
         rows["is_fraud"], rows["label_ts"] = False, pd.NaT
         copies.append(rows)
@@ -278,12 +280,14 @@ def window_edges(tx: pd.DataFrame, rng: np.random.Generator, delay_days: float) 
 
 
 @pytest.mark.parametrize("delay_days", [0.0, 7.0])
-def test_merchant_counts_by_binary_search_keep_ties_nulls_and_label_times(tmp_path, delay_days):
-    """Same-instant rows, rows without a merchant, frauds with and without a label time: the merchant group of an
-    append equals the full build's (it is computed by binary search, not window sorts)."""
+def test_windows_by_binary_search_keep_ties_nulls_edges_and_label_times(tmp_path, delay_days):
+    """Same-instant rows, rows without a merchant or customer, rows exactly on window edges, frauds with and without a
+    label time: an append's features equal the full build's (customer and merchant groups are computed by binary
+    search over sorted history, not window sorts)."""
     tx = simulate(rows=6_000, seed=9, days=40).transactions.sort_values("ts").reset_index(drop=True)
     rng = np.random.default_rng(9)
     tx.loc[rng.choice(len(tx), 300, replace=False), "merchant_id"] = None
+    tx.loc[rng.choice(len(tx), 100, replace=False), "customer_id"] = None
     ties = rng.choice(len(tx) - 1, 600, replace=False)
     tx.loc[ties + 1, "ts"] = tx.loc[ties, "ts"].to_numpy()  # same instant as the row before
     tx.loc[tx.index[::3], "label_ts"] = pd.NaT
@@ -298,9 +302,8 @@ def test_merchant_counts_by_binary_search_keep_ties_nulls_and_label_times(tmp_pa
     build_features(ws, label_delay_days=delay_days)
     ingest_table(ws, tx.iloc[split:], source="append")
     update_features(ws)
-    cols = "transaction_id, COLUMNS('^m_')"
-    got, want = (w.df(f"SELECT {cols} FROM features ORDER BY transaction_id") for w in (ws, full))
-    assert got["m_fraud_30d"].sum() > 0 and got["m_cnt_1d"].sum() > 0
+    got, want = (w.df("SELECT * FROM features ORDER BY transaction_id") for w in (ws, full))
+    assert got["m_fraud_30d"].sum() > 0 and got["m_cnt_1d"].sum() > 0 and got["c_cnt_5m"].sum() > 0
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12, atol=1e-12)
     ws.close()
     full.close()

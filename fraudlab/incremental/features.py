@@ -41,7 +41,7 @@ from fraudlab.features import (
     merchant_fraud_sql,
     plan_features,
 )
-from fraudlab.incremental import lifetime, ranges
+from fraudlab.incremental import customer, lifetime, ranges
 from fraudlab.workspace import Workspace, quote_ident
 
 Progress = Callable[[float, str], None]
@@ -202,6 +202,11 @@ def _compute(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, spans: dict[str,
     groups = list(plan.by_key) + list(plan.shared)
     for i, key in enumerate(groups):
         progress(0.2 + 0.5 * i / max(len(groups), 1), f"windows over {key}")
+        if key == "customer_id" and customer.applies(cur, plan):  # sorted history in NumPy, no window sorts
+            read += customer.customer_group(cur, plan)
+            parts[key] = "_gc"
+            temps.append("_gc")
+            continue
         if key == "merchant_id" and ranges.applies(plan):  # binary search instead of window sorts
             read += ranges.merchant_group(cur, plan, delay_days)
             parts.update({key: "_gm", "merchant_fraud": "_mfraud"})
