@@ -94,8 +94,10 @@ def run_stage(name: str, rows: int) -> Stage:
     return stage
 
 
-LOAD_STEPS = ("prepare_files", "stage_files", "profile_columns", "collect_rejects", "plan_extras", "build_checked",
-              "refuse_unreadable_key", "mark_duplicates", "_write_rows", "write_side_rows", "_reason_counts")
+# the steps of `fraudlab.ingest.load._ingest`, in order; file_sha256 runs in a thread beside check_rows
+LOAD_STEPS = ("file_sha256", "scan_files", "profile_columns", "plan_extras", "check_rows", "collect_rejects",
+              "refuse_unreadable_key", "mark_duplicates_in_source", "write_good_rows", "_write_rows",
+              "write_side_rows", "_reason_counts")
 
 
 def step_timings(rows: int) -> None:

@@ -509,6 +509,18 @@ def test_duplicate_ids_within_a_file_keep_the_first(empty_ws, tmp_path):
     assert empty_ws.scalar("SELECT amount FROM transactions WHERE transaction_id = 't1'") == 12.5
 
 
+@pytest.mark.parametrize("rows, stored", [
+    (["a,2026-01-02 10:00:00,1", "b,2026-01-01 10:00:00,2", "c,2026-01-01 10:00:00,3", "d,2026-01-03 10:00:00,4"],
+     ["b", "c", "a", "d"]),  # out of order: sorted by time, ties in file order
+    (["a,2026-01-01 10:00:00,1", "x,yesterday,2", "b,2026-01-01 10:00:00,3", "a,2026-01-02 10:00:00,4",
+      "c,2026-01-03 10:00:00,5"], ["a", "b", "c"]),  # in order around a bad row and a duplicate
+])
+def test_rows_are_stored_in_time_order_with_ties_in_file_order(empty_ws, tmp_path, rows, stored):
+    report = load(empty_ws, write(tmp_path, "order.csv", csv_text(*rows, header="transaction_id,ts,amount")))
+    assert report.rows_loaded == len(stored)
+    assert empty_ws.df("SELECT transaction_id FROM transactions ORDER BY rowid")["transaction_id"].tolist() == stored
+
+
 def test_duplicate_ids_across_files_of_one_glob(empty_ws, tmp_path):
     write(tmp_path, "a.csv", csv_text(*GOOD))
     write(tmp_path, "b.csv", csv_text(GOOD[0].replace("12.50", "13.00"), "t4,2026-01-04 10:00:00,1,c4,m4,0,1,1"))

@@ -146,7 +146,7 @@ def in_time_order(cur: duckdb.DuckDBPyConnection) -> bool:
             SELECT ts, __fidx, __row, lag(ts) OVER () AS p_ts, lag(__fidx) OVER () AS p_fidx,
                    lag(__row) OVER () AS p_row
             FROM _checked WHERE __reason = '')
-        WHERE ts < p_ts OR (__fidx, __row) <= (p_fidx, p_row)
+        WHERE p_row IS NOT NULL AND (ts < p_ts OR __fidx < p_fidx OR (__fidx = p_fidx AND __row <= p_row))
     """).fetchone()[0]
 
 
