@@ -19,6 +19,8 @@ from fraudlab.data_roots import DataRoots
 from fraudlab.errors import IngestError
 from fraudlab.ingest.extras import Consent, ExtrasPlan, create_extra_columns, plan_extras, write_side_rows
 from fraudlab.ingest.files import combined, inspect_file, resolve_paths
+from fraudlab.ingest.passes import check_rows, duplicate_raw_sql, write_good_rows
+from fraudlab.ingest.passes import mark_duplicates as mark_duplicates_in_source
 from fraudlab.ingest.records import (
     INGEST_MEMORY_LIMIT,
     TARGETS,
@@ -34,11 +36,9 @@ from fraudlab.ingest.rules import (
     select_typed,
     with_generated_ids,
 )
-from fraudlab.ingest.passes import check_rows, duplicate_raw_sql, write_good_rows
-from fraudlab.ingest.passes import mark_duplicates as mark_duplicates_in_source
 from fraudlab.ingest.staging import check_width, profile_columns, scan_files
 from fraudlab.labels import insert_source_labels
-from fraudlab.privacy import is_card_column, mask_card_numbers_in_text_sql, mask_card_sql
+from fraudlab.privacy import is_card_column, mask_card_numbers_in_text_sql
 from fraudlab.schema import ColumnMapping, check_mapping, detect_mapping, keep_earlier, mapping_notes
 from fraudlab.workspace import CANONICAL_COLUMNS, Workspace, file_sha256, quote_ident, utcnow
 
