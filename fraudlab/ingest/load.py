@@ -161,7 +161,7 @@ def _ingest(ws: Workspace, source: str, sha: str | Callable[[], str], mapping: C
             notes = tuple(mapping_notes(mapping, staged.columns, profiles)) + plan.notes
             ingest_id = int(cur.execute("SELECT nextval('ingest_seq')").fetchone()[0])
             progress(0.4, "validating rows")
-            check_rows(cur, staged, mapping, plan, source)
+            check_rows(cur, staged, mapping, plan)
             collect_rejects(cur, staged, mapped_card=mapping.columns.get("card_id"))
             refuse_unreadable_key(cur, mapping, source)
             if callable(sha):

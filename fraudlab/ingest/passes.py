@@ -18,6 +18,7 @@ from fraudlab.errors import IngestError
 from fraudlab.ingest.extras import ExtrasPlan
 from fraudlab.ingest.records import TARGETS, Staged, first_line
 from fraudlab.ingest.rules import raw_json, row_reasons, select_typed, with_generated_ids
+from fraudlab.ingest.staging import unreadable_file
 from fraudlab.privacy import is_card_column, mask_card_sql
 from fraudlab.schema import ColumnMapping
 from fraudlab.workspace import CANONICAL_COLUMNS, quote_ident, utcnow
@@ -46,8 +47,7 @@ def _outer(plan: ExtrasPlan) -> list[str]:
     return outer + [f"__s_{k}" for k in range(len(plan.side))]
 
 
-def check_rows(cur: duckdb.DuckDBPyConnection, staged: Staged, mapping: ColumnMapping, plan: ExtrasPlan,
-               source: str) -> None:
+def check_rows(cur: duckdb.DuckDBPyConnection, staged: Staged, mapping: ColumnMapping, plan: ExtrasPlan) -> None:
     """Temp table _checked, one row per source row: KEPT columns, kept-aside values (__s_i), __fidx, __row, __reason
     ('' when good), __raw (the record as read, for bad rows) and __dup (set by :func:`mark_duplicates`)."""
     now = utcnow().strftime("%Y-%m-%d %H:%M:%S")
@@ -63,22 +63,14 @@ def check_rows(cur: duckdb.DuckDBPyConnection, staged: Staged, mapping: ColumnMa
     """
     try:
         cur.execute(sql, _params(staged, file_names=True))
+    except duckdb.InterruptException:
+        raise
     except duckdb.Error as exc:
-        if not staged.check_sql:
+        # a file the CSV reader gives up on partway (the staging read only its start): name it, as staging does
+        path = unreadable_file(staged) if staged.check_sql else None
+        if path is None:
             raise
-        raise IngestError(f"{_unreadable(cur, staged)}: cannot be read as CSV: {first_line(exc)}") from exc
-
-
-def _unreadable(cur: duckdb.DuckDBPyConnection, staged: Staged) -> str:
-    """The first file of a load that its CSV reader refuses (named in the error)."""
-    from fraudlab.ingest.staging import _csv_scan  # the reader's options live with the staging
-
-    for i, source in enumerate(staged.files):
-        try:
-            cur.execute(f"SELECT count(*) FROM {_csv_scan(i, source, None)}", {f"f{i}": str(source.path)})
-        except duckdb.Error:
-            return str(source.path)
-    return str(staged.files[0].path)
+        raise IngestError(f"{path}: cannot be read as CSV: {first_line(exc)}") from exc
 
 
 def duplicate_raw_sql(plan: ExtrasPlan) -> str:

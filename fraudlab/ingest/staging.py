@@ -160,6 +160,18 @@ def _refuse_empty(cur: duckdb.DuckDBPyConnection, files: list[SourceFile], descr
         raise IngestError(f"{len(files)} files: none of them holds any data rows")
 
 
+def unreadable_file(staged: Staged) -> str | None:
+    """The first of the staged CSV files its reader refuses when read to the end (None when all read), tried on a
+    connection of its own (a failed statement has ended the load's transaction)."""
+    with duckdb.connect() as probe:
+        for i, source in enumerate(staged.files):
+            try:
+                probe.execute(f"SELECT count(*) FROM {_csv_scan(i, source, None)}", {f"f{i}": str(source.path)})
+            except duckdb.Error:
+                return str(source.path)
+    return None
+
+
 def first_rowid(cur: duckdb.DuckDBPyConnection) -> int:
     """Row ids of a temp table inside a transaction start at a large offset; rows keep insertion (file) order."""
     return int(cur.execute("SELECT coalesce(min(rowid), 0) FROM _src").fetchone()[0])
