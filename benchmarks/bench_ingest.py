@@ -7,11 +7,24 @@ Data comes from fraudlab.generate (seed 1) and is written once to bench_data/ (g
 its own fresh process (and each fraudlab stage into a fresh workspace) so peak RSS belongs to that stage alone.
 The ratio is pandas.read_csv seconds / our seconds: how many times faster than reading the CSV with plain pandas.
 
-Measured 2026-11-30 (2 shared cores; the issue-16 targets, 500k rows/s CSV and 1M rows/s Parquet, are missed):
-1M rows at load 1.7: CSV 161k -> 192k rows/s, Parquet 245k -> 341k rows/s (build_checked 3.6 -> 2.0 s and
+Measured 2026-11-30, session 3 (one-table path: CSV staged in a temp table, every typed row in `_checked`, then
+copied): 1M rows at load 1.7: CSV 161k -> 192k rows/s, Parquet 245k -> 341k rows/s (build_checked 3.6 -> 2.0 s and
 2.6 -> 1.5 s), peak RSS 1.16 -> 0.82 GB and 0.81 -> 0.56 GB. 10M rows at load 2.6-3.8: CSV 105k -> 122k rows/s
-(build_checked 57 -> 33 s; hashing the 1.9 GB file from a cold cache took 11 s of the 82), Parquet 166k -> 208k
-rows/s (48 s: build_checked 17 s, writing 23 s), peak RSS 2.2-2.3 GB.
+(build_checked 33 s; hashing the 1.9 GB file from a cold cache took 11 s of the 82), Parquet 166k -> 208k rows/s
+(48 s: build_checked 17 s, writing 23 s), peak RSS 2.2-2.3 GB.
+
+Measured 2026-11-30, session 4 (two passes over the source, `fraudlab/ingest/passes.py`; the sha256 computed in a
+thread beside the checking pass), other sessions' tests running beside (load 2.2-3.8), so runs vary by up to 2x:
+- 10M rows: CSV 43-54 s (184k-231k rows/s; one run at 87 s, machine busy, file probably not cached), Parquet 21-41 s
+  (243k-469k rows/s); peak RSS 2.0 / 1.9 GB. Steps (--stages): CSV check pass 17-23 s, write pass 20-24 s,
+  labels and quarantine 2.8-3.5 s, duplicate check 1.4 s; Parquet check 4.6-5.4 s, write 22-28 s, labels 1.6-4.3 s,
+  duplicates 1.1-2.3 s. The file hash runs beside the check pass: 2.4 s warm, 24 s when the CSV was not cached.
+- 1M rows: CSV 5.9-7.5 s (134k-170k rows/s), Parquet 3.4-4.7 s (212k-295k rows/s): no gain over the session-3 code
+  measured in the same hour (CSV 6.4 s, Parquet 3.8 s). The 1M Parquet file is one row group, read by one thread.
+- The issue-16 targets (500k rows/s CSV, 1M rows/s Parquet) are missed. The floor is the write: a bare
+  `INSERT INTO transactions SELECT ... FROM read_parquet(...)` of the 10M rows, no typing or checks, took 10.5 s
+  (typed 12.9 s), most of it compressing the 13 text columns (dict_fsst: without it the 1M insert was ~30% faster and
+  the file 3x larger); the CSV pays its parse twice (about 0.56 s per 1M rows each) on top.
 """
 from __future__ import annotations
 
@@ -94,8 +107,10 @@ def run_stage(name: str, rows: int) -> Stage:
     return stage
 
 
-LOAD_STEPS = ("prepare_files", "stage_files", "profile_columns", "collect_rejects", "plan_extras", "build_checked",
-              "refuse_unreadable_key", "mark_duplicates", "_write_rows", "write_side_rows", "_reason_counts")
+# the steps of `fraudlab.ingest.load._ingest`, in order; file_sha256 runs in a thread beside check_rows
+LOAD_STEPS = ("file_sha256", "scan_files", "profile_columns", "plan_extras", "check_rows", "collect_rejects",
+              "refuse_unreadable_key", "mark_duplicates_in_source", "write_good_rows", "_write_rows",
+              "write_side_rows", "_reason_counts")
 
 
 def step_timings(rows: int) -> None:

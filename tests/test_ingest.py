@@ -133,10 +133,13 @@ def test_loading_the_same_file_twice_adds_nothing(empty_ws, tmp_path, sim):
     again = load(empty_ws, path)
     assert again.status == "skipped" and again.rows_loaded == 0 and "already loaded" in again.message
     assert empty_ws.count("transactions") == first.rows_loaded and empty_ws.version == version
-    # a copy under another name is the same content: also skipped
+    # a copy under another name is the same content: also skipped (found while its rows were being checked: that
+    # transaction is rolled back, so no row, label, audit entry or version bump is left)
     copy = tmp_path / "copy.csv"
     copy.write_bytes(path.read_bytes())
-    assert load(empty_ws, copy).status == "skipped"
+    counts = [empty_ws.count(t) for t in ("transactions", "labels", "audit", "ingests", "quarantine")]
+    assert load(empty_ws, copy).status == "skipped" and empty_ws.version == version
+    assert [empty_ws.count(t) for t in ("transactions", "labels", "audit", "ingests", "quarantine")] == counts
 
 
 def test_overlapping_file_loads_only_new_rows(empty_ws, tmp_path, sim):
@@ -507,6 +510,18 @@ def test_duplicate_ids_within_a_file_keep_the_first(empty_ws, tmp_path):
     report = load(empty_ws, path)
     assert report.rows_loaded == 3 and report.reasons == {"duplicate transaction_id in this load": 2}
     assert empty_ws.scalar("SELECT amount FROM transactions WHERE transaction_id = 't1'") == 12.5
+
+
+@pytest.mark.parametrize("rows, stored", [
+    (["a,2026-01-02 10:00:00,1", "b,2026-01-01 10:00:00,2", "c,2026-01-01 10:00:00,3", "d,2026-01-03 10:00:00,4"],
+     ["b", "c", "a", "d"]),  # out of order: sorted by time, ties in file order
+    (["a,2026-01-01 10:00:00,1", "x,yesterday,2", "b,2026-01-01 10:00:00,3", "a,2026-01-02 10:00:00,4",
+      "c,2026-01-03 10:00:00,5"], ["a", "b", "c"]),  # in order around a bad row and a duplicate
+])
+def test_rows_are_stored_in_time_order_with_ties_in_file_order(empty_ws, tmp_path, rows, stored):
+    report = load(empty_ws, write(tmp_path, "order.csv", csv_text(*rows, header="transaction_id,ts,amount")))
+    assert report.rows_loaded == len(stored)
+    assert empty_ws.df("SELECT transaction_id FROM transactions ORDER BY rowid")["transaction_id"].tolist() == stored
 
 
 def test_duplicate_ids_across_files_of_one_glob(empty_ws, tmp_path):

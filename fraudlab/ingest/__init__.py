@@ -1,8 +1,9 @@
 """Ingest: CSV / Parquet files or globs -> validated rows in `transactions`; bad rows -> `quarantine` with a reason.
 
 Modules: ``records`` (reports and limits) → ``files`` (find, inspect, hash) → ``staging`` (files as one DuckDB
-relation, profiled) → ``rules`` (the typed values and rejection reasons both engines share) → ``load`` (one
-transaction into the workspace) ; ``preview`` (no workspace change), ``history`` (reading back), ``dask_engine``
+relation, profiled) → ``rules`` (the typed values and rejection reasons both engines share) → ``passes`` (the
+DuckDB load's two reads of its source: check every row, then write the good ones) → ``load`` (one transaction
+into the workspace) ; ``preview`` (no workspace change), ``history`` (reading back), ``dask_engine``
 (the same rules on a Dask cluster).
 """
 from fraudlab.ingest.files import UploadedPath, inspect_file, resolve_paths, source_mtime

@@ -4,6 +4,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Callable
@@ -18,6 +19,8 @@ from fraudlab.data_roots import DataRoots
 from fraudlab.errors import IngestError
 from fraudlab.ingest.extras import Consent, ExtrasPlan, create_extra_columns, plan_extras, write_side_rows
 from fraudlab.ingest.files import combined, inspect_file, resolve_paths
+from fraudlab.ingest.passes import check_rows, duplicate_raw_sql, write_good_rows
+from fraudlab.ingest.passes import mark_duplicates as mark_duplicates_in_source
 from fraudlab.ingest.records import (
     INGEST_MEMORY_LIMIT,
     TARGETS,
@@ -33,9 +36,9 @@ from fraudlab.ingest.rules import (
     select_typed,
     with_generated_ids,
 )
-from fraudlab.ingest.staging import check_width, first_rowid, profile_columns, stage_files
+from fraudlab.ingest.staging import check_width, profile_columns, scan_files
 from fraudlab.labels import insert_source_labels
-from fraudlab.privacy import is_card_column, mask_card_numbers_in_text_sql, mask_card_sql
+from fraudlab.privacy import is_card_column, mask_card_numbers_in_text_sql
 from fraudlab.schema import ColumnMapping, check_mapping, detect_mapping, keep_earlier, mapping_notes
 from fraudlab.workspace import CANONICAL_COLUMNS, Workspace, file_sha256, quote_ident, utcnow
 
@@ -63,16 +66,27 @@ def ingest_path(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping 
     with ``"all"``) are added to `transactions` instead, as extra columns usable as features.
     """
     progress = progress or no_progress
-    files, digests, sha, label, done = prepare_files(ws, path_or_glob, progress, source, roots)
-    if done is not None:
-        return done
-
+    paths = resolve_paths(path_or_glob, roots)
+    files = [inspect_file(p) for p in paths]
+    label = source or str(path_or_glob)
+    progress(0.02, f"checking {len(paths)} file(s)")
     def stage(cur: duckdb.DuckDBPyConnection) -> Staged:
-        staged = stage_files(cur, files)
-        staged.digests = digests
-        return staged
+        return scan_files(cur, files)
 
-    return _ingest(ws, label, sha, mapping, progress, stage, who=who, keep_columns=keep_columns)
+    if _loaded_before(ws, label):  # most likely a reload: the digest first, so it is refused before any work
+        sha = combined([file_sha256(p) for p in paths])
+        done = _already_loaded(ws, sha)
+        return done or _ingest(ws, label, sha, mapping, progress, stage, who=who, keep_columns=keep_columns)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraudlab-sha256") as pool:
+        # hashlib releases the GIL: the files are hashed while DuckDB reads and checks them (the digest is
+        # awaited, and a reload refused, after the checking pass and before anything is written)
+        digests = pool.submit(lambda: combined([file_sha256(p) for p in paths]))
+        return _ingest(ws, label, digests.result, mapping, progress, stage, who=who, keep_columns=keep_columns)
+
+
+def _loaded_before(ws: Workspace, source: str) -> bool:
+    """Whether a load of this source (path or glob, as given) succeeded before."""
+    return bool(ws.scalar("SELECT count(*) FROM ingests WHERE source = ? AND status = 'ok'", [source]))
 
 
 @jobs.as_job('the load')
@@ -89,16 +103,16 @@ def ingest_table(ws: Workspace, table: pa.Table | pd.DataFrame, source: str,
         return done
 
     def stage(cur: duckdb.DuckDBPyConnection) -> Staged:
-        cur.register("_arrow_in", arrow)
-        cur.execute("CREATE TEMP TABLE _src AS SELECT *, 0 AS __fidx FROM _arrow_in")
-        cur.unregister("_arrow_in")
-        types = {r[0]: r[1] for r in cur.execute("DESCRIBE _src").fetchall()}
-        cols = [c for c in types if c != "__fidx"]
+        cur.register("_arrow_in", arrow)  # read in place by both passes; the cursor's end unregisters it
+        types = {r[0]: r[1] for r in cur.execute("DESCRIBE _arrow_in").fetchall()}
+        cols = list(types)
+        if "__fidx" in cols or "__row" in cols:
+            raise IngestError(f"{source}: source columns may not be named __fidx or __row")
         check_width(len(cols), source)
-        if not cols or cur.execute("SELECT count(*) FROM _src").fetchone()[0] == 0:
+        if not cols or arrow.num_rows == 0:
             raise IngestError(f"{source}: the table holds no rows")
-        return Staged(f"(SELECT *, rowid + 1 - {first_rowid(cur)} AS __row FROM _src)", {}, cols, {c: types[c] for c in cols},
-                       [SourceFile(Path(source), "table")], [digest])
+        return Staged("(SELECT *, 0 AS __fidx, row_number() OVER () AS __row FROM _arrow_in)", {}, cols, types,
+                      [SourceFile(Path(source), "table")], [digest])
 
     return _ingest(ws, source, digest, mapping, progress, stage, who=who, keep_columns=keep_columns)
 
@@ -124,31 +138,55 @@ def _already_loaded(ws: Workspace, sha: str) -> IngestReport | None:
                                 f"({int(first['rows_loaded']):,} rows); nothing was added")
 
 
-def _ingest(ws: Workspace, source: str, sha: str, mapping: ColumnMapping | None, progress: Progress,
-            stage: Callable[[duckdb.DuckDBPyConnection], Staged], engine: str = "duckdb",
+def _ingest(ws: Workspace, source: str, sha: str | Callable[[], str], mapping: ColumnMapping | None,
+            progress: Progress, stage: Callable[[duckdb.DuckDBPyConnection], Staged], engine: str = "duckdb",
             who: Actor = SYSTEM, keep_columns: Consent = None) -> IngestReport:
+    """The load in one transaction: stage, map, check every row (first pass), refuse a reload, mark duplicates,
+    write the good rows (second pass) and the rest.
+
+    `sha` may be a function that waits for a digest computed while the first pass runs: when it names data
+    already loaded, the transaction is rolled back and the earlier load reported.
+    """
     started = time.perf_counter()
-    with ws.memory_capped(INGEST_MEMORY_LIMIT), ws.write("ingest", who, details={"source": source}) as cur:
-        cur.execute("SET TimeZone = 'UTC'")
-        progress(0.1, "reading")
-        staged = stage(cur)
-        profiles = profile_columns(cur, staged)
-        mapping = mapping or keep_earlier(detect_mapping(staged.columns, profiles=profiles), earlier_mapping(cur),
-                                          staged.columns)
-        check_mapping(mapping, staged.columns)
-        collect_rejects(cur, staged, mapped_card=mapping.columns.get("card_id"))
-        plan = plan_extras(cur, staged, mapping, keep_columns)
-        notes = tuple(mapping_notes(mapping, staged.columns, profiles)) + plan.notes
-        ingest_id = int(cur.execute("SELECT nextval('ingest_seq')").fetchone()[0])
-        progress(0.4, "validating rows")
-        create_extra_columns(cur, plan.widen)
-        build_checked(cur, staged, mapping, plan)
-        refuse_unreadable_key(cur, mapping, source)
-        mark_duplicates(cur, plan)
-        progress(0.75, "writing good rows and quarantine")
-        report = finish_load(cur, ingest_id, source, sha, mapping, plan, started, engine, len(staged.files))
+    try:
+        with ws.memory_capped(INGEST_MEMORY_LIMIT), ws.write("ingest", who, details={"source": source}) as cur:
+            cur.execute("SET TimeZone = 'UTC'")
+            progress(0.1, "reading")
+            staged = stage(cur)
+            profiles = profile_columns(cur, staged)
+            mapping = mapping or keep_earlier(detect_mapping(staged.columns, profiles=profiles),
+                                              earlier_mapping(cur), staged.columns)
+            check_mapping(mapping, staged.columns)
+            plan = plan_extras(cur, staged, mapping, keep_columns)
+            notes = tuple(mapping_notes(mapping, staged.columns, profiles)) + plan.notes
+            ingest_id = int(cur.execute("SELECT nextval('ingest_seq')").fetchone()[0])
+            progress(0.4, "validating rows")
+            check_rows(cur, staged, mapping, plan)
+            collect_rejects(cur, staged, mapped_card=mapping.columns.get("card_id"))
+            refuse_unreadable_key(cur, mapping, source)
+            if callable(sha):
+                sha = sha()
+                done = _already_loaded(ws, sha)
+                if done is not None:
+                    raise _AlreadyLoaded(done)
+            create_extra_columns(cur, plan.widen)
+            mark_duplicates_in_source(cur, staged, mapping, plan)
+            progress(0.75, "writing good rows and quarantine")
+            write_good_rows(cur, staged, mapping, plan, ingest_id)
+            report = finish_load(cur, ingest_id, source, sha, mapping, plan, started, engine, len(staged.files),
+                                 good_written=True)
+    except _AlreadyLoaded as skipped:
+        return skipped.report
     progress(1.0, "done")
     return replace(report, notes=notes + report.notes)
+
+
+class _AlreadyLoaded(Exception):
+    """Raised inside a load's transaction (rolling it back) when its digest names data already loaded."""
+
+    def __init__(self, report: IngestReport) -> None:
+        super().__init__(report.message)
+        self.report = report
 
 
 def earlier_mapping(cur: duckdb.DuckDBPyConnection) -> ColumnMapping | None:
@@ -159,10 +197,10 @@ def earlier_mapping(cur: duckdb.DuckDBPyConnection) -> ColumnMapping | None:
 
 
 def finish_load(cur: duckdb.DuckDBPyConnection, ingest_id: int, source: str, sha: str, mapping: ColumnMapping,
-                plan: ExtrasPlan, started: float, engine: str, files: int) -> IngestReport:
-    """Write the checked rows (good to transactions and the side table, bad to quarantine), log the ingest, and
-    report it (its notes: what the side table's cap left out)."""
-    rows_read, loaded, quarantined = _write_rows(cur, ingest_id, plan.widen)
+                plan: ExtrasPlan, started: float, engine: str, files: int, good_written: bool = False) -> IngestReport:
+    """Write the checked rows (good to transactions, unless `good_written` already did, and the side table, bad to
+    quarantine), log the ingest, and report it (its notes: what the side table's cap left out)."""
+    rows_read, loaded, quarantined = _write_rows(cur, ingest_id, plan.widen, good_written)
     _, side_notes = write_side_rows(cur, ingest_id, plan.side)
     reasons = _reason_counts(cur)
     seconds = time.perf_counter() - started
@@ -216,12 +254,9 @@ def refuse_unreadable_key(cur: duckdb.DuckDBPyConnection, mapping: ColumnMapping
 
 
 def mark_duplicates(cur: duckdb.DuckDBPyConnection, plan: ExtrasPlan) -> None:
-    """Quarantine repeats of a transaction_id within this load and ids the workspace already holds."""
-    typed = [f"{t} := {mask_card_sql(t) if t == 'card_id' else t}" for t in TARGETS]
-    typed += [f"{quote_ident(n)} := {mask_card_sql(quote_ident(n)) if is_card_column(col) or is_card_column(n) else quote_ident(n)}"
-              for col, (n, _) in plan.widen.items()]
-    typed += [f"{quote_ident(col)} := __s_{k}" for k, col in enumerate(plan.side)]  # already masked
-    raw = f"to_json(struct_pack({', '.join(typed)}))"
+    """Quarantine repeats of a transaction_id within this load and ids the workspace already holds (the one-table
+    `_checked` of the Dask path; the DuckDB path's is `passes.mark_duplicates`)."""
+    raw = duplicate_raw_sql(plan)
     cur.execute(f"""
         UPDATE _checked SET __reason = 'duplicate transaction_id in this load: ' || left(transaction_id, 60),
                             __raw = {raw}
@@ -239,14 +274,16 @@ def mark_duplicates(cur: duckdb.DuckDBPyConnection, plan: ExtrasPlan) -> None:
     """)
 
 
-def _write_rows(cur: duckdb.DuckDBPyConnection, ingest_id: int,
-                extras: dict[str, tuple[str, str]]) -> tuple[int, int, int]:
-    """Good rows of _checked to transactions (+ labels); bad rows and _rejects to quarantine; return counts."""
-    targets = list(CANONICAL_COLUMNS) + [name for name, _ in extras.values()]
-    cols = ", ".join(quote_ident(c) for c in targets)
-    order = "" if _in_time_order(cur) else " ORDER BY ts, __fidx, __row"
-    cur.execute(f"INSERT INTO transactions ({cols}, ingest_id) SELECT {cols}, $id FROM _checked "
-                f"WHERE __reason = ''{order}", {"id": ingest_id})
+def _write_rows(cur: duckdb.DuckDBPyConnection, ingest_id: int, extras: dict[str, tuple[str, str]],
+                good_written: bool = False) -> tuple[int, int, int]:
+    """Good rows of _checked to transactions (unless `good_written`) and labels; bad rows and _rejects to
+    quarantine; return counts."""
+    if not good_written:
+        targets = list(CANONICAL_COLUMNS) + [name for name, _ in extras.values()]
+        cols = ", ".join(quote_ident(c) for c in targets)
+        order = "" if _in_time_order(cur) else " ORDER BY ts, __fidx, __row"
+        cur.execute(f"INSERT INTO transactions ({cols}, ingest_id) SELECT {cols}, $id FROM _checked "
+                    f"WHERE __reason = ''{order}", {"id": ingest_id})
     insert_source_labels(cur, "SELECT transaction_id, is_fraud, label_ts FROM _checked WHERE __reason = ''")
     cur.execute("INSERT INTO quarantine SELECT $id, __row, __raw, __reason FROM _checked WHERE __reason <> '' "
                 "ORDER BY __fidx, __row", {"id": ingest_id})

