@@ -138,9 +138,10 @@ def _flags(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, frame: pd.DataFram
             continue
         c = quote_ident(col)
         got = cur.execute(f"""
-            WITH firsts AS (SELECT t.customer_id, t.{c} AS v, min(t.ts) AS first_ts FROM transactions t
-                            JOIN _ckeys b ON t.customer_id IS NOT DISTINCT FROM b.k
-                            WHERE t.ts <= b.hi AND t.{c} IS NOT NULL GROUP BY 1, 2)
+            WITH pairs AS (SELECT DISTINCT customer_id, {c} AS v FROM _affrows WHERE {c} IS NOT NULL),
+                 firsts AS (SELECT t.customer_id, t.{c} AS v, min(t.ts) AS first_ts FROM transactions t
+                            SEMI JOIN pairs p ON t.customer_id IS NOT DISTINCT FROM p.customer_id AND t.{c} = p.v
+                            GROUP BY 1, 2)
             SELECT a.transaction_id, CASE WHEN a.{c} IS NULL THEN NULL ELSE (f.first_ts >= a.ts)::INTEGER END AS flag
             FROM _affrows a LEFT JOIN firsts f
               ON a.customer_id IS NOT DISTINCT FROM f.customer_id AND a.{c} = f.v""").df()

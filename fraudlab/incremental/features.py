@@ -140,9 +140,10 @@ def _affected(cur: duckdb.DuckDBPyConnection, spans: dict[str, int | None], chan
     Labels recorded since the last feature build or update (an analyst's decision on an older row) change the
     merchant fraud counts after their row like a new row would: for the merchant key they seed the ranges too.
     """
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {NEW_ROWS_SQL} UNION ALL BY NAME "
-                f"SELECT t.* FROM transactions t SEMI JOIN features f USING (transaction_id) "
-                f"WHERE t.transaction_id IN (SELECT unnest($ids))", {"ids": list(changed)})
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {NEW_ROWS_SQL}")
+    if changed:  # (without any, this join alone costs a hash table of every feature row)
+        cur.execute("INSERT INTO _new BY NAME SELECT t.* FROM transactions t SEMI JOIN features f USING "
+                    "(transaction_id) WHERE t.transaction_id IN (SELECT unnest($ids))", {"ids": list(changed)})
     cur.execute("CREATE OR REPLACE TEMP TABLE _aff AS SELECT transaction_id FROM _new")
     floor = None  # every affected row is at or after the earliest seed: scans skip the row groups before it
     for key, span in spans.items():
