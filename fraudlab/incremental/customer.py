@@ -17,6 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from fraudlab.features import AVERAGE_WINDOWS, CUSTOMER_WINDOWS, FeaturePlan, _customer_features
+from fraudlab.incremental.ranges import search
 from fraudlab.workspace import quote_ident
 
 FLAG_COLUMNS = {"merchant_id": "c_new_merchant", "device_id": "c_new_device", "country": "c_new_country"}
@@ -59,7 +60,7 @@ class _Sorted:
     def position(self, code: np.ndarray, us: np.ndarray) -> np.ndarray:
         """Index of the first row of `code` at or after time `us` (clipped into the customer's band)."""
         offset = np.clip(us - self.low, 0, int(self.width) - 1)
-        return np.searchsorted(self.packed, code.astype(np.int64) * self.width + offset)
+        return search(self.packed, code.astype(np.int64) * self.width + offset)
 
 
 def _fetch(cur: duckdb.DuckDBPyConnection, sql: str) -> dict[str, np.ndarray]:
@@ -70,8 +71,11 @@ def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan) -> int:
     """Temp table _gc with the customer group's columns for the rows of _affrows; returns history rows read."""
     cur.execute("""CREATE OR REPLACE TEMP TABLE _ckeys AS SELECT k, hi, (row_number() OVER ()) - 1 AS code FROM (
                      SELECT customer_id AS k, max(ts) AS hi FROM _affrows GROUP BY 1)""")
-    hist = _fetch(cur, """SELECT b.code, epoch_us(t.ts) AS us, t.amount::DOUBLE AS amount FROM transactions t
-                          JOIN _ckeys b ON t.customer_id IS NOT DISTINCT FROM b.k WHERE t.ts <= b.hi""")
+    flags = [col for col, flag in FLAG_COLUMNS.items() if flag in {_alias(e) for e in plan.by_key["customer_id"]}]
+    cur.execute(f"""CREATE OR REPLACE TEMP TABLE _chist AS SELECT b.code, t.ts, t.amount::DOUBLE AS amount
+                    {''.join(', t.' + quote_ident(c) for c in flags)} FROM transactions t
+                    JOIN _ckeys b ON t.customer_id IS NOT DISTINCT FROM b.k WHERE t.ts <= b.hi""")
+    hist = _fetch(cur, "SELECT code, epoch_us(ts) AS us, amount FROM _chist")
     rows = cur.execute("""SELECT a.transaction_id, b.code, epoch_us(a.ts) AS us, a.amount::DOUBLE AS amount
                           FROM _affrows a JOIN _ckeys b ON a.customer_id IS NOT DISTINCT FROM b.k""").df()
     index = _Sorted(hist["code"], hist["us"], hist["amount"])
@@ -90,13 +94,13 @@ def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan) -> int:
             out[f"c_amt_ratio_{name}"] = amount / (np.where(n > 0, mean, amount) + 1)
     _lifetime(index, out, start, end, us, amount)
     frame = pd.DataFrame(out)
-    _flags(cur, plan, frame)
+    _flags(cur, flags, frame)
     cur.register("_gc_frame", pa.Table.from_pandas(frame, preserve_index=False))  # NaN -> NULL, as SQL has it
     names = [_alias(e) for e in plan.by_key["customer_id"]]
     cur.execute("CREATE OR REPLACE TEMP TABLE _gc AS SELECT transaction_id, "
                 + ", ".join(f"{quote_ident(n)}::{_type(n)} AS {quote_ident(n)}" for n in names) + " FROM _gc_frame")
     cur.unregister("_gc_frame")
-    cur.execute("DROP TABLE IF EXISTS _ckeys")
+    cur.execute("DROP TABLE IF EXISTS _ckeys; DROP TABLE IF EXISTS _chist")
     return len(hist["us"])
 
 
@@ -130,19 +134,14 @@ def _lifetime(index: _Sorted, out: dict, start: np.ndarray, end: np.ndarray, us:
     out["c_amt_z"] = (amount - mean) / (np.where(np.isnan(std), 0.0, std) + 1)
 
 
-def _flags(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, frame: pd.DataFrame) -> None:
+def _flags(cur: duckdb.DuckDBPyConnection, flags: list[str], frame: pd.DataFrame) -> None:
     """First-time flags: the row's value is set and no strictly-earlier row of the customer had it."""
-    names = {_alias(e) for e in plan.by_key["customer_id"]}
-    for col, flag in FLAG_COLUMNS.items():
-        if flag not in names:
-            continue
+    for col in flags:
         c = quote_ident(col)
         got = cur.execute(f"""
-            WITH pairs AS (SELECT DISTINCT customer_id, {c} AS v FROM _affrows WHERE {c} IS NOT NULL),
-                 firsts AS (SELECT t.customer_id, t.{c} AS v, min(t.ts) AS first_ts FROM transactions t
-                            SEMI JOIN pairs p ON t.customer_id IS NOT DISTINCT FROM p.customer_id AND t.{c} = p.v
-                            GROUP BY 1, 2)
+            WITH firsts AS (SELECT code, {c} AS v, min(ts) AS first_ts FROM _chist WHERE {c} IS NOT NULL GROUP BY 1, 2)
             SELECT a.transaction_id, CASE WHEN a.{c} IS NULL THEN NULL ELSE (f.first_ts >= a.ts)::INTEGER END AS flag
-            FROM _affrows a LEFT JOIN firsts f
-              ON a.customer_id IS NOT DISTINCT FROM f.customer_id AND a.{c} = f.v""").df()
-        frame[flag] = frame["transaction_id"].map(pd.Series(got["flag"].to_numpy(), index=got["transaction_id"]))
+            FROM _affrows a JOIN _ckeys b ON a.customer_id IS NOT DISTINCT FROM b.k
+            LEFT JOIN firsts f ON f.code = b.code AND a.{c} = f.v""").df()
+        frame[FLAG_COLUMNS[col]] = frame["transaction_id"].map(
+            pd.Series(got["flag"].to_numpy(), index=got["transaction_id"]))
