@@ -14,14 +14,17 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from fraudlab.api.events import parse_event
-from fraudlab.api.history import HistoryCache
+from fraudlab.api.history import LABELS_STAMP, HistoryCache
 from fraudlab.api.live import LivePlan, compute, features_stamp, live_plan, typed_rows
+from fraudlab.api.online import CODED, OnlineHistory, features, supported
 from fraudlab.api.predict import RowsScore, score_rows
 from fraudlab.api.queue import add_alert, add_history_rows, move_fingerprint, queue_state
+from fraudlab.api.writer import Batch, LiveWriter, log_path, logged, record
 from fraudlab.auth.actors import Actor
 from fraudlab.errors import FraudlabError
 from fraudlab.explain import raising_reasons
@@ -103,7 +106,10 @@ class LiveScoring:
                  online: bool = True) -> None:
         self.ws = ws
         self.online = online  # keep the history in memory (fraudlab.api.history) instead of a query per batch
-        self._history: HistoryCache | None = None
+        self._history: HistoryCache | None = None  # the SQL path's (user-defined features active)
+        self._online: OnlineHistory | None = None  # the NumPy path's
+        self._writer: LiveWriter | None = None
+        self._labels_stamp: tuple | None = None
         self.budget_ms = budget_ms
         self.recheck_s = recheck_s  # how long a check that nothing changed (plan, models, columns) holds
         self._lock = threading.Lock()  # one batch at a time: each sees every event stored before it
@@ -172,7 +178,8 @@ class LiveScoring:
         """What the health route reports: transactions, the scorer that would answer, why models are passed over."""
         models = self.models()
         usable = [(s, r.model_id) for s, r, b in models.scorer.steps if b is not None]
-        return {"transactions": self.ws.count("transactions"), "scorer": usable[0][0] if usable else "rules",
+        unwritten = 0 if self._writer is None else self._writer.unwritten
+        return {"transactions": self.ws.count("transactions") + unwritten, "unwritten": unwritten, "scorer": usable[0][0] if usable else "rules",
                 "model_id": usable[0][1] if usable else None, "alert_threshold": models.threshold,
                 "model_problems": models.scorer.load_errors, "budget_ms": self.budget_ms}
 
@@ -216,6 +223,11 @@ class LiveScoring:
     def _triage(self, batch: list[_Job]) -> list[_Job]:
         """Answer retries from the stored answers, refuse ids loaded in batch; the rest, oldest event first."""
         ids = [job.row["transaction_id"] for job in batch]
+        if self._writer is not None:  # answers waiting for their commit are read first (dropped only after it)
+            for job in batch:
+                waiting = self._writer.answer(job.row["transaction_id"])
+                if waiting is not None:
+                    job.answer, job.done = {**waiting, "replayed": True}, True
         stored = self.ws.df("SELECT transaction_id, answer FROM api_events WHERE transaction_id IN (SELECT unnest($i))",
                             {"i": ids})
         answers = dict(zip(stored["transaction_id"], stored["answer"]))
@@ -226,6 +238,8 @@ class LiveScoring:
         fresh, first = [], {}
         for job in batch:
             tid = job.row["transaction_id"]
+            if job.done:
+                continue
             if tid in answers:
                 job.answer, job.done = {**json.loads(answers[tid]), "replayed": True}, True
             elif tid in loaded:
@@ -241,6 +255,11 @@ class LiveScoring:
 
     def _decide(self, jobs: list[_Job]) -> None:
         types, plan, models = self.column_types(), self.plan(), self.models()
+        if self.online and not plan.definitions and supported(plan.plan):
+            self._decide_fast(jobs, types, plan, models)
+            return
+        if self._writer is not None:  # the SQL path reads DuckDB: everything answered before must be in it
+            self._writer.flush()
         rows = [j.row for j in jobs]
         cur = self.ws.cursor()
         try:
@@ -255,29 +274,169 @@ class LiveScoring:
         result = score_rows(models.scorer, frame)  # exact TreeSHAP for every event (reasons in every answer)
         values = frame.to_dict("records")
         for i, job in enumerate(jobs):
-            score = job.score = float(result.scores[i])
-            job.answer = {"transaction_id": job.row["transaction_id"], "score": round(score, 6),
-                          "alert": bool(score >= models.threshold), "scorer": result.scorer,
-                          "model_id": result.model_id, "reasons": row_reasons(result, i, values[i]),
-                          "threshold": models.threshold, "passed_over": result.attempts,
-                          "latency_ms": round(1000 * (time.perf_counter() - job.began), 3),
-                          "features_ms": round(1000 * (features_at - job.began), 3), "batch": len(jobs),
-                          "ignored_fields": sorted(job.extra)}
+            job.answer = self._answer(job, result, i, values[i], models.threshold, features_at, len(jobs))
         late = self._late(rows, plan)  # before this batch joins the history: stored rows later than an event
         self._store(jobs, new, frame, models.threshold)
         if self._history is not None:
             self._history.append(new)
             if any(j.row.get("is_fraud") is not None for j in jobs):
                 self._history.forget_labels()
-        if late:  # later stored rows' windows now include these events: repair their features, scores and cases
-            from fraudlab.config import load_config
-            from fraudlab.incremental.arrivals import record_live_arrivals
-            from fraudlab.pipeline import incremental_refresh
-
-            record_live_arrivals(self.ws, late, load_config().late_horizon_hours)
-            incremental_refresh(self.ws, _actor(jobs), changed=late)
+        self._repair(late, jobs)
         for job in jobs:
             job.done = True
+
+    def _repair(self, late: list[str], jobs: list[_Job]) -> None:
+        """Later stored rows' windows now include these (stored) late events: repair their features, scores, cases."""
+        if not late:
+            return
+        from fraudlab.config import load_config
+        from fraudlab.incremental.arrivals import record_live_arrivals
+        from fraudlab.pipeline import incremental_refresh
+
+        record_live_arrivals(self.ws, late, load_config().late_horizon_hours)
+        incremental_refresh(self.ws, _actor(jobs), changed=late)
+
+    def _answer(self, job: _Job, result: RowsScore, i: int, values: dict, threshold: float, features_at: float,
+                size: int) -> dict:
+        """The answer to one event of a scored batch."""
+        score = job.score = float(result.scores[i])
+        return {"transaction_id": job.row["transaction_id"], "score": round(score, 6),
+                "alert": bool(score >= threshold), "scorer": result.scorer, "model_id": result.model_id,
+                "reasons": row_reasons(result, i, values), "threshold": threshold, "passed_over": result.attempts,
+                "latency_ms": round(1000 * (time.perf_counter() - job.began), 3),
+                "features_ms": round(1000 * (features_at - job.began), 3), "batch": size,
+                "ignored_fields": sorted(job.extra)}
+
+    # ------------------------------------------------------------------------------------------ the NumPy path
+
+    def _decide_fast(self, jobs: list[_Job], types: dict[str, str], plan: LivePlan, models: _Models) -> None:
+        """Built-in features in NumPy over the in-memory history, answers once the events are logged; the DuckDB
+        write follows in the background (:mod:`fraudlab.api.writer`)."""
+        writer = self.writer()
+        cur = self.ws.cursor()
+        try:
+            cur.execute("SET TimeZone = 'UTC'")
+            new = typed_rows(cur, [j.row for j in jobs], types)
+            online = self._online_history(cur, plan)
+        finally:
+            cur.close()
+        before = online.rows
+        undo = online.append(new)
+        try:
+            positions = np.arange(before, online.rows)
+            frame = pd.DataFrame({"transaction_id": [j.row["transaction_id"] for j in jobs],
+                                  **features(online, plan.plan, new, positions)})[list(plan.columns)]
+            for col in plan.plan.categorical:
+                frame[col] = frame[col].astype("category")
+            features_at = time.perf_counter()
+            result = score_rows(models.scorer, frame)  # exact TreeSHAP for every event (reasons in every answer)
+            values = frame.to_dict("records")
+            stored = []
+            for i, job in enumerate(jobs):
+                job.answer = self._answer(job, result, i, values[i], models.threshold, features_at, len(jobs))
+                job.answer["case_id"] = None  # set when the write commits: a retry gets it
+                stored.append(_Job(job.row, job.extra, job.key_name, job.began, dict(job.answer), score=job.score))
+            late = online.later(positions, before, tuple(plan.spans))
+            late_ids = [j.row["transaction_id"] for j, is_late in zip(jobs, late) if is_late]
+            writer.submit(Batch(stored, new, frame, models.threshold, late_ids),
+                          [record(j, v, models.threshold) for j, v in zip(stored, values)])
+        except BaseException:
+            online.undo(undo)
+            raise
+        for job in jobs:
+            if job.row.get("is_fraud"):
+                online.add_live_fraud(job.row["transaction_id"], job.row.get("merchant_id"),
+                                      int(np.datetime64(job.row["ts"], "us").astype(np.int64)),
+                                      plan.plan.label_delay_s)
+            job.done = True
+
+    def _online_history(self, cur, plan: LivePlan) -> OnlineHistory:
+        """The NumPy path's history: warmed on first use and when `transactions` changed behind it (a load), with
+        the frauds re-read when `labels` changed."""
+        keys = tuple(c for c in CODED if c in plan.source_columns)
+        writer = self.writer()
+        if self._online is None or self._online.keys != keys:
+            self._warm(cur, keys)
+        elif self._due("history") and writer.commit_lock.acquire(blocking=False):
+            try:  # only between commits: then DuckDB holds every row but the waiting ones
+                stored = cur.execute("SELECT count(*) FROM transactions").fetchall()[0][0]
+                stale = stored + writer.unwritten != self._online.rows
+            finally:
+                writer.commit_lock.release()
+            if stale:
+                self._warm(cur, keys)
+        if self._labels_stamp is None or self._due("labels"):
+            stamp = tuple(cur.execute(LABELS_STAMP).fetchall()[0])
+            if stamp != self._labels_stamp:
+                self._online.set_frauds(cur, plan.label_delay_days)
+                self._labels_stamp = stamp
+        return self._online
+
+    def _warm(self, cur, keys: tuple[str, ...]) -> None:
+        """Read the history from DuckDB, then the rows answered but not committed yet (no commit runs meanwhile)."""
+        with self.writer().paused():
+            online = OnlineHistory(keys)
+            online.warm(cur)
+            for rows in self.writer().pending_rows():
+                online.append(rows)
+        self._online, self._labels_stamp = online, None
+
+    def writer(self) -> LiveWriter:
+        """The background writer (started on first use, after replaying events a crash left in the log)."""
+        if self._writer is None:
+            path = log_path(self.ws.path)
+            self._replay(path)
+            self._writer = LiveWriter(path, self._store_group)
+        return self._writer
+
+    def flush(self, timeout_s: float = 60.0) -> bool:
+        """Wait until every answered event is committed to DuckDB."""
+        return True if self._writer is None else self._writer.flush(timeout_s)
+
+    def close(self) -> None:
+        """Commit what waits and stop the writer."""
+        if self._writer is not None:
+            self._writer.close()
+
+    def _store_group(self, group: list[Batch]) -> None:
+        """Commit batches waiting in the writer: one write per run of batches with the same alert threshold."""
+        runs: list[list[Batch]] = []
+        for batch in group:
+            if runs and runs[-1][0].threshold == batch.threshold:
+                runs[-1].append(batch)
+            else:
+                runs.append([batch])
+        for run in runs:
+            jobs = [j for b in run for j in b.jobs]
+            new = pa.concat_tables([b.new for b in run], promote_options="default")
+            frame = pd.concat([b.frame.astype({c: object for c in b.frame.columns
+                                               if isinstance(b.frame[c].dtype, pd.CategoricalDtype)})
+                               for b in run], ignore_index=True)
+            self._store(jobs, new, frame, run[0].threshold)
+            self._repair([t for b in run for t in b.late], jobs)
+
+    def _replay(self, path) -> None:
+        """Store the logged events a crash left out of DuckDB (answered, logged, not committed)."""
+        records = logged(path)
+        ids = [r["row"]["transaction_id"] for r in records]
+        if ids:
+            done = set(self.ws.df("SELECT transaction_id FROM api_events WHERE transaction_id IN (SELECT unnest($i))",
+                                  {"i": ids})["transaction_id"])
+            todo = [r for r in records if r["row"]["transaction_id"] not in done]
+            if todo:
+                from fraudlab.api.events import parse_time
+
+                rows = [{**r["row"], "ts": parse_time(r["row"]["ts"])} for r in todo]
+                jobs = [_Job(row, r["extra"], r["key_name"], 0.0, r["answer"], score=r["score"])
+                        for row, r in zip(rows, todo)]
+                cur = self.ws.cursor()
+                try:
+                    new = typed_rows(cur, rows, self.column_types())
+                finally:
+                    cur.close()
+                frame = pd.DataFrame([r["features"] for r in todo])
+                self._store_group([Batch(jobs, new, frame, todo[0]["threshold"], [])])
+        path.unlink(missing_ok=True)
 
     def _late(self, rows: list[dict], plan: LivePlan) -> list[str]:
         """Events older than a stored row sharing one of their window keys (that row's features must include them)."""
