@@ -1,17 +1,22 @@
 """Live scoring of one posted transaction: features, the fallback chain, the answer, and everything stored.
 
 One :class:`LiveScoring` per open workspace (the server's); its lock makes live events of the same process follow
-one another, so each sees the ones before it. The decision is made on point-in-time features computed as the batch
-build computes them (:mod:`fraudlab.api.live`), by :class:`fraudlab.scoring.Scorer`'s chain champion -> previous
-champion -> rules within a per-step budget; then one `Workspace.write` appends the transaction, its label (if sent),
-its features, its score and, when it alerts, its alert and case, with the answer kept for retries.
+one another, so each sees the ones before it. The decision is made by :class:`fraudlab.scoring.Scorer`'s chain
+champion -> previous champion -> rules within a per-step budget, on point-in-time features equal to the batch build's:
+
+- built-in features only (the usual case): computed in NumPy over the in-memory per-key history
+  (:mod:`fraudlab.api.online`); the answer goes out once the batch is in that history and fsync'ed to the
+  workspace's live log, and the background writer (:mod:`fraudlab.api.writer`) commits waiting batches to DuckDB in
+  groups (every ~0.2 s; alerts reach the queue then; the answer's `case_id` is null, the stored answer a retry gets
+  names the case). A crash loses nothing answered: the log is replayed on the next start.
+- with user-defined (Feature lab) features active: the batch SQL over the history the windows reach
+  (:mod:`fraudlab.api.live`), and one `Workspace.write` before the answer (:func:`fraudlab.api.store.store`).
 """
 from __future__ import annotations
 
 import json
 import threading
 import time
-from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,23 +28,20 @@ from fraudlab.api.history import LABELS_STAMP, HistoryCache
 from fraudlab.api.live import LivePlan, compute, features_stamp, live_plan, typed_rows
 from fraudlab.api.online import CODED, OnlineHistory, features, supported
 from fraudlab.api.predict import RowsScore, score_rows
-from fraudlab.api.queue import add_alert, add_history_rows, move_fingerprint, queue_state
-from fraudlab.api.writer import Batch, LiveWriter, log_path, logged, record
-from fraudlab.auth.actors import Actor
+from fraudlab.api.store import Job, repair, replay, store, store_group
+from fraudlab.api.writer import Batch, LiveWriter, log_path, record
 from fraudlab.errors import FraudlabError
 from fraudlab.explain import raising_reasons
-from fraudlab.labels import insert_source_labels
 from fraudlab.registry import models_stamp
 from fraudlab.rules import describe
 from fraudlab.scoring import Scorer
-from fraudlab.workspace import Workspace, quote_ident, utcnow
+from fraudlab.workspace import Workspace, quote_ident
 
 SCORE_BUDGET_MS = 50.0  # per model step of the chain; past it the next step answers
 MAX_BATCH = 64  # events decided together at most
 RECHECK_S = 1.0  # a changed feature set, registry or model file is noticed within this
 PAGES_BEHIND_S = 10.0  # events that do not alert move the pages' cache key at most this often (counts catch up)
 TOP_REASONS = 5
-NEW_ROWS, FEATURES, SCORES, EVENTS = "_live_new", "_live_features", "_live_scores", "_live_events"  # a batch's rows
 
 
 class Conflict(FraudlabError):
@@ -48,21 +50,6 @@ class Conflict(FraudlabError):
 
 class NotReady(FraudlabError):
     """The workspace has no features yet, or they were built from other settings (HTTP 503)."""
-
-
-@dataclass
-class _Job:
-    """One posted event waiting for its decision (`first`: the earlier copy of a repeated id in the same batch)."""
-
-    row: dict
-    extra: dict
-    key_name: str | None
-    began: float
-    answer: dict | None = None
-    error: Exception | None = None
-    done: bool = False
-    first: "_Job | None" = None
-    score: float | None = None  # as the scorer gave it (the answer rounds it; `scores` keeps it whole, as batch does)
 
 
 @dataclass
@@ -80,11 +67,6 @@ def _model_files(ws: Workspace) -> tuple:
         stat = file.stat() if file.exists() else None
         out.append((str(path), None if stat is None else (stat.st_size, stat.st_mtime_ns)))
     return tuple(out)
-
-
-def _actor(jobs: list[_Job]) -> Actor:
-    """The integration the events' keys proved (the demo session when none)."""
-    return Actor(f"api:{','.join(sorted({job.key_name or 'demo' for job in jobs}))}", "system", via="api")
 
 
 def row_reasons(result: RowsScore, i: int, values: dict) -> list[dict]:
@@ -114,7 +96,7 @@ class LiveScoring:
         self.recheck_s = recheck_s  # how long a check that nothing changed (plan, models, columns) holds
         self._lock = threading.Lock()  # one batch at a time: each sees every event stored before it
         self._pending_lock = threading.Lock()
-        self._pending: list[_Job] = []
+        self._pending: list[Job] = []
         self._plan: LivePlan | None = None
         self._models: _Models | None = None
         self._types: dict[str, str] | None = None
@@ -191,7 +173,7 @@ class LiveScoring:
         Events that arrive while others are being decided wait, then are decided together (one features query, one
         write): under load the per-event cost falls instead of the queue growing.
         """
-        job = _Job(*parse_event(payload, self.column_types()), key_name, time.perf_counter())
+        job = Job(*parse_event(payload, self.column_types()), key_name, time.perf_counter())
         with self._pending_lock:
             self._pending.append(job)
         while not job.done:  # the oldest MAX_BATCH waiting events go first, whoever takes the lock decides them
@@ -204,7 +186,7 @@ class LiveScoring:
             raise job.error
         return job.answer
 
-    def _run(self, batch: list[_Job]) -> None:
+    def _run(self, batch: list[Job]) -> None:
         """Decide and store a batch; every job ends with an answer or an error."""
         try:
             fresh = self._triage(batch)
@@ -220,7 +202,7 @@ class LiveScoring:
             elif not job.done:
                 job.error, job.done = job.first.error if job.first else FraudlabError("not decided"), True
 
-    def _triage(self, batch: list[_Job]) -> list[_Job]:
+    def _triage(self, batch: list[Job]) -> list[Job]:
         """Answer retries from the stored answers, refuse ids loaded in batch; the rest, oldest event first."""
         ids = [job.row["transaction_id"] for job in batch]
         if self._writer is not None:  # answers waiting for their commit are read first (dropped only after it)
@@ -253,7 +235,7 @@ class LiveScoring:
                 fresh.append(job)
         return sorted(fresh, key=lambda j: j.row["ts"])
 
-    def _decide(self, jobs: list[_Job]) -> None:
+    def _decide(self, jobs: list[Job]) -> None:
         types, plan, models = self.column_types(), self.plan(), self.models()
         if self.online and not plan.definitions and supported(plan.plan):
             self._decide_fast(jobs, types, plan, models)
@@ -276,27 +258,16 @@ class LiveScoring:
         for i, job in enumerate(jobs):
             job.answer = self._answer(job, result, i, values[i], models.threshold, features_at, len(jobs))
         late = self._late(rows, plan)  # before this batch joins the history: stored rows later than an event
-        self._store(jobs, new, frame, models.threshold)
+        store(self.ws, jobs, new, frame, models.threshold, self._bump)
         if self._history is not None:
             self._history.append(new)
             if any(j.row.get("is_fraud") is not None for j in jobs):
                 self._history.forget_labels()
-        self._repair(late, jobs)
+        repair(self.ws, late, jobs)
         for job in jobs:
             job.done = True
 
-    def _repair(self, late: list[str], jobs: list[_Job]) -> None:
-        """Later stored rows' windows now include these (stored) late events: repair their features, scores, cases."""
-        if not late:
-            return
-        from fraudlab.config import load_config
-        from fraudlab.incremental.arrivals import record_live_arrivals
-        from fraudlab.pipeline import incremental_refresh
-
-        record_live_arrivals(self.ws, late, load_config().late_horizon_hours)
-        incremental_refresh(self.ws, _actor(jobs), changed=late)
-
-    def _answer(self, job: _Job, result: RowsScore, i: int, values: dict, threshold: float, features_at: float,
+    def _answer(self, job: Job, result: RowsScore, i: int, values: dict, threshold: float, features_at: float,
                 size: int) -> dict:
         """The answer to one event of a scored batch."""
         score = job.score = float(result.scores[i])
@@ -309,7 +280,7 @@ class LiveScoring:
 
     # ------------------------------------------------------------------------------------------ the NumPy path
 
-    def _decide_fast(self, jobs: list[_Job], types: dict[str, str], plan: LivePlan, models: _Models) -> None:
+    def _decide_fast(self, jobs: list[Job], types: dict[str, str], plan: LivePlan, models: _Models) -> None:
         """Built-in features in NumPy over the in-memory history, answers once the events are logged; the DuckDB
         write follows in the background (:mod:`fraudlab.api.writer`)."""
         writer = self.writer()
@@ -335,7 +306,7 @@ class LiveScoring:
             for i, job in enumerate(jobs):
                 job.answer = self._answer(job, result, i, values[i], models.threshold, features_at, len(jobs))
                 job.answer["case_id"] = None  # set when the write commits: a retry gets it
-                stored.append(_Job(job.row, job.extra, job.key_name, job.began, dict(job.answer), score=job.score))
+                stored.append(Job(job.row, job.extra, job.key_name, job.began, dict(job.answer), score=job.score))
             late = online.later(positions, before, tuple(plan.spans))
             late_ids = [j.row["transaction_id"] for j, is_late in zip(jobs, late) if is_late]
             writer.submit(Batch(stored, new, frame, models.threshold, late_ids),
@@ -385,8 +356,8 @@ class LiveScoring:
         """The background writer (started on first use, after replaying events a crash left in the log)."""
         if self._writer is None:
             path = log_path(self.ws.path)
-            self._replay(path)
-            self._writer = LiveWriter(path, self._store_group)
+            replay(self.ws, path, self.column_types(), self._bump)
+            self._writer = LiveWriter(path, lambda group: store_group(self.ws, group, self._bump))
         return self._writer
 
     def flush(self, timeout_s: float = 60.0) -> bool:
@@ -397,46 +368,6 @@ class LiveScoring:
         """Commit what waits and stop the writer."""
         if self._writer is not None:
             self._writer.close()
-
-    def _store_group(self, group: list[Batch]) -> None:
-        """Commit batches waiting in the writer: one write per run of batches with the same alert threshold."""
-        runs: list[list[Batch]] = []
-        for batch in group:
-            if runs and runs[-1][0].threshold == batch.threshold:
-                runs[-1].append(batch)
-            else:
-                runs.append([batch])
-        for run in runs:
-            jobs = [j for b in run for j in b.jobs]
-            new = pa.concat_tables([b.new for b in run], promote_options="default")
-            frame = pd.concat([b.frame.astype({c: object for c in b.frame.columns
-                                               if isinstance(b.frame[c].dtype, pd.CategoricalDtype)})
-                               for b in run], ignore_index=True)
-            self._store(jobs, new, frame, run[0].threshold)
-            self._repair([t for b in run for t in b.late], jobs)
-
-    def _replay(self, path) -> None:
-        """Store the logged events a crash left out of DuckDB (answered, logged, not committed)."""
-        records = logged(path)
-        ids = [r["row"]["transaction_id"] for r in records]
-        if ids:
-            done = set(self.ws.df("SELECT transaction_id FROM api_events WHERE transaction_id IN (SELECT unnest($i))",
-                                  {"i": ids})["transaction_id"])
-            todo = [r for r in records if r["row"]["transaction_id"] not in done]
-            if todo:
-                from fraudlab.api.events import parse_time
-
-                rows = [{**r["row"], "ts": parse_time(r["row"]["ts"])} for r in todo]
-                jobs = [_Job(row, r["extra"], r["key_name"], 0.0, r["answer"], score=r["score"])
-                        for row, r in zip(rows, todo)]
-                cur = self.ws.cursor()
-                try:
-                    new = typed_rows(cur, rows, self.column_types())
-                finally:
-                    cur.close()
-                frame = pd.DataFrame([r["features"] for r in todo])
-                self._store_group([Batch(jobs, new, frame, todo[0]["threshold"], [])])
-        path.unlink(missing_ok=True)
 
     def _late(self, rows: list[dict], plan: LivePlan) -> list[str]:
         """Events older than a stored row sharing one of their window keys (that row's features must include them)."""
@@ -462,57 +393,3 @@ class LiveScoring:
         if self._history.table is None or (self._due("history") and not self._history.fresh(cur)):
             self._history.warm(cur)
         return self._history.reach(rows, plan.spans)
-
-    def _store(self, jobs: list[_Job], new: pa.Table, frame: pd.DataFrame, threshold: float) -> None:
-        """One write: transactions, labels, features, scores, alerts and cases, the answers (case ids set)."""
-        features = frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
-        details = {"transaction_ids": [j.row["transaction_id"] for j in jobs],
-                   "scorers": dict(Counter(j.answer["scorer"] for j in jobs)),
-                   "alerts": sum(j.answer["alert"] for j in jobs)}
-        alerts = any(job.answer["alert"] for job in jobs)
-        now = utcnow()
-        scores = pd.DataFrame({
-            "transaction_id": [j.row["transaction_id"] for j in jobs],
-            "model_id": pd.Series([j.answer["model_id"] for j in jobs], dtype=object),
-            "score": [j.score for j in jobs], "scorer": [j.answer["scorer"] for j in jobs],
-            "latency_ms": [j.answer["latency_ms"] for j in jobs], "scored_at": [now] * len(jobs),
-            "reasons": [json.dumps([{"feature": r["code"], "name": r["code"], "value": r["value"],
-                                     "contribution": r["contribution"], "text": r["text"]}
-                                    for r in j.answer["reasons"]], default=str) for j in jobs]})
-        with self.ws.write("api_score", _actor(jobs), details, bump=self._bump(alerts)) as cur:
-            fresh, window = queue_state(cur, threshold)
-            regroup = False
-            labelled = [(j.row["transaction_id"], j.row["is_fraud"]) for j in jobs if j.row.get("is_fraud") is not None]
-            if labelled:  # a label sent with the event: stored like a loaded file's (known from the start)
-                cur.register("_live_label_rows", pd.DataFrame({"transaction_id": [t for t, _ in labelled],
-                                                               "is_fraud": [bool(f) for _, f in labelled]}))
-                insert_source_labels(cur, "SELECT transaction_id, is_fraud, NULL::TIMESTAMP AS label_ts "
-                                          "FROM _live_label_rows")
-                cur.unregister("_live_label_rows")
-            for name, relation in ((NEW_ROWS, new), (FEATURES, features), (SCORES, scores)):
-                cur.register(name, relation)
-            try:
-                cur.execute(f"INSERT INTO features BY NAME SELECT * FROM {FEATURES}")
-                cur.execute(f"INSERT INTO transactions BY NAME SELECT * FROM {NEW_ROWS}")
-                cur.execute(f"INSERT INTO scores BY NAME SELECT * FROM {SCORES}")
-                for job in jobs:
-                    tid = job.row["transaction_id"]
-                    case_id, late = (add_alert(cur, tid, window, SCORES, NEW_ROWS) if job.answer["alert"]
-                                     else (None, False))
-                    regroup |= late
-                    job.answer["case_id"] = case_id
-                add_history_rows(cur, NEW_ROWS, SCORES, FEATURES)
-            finally:
-                for name in (NEW_ROWS, FEATURES, SCORES):
-                    cur.unregister(name)
-            if fresh and not regroup:  # the queue had every score before: it still has (no page rebuilds it)
-                move_fingerprint(cur, threshold, window)
-            events = pd.DataFrame({"transaction_id": [j.row["transaction_id"] for j in jobs], "received_at": [now] * len(jobs),
-                                   "key_name": pd.Series([j.key_name for j in jobs], dtype=object),
-                                   "answer": [json.dumps(j.answer, default=str) for j in jobs],
-                                   "extra": [json.dumps(j.extra, default=str) for j in jobs]})
-            cur.register(EVENTS, events)
-            try:
-                cur.execute(f"INSERT INTO api_events BY NAME SELECT * FROM {EVENTS}")
-            finally:
-                cur.unregister(EVENTS)
