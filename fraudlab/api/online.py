@@ -342,4 +342,10 @@ def features(h: OnlineHistory, plan: FeaturePlan, new: pa.Table, positions: np.n
         for key, (short, _exprs) in plan.shared.items():
             values |= shared_values(h, int(p), key, short)
         per_row.append(values)
-    return {name: (list(row[name]) if name in row else [v[name] for v in per_row]) for name in names}
+    out: dict[str, np.ndarray | list] = {}
+    for name in names:
+        if name in row:
+            out[name] = row[name]
+        else:
+            out[name] = np.array([v[name] for v in per_row], dtype=float)
+    return out

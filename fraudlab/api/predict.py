@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,7 +15,6 @@ import xgboost as xgb
 
 from fraudlab import rules
 from fraudlab.errors import FraudlabError, ModelError
-from fraudlab.registry import prepare
 from fraudlab.scoring import Scorer
 
 
@@ -33,17 +33,38 @@ class RowsScore:
     usual: dict | None = None  # the population's usual values the reason sentences quote
 
 
-def score_rows(scorer: Scorer, frame: pd.DataFrame) -> RowsScore:
+def model_matrix(columns: Mapping[str, Sequence], rows: int, record, nthread: int) -> xgb.DMatrix:
+    """The model's DMatrix from a few feature rows (`columns`: name -> values, a DataFrame or a dict of arrays), built
+    from a float matrix (categoricals as codes of the categories it was trained on, unknown or missing values
+    missing): what `prepare` gives, without a pandas round trip."""
+    data = np.full((rows, len(record.features)), np.nan, dtype=np.float32)
+    types = []
+    for j, col in enumerate(record.features):
+        cats = record.categories.get(col)
+        types.append("q" if cats is None else "c")
+        if col not in columns:
+            continue
+        values = columns[col]
+        if cats is None:
+            data[:, j] = pd.to_numeric(pd.Series(values, copy=False), errors="coerce").to_numpy(np.float64, na_value=np.nan)
+        else:
+            code = {str(c): i for i, c in enumerate(cats)}
+            data[:, j] = [np.nan if v is None or v != v else code.get(str(v), np.nan) for v in values]
+    return xgb.DMatrix(data, feature_names=list(record.features), feature_types=types, enable_categorical=True,
+                       nthread=nthread)
+
+
+def score_rows(scorer: Scorer, frame: pd.DataFrame, columns: Mapping[str, Sequence] | None = None) -> RowsScore:
     """Score and explain many feature rows at once through the chain (one prediction and one exact TreeSHAP pass
-    per step; the budget holds for each row's share of the step); rules always answer."""
+    per step; the budget holds for each row's share of the step); rules always answer. `columns`: the same rows as
+    name -> values, when the caller has them (read faster than the frame's columns)."""
     attempts = []
     for step, record, booster in scorer.steps:
         began = time.perf_counter()
         try:
             if booster is None:
                 raise ModelError(scorer.load_errors.get(record.model_id, "model could not be loaded"))
-            X = prepare(frame, record)
-            matrix = xgb.DMatrix(X, enable_categorical=True, nthread=scorer.threads)
+            matrix = model_matrix(frame if columns is None else columns, len(frame), record, scorer.threads)
             scores = booster.predict(matrix)
             contribs = booster.predict(matrix, pred_contribs=True)[:, :-1]  # exact TreeSHAP, bias column dropped
         except (FraudlabError, xgb.core.XGBoostError, KeyError, ValueError) as exc:

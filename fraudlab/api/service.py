@@ -81,6 +81,12 @@ def row_reasons(result: RowsScore, i: int, values: dict) -> list[dict]:
             for r in raised]
 
 
+def _records(columns: dict, rows: int) -> list[dict]:
+    """Feature rows as dicts of plain Python values (NaN for missing numbers) from name -> values."""
+    plain = {c: (v.tolist() if isinstance(v, np.ndarray) else list(v)) for c, v in columns.items()}
+    return [{c: values[i] for c, values in plain.items()} for i in range(rows)]
+
+
 class LiveScoring:
     """Scores posted transactions against one open workspace (plans and models loaded once, reloaded on change)."""
 
@@ -210,13 +216,17 @@ class LiveScoring:
                 waiting = self._writer.answer(job.row["transaction_id"])
                 if waiting is not None:
                     job.answer, job.done = {**waiting, "replayed": True}, True
-        stored = self.ws.df("SELECT transaction_id, answer FROM api_events WHERE transaction_id IN (SELECT unnest($i))",
-                            {"i": ids})
-        answers = dict(zip(stored["transaction_id"], stored["answer"]))
-        if not self.ws.has_table("features"):  # nothing built yet: _decide answers 503 with what to do
-            self.plan()
-        loaded = set(self.ws.df("SELECT transaction_id FROM features WHERE transaction_id IN (SELECT unnest($i))",
-                                {"i": ids})["transaction_id"])
+        if (self._plan is None or self._due("features_table")) and not self.ws.has_table("features"):
+            self.plan()  # nothing built yet: answers 503 with what to do
+        cur = self.ws.cursor()
+        try:  # one statement: the answers stored for these ids, and which of them a batch load brought
+            found = cur.execute("SELECT transaction_id, answer FROM api_events WHERE transaction_id IN (SELECT unnest($i)) "
+                                "UNION ALL SELECT transaction_id, NULL FROM features "
+                                "WHERE transaction_id IN (SELECT unnest($i))", {"i": ids}).fetchall()
+        finally:
+            cur.close()
+        answers = {tid: answer for tid, answer in found if answer is not None}
+        loaded = {tid for tid, answer in found if answer is None and tid not in answers}
         fresh, first = [], {}
         for job in batch:
             tid = job.row["transaction_id"]
@@ -295,13 +305,12 @@ class LiveScoring:
         undo = online.append(new)
         try:
             positions = np.arange(before, online.rows)
-            frame = pd.DataFrame({"transaction_id": [j.row["transaction_id"] for j in jobs],
-                                  **features(online, plan.plan, new, positions)})[list(plan.columns)]
-            for col in plan.plan.categorical:
-                frame[col] = frame[col].astype("category")
+            columns = {"transaction_id": [j.row["transaction_id"] for j in jobs],
+                       **features(online, plan.plan, new, positions)}
+            frame = pd.DataFrame(columns, columns=list(plan.columns))
             features_at = time.perf_counter()
-            result = score_rows(models.scorer, frame)  # exact TreeSHAP for every event (reasons in every answer)
-            values = frame.to_dict("records")
+            result = score_rows(models.scorer, frame, columns)  # exact TreeSHAP for every event (reasons in every answer)
+            values = _records(columns, len(jobs))
             stored = []
             for i, job in enumerate(jobs):
                 job.answer = self._answer(job, result, i, values[i], models.threshold, features_at, len(jobs))
