@@ -63,7 +63,8 @@ from typing import Iterator
 import pandas as pd
 from _common import BENCH_DATA, Stage, measure, report
 
-from fraudlab.api import create_key
+from fraudlab.api import LiveScoring, create_key
+from fraudlab.api.writer import log_path, logged
 from fraudlab.auth.actors import Actor
 from fraudlab.browser import free_port, serve_app
 from fraudlab.errors import WorkspaceError
@@ -199,6 +200,7 @@ def serve(path: Path, port: int) -> None:
     from starlette.routing import Route
 
     from fraudlab.api import build_routes
+    from fraudlab.api.writer import flush_all
     from fraudlab.scoring import score_window
 
     ws = Workspace(path)
@@ -223,6 +225,7 @@ def serve(path: Path, port: int) -> None:
     try:
         uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
     finally:
+        flush_all()  # what was answered but not committed yet (the live log keeps what cannot be)
         ws.close()
 
 
@@ -252,6 +255,12 @@ def api_server(path: Path, log: Path, streamlit: bool) -> Iterator[str]:
         finally:
             server.terminate()
             server.wait(timeout=60)
+
+
+def _health(port: int) -> dict:
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    conn.request("GET", "/api/v1/health")
+    return json.loads(conn.getresponse().read())
 
 
 def _batch(port: int, method: str) -> dict:
@@ -294,6 +303,10 @@ def main() -> None:
             result = sender.run(rate, args.seconds)
             answered += result["ids"] + sender.drain()
             stages.append(_stage(f"api {rate:g}/s", args.rows, result))
+        health = _health(port)
+        print(f"server stages, ms per batch over {health.get('batches', 0)} batches of "
+              f"{health.get('events', 0) / max(health.get('batches', 1), 1):.1f} events: "
+              f"{health.get('stage_ms_per_batch')}", flush=True)
         if not args.streamlit:
             _batch(port, "POST")
             time.sleep(1.0)  # the job is under way (reading features) before the load starts
@@ -317,11 +330,17 @@ def main() -> None:
             break
         except WorkspaceError:
             time.sleep(0.5)
+    left = len(logged(log_path(path)))  # answered, logged, not committed when the server stopped
+    if left:
+        replayer = LiveScoring(ws)  # what the next server start does: replay them
+        replayer.writer()
+        replayer.close()
     stored = ws.df("SELECT transaction_id, count(*) AS n FROM transactions WHERE transaction_id LIKE 'bench-%' "
                    "GROUP BY 1")
     ws.close()
     lost = set(answered) - set(stored["transaction_id"])
-    print(f"answered {len(answered):,}, stored {len(stored):,}, lost {len(lost)}, "
+    print(f"answered {len(answered):,}, stored {len(stored):,} ({left} of them replayed from the live log), "
+          f"lost {len(lost)}, "
           f"duplicated {int((stored['n'] > 1).sum())}")
     report(stages, title=f"live scoring API on {args.rows:,} rows (loopback)")
 

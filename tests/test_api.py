@@ -382,3 +382,57 @@ def test_events_move_the_pages_cache_key_for_alerts_and_at_most_every_few_second
     quiet = [m for m, got in list(zip(moved, answers))[1:] if not got["alert"]]
     assert quiet and not any(quiet), "events that do not alert within PAGES_BEHIND_S leave the cache key alone"
     assert all(m for m, got in zip(moved, answers) if got["alert"])
+
+
+def test_the_live_model_matrix_gives_what_prepare_gives(api_ws):
+    """The live path's float matrix (categorical codes of the trained categories) scores and explains exactly as
+    the pandas frame `prepare` builds, unknown categories and missing values included."""
+    import xgboost as xgb
+
+    from fraudlab.api.predict import model_matrix
+    from fraudlab.features import load_frame
+    from fraudlab.registry import load_booster, prepare
+
+    record = champion(api_ws)
+    frame = load_frame(api_ws).tail(500).reset_index(drop=True)
+    cat = next(iter(record.categories))
+    frame[cat] = frame[cat].astype(object)
+    frame.loc[:5, cat] = "never-seen"
+    frame.loc[6:9, cat] = None
+    frame.loc[10:15, "amount"] = np.nan
+    booster = load_booster(record)
+    old = xgb.DMatrix(prepare(frame, record), enable_categorical=True)
+    new = model_matrix(frame, len(frame), record, 1)
+    assert np.array_equal(booster.predict(old), booster.predict(new))
+    assert np.array_equal(booster.predict(old, pred_contribs=True), booster.predict(new, pred_contribs=True))
+
+
+def test_answered_events_a_crash_kept_from_duckdb_are_replayed_from_the_live_log(keyed, api_base, monkeypatch):
+    """Answers go out once the event is in the fsync'ed live log: events never committed (the process died) are
+    stored by the next LiveScoring on the workspace, exactly once, with the answers a retry gets."""
+    from fraudlab.api.service import LiveScoring
+    from fraudlab.api.writer import WRITERS, LiveWriter, log_path, logged
+
+    client, headers, ws = keyed
+    monkeypatch.setattr(LiveWriter, "commit", lambda self: False)  # the writer never gets to DuckDB: a crash
+    rows = ws.count("transactions")
+    bodies = [event(row) for _i, row in api_base[1].iloc[20:23].iterrows()]
+    answers = [client.post("/api/v1/score", json=b, headers=headers).json() for b in bodies]
+    if not logged(log_path(ws.path)):  # the SQL path (a user-defined feature) stored them before answering
+        assert ws.count("transactions") == rows + 3
+        return
+    assert ws.count("transactions") == rows and len(logged(log_path(ws.path))) == 3
+    for writer in list(WRITERS):  # the crashed process's writer is gone with it
+        if writer.path == log_path(ws.path):
+            writer._pending.clear()
+            writer.close()
+    monkeypatch.undo()
+    restarted = LiveScoring(ws)
+    restarted.writer()
+    assert ws.count("transactions") == ws.count("scores") == ws.count("features") == rows + 3
+    assert not logged(log_path(ws.path))
+    for body, answer in zip(bodies, answers):
+        stored = json.loads(ws.scalar("SELECT answer FROM api_events WHERE transaction_id = ?",
+                                      [body["transaction_id"]]))
+        assert stored["score"] == answer["score"] and stored["scorer"] == answer["scorer"]
+    restarted.close()

@@ -349,3 +349,9 @@ def features(h: OnlineHistory, plan: FeaturePlan, new: pa.Table, positions: np.n
         else:
             out[name] = np.array([v[name] for v in per_row], dtype=float)
     return out
+
+
+def records(columns: dict, rows: int) -> list[dict]:
+    """Feature rows as dicts of plain Python values (NaN for missing numbers) from name -> values."""
+    plain = {c: (v.tolist() if isinstance(v, np.ndarray) else list(v)) for c, v in columns.items()}
+    return [{c: values[i] for c, values in plain.items()} for i in range(rows)]

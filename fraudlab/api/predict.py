@@ -15,7 +15,12 @@ import xgboost as xgb
 
 from fraudlab import rules
 from fraudlab.errors import FraudlabError, ModelError
+from fraudlab.explain import raising_reasons
+from fraudlab.rules import describe
 from fraudlab.scoring import Scorer
+from fraudlab.workspace import Workspace
+
+TOP_REASONS = 5
 
 
 @dataclass(frozen=True)
@@ -82,3 +87,25 @@ def score_rows(scorer: Scorer, frame: pd.DataFrame, columns: Mapping[str, Sequen
     result = rules.score_rules(frame)
     return RowsScore(np.asarray(result.score, dtype=float), "rules", None, 1000 * (time.perf_counter() - began), (),
                      None, result.fired, attempts)
+
+
+def row_reasons(result: RowsScore, i: int, values: dict) -> list[dict]:
+    """What raised the risk of row `i` of a batch scored together, strongest first: code (feature or rule), sentence,
+    contribution, value."""
+    if result.contribs is None:
+        fired = result.fired[i]
+        return [{"code": name, "text": text, "contribution": 0.0, "value": None}
+                for name, text in zip(fired, describe(fired))][:TOP_REASONS]
+    raised = raising_reasons(result.features, values, result.contribs[i], TOP_REASONS, result.usual)
+    return [{"code": r["feature"], "text": r["text"], "contribution": round(r["contribution"], 6), "value": r["value"]}
+            for r in raised]
+
+
+def model_files(ws: Workspace) -> tuple:
+    """Path, size and mtime of every model file in the registry: a removed or replaced file changes this."""
+    out = []
+    for path in sorted(ws.df("SELECT path FROM models")["path"]):
+        file = ws.models_dir / str(path)
+        stat = file.stat() if file.exists() else None
+        out.append((str(path), None if stat is None else (stat.st_size, stat.st_mtime_ns)))
+    return tuple(out)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,14 +27,12 @@ import pyarrow as pa
 from fraudlab.api.events import parse_event
 from fraudlab.api.history import LABELS_STAMP, HistoryCache
 from fraudlab.api.live import LivePlan, compute, features_stamp, live_plan, typed_rows
-from fraudlab.api.online import CODED, OnlineHistory, features, supported
-from fraudlab.api.predict import RowsScore, score_rows
+from fraudlab.api.online import CODED, OnlineHistory, features, records, supported
+from fraudlab.api.predict import RowsScore, model_files, row_reasons, score_rows
 from fraudlab.api.store import Job, repair, replay, store, store_group
 from fraudlab.api.writer import Batch, LiveWriter, log_path, record
 from fraudlab.errors import FraudlabError
-from fraudlab.explain import raising_reasons
 from fraudlab.registry import models_stamp
-from fraudlab.rules import describe
 from fraudlab.scoring import Scorer
 from fraudlab.workspace import Workspace, quote_ident
 
@@ -41,7 +40,6 @@ SCORE_BUDGET_MS = 50.0  # per model step of the chain; past it the next step ans
 MAX_BATCH = 64  # events decided together at most
 RECHECK_S = 1.0  # a changed feature set, registry or model file is noticed within this
 PAGES_BEHIND_S = 10.0  # events that do not alert move the pages' cache key at most this often (counts catch up)
-TOP_REASONS = 5
 
 
 class Conflict(FraudlabError):
@@ -59,34 +57,6 @@ class _Models:
     threshold: float
 
 
-def _model_files(ws: Workspace) -> tuple:
-    """Path, size and mtime of every model file in the registry: a removed or replaced file changes this."""
-    out = []
-    for path in sorted(ws.df("SELECT path FROM models")["path"]):
-        file = ws.models_dir / str(path)
-        stat = file.stat() if file.exists() else None
-        out.append((str(path), None if stat is None else (stat.st_size, stat.st_mtime_ns)))
-    return tuple(out)
-
-
-def row_reasons(result: RowsScore, i: int, values: dict) -> list[dict]:
-    """What raised the risk of row `i` of a batch scored together, strongest first: code (feature or rule), sentence,
-    contribution, value."""
-    if result.contribs is None:
-        fired = result.fired[i]
-        return [{"code": name, "text": text, "contribution": 0.0, "value": None}
-                for name, text in zip(fired, describe(fired))][:TOP_REASONS]
-    raised = raising_reasons(result.features, values, result.contribs[i], TOP_REASONS, result.usual)
-    return [{"code": r["feature"], "text": r["text"], "contribution": round(r["contribution"], 6), "value": r["value"]}
-            for r in raised]
-
-
-def _records(columns: dict, rows: int) -> list[dict]:
-    """Feature rows as dicts of plain Python values (NaN for missing numbers) from name -> values."""
-    plain = {c: (v.tolist() if isinstance(v, np.ndarray) else list(v)) for c, v in columns.items()}
-    return [{c: values[i] for c, values in plain.items()} for i in range(rows)]
-
-
 class LiveScoring:
     """Scores posted transactions against one open workspace (plans and models loaded once, reloaded on change)."""
 
@@ -98,6 +68,7 @@ class LiveScoring:
         self._online: OnlineHistory | None = None  # the NumPy path's
         self._writer: LiveWriter | None = None
         self._labels_stamp: tuple | None = None
+        self.stage_ms: Counter = Counter()  # time spent per stage of the NumPy path, over `stage_ms["batches"]`
         self.budget_ms = budget_ms
         self.recheck_s = recheck_s  # how long a check that nothing changed (plan, models, columns) holds
         self._lock = threading.Lock()  # one batch at a time: each sees every event stored before it
@@ -108,6 +79,12 @@ class LiveScoring:
         self._types: dict[str, str] | None = None
         self._checked: dict[str, float] = {}
         self._bumped = -1e18
+
+    def _tick(self, stage: str, began: float) -> float:
+        """Add the time since `began` to a stage's total; returns now."""
+        now = time.perf_counter()
+        self.stage_ms[stage] += 1000 * (now - began)
+        return now
 
     def _due(self, what: str) -> bool:
         """True when `what` should be checked against the workspace again (at most every `recheck_s` seconds)."""
@@ -155,7 +132,7 @@ class LiveScoring:
         """The chain's models, reloaded when the registry changes or a model file is removed or replaced."""
         if self._models is not None and not self._due("models"):
             return self._models
-        key = (models_stamp(self.ws), _model_files(self.ws))
+        key = (models_stamp(self.ws), model_files(self.ws))
         if self._models is None or self._models.key != key:
             scorer = Scorer(self.ws, budget_ms=self.budget_ms, threads=1)
             threshold = next((r.alert_threshold for s, r, _b in scorer.steps if s == "model"), 0.5)
@@ -169,7 +146,11 @@ class LiveScoring:
         unwritten = 0 if self._writer is None else self._writer.unwritten
         return {"transactions": self.ws.count("transactions") + unwritten, "unwritten": unwritten, "scorer": usable[0][0] if usable else "rules",
                 "model_id": usable[0][1] if usable else None, "alert_threshold": models.threshold,
-                "model_problems": models.scorer.load_errors, "budget_ms": self.budget_ms}
+                "model_problems": models.scorer.load_errors, "budget_ms": self.budget_ms,
+                "stage_ms_per_batch": {k: round(v / max(self.stage_ms["batches"], 1), 3)
+                                       for k, v in self.stage_ms.items() if k not in ("batches", "events")},
+                "batches": self.stage_ms["batches"], "events": self.stage_ms["events"],
+                "writer_error": None if self._writer is None else self._writer.error}
 
     # ------------------------------------------------------------------------------------------ scoring
 
@@ -195,7 +176,9 @@ class LiveScoring:
     def _run(self, batch: list[Job]) -> None:
         """Decide and store a batch; every job ends with an answer or an error."""
         try:
+            began = time.perf_counter()
             fresh = self._triage(batch)
+            self._tick("triage", began)
             if fresh:
                 self._decide(fresh)
         except Exception as exc:  # noqa: BLE001 - handed to each waiting request, raised there
@@ -294,6 +277,7 @@ class LiveScoring:
         """Built-in features in NumPy over the in-memory history, answers once the events are logged; the DuckDB
         write follows in the background (:mod:`fraudlab.api.writer`)."""
         writer = self.writer()
+        began = time.perf_counter()
         cur = self.ws.cursor()
         try:
             cur.execute("SET TimeZone = 'UTC'")
@@ -303,14 +287,16 @@ class LiveScoring:
             cur.close()
         before = online.rows
         undo = online.append(new)
+        began = self._tick("rows + history", began)
         try:
             positions = np.arange(before, online.rows)
             columns = {"transaction_id": [j.row["transaction_id"] for j in jobs],
                        **features(online, plan.plan, new, positions)}
             frame = pd.DataFrame(columns, columns=list(plan.columns))
-            features_at = time.perf_counter()
+            features_at = began = self._tick("features (NumPy)", began)
             result = score_rows(models.scorer, frame, columns)  # exact TreeSHAP for every event (reasons in every answer)
-            values = _records(columns, len(jobs))
+            began = self._tick("predict + TreeSHAP", began)
+            values = records(columns, len(jobs))
             stored = []
             for i, job in enumerate(jobs):
                 job.answer = self._answer(job, result, i, values[i], models.threshold, features_at, len(jobs))
@@ -318,11 +304,15 @@ class LiveScoring:
                 stored.append(Job(job.row, job.extra, job.key_name, job.began, dict(job.answer), score=job.score))
             late = online.later(positions, before, tuple(plan.spans))
             late_ids = [j.row["transaction_id"] for j, is_late in zip(jobs, late) if is_late]
+            began = self._tick("answers + reasons", began)
             writer.submit(Batch(stored, new, frame, models.threshold, late_ids),
                           [record(j, v, models.threshold) for j, v in zip(stored, values)])
         except BaseException:
             online.undo(undo)
             raise
+        self._tick("log (fsync)", began)
+        self.stage_ms["batches"] += 1
+        self.stage_ms["events"] += len(jobs)
         for job in jobs:
             if job.row.get("is_fraud"):
                 online.add_live_fraud(job.row["transaction_id"], job.row.get("merchant_id"),

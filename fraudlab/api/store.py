@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from fraudlab.api.live import typed_rows
 from fraudlab.api.queue import add_alert, add_history_rows, move_fingerprint, queue_state
-from fraudlab.api.writer import Batch, logged
+from fraudlab.api.writer import Batch, logged, segments
 from fraudlab.auth.actors import Actor
 from fraudlab.labels import insert_source_labels
 from fraudlab.workspace import Workspace, utcnow
@@ -149,4 +149,5 @@ def replay(ws: Workspace, path: Path, column_types: dict[str, str], bump: Callab
                 cur.close()
             frame = pd.DataFrame([r["features"] for r in todo])
             store_group(ws, [Batch(jobs, new, frame, todo[0]["threshold"], [])], bump)
-    path.unlink(missing_ok=True)
+    for segment in segments(path):
+        segment.unlink(missing_ok=True)

@@ -1,11 +1,13 @@
 """The live scorer's background writer: answers go out once an event is logged; DuckDB gets them in groups.
 
 Guarantee ("zero lost"): an event is answered only after its record (row, answer, features, score) was appended to
-``<workspace>.live.jsonl`` and the file was flushed and fsync'ed, so a crash after the answer loses nothing: the next
-:class:`fraudlab.api.LiveScoring` on the workspace replays every logged event whose transaction_id is not in
-`api_events` yet (:func:`replay`), and the log is emptied only when every logged event is committed. In between, the
-writer thread commits whatever is waiting in one `Workspace.write` every INTERVAL_S (alerts reach the queue within
-about that), and retries the same ids are answered from memory until their commit (then from `api_events`).
+the live log beside the workspace (``<workspace>.live.<n>.jsonl`` segments) and the file was flushed and fsync'ed, so a
+crash after the answer loses nothing: the next :class:`fraudlab.api.LiveScoring` on the workspace replays every
+logged event whose transaction_id is not in `api_events` yet (:func:`fraudlab.api.store.replay`). Each commit starts a
+new segment and, once it committed, deletes the segments before it (every event in them is in DuckDB). In between,
+the writer thread commits whatever is waiting in one `Workspace.write` every INTERVAL_S (alerts reach the queue
+within about that), and retries of the same ids are answered from memory until their commit (then from
+`api_events`). A server shutting down commits what waits (``close``); what it cannot commit stays logged.
 """
 from __future__ import annotations
 
@@ -49,8 +51,14 @@ class Batch:
 
 
 def log_path(workspace: Path) -> Path:
-    """The append-only log of answered events beside a workspace file."""
-    return workspace.with_name(workspace.name + ".live.jsonl")
+    """The stem of the append-only log of answered events beside a workspace file (segments add `.<n>.jsonl`)."""
+    return workspace.with_name(workspace.name + ".live")
+
+
+def segments(stem: Path) -> list[Path]:
+    """The log's segment files, oldest first."""
+    found = stem.parent.glob(stem.name + ".*.jsonl")
+    return sorted(found, key=lambda p: int(p.name[len(stem.name) + 1:-len(".jsonl")]))
 
 
 def _json_default(value: object) -> object:
@@ -80,11 +88,16 @@ class LiveWriter:
         self.unwritten = 0  # event rows answered but not committed
         self.error: str | None = None
         self._stop = False
-        self._log = open(path, "a", encoding="utf-8")
+        existing = segments(path)
+        self._segment = 1 + (int(existing[-1].name[len(path.name) + 1:-len(".jsonl")]) if existing else 0)
+        self._log = self._open()
         self._thread = threading.Thread(target=self._run, name="fraudlab-live-writer", daemon=True)
         self._thread.start()
         atexit.register(self.close)
         WRITERS.add(self)
+
+    def _open(self):
+        return open(self.path.with_name(f"{self.path.name}.{self._segment}.jsonl"), "a", encoding="utf-8")
 
     def submit(self, batch: Batch, lines: list[str]) -> None:
         """Make a decided batch durable (log line per event, fsync'ed), then queue it for the next commit."""
@@ -124,8 +137,12 @@ class LiveWriter:
         with self.commit_lock:
             with self._lock:
                 group = list(self._pending)
-            if not group:
-                return True
+                if not group:
+                    return True
+                self._log.close()  # what the group holds is in this segment and the ones before it
+                done_upto = self._segment
+                self._segment += 1
+                self._log = self._open()
             try:
                 self.store(group)
             except Exception as exc:  # noqa: BLE001 - kept and retried; the log still holds every event
@@ -139,9 +156,9 @@ class LiveWriter:
                 for batch in group:
                     for job in batch.jobs:
                         self._answers.pop(job.row["transaction_id"], None)
-                if not self._pending:  # every logged event is in DuckDB: start the log afresh
-                    self._log.truncate(0)
-                    self._log.seek(0)
+            for segment in segments(self.path):  # every event in these is in DuckDB now
+                if int(segment.name[len(self.path.name) + 1:-len(".jsonl")]) <= done_upto:
+                    segment.unlink(missing_ok=True)
         return True
 
     def flush(self, timeout_s: float = 60.0) -> bool:
@@ -165,6 +182,9 @@ class LiveWriter:
             self._lock.notify()
         self._thread.join(timeout=5)
         self._log.close()
+        for segment in segments(self.path):
+            if segment.stat().st_size == 0:
+                segment.unlink(missing_ok=True)
         atexit.unregister(self.close)
 
     @contextmanager
@@ -174,15 +194,15 @@ class LiveWriter:
             yield
 
 
-def logged(path: Path) -> list[dict]:
-    """The events in a log (a torn last line, from a crash mid-write, is skipped: its event was never answered)."""
-    if not path.exists():
-        return []
+def logged(stem: Path) -> list[dict]:
+    """The events in a log's segments, oldest first (a torn last line, from a crash mid-write, is skipped: its event
+    was never answered)."""
     out = []
-    with open(path, encoding="utf-8") as handle:
-        for line in handle:
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue
+    for segment in segments(stem):
+        with open(segment, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    continue
     return out
