@@ -81,6 +81,7 @@ def _groups(codes: np.ndarray, ts: np.ndarray) -> dict[int, np.ndarray]:
 class _Undo:
     rows: int
     groups: list[tuple[dict, int, np.ndarray | None]]
+    ids: list[str]
 
 
 class OnlineHistory:
@@ -96,12 +97,17 @@ class OnlineHistory:
         self.groups: dict[str, dict[int, np.ndarray]] = {}
         self.frauds: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # merchant code -> (ts_s, known_s), stored frauds
         self.live_frauds: dict[str, tuple[object, float, float]] = {}  # id -> (merchant, ts_s, known_s), not read yet
+        self.id_hashes = np.empty(0, dtype=np.int64)  # hash() of every warmed transaction_id, sorted
+        self.live_ids: set[str] = set()  # the ids appended since
 
     def warm(self, cur: duckdb.DuckDBPyConnection) -> None:
         """Read every stored transaction's time, amount and keys, and index them (seconds at 10M rows, done once)."""
         cols = ", ".join(self.keys)
-        table = cur.sql(f"SELECT epoch_us(ts) AS ts_us, amount::DOUBLE AS amount{', ' + cols if cols else ''} "
-                        f"FROM transactions").to_arrow_table()
+        table = cur.sql(f"SELECT transaction_id, epoch_us(ts) AS ts_us, amount::DOUBLE AS amount"
+                        f"{', ' + cols if cols else ''} FROM transactions").to_arrow_table()
+        ids = table["transaction_id"]
+        self.id_hashes = np.sort(np.fromiter((hash(v) for chunk in ids.chunks for v in chunk.to_pylist()),
+                                             dtype=np.int64, count=len(ids)))
         ts = table["ts_us"].to_numpy().astype(np.int64)
         self.ts = _Grow(ts)
         self.amount = _Grow(table["amount"].to_numpy(zero_copy_only=False).astype(float))
@@ -111,6 +117,15 @@ class OnlineHistory:
             if key != "country":
                 self.groups[key] = _groups(codes, ts)
         self.rows = table.num_rows
+
+    def maybe_known(self, ids: list[str]) -> bool:
+        """Whether any of `ids` may be held already (False: certainly none is, no query needed)."""
+        if any(i in self.live_ids for i in ids):
+            return True
+        hashes = np.array([hash(i) for i in ids], dtype=np.int64)
+        found = np.searchsorted(self.id_hashes, hashes)
+        return bool((self.id_hashes[np.minimum(found, len(self.id_hashes) - 1)] == hashes).any()) \
+            if len(self.id_hashes) else False
 
     def set_frauds(self, cur: duckdb.DuckDBPyConnection, label_delay_days: float) -> None:
         """The stored frauds' merchant, time and fraud-known time, as the batch build derives them (`_frauds`)."""
@@ -142,7 +157,8 @@ class OnlineHistory:
 
     def append(self, new: pa.Table) -> _Undo:
         """Take a batch's rows (typed as `transactions`); returns what :meth:`undo` needs to take them back."""
-        undo = _Undo(self.rows, [])
+        undo = _Undo(self.rows, [], new["transaction_id"].to_pylist())
+        self.live_ids.update(undo.ids)
         n = new.num_rows
         ts = new["ts"].cast(pa.timestamp("us")).cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.int64)
         self.ts.extend(ts)
@@ -177,6 +193,7 @@ class OnlineHistory:
             else:
                 groups[code] = old
         self.rows = undo.rows
+        self.live_ids.difference_update(undo.ids)
         for column in (self.ts, self.amount, *self.codes.values()):
             column.truncate(undo.rows)
 

@@ -171,6 +171,8 @@ class LiveScoring:
                     self._run(batch)
         if job.error is not None:
             raise job.error
+        if job.logged:  # durable before it is answered (outside the lock: the next batch is decided meanwhile)
+            self._writer.sync(job.logged)
         return job.answer
 
     def _run(self, batch: list[Job]) -> None:
@@ -187,7 +189,7 @@ class LiveScoring:
                     job.answer, job.error, job.done = None, exc, True
         for job in batch:  # a repeated id inside the batch: the answer its first copy got
             if not job.done and job.first is not None and job.first.answer is not None:
-                job.answer, job.done = {**job.first.answer, "replayed": True}, True
+                job.answer, job.done, job.logged = {**job.first.answer, "replayed": True}, True, job.first.logged
             elif not job.done:
                 job.error, job.done = job.first.error if job.first else FraudlabError("not decided"), True
 
@@ -197,10 +199,12 @@ class LiveScoring:
         if self._writer is not None:  # answers waiting for their commit are read first (dropped only after it)
             for job in batch:
                 waiting = self._writer.answer(job.row["transaction_id"])
-                if waiting is not None:
-                    job.answer, job.done = {**waiting, "replayed": True}, True
+                if waiting is not None:  # durable once what the log holds now is (its original may still sync)
+                    job.answer, job.done, job.logged = {**waiting, "replayed": True}, True, self._writer.written
         if (self._plan is None or self._due("features_table")) and not self.ws.has_table("features"):
             self.plan()  # nothing built yet: answers 503 with what to do
+        if self._online is not None and not self._online.maybe_known(ids):  # (held: as of the last freshness check)
+            return sorted(self._first_copies(batch, {}, set()), key=lambda j: j.row["ts"])  # no id held: no query
         cur = self.ws.cursor()
         try:  # one statement: the answers stored for these ids, and which of them a batch load brought
             found = cur.execute("SELECT transaction_id, answer FROM api_events WHERE transaction_id IN (SELECT unnest($i)) "
@@ -210,6 +214,12 @@ class LiveScoring:
             cur.close()
         answers = {tid: answer for tid, answer in found if answer is not None}
         loaded = {tid for tid, answer in found if answer is None and tid not in answers}
+        return sorted(self._first_copies(batch, answers, loaded), key=lambda j: j.row["ts"])
+
+    @staticmethod
+    def _first_copies(batch: list[Job], answers: dict, loaded: set) -> list[Job]:
+        """The jobs to decide: stored answers replayed, ids loaded in batch refused, a repeated id left to its first
+        copy."""
         fresh, first = [], {}
         for job in batch:
             tid = job.row["transaction_id"]
@@ -226,7 +236,7 @@ class LiveScoring:
             else:
                 first[tid] = job
                 fresh.append(job)
-        return sorted(fresh, key=lambda j: j.row["ts"])
+        return fresh
 
     def _decide(self, jobs: list[Job]) -> None:
         types, plan, models = self.column_types(), self.plan(), self.models()
@@ -305,12 +315,12 @@ class LiveScoring:
             late = online.later(positions, before, tuple(plan.spans))
             late_ids = [j.row["transaction_id"] for j, is_late in zip(jobs, late) if is_late]
             began = self._tick("answers + reasons", began)
-            writer.submit(Batch(stored, new, frame, models.threshold, late_ids),
-                          [record(j, v, models.threshold) for j, v in zip(stored, values)])
+            seq = writer.submit(Batch(stored, new, frame, models.threshold, late_ids),
+                                [record(j, v, models.threshold) for j, v in zip(stored, values)])
         except BaseException:
             online.undo(undo)
             raise
-        self._tick("log (fsync)", began)
+        self._tick("log (write)", began)
         self.stage_ms["batches"] += 1
         self.stage_ms["events"] += len(jobs)
         for job in jobs:
@@ -318,7 +328,7 @@ class LiveScoring:
                 online.add_live_fraud(job.row["transaction_id"], job.row.get("merchant_id"),
                                       int(np.datetime64(job.row["ts"], "us").astype(np.int64)),
                                       plan.plan.label_delay_s)
-            job.done = True
+            job.logged, job.done = seq, True
 
     def _online_history(self, cur, plan: LivePlan) -> OnlineHistory:
         """The NumPy path's history: warmed on first use and when `transactions` changed behind it (a load), with

@@ -34,6 +34,7 @@ class Job:
     done: bool = False
     first: "Job | None" = None
     score: float | None = None  # as the scorer gave it (the answer rounds it; `scores` keeps it whole, as batch does)
+    logged: int = 0  # the live log's batch sequence number holding it (answered once that is fsync'ed)
 
 
 def actor(jobs: list[Job]) -> Actor:

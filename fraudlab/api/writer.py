@@ -86,6 +86,9 @@ class LiveWriter:
         self._pending: list[Batch] = []
         self._answers: dict[str, dict] = {}
         self.unwritten = 0  # event rows answered but not committed
+        self._written = 0  # batches written to the log
+        self._synced = 0  # batches the log holds durably (fsync'ed)
+        self._sync_lock = threading.Lock()
         self.error: str | None = None
         self._stop = False
         existing = segments(path)
@@ -99,17 +102,38 @@ class LiveWriter:
     def _open(self):
         return open(self.path.with_name(f"{self.path.name}.{self._segment}.jsonl"), "a", encoding="utf-8")
 
-    def submit(self, batch: Batch, lines: list[str]) -> None:
-        """Make a decided batch durable (log line per event, fsync'ed), then queue it for the next commit."""
+    def submit(self, batch: Batch, lines: list[str]) -> int:
+        """Log a decided batch (one line per event, written, not yet fsync'ed) and queue it for the next commit;
+        returns its sequence number for :meth:`sync` (which must return before the batch is answered)."""
         with self._lock:
             self._log.write("".join(lines))
             self._log.flush()
-            os.fsync(self._log.fileno())
+            self._written += 1
             self._pending.append(batch)
             self.unwritten += len(batch.jobs)
             for job in batch.jobs:
                 self._answers[job.row["transaction_id"]] = job.answer
             self._lock.notify()
+            return self._written
+
+    @property
+    def written(self) -> int:
+        """The sequence number of the last batch written to the log."""
+        return self._written
+
+    def sync(self, seq: int) -> None:
+        """Return once batch `seq` is durable: one fsync covers every batch written before it (group fsync, run
+        outside the scoring lock so the next batch is decided meanwhile)."""
+        with self._sync_lock:
+            if self._synced >= seq:
+                return
+            with self._lock:
+                upto, log = self._written, self._log
+            try:
+                os.fsync(log.fileno())
+            except ValueError:  # the segment was closed meanwhile: closing it fsync'ed it (see commit)
+                pass
+            self._synced = max(self._synced, upto)
 
     def answer(self, transaction_id: str) -> dict | None:
         """The answer of an event still waiting for its commit (None once committed: `api_events` has it)."""
@@ -139,6 +163,7 @@ class LiveWriter:
                 group = list(self._pending)
                 if not group:
                     return True
+                os.fsync(self._log.fileno())  # a closed segment is durable: sync() may then skip it
                 self._log.close()  # what the group holds is in this segment and the ones before it
                 done_upto = self._segment
                 self._segment += 1
