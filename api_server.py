@@ -15,6 +15,7 @@ from typing import Any, AsyncIterator
 from starlette.routing import Route
 
 from fraudlab.api import build_routes
+from fraudlab.api.routes import serving_interpreter
 from fraudlab.api.writer import flush_all
 from fraudlab.config import load_config
 from fraudlab.errors import WorkspaceError
@@ -49,6 +50,8 @@ def api_routes() -> list[Route]:
 async def server_lifespan(_app: Any) -> AsyncIterator[None]:
     """While the server runs: its job runner works and `<workspace>.server.json` announces it (removed at exit)."""
     from streamlit import config as st_config
+
+    serving_interpreter()
 
     try:
         ws = shared_workspace()

@@ -200,9 +200,11 @@ def serve(path: Path, port: int) -> None:
     from starlette.routing import Route
 
     from fraudlab.api import build_routes
+    from fraudlab.api.routes import serving_interpreter
     from fraudlab.api.writer import flush_all
     from fraudlab.scoring import score_window
 
+    serving_interpreter()
     ws = Workspace(path)
     state: dict = {"running": False, "seconds": None, "error": None}
 
