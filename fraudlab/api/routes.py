@@ -27,7 +27,8 @@ from starlette.routing import Route
 from fraudlab.api.events import BadEvent
 from fraudlab.api.job_routes import LOOPBACK_HOSTS, build_job_routes
 from fraudlab.api.keys import is_demo, key_name
-from fraudlab.api.service import MAX_BATCH, RECHECK_S, Conflict, LiveScoring, NotReady
+from fraudlab.api.service import MAX_BATCH, RECHECK_S, LiveScoring, NotReady
+from fraudlab.api.store import Conflict
 from fraudlab.errors import FraudlabError, WorkspaceError
 from fraudlab.workspace import Workspace
 

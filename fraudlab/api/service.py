@@ -14,7 +14,6 @@ champion -> previous champion -> rules within a per-step budget, on point-in-tim
 """
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter
@@ -29,7 +28,7 @@ from fraudlab.api.history import LABELS_STAMP, HistoryCache
 from fraudlab.api.live import LivePlan, compute, features_stamp, live_plan, typed_rows
 from fraudlab.api.online import CODED, OnlineHistory, features, records, supported
 from fraudlab.api.predict import RowsScore, model_files, row_reasons, score_rows
-from fraudlab.api.store import Job, repair, replay, store, store_group
+from fraudlab.api.store import Job, first_copies, repair, replay, store, store_group
 from fraudlab.api.writer import Batch, LiveWriter, log_path, record
 from fraudlab.errors import FraudlabError
 from fraudlab.registry import models_stamp
@@ -40,10 +39,6 @@ SCORE_BUDGET_MS = 50.0  # per model step of the chain; past it the next step ans
 MAX_BATCH = 64  # events decided together at most
 RECHECK_S = 1.0  # a changed feature set, registry or model file is noticed within this
 PAGES_BEHIND_S = 10.0  # events that do not alert move the pages' cache key at most this often (counts catch up)
-
-
-class Conflict(FraudlabError):
-    """The transaction_id belongs to a transaction loaded in batch, not to an earlier API call (HTTP 409)."""
 
 
 class NotReady(FraudlabError):
@@ -144,7 +139,8 @@ class LiveScoring:
         models = self.models()
         usable = [(s, r.model_id) for s, r, b in models.scorer.steps if b is not None]
         unwritten = 0 if self._writer is None else self._writer.unwritten
-        return {"transactions": self.ws.count("transactions") + unwritten, "unwritten": unwritten, "scorer": usable[0][0] if usable else "rules",
+        return {"transactions": self.ws.count("transactions") + unwritten, "unwritten": unwritten,
+                "scorer": usable[0][0] if usable else "rules",
                 "model_id": usable[0][1] if usable else None, "alert_threshold": models.threshold,
                 "model_problems": models.scorer.load_errors, "budget_ms": self.budget_ms,
                 "stage_ms_per_batch": {k: round(v / max(self.stage_ms["batches"], 1), 3)
@@ -204,7 +200,7 @@ class LiveScoring:
         if (self._plan is None or self._due("features_table")) and not self.ws.has_table("features"):
             self.plan()  # nothing built yet: answers 503 with what to do
         if self._online is not None and not self._online.maybe_known(ids):  # (held: as of the last freshness check)
-            return sorted(self._first_copies(batch, {}, set()), key=lambda j: j.row["ts"])  # no id held: no query
+            return sorted(first_copies(batch, {}, set()), key=lambda j: j.row["ts"])  # no id held: no query
         cur = self.ws.cursor()
         try:  # one statement: the answers stored for these ids, and which of them a batch load brought
             found = cur.execute("SELECT transaction_id, answer FROM api_events WHERE transaction_id IN (SELECT unnest($i)) "
@@ -214,29 +210,7 @@ class LiveScoring:
             cur.close()
         answers = {tid: answer for tid, answer in found if answer is not None}
         loaded = {tid for tid, answer in found if answer is None and tid not in answers}
-        return sorted(self._first_copies(batch, answers, loaded), key=lambda j: j.row["ts"])
-
-    @staticmethod
-    def _first_copies(batch: list[Job], answers: dict, loaded: set) -> list[Job]:
-        """The jobs to decide: stored answers replayed, ids loaded in batch refused, a repeated id left to its first
-        copy."""
-        fresh, first = [], {}
-        for job in batch:
-            tid = job.row["transaction_id"]
-            if job.done:
-                continue
-            if tid in answers:
-                job.answer, job.done = {**json.loads(answers[tid]), "replayed": True}, True
-            elif tid in loaded:
-                job.error = Conflict(f"transaction_id {tid!r} is already in the workspace (loaded in batch): "
-                                     f"send new transactions only")
-                job.done = True
-            elif tid in first:
-                job.first = first[tid]
-            else:
-                first[tid] = job
-                fresh.append(job)
-        return fresh
+        return sorted(first_copies(batch, answers, loaded), key=lambda j: j.row["ts"])
 
     def _decide(self, jobs: list[Job]) -> None:
         types, plan, models = self.column_types(), self.plan(), self.models()

@@ -15,10 +15,15 @@ from fraudlab.api.live import typed_rows
 from fraudlab.api.queue import add_alert, add_history_rows, move_fingerprint, queue_state
 from fraudlab.api.writer import Batch, logged, segments
 from fraudlab.auth.actors import Actor
+from fraudlab.errors import FraudlabError
 from fraudlab.labels import insert_source_labels
 from fraudlab.workspace import Workspace, utcnow
 
 NEW_ROWS, FEATURES, SCORES, EVENTS = "_live_new", "_live_features", "_live_scores", "_live_events"  # a batch's rows
+
+
+class Conflict(FraudlabError):
+    """The transaction_id belongs to a transaction loaded in batch, not to an earlier API call (HTTP 409)."""
 
 
 @dataclass
@@ -152,3 +157,25 @@ def replay(ws: Workspace, path: Path, column_types: dict[str, str], bump: Callab
             store_group(ws, [Batch(jobs, new, frame, todo[0]["threshold"], [])], bump)
     for segment in segments(path):
         segment.unlink(missing_ok=True)
+
+
+def first_copies(batch: list[Job], answers: dict, loaded: set) -> list[Job]:
+    """The jobs to decide: stored answers replayed, ids loaded in batch refused, a repeated id left to its first
+    copy."""
+    fresh, first = [], {}
+    for job in batch:
+        tid = job.row["transaction_id"]
+        if job.done:
+            continue
+        if tid in answers:
+            job.answer, job.done = {**json.loads(answers[tid]), "replayed": True}, True
+        elif tid in loaded:
+            job.error = Conflict(f"transaction_id {tid!r} is already in the workspace (loaded in batch): "
+                                 f"send new transactions only")
+            job.done = True
+        elif tid in first:
+            job.first = first[tid]
+        else:
+            first[tid] = job
+            fresh.append(job)
+    return fresh
