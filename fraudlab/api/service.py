@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from fraudlab.api.events import parse_event
 from fraudlab.api.history import LABELS_STAMP, HistoryCache
-from fraudlab.api.live import LivePlan, compute, features_stamp, live_plan, typed_rows
+from fraudlab.api.live import LivePlan, arrow_rows, compute, features_stamp, live_plan, typed_rows
 from fraudlab.api.online import CODED, OnlineHistory, features, records, supported
 from fraudlab.api.predict import RowsScore, model_files, row_reasons, score_rows
 from fraudlab.api.store import Job, first_copies, repair, replay, store, store_group
@@ -262,13 +262,15 @@ class LiveScoring:
         write follows in the background (:mod:`fraudlab.api.writer`)."""
         writer = self.writer()
         began = time.perf_counter()
-        cur = self.ws.cursor()
-        try:
-            cur.execute("SET TimeZone = 'UTC'")
-            new = typed_rows(cur, [j.row for j in jobs], types)
-            online = self._online_history(cur, plan)
-        finally:
-            cur.close()
+        new = arrow_rows([j.row for j in jobs], types)
+        if new is None:  # a value only SQL's CAST takes (e.g. 2.5 for an integer column)
+            cur = self.ws.cursor()
+            try:
+                cur.execute("SET TimeZone = 'UTC'")
+                new = typed_rows(cur, [j.row for j in jobs], types)
+            finally:
+                cur.close()
+        online = self._online_history(plan)
         before = online.rows
         undo = online.append(new)
         began = self._tick("rows + history", began)
@@ -304,14 +306,26 @@ class LiveScoring:
                                       plan.plan.label_delay_s)
             job.logged, job.done = seq, True
 
-    def _online_history(self, cur, plan: LivePlan) -> OnlineHistory:
+    def _online_history(self, plan: LivePlan) -> OnlineHistory:
         """The NumPy path's history: warmed on first use and when `transactions` changed behind it (a load), with
-        the frauds re-read when `labels` changed."""
+        the frauds re-read when `labels` changed (no query at all between checks)."""
         keys = tuple(c for c in CODED if c in plan.source_columns)
+        warm = self._online is None or self._online.keys != keys
+        if not warm and self._labels_stamp is not None and not self._due("history") and not self._due("labels"):
+            return self._online
+        cur = self.ws.cursor()
+        try:
+            self._check_history(cur, plan, keys, warm)
+        finally:
+            cur.close()
+        return self._online
+
+    def _check_history(self, cur, plan: LivePlan, keys: tuple[str, ...], warm: bool) -> None:
+        """Warm the history, or check it against `transactions`; re-read the frauds when `labels` changed."""
         writer = self.writer()
-        if self._online is None or self._online.keys != keys:
+        if warm:
             self._warm(cur, keys)
-        elif self._due("history") and writer.commit_lock.acquire(blocking=False):
+        elif writer.commit_lock.acquire(blocking=False):
             try:  # only between commits: then DuckDB holds every row but the waiting ones
                 stored = cur.execute("SELECT count(*) FROM transactions").fetchall()[0][0]
                 stale = stored + writer.unwritten != self._online.rows
@@ -319,12 +333,10 @@ class LiveScoring:
                 writer.commit_lock.release()
             if stale:
                 self._warm(cur, keys)
-        if self._labels_stamp is None or self._due("labels"):
-            stamp = tuple(cur.execute(LABELS_STAMP).fetchall()[0])
-            if stamp != self._labels_stamp:
-                self._online.set_frauds(cur, plan.label_delay_days)
-                self._labels_stamp = stamp
-        return self._online
+        stamp = tuple(cur.execute(LABELS_STAMP).fetchall()[0])
+        if stamp != self._labels_stamp:
+            self._online.set_frauds(cur, plan.label_delay_days)
+            self._labels_stamp = stamp
 
     def _warm(self, cur, keys: tuple[str, ...]) -> None:
         """Read the history from DuckDB, then the rows answered but not committed yet (no commit runs meanwhile)."""
