@@ -38,6 +38,18 @@ class RowsScore:
     usual: dict | None = None  # the population's usual values the reason sentences quote
 
 
+def _floats(values: Sequence) -> np.ndarray:
+    """A column as floats (None and unreadable values missing); NumPy arrays and plain numbers without pandas."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+        return values.astype(np.float64, copy=False)
+    if not isinstance(values, pd.Series):
+        try:
+            return np.array(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            pass
+    return pd.to_numeric(pd.Series(values, copy=False), errors="coerce").to_numpy(np.float64, na_value=np.nan)
+
+
 def model_matrix(columns: Mapping[str, Sequence], rows: int, record, nthread: int) -> xgb.DMatrix:
     """The model's DMatrix from a few feature rows (`columns`: name -> values, a DataFrame or a dict of arrays), built
     from a float matrix (categoricals as codes of the categories it was trained on, unknown or missing values
@@ -51,7 +63,7 @@ def model_matrix(columns: Mapping[str, Sequence], rows: int, record, nthread: in
             continue
         values = columns[col]
         if cats is None:
-            data[:, j] = pd.to_numeric(pd.Series(values, copy=False), errors="coerce").to_numpy(np.float64, na_value=np.nan)
+            data[:, j] = _floats(values)
         else:
             code = {str(c): i for i, c in enumerate(cats)}
             data[:, j] = [np.nan if v is None or v != v else code.get(str(v), np.nan) for v in values]
@@ -59,24 +71,25 @@ def model_matrix(columns: Mapping[str, Sequence], rows: int, record, nthread: in
                        nthread=nthread)
 
 
-def score_rows(scorer: Scorer, frame: pd.DataFrame, columns: Mapping[str, Sequence] | None = None) -> RowsScore:
+def score_rows(scorer: Scorer, frame: pd.DataFrame | Mapping[str, Sequence]) -> RowsScore:
     """Score and explain many feature rows at once through the chain (one prediction and one exact TreeSHAP pass
     per step; the budget holds for each row's share of the step); rules always answer. `columns`: the same rows as
-    name -> values, when the caller has them (read faster than the frame's columns)."""
+    name -> values (the live path's columns: read faster, a DataFrame is made only if the rules answer)."""
+    rows = len(frame) if isinstance(frame, pd.DataFrame) else len(next(iter(frame.values())))
     attempts = []
     for step, record, booster in scorer.steps:
         began = time.perf_counter()
         try:
             if booster is None:
                 raise ModelError(scorer.load_errors.get(record.model_id, "model could not be loaded"))
-            matrix = model_matrix(frame if columns is None else columns, len(frame), record, scorer.threads)
+            matrix = model_matrix(frame, rows, record, scorer.threads)
             scores = booster.predict(matrix)
             contribs = booster.predict(matrix, pred_contribs=True)[:, :-1]  # exact TreeSHAP, bias column dropped
         except (FraudlabError, xgb.core.XGBoostError, KeyError, ValueError) as exc:
             attempts.append(f"{step} {record.model_id}: failed ({exc})")
             continue
         ms = 1000 * (time.perf_counter() - began)
-        share = ms / max(len(frame), 1)  # each event's share of the step: the budget holds per event
+        share = ms / max(rows, 1)  # each event's share of the step: the budget holds per event
         if share > scorer.budget_ms:
             attempts.append(f"{step} {record.model_id}: over budget ({share:.1f} ms per event > "
                             f"{scorer.budget_ms:.0f} ms)")
@@ -84,7 +97,7 @@ def score_rows(scorer: Scorer, frame: pd.DataFrame, columns: Mapping[str, Sequen
         return RowsScore(np.asarray(scores, dtype=float), step, record.model_id, ms, tuple(record.features),
                          contribs, [], attempts, record.metrics.get("usual"))
     began = time.perf_counter()
-    result = rules.score_rules(frame)
+    result = rules.score_rules(frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame))
     return RowsScore(np.asarray(result.score, dtype=float), "rules", None, 1000 * (time.perf_counter() - began), (),
                      None, result.fired, attempts)
 

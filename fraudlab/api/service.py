@@ -20,7 +20,6 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from fraudlab.api.events import parse_event
@@ -278,9 +277,9 @@ class LiveScoring:
             positions = np.arange(before, online.rows)
             columns = {"transaction_id": [j.row["transaction_id"] for j in jobs],
                        **features(online, plan.plan, new, positions)}
-            frame = pd.DataFrame(columns, columns=list(plan.columns))
+            columns = {c: columns[c] for c in plan.columns}  # the features table's order
             features_at = began = self._tick("features (NumPy)", began)
-            result = score_rows(models.scorer, frame, columns)  # exact TreeSHAP for every event (reasons in every answer)
+            result = score_rows(models.scorer, columns)  # exact TreeSHAP for every event (reasons in every answer)
             began = self._tick("predict + TreeSHAP", began)
             values = records(columns, len(jobs))
             stored = []
@@ -291,7 +290,7 @@ class LiveScoring:
             late = online.later(positions, before, tuple(plan.spans))
             late_ids = [j.row["transaction_id"] for j, is_late in zip(jobs, late) if is_late]
             began = self._tick("answers + reasons", began)
-            seq = writer.submit(Batch(stored, new, frame, models.threshold, late_ids),
+            seq = writer.submit(Batch(stored, new, columns, models.threshold, late_ids),
                                 [record(j, v, models.threshold) for j, v in zip(stored, values)])
         except BaseException:
             online.undo(undo)

@@ -104,6 +104,12 @@ def store(ws: Workspace, jobs: list[Job], new: pa.Table, frame: pd.DataFrame, th
             cur.unregister(EVENTS)
 
 
+def _frame(features: pd.DataFrame | dict) -> pd.DataFrame:
+    """A batch's feature rows as a frame with plain (object) categoricals."""
+    frame = features if isinstance(features, pd.DataFrame) else pd.DataFrame(features)
+    return frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+
+
 def store_group(ws: Workspace, group: list[Batch], bump: Callable[[bool], bool]) -> None:
     """Commit batches waiting in the writer: one write per run of batches with the same alert threshold."""
     runs: list[list[Batch]] = []
@@ -115,9 +121,7 @@ def store_group(ws: Workspace, group: list[Batch], bump: Callable[[bool], bool])
     for run in runs:
         jobs = [j for b in run for j in b.jobs]
         new = pa.concat_tables([b.new for b in run], promote_options="default")
-        frame = pd.concat([b.frame.astype({c: object for c in b.frame.columns
-                                           if isinstance(b.frame[c].dtype, pd.CategoricalDtype)})
-                           for b in run], ignore_index=True)
+        frame = pd.concat([_frame(b.frame) for b in run], ignore_index=True)
         store(ws, jobs, new, frame, run[0].threshold, bump)
         repair(ws, [t for b in run for t in b.late], jobs)
 

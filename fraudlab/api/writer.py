@@ -45,7 +45,7 @@ class Batch:
 
     jobs: list
     new: pa.Table
-    frame: pd.DataFrame
+    frame: pd.DataFrame | dict  # feature rows (a dict of columns from the NumPy path: framed by the writer)
     threshold: float
     late: list[str]
 
