@@ -218,6 +218,7 @@ class LiveScoring:
             return
         if self._writer is not None:  # the SQL path reads DuckDB: everything answered before must be in it
             self._writer.flush()
+        self._online = None  # it would miss this path's rows (ids, keys): warmed again if the NumPy path returns
         rows = [j.row for j in jobs]
         cur = self.ws.cursor()
         try:
