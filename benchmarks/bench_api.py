@@ -314,7 +314,7 @@ def main() -> None:
             answered += result["ids"] + sender.drain()
             stages.append(_stage(f"api {rate:g}/s", args.rows, result))
         health = _health(port)
-        print(f"server stages, ms per batch over {health.get('batches', 0)} batches of "
+        print(f"server stages ({health.get('warms')} history reads), ms per batch over {health.get('batches', 0)} batches of "
               f"{health.get('events', 0) / max(health.get('batches', 1), 1):.1f} events: "
               f"{health.get('stage_ms_per_batch')}", flush=True)
         if not args.streamlit:

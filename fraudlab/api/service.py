@@ -143,7 +143,8 @@ class LiveScoring:
                 "model_id": usable[0][1] if usable else None, "alert_threshold": models.threshold,
                 "model_problems": models.scorer.load_errors, "budget_ms": self.budget_ms,
                 "stage_ms_per_batch": {k: round(v / max(self.stage_ms["batches"], 1), 3)
-                                       for k, v in self.stage_ms.items() if k not in ("batches", "events")},
+                                       for k, v in self.stage_ms.items() if k not in ("batches", "events", "warms")},
+                "warms": self.stage_ms["warms"],
                 "batches": self.stage_ms["batches"], "events": self.stage_ms["events"],
                 "writer_error": None if self._writer is None else self._writer.error}
 
@@ -340,12 +341,15 @@ class LiveScoring:
 
     def _warm(self, cur, keys: tuple[str, ...]) -> None:
         """Read the history from DuckDB, then the rows answered but not committed yet (no commit runs meanwhile)."""
+        began = time.perf_counter()
         with self.writer().paused():
             online = OnlineHistory(keys)
             online.warm(cur)
             for rows in self.writer().pending_rows():
                 online.append(rows)
         self._online, self._labels_stamp = online, None
+        self.stage_ms["warms"] += 1
+        self._tick("warm (history read)", began)  # counted inside "rows + history" too
 
     def writer(self) -> LiveWriter:
         """The background writer (started on first use, after replaying events a crash left in the log)."""
