@@ -32,7 +32,7 @@ from fraudlab.api.writer import Batch, LiveWriter, log_path, record
 from fraudlab.errors import FraudlabError
 from fraudlab.registry import models_stamp
 from fraudlab.scoring import Scorer
-from fraudlab.workspace import Workspace, quote_ident
+from fraudlab.workspace import Workspace, quote_ident, utcnow
 
 SCORE_BUDGET_MS = 50.0  # per model step of the chain; past it the next step answers
 MAX_BATCH = 64  # events decided together at most
@@ -156,7 +156,7 @@ class LiveScoring:
         Events that arrive while others are being decided wait, then are decided together (one features query, one
         write): under load the per-event cost falls instead of the queue growing.
         """
-        job = Job(*parse_event(payload, self.column_types()), key_name, time.perf_counter())
+        job = Job(*parse_event(payload, self.column_types()), key_name, time.perf_counter(), received_at=utcnow())
         with self._pending_lock:
             self._pending.append(job)
         while not job.done:  # the oldest MAX_BATCH waiting events go first, whoever takes the lock decides them
@@ -288,7 +288,8 @@ class LiveScoring:
             for i, job in enumerate(jobs):
                 job.answer = self._answer(job, result, i, values[i], models.threshold, features_at, len(jobs))
                 job.answer["case_id"] = None  # set when the write commits: a retry gets it
-                stored.append(Job(job.row, job.extra, job.key_name, job.began, dict(job.answer), score=job.score))
+                stored.append(Job(job.row, job.extra, job.key_name, job.began, dict(job.answer), score=job.score,
+                                  received_at=job.received_at))
             late = online.later(positions, before, tuple(plan.spans))
             late_ids = [j.row["transaction_id"] for j, is_late in zip(jobs, late) if is_late]
             began = self._tick("answers + reasons", began)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
@@ -40,6 +41,7 @@ class Job:
     first: "Job | None" = None
     score: float | None = None  # as the scorer gave it (the answer rounds it; `scores` keeps it whole, as batch does)
     logged: int = 0  # the live log's batch sequence number holding it (answered once that is fsync'ed)
+    received_at: datetime | None = None  # when it was posted (the write may follow later)
 
 
 def actor(jobs: list[Job]) -> Actor:
@@ -93,7 +95,7 @@ def store(ws: Workspace, jobs: list[Job], new: pa.Table, frame: pd.DataFrame, th
         if fresh and not regroup:  # the queue had every score before: it still has (no page rebuilds it)
             move_fingerprint(cur, threshold, window)
         events = pd.DataFrame({"transaction_id": [j.row["transaction_id"] for j in jobs],
-                               "received_at": [now] * len(jobs),
+                               "received_at": [j.received_at or now for j in jobs],
                                "key_name": pd.Series([j.key_name for j in jobs], dtype=object),
                                "answer": [json.dumps(j.answer, default=str) for j in jobs],
                                "extra": [json.dumps(j.extra, default=str) for j in jobs]})
@@ -150,7 +152,8 @@ def replay(ws: Workspace, path: Path, column_types: dict[str, str], bump: Callab
             from fraudlab.api.events import parse_time
 
             rows = [{**r["row"], "ts": parse_time(r["row"]["ts"])} for r in todo]
-            jobs = [Job(row, r["extra"], r["key_name"], 0.0, r["answer"], score=r["score"])
+            jobs = [Job(row, r["extra"], r["key_name"], 0.0, r["answer"], score=r["score"],
+                        received_at=parse_time(r["received_at"]) if r.get("received_at") else None)
                     for row, r in zip(rows, todo)]
             cur = ws.cursor()
             try:

@@ -70,6 +70,7 @@ def _json_default(value: object) -> object:
 def record(job, features: dict, threshold: float) -> str:
     """One logged event as a JSON line (enough to store it again after a crash)."""
     return json.dumps({"row": job.row, "extra": job.extra, "key_name": job.key_name, "answer": job.answer,
+                       "received_at": job.received_at,
                        "score": job.score, "features": features, "threshold": threshold},
                       default=_json_default) + "\n"
 
@@ -172,7 +173,9 @@ class LiveWriter:
                 self.store(group)
             except Exception as exc:  # noqa: BLE001 - kept and retried; the log still holds every event
                 self.error = f"{type(exc).__name__}: {exc}"
-                LOG.exception("live writer: the commit failed (kept, tried again in %.0f s)", RETRY_S)
+                closed = "closed" in str(exc).lower()  # the workspace was closed first: the log keeps them
+                LOG.warning("live writer: the commit failed (kept in the live log%s): %s",
+                            "" if closed else f", tried again in {RETRY_S:.0f} s", exc, exc_info=not closed)
                 return False
             self.error = None
             with self._lock:
