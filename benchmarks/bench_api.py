@@ -67,7 +67,7 @@ import threading
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Iterator
 
@@ -234,7 +234,13 @@ def serve(path: Path, port: int) -> None:
             threading.Thread(target=batch_job, daemon=True).start()
         return JSONResponse(state)
 
-    app = Starlette(routes=build_routes(lambda: ws) + [Route("/bench/batch", batch, methods=["GET", "POST"])])
+    @asynccontextmanager
+    async def lifespan(_app):  # uvicorn re-raises SIGTERM after shutdown: commit what waits here, not after run()
+        yield
+        flush_all()
+
+    app = Starlette(routes=build_routes(lambda: ws) + [Route("/bench/batch", batch, methods=["GET", "POST"])],
+                    lifespan=lifespan)
     try:
         uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
     finally:
