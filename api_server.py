@@ -15,6 +15,8 @@ from typing import Any, AsyncIterator
 from starlette.routing import Route
 
 from fraudlab.api import build_routes
+from fraudlab.api.routes import serving_interpreter
+from fraudlab.api.writer import flush_all
 from fraudlab.config import load_config
 from fraudlab.errors import WorkspaceError
 from fraudlab.handoff import ServerInfo, remove_server_file, write_server_file
@@ -49,6 +51,8 @@ async def server_lifespan(_app: Any) -> AsyncIterator[None]:
     """While the server runs: its job runner works and `<workspace>.server.json` announces it (removed at exit)."""
     from streamlit import config as st_config
 
+    serving_interpreter()
+
     try:
         ws = shared_workspace()
     except WorkspaceError as exc:  # e.g. a direct command-line job holds the lock: the pages say so too
@@ -61,6 +65,7 @@ async def server_lifespan(_app: Any) -> AsyncIterator[None]:
         yield None
     finally:
         info = _announced.pop("server", None)
+        flush_all()  # live events answered but not committed yet (what cannot be stays in the live log)
         if ws is not None:
             if info is not None:
                 remove_server_file(ws.path, info)

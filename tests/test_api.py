@@ -20,6 +20,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from fraudlab.api import build_routes, create_key, revoke_key
+from fraudlab.api.writer import flush_all
 from fraudlab.cases import refresh_cases
 from fraudlab.featurelab import FeatureDef, add_definition
 from fraudlab.features import build_features
@@ -48,10 +49,11 @@ def event(row: pd.Series) -> dict:
     return out
 
 
-@pytest.fixture(scope="module")
-def api_base(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
-    """A generated workspace (features, champion, scores, queue, one user-defined feature) without its newest
-    transactions, and those transactions (oldest first) to send live."""
+@pytest.fixture(scope="module", params=["numpy", "sql"])
+def api_base(request, tmp_path_factory) -> tuple[Path, pd.DataFrame]:
+    """A generated workspace (features, champion, scores, queue) without its newest transactions, and those
+    transactions (oldest first) to send live. "numpy": built-in features only (the NumPy path, background writes);
+    "sql": with one user-defined feature (the SQL path, written before the answer)."""
     sim = simulate(rows=20_000, seed=7, days=60, fraud_rate=0.03)  # enough labelled fraud to train a first model
     tx = sim.transactions.sort_values(["ts", "transaction_id"], kind="stable").reset_index(drop=True)
     history, live = tx.iloc[:-HELD_OUT], tx.iloc[-HELD_OUT:]
@@ -62,7 +64,9 @@ def api_base(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     register(ws, train_model(ws))
     score_window(ws, explain_top=500)
     refresh_cases(ws)
-    add_definition(ws, FeatureDef("card_spend_7d", key="card_id", aggregate="sum", of="amount", window="7d"), admin())
+    if request.param == "sql":
+        add_definition(ws, FeatureDef("card_spend_7d", key="card_id", aggregate="sum", of="amount", window="7d"),
+                       admin())
     ws.close()
     return path, live.drop(columns=["label_ts"])
 
@@ -73,6 +77,7 @@ def api_ws(tmp_path, api_base):
     path = copy_workspace(api_base[0], tmp_path / "ws.duckdb")
     ws = Workspace(path)
     yield ws
+    flush_all()
     ws.close()
 
 
@@ -100,6 +105,7 @@ def test_score_answers_and_stores_the_transaction(keyed, api_base):
     assert got["alert"] == (got["score"] >= got["threshold"]) and got["passed_over"] == []
     assert got["reasons"] and all(r["contribution"] > 0 and r["text"] for r in got["reasons"])
     assert got["ignored_fields"] == ["device_fingerprint", "note"]
+    assert flush_all()
     tid = body["transaction_id"]
     assert ws.scalar("SELECT count(*) FROM transactions WHERE transaction_id = ?", [tid]) == 1
     assert ws.scalar("SELECT count(*) FROM features WHERE transaction_id = ?", [tid]) == 1
@@ -122,6 +128,9 @@ def test_an_alert_joins_the_queue_without_a_rebuild(keyed, api_base):
     refresh_cases(ws, force=True)
     cases_before = ws.count("cases")
     got = client.post("/api/v1/score", json=body, headers=headers).json()
+    assert flush_all()
+    if got["case_id"] is None:  # written after the answer: the stored answer (what a retry gets) names the case
+        got = client.post("/api/v1/score", json=body, headers=headers).json()
     assert got["alert"] and got["case_id"]
     assert ws.scalar("SELECT count(*) FROM alerts WHERE alert_id = 'live-alert'") == 1
     case = ws.df("SELECT * FROM cases WHERE case_id = ?", [got["case_id"]]).iloc[0]
@@ -137,6 +146,9 @@ def test_a_retry_gets_the_stored_answer_and_adds_nothing(keyed, api_base):
     first = client.post("/api/v1/score", json=body, headers=headers).json()
     again = client.post("/api/v1/score", json=body | {"amount": 1.0}, headers=headers).json()
     assert again.pop("replayed") is True and again == first
+    assert flush_all()
+    again = client.post("/api/v1/score", json=body | {"amount": 2.0}, headers=headers).json()
+    assert again.pop("replayed") is True and again == first, "the same answer once committed"
     for table in ("transactions", "features", "scores", "api_events"):
         assert ws.scalar(f"SELECT count(*) FROM {table} WHERE transaction_id = ?", [body["transaction_id"]]) == 1
 
@@ -188,6 +200,7 @@ def test_the_demo_sample_needs_no_key_until_one_is_created(ws):
     assert client.get("/api/v1/health").json()["status"] == "ok"
     create_key(ws, "first-integration", admin())
     assert client.post("/api/v1/score", json=body | {"transaction_id": "demo-2"}).status_code == 401
+    assert flush_all()
 
 
 def test_live_features_equal_a_full_batch_rebuild(keyed, api_base):
@@ -198,12 +211,14 @@ def test_live_features_equal_a_full_batch_rebuild(keyed, api_base):
     for _i, row in live.iterrows():
         answer = client.post("/api/v1/score", json=event(row), headers=headers)
         assert answer.status_code == 200, answer.text
+    assert flush_all()
     ids = live["transaction_id"].tolist()
     query = "SELECT * FROM features WHERE transaction_id IN (SELECT unnest($ids)) ORDER BY transaction_id"
     served = ws.df(query, {"ids": ids})
     build_features(ws)
     rebuilt = ws.df(query, {"ids": ids})
-    assert len(served) == len(rebuilt) == HELD_OUT and "card_spend_7d" in served
+    assert len(served) == len(rebuilt) == HELD_OUT
+    assert ("card_spend_7d" in served) == ("card_spend_7d" in rebuilt)  # the "sql" base has it
     assert served["c_hist_cnt"].gt(0).any() and served["m_cnt_30d"].gt(0).all()
     pd.testing.assert_frame_equal(served[rebuilt.columns], rebuilt, check_dtype=False, check_categorical=False,
                                   rtol=1e-9, atol=1e-9)
@@ -241,6 +256,7 @@ def test_a_model_over_its_budget_passes_the_event_on(api_ws, api_base):
     got = client_for(api_ws, budget_ms=1e-6).post("/api/v1/score", json=event(api_base[1].iloc[6]),
                                                   headers={"Authorization": f"Bearer {key}"}).json()
     assert got["scorer"] == "rules" and "over budget" in got["passed_over"][0]
+    assert flush_all()
     assert api_ws.scalar("SELECT scorer FROM scores WHERE transaction_id = ?", [got["transaction_id"]]) == "rules"
 
 
@@ -302,6 +318,7 @@ def test_concurrent_events_are_decided_together_and_stored_once(keyed, api_base)
         answers = list(pool.map(lambda b: client.post("/api/v1/score", json=b, headers=headers), bodies))
     assert all(a.status_code == 200 for a in answers), [a.text for a in answers if a.status_code != 200][:2]
     got = [a.json() for a in answers]
+    assert flush_all()
     assert max(g.get("batch", 1) for g in got) > 1, "some events were decided together"
     for first, retry in zip(got[:4], got[24:]):
         assert retry.get("replayed") or first.get("replayed")
@@ -358,9 +375,64 @@ def test_events_move_the_pages_cache_key_for_alerts_and_at_most_every_few_second
     answers, versions = [], [ws.version]
     for _, row in api_base[1].iloc[:12].iterrows():
         answers.append(client.post("/api/v1/score", json=event(row), headers=headers).json())
+        assert flush_all()
         versions.append(ws.version)
     moved = [b > a for a, b in zip(versions, versions[1:])]
     assert moved[0]  # the first write of a service moves it: the pages' counts catch up at once
     quiet = [m for m, got in list(zip(moved, answers))[1:] if not got["alert"]]
     assert quiet and not any(quiet), "events that do not alert within PAGES_BEHIND_S leave the cache key alone"
     assert all(m for m, got in zip(moved, answers) if got["alert"])
+
+
+def test_the_live_model_matrix_gives_what_prepare_gives(api_ws):
+    """The live path's float matrix (categorical codes of the trained categories) scores and explains exactly as
+    the pandas frame `prepare` builds, unknown categories and missing values included."""
+    import xgboost as xgb
+
+    from fraudlab.api.predict import model_matrix
+    from fraudlab.features import load_frame
+    from fraudlab.registry import load_booster, prepare
+
+    record = champion(api_ws)
+    frame = load_frame(api_ws).tail(500).reset_index(drop=True)
+    cat = next(iter(record.categories))
+    frame[cat] = frame[cat].astype(object)
+    frame.loc[:5, cat] = "never-seen"
+    frame.loc[6:9, cat] = None
+    frame.loc[10:15, "amount"] = np.nan
+    booster = load_booster(record)
+    old = xgb.DMatrix(prepare(frame, record), enable_categorical=True)
+    new = model_matrix(frame, len(frame), record, 1)
+    assert np.array_equal(booster.predict(old), booster.predict(new))
+    assert np.array_equal(booster.predict(old, pred_contribs=True), booster.predict(new, pred_contribs=True))
+
+
+def test_answered_events_a_crash_kept_from_duckdb_are_replayed_from_the_live_log(keyed, api_base, monkeypatch):
+    """Answers go out once the event is in the fsync'ed live log: events never committed (the process died) are
+    stored by the next LiveScoring on the workspace, exactly once, with the answers a retry gets."""
+    from fraudlab.api.service import LiveScoring
+    from fraudlab.api.writer import WRITERS, LiveWriter, log_path, logged
+
+    client, headers, ws = keyed
+    monkeypatch.setattr(LiveWriter, "commit", lambda self: False)  # the writer never gets to DuckDB: a crash
+    rows = ws.count("transactions")
+    bodies = [event(row) for _i, row in api_base[1].iloc[20:23].iterrows()]
+    answers = [client.post("/api/v1/score", json=b, headers=headers).json() for b in bodies]
+    if not logged(log_path(ws.path)):  # the SQL path (a user-defined feature) stored them before answering
+        assert ws.count("transactions") == rows + 3
+        return
+    assert ws.count("transactions") == rows and len(logged(log_path(ws.path))) == 3
+    for writer in list(WRITERS):  # the crashed process's writer is gone with it
+        if writer.path == log_path(ws.path):
+            writer._pending.clear()
+            writer.close()
+    monkeypatch.undo()
+    restarted = LiveScoring(ws)
+    restarted.writer()
+    assert ws.count("transactions") == ws.count("scores") == ws.count("features") == rows + 3
+    assert not logged(log_path(ws.path))
+    for body, answer in zip(bodies, answers):
+        stored = json.loads(ws.scalar("SELECT answer FROM api_events WHERE transaction_id = ?",
+                                      [body["transaction_id"]]))
+        assert stored["score"] == answer["score"] and stored["scorer"] == answer["scorer"]
+    restarted.close()

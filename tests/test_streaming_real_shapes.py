@@ -15,6 +15,7 @@ from starlette.testclient import TestClient
 
 from fraudlab import cases, pipeline
 from fraudlab.api import build_routes, create_key
+from fraudlab.api.writer import flush_all
 from fraudlab.charts.drift import late_share_figure
 from fraudlab.drift import late_share_by_day
 from fraudlab.features import build_features
@@ -272,6 +273,7 @@ def test_events_posted_one_by_one_get_the_features_of_a_batch_rebuild(tmp_path, 
         got = answer.json()
         assert got["scorer"] == "model" and 0 <= got["score"] <= 1, got
         ids.append(got["transaction_id"])
+    assert flush_all()  # the built-in features' path answers before its write commits
     assert ws.count("transactions") == ws.count("features") == ws.count("scores")
     query = "SELECT * FROM features WHERE transaction_id IN (SELECT unnest($ids)) ORDER BY transaction_id"
     served = ws.df(query, {"ids": ids})
@@ -291,6 +293,7 @@ def test_events_posted_out_of_order_leave_every_feature_as_a_rebuild(tmp_path, s
         answer = client.post("/api/v1/score", json=as_event(live.iloc[i], mapping, list(live.columns)),
                              headers=headers)
         assert answer.status_code == 200, answer.text
+    assert flush_all()
     assert_equals_full_rebuild(ws)
     # an event stored after a later row of its customer is marked late in `arrivals`, as a load's late rows are
     posted = ws.df("SELECT transaction_id, customer_id, ts FROM transactions WHERE transaction_id IN "

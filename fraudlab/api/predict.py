@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -14,8 +15,12 @@ import xgboost as xgb
 
 from fraudlab import rules
 from fraudlab.errors import FraudlabError, ModelError
-from fraudlab.registry import prepare
+from fraudlab.explain import raising_reasons
+from fraudlab.rules import describe
 from fraudlab.scoring import Scorer
+from fraudlab.workspace import Workspace
+
+TOP_REASONS = 5
 
 
 @dataclass(frozen=True)
@@ -33,24 +38,58 @@ class RowsScore:
     usual: dict | None = None  # the population's usual values the reason sentences quote
 
 
-def score_rows(scorer: Scorer, frame: pd.DataFrame) -> RowsScore:
+def _floats(values: Sequence) -> np.ndarray:
+    """A column as floats (None and unreadable values missing); NumPy arrays and plain numbers without pandas."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+        return values.astype(np.float64, copy=False)
+    if not isinstance(values, pd.Series):
+        try:
+            return np.array(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            pass
+    return pd.to_numeric(pd.Series(values, copy=False), errors="coerce").to_numpy(np.float64, na_value=np.nan)
+
+
+def model_matrix(columns: Mapping[str, Sequence], rows: int, record, nthread: int) -> xgb.DMatrix:
+    """The model's DMatrix from a few feature rows (`columns`: name -> values, a DataFrame or a dict of arrays), built
+    from a float matrix (categoricals as codes of the categories it was trained on, unknown or missing values
+    missing): what `prepare` gives, without a pandas round trip."""
+    data = np.full((rows, len(record.features)), np.nan, dtype=np.float32)
+    types = []
+    for j, col in enumerate(record.features):
+        cats = record.categories.get(col)
+        types.append("q" if cats is None else "c")
+        if col not in columns:
+            continue
+        values = columns[col]
+        if cats is None:
+            data[:, j] = _floats(values)
+        else:
+            code = {str(c): i for i, c in enumerate(cats)}
+            data[:, j] = [np.nan if v is None or v != v else code.get(str(v), np.nan) for v in values]
+    return xgb.DMatrix(data, feature_names=list(record.features), feature_types=types, enable_categorical=True,
+                       nthread=nthread)
+
+
+def score_rows(scorer: Scorer, frame: pd.DataFrame | Mapping[str, Sequence]) -> RowsScore:
     """Score and explain many feature rows at once through the chain (one prediction and one exact TreeSHAP pass
-    per step; the budget holds for each row's share of the step); rules always answer."""
+    per step; the budget holds for each row's share of the step); rules always answer. `columns`: the same rows as
+    name -> values (the live path's columns: read faster, a DataFrame is made only if the rules answer)."""
+    rows = len(frame) if isinstance(frame, pd.DataFrame) else len(next(iter(frame.values())))
     attempts = []
     for step, record, booster in scorer.steps:
         began = time.perf_counter()
         try:
             if booster is None:
                 raise ModelError(scorer.load_errors.get(record.model_id, "model could not be loaded"))
-            X = prepare(frame, record)
-            matrix = xgb.DMatrix(X, enable_categorical=True, nthread=scorer.threads)
+            matrix = model_matrix(frame, rows, record, scorer.threads)
             scores = booster.predict(matrix)
             contribs = booster.predict(matrix, pred_contribs=True)[:, :-1]  # exact TreeSHAP, bias column dropped
         except (FraudlabError, xgb.core.XGBoostError, KeyError, ValueError) as exc:
             attempts.append(f"{step} {record.model_id}: failed ({exc})")
             continue
         ms = 1000 * (time.perf_counter() - began)
-        share = ms / max(len(frame), 1)  # each event's share of the step: the budget holds per event
+        share = ms / max(rows, 1)  # each event's share of the step: the budget holds per event
         if share > scorer.budget_ms:
             attempts.append(f"{step} {record.model_id}: over budget ({share:.1f} ms per event > "
                             f"{scorer.budget_ms:.0f} ms)")
@@ -58,6 +97,28 @@ def score_rows(scorer: Scorer, frame: pd.DataFrame) -> RowsScore:
         return RowsScore(np.asarray(scores, dtype=float), step, record.model_id, ms, tuple(record.features),
                          contribs, [], attempts, record.metrics.get("usual"))
     began = time.perf_counter()
-    result = rules.score_rules(frame)
+    result = rules.score_rules(frame if isinstance(frame, pd.DataFrame) else pd.DataFrame(frame))
     return RowsScore(np.asarray(result.score, dtype=float), "rules", None, 1000 * (time.perf_counter() - began), (),
                      None, result.fired, attempts)
+
+
+def row_reasons(result: RowsScore, i: int, values: dict) -> list[dict]:
+    """What raised the risk of row `i` of a batch scored together, strongest first: code (feature or rule), sentence,
+    contribution, value."""
+    if result.contribs is None:
+        fired = result.fired[i]
+        return [{"code": name, "text": text, "contribution": 0.0, "value": None}
+                for name, text in zip(fired, describe(fired))][:TOP_REASONS]
+    raised = raising_reasons(result.features, values, result.contribs[i], TOP_REASONS, result.usual)
+    return [{"code": r["feature"], "text": r["text"], "contribution": round(r["contribution"], 6), "value": r["value"]}
+            for r in raised]
+
+
+def model_files(ws: Workspace) -> tuple:
+    """Path, size and mtime of every model file in the registry: a removed or replaced file changes this."""
+    out = []
+    for path in sorted(ws.df("SELECT path FROM models")["path"]):
+        file = ws.models_dir / str(path)
+        stat = file.stat() if file.exists() else None
+        out.append((str(path), None if stat is None else (stat.st_size, stat.st_mtime_ns)))
+    return tuple(out)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 import time
 from typing import Callable
@@ -26,13 +27,22 @@ from starlette.routing import Route
 from fraudlab.api.events import BadEvent
 from fraudlab.api.job_routes import LOOPBACK_HOSTS, build_job_routes
 from fraudlab.api.keys import is_demo, key_name
-from fraudlab.api.service import MAX_BATCH, RECHECK_S, Conflict, LiveScoring, NotReady
+from fraudlab.api.service import MAX_BATCH, RECHECK_S, LiveScoring, NotReady
+from fraudlab.api.store import Conflict
 from fraudlab.errors import FraudlabError, WorkspaceError
 from fraudlab.workspace import Workspace
 
 MAX_BODY_BYTES = 64 * 1024
 SCORING_THREADS = 3 * MAX_BATCH  # scoring requests waiting for their batch each hold a thread: enough for full batches
 LOG = logging.getLogger("fraudlab.api")
+SWITCH_INTERVAL_S = 0.0005  # a thread waiting for the GIL waits at most this (Python's default: 5 ms)
+
+
+def serving_interpreter() -> None:
+    """Tune this process for answering while batch jobs run in its threads: the live path releases the GIL at every
+    DuckDB and XGBoost call, and with Python's default switch interval each re-acquire may wait 5 ms behind a busy
+    job thread (dozens of times per batch). Called by the server entry points only."""
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
 
 
 def error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:

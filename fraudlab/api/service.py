@@ -1,33 +1,36 @@
 """Live scoring of one posted transaction: features, the fallback chain, the answer, and everything stored.
 
 One :class:`LiveScoring` per open workspace (the server's); its lock makes live events of the same process follow
-one another, so each sees the ones before it. The decision is made on point-in-time features computed as the batch
-build computes them (:mod:`fraudlab.api.live`), by :class:`fraudlab.scoring.Scorer`'s chain champion -> previous
-champion -> rules within a per-step budget; then one `Workspace.write` appends the transaction, its label (if sent),
-its features, its score and, when it alerts, its alert and case, with the answer kept for retries.
+one another, so each sees the ones before it. The decision is made by :class:`fraudlab.scoring.Scorer`'s chain
+champion -> previous champion -> rules within a per-step budget, on point-in-time features equal to the batch build's:
+
+- built-in features only (the usual case): computed in NumPy over the in-memory per-key history
+  (:mod:`fraudlab.api.online`); the answer goes out once the batch is in that history and fsync'ed to the
+  workspace's live log, and the background writer (:mod:`fraudlab.api.writer`) commits waiting batches to DuckDB in
+  groups (every ~0.2 s; alerts reach the queue then; the answer's `case_id` is null, the stored answer a retry gets
+  names the case). A crash loses nothing answered: the log is replayed on the next start.
+- with user-defined (Feature lab) features active: the batch SQL over the history the windows reach
+  (:mod:`fraudlab.api.live`), and one `Workspace.write` before the answer (:func:`fraudlab.api.store.store`).
 """
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import Counter
 from dataclasses import dataclass
 
-import pandas as pd
+import numpy as np
 import pyarrow as pa
 
 from fraudlab.api.events import parse_event
-from fraudlab.api.history import HistoryCache
-from fraudlab.api.live import LivePlan, compute, features_stamp, live_plan, typed_rows
-from fraudlab.api.predict import RowsScore, score_rows
-from fraudlab.api.queue import add_alert, add_history_rows, move_fingerprint, queue_state
-from fraudlab.auth.actors import Actor
+from fraudlab.api.history import LABELS_STAMP, HistoryCache
+from fraudlab.api.live import LivePlan, arrow_rows, compute, features_stamp, live_plan, typed_rows
+from fraudlab.api.online import CODED, OnlineHistory, features, records, supported
+from fraudlab.api.predict import RowsScore, model_files, row_reasons, score_rows
+from fraudlab.api.store import Job, first_copies, repair, replay, store, store_group
+from fraudlab.api.writer import Batch, LiveWriter, log_path, record
 from fraudlab.errors import FraudlabError
-from fraudlab.explain import raising_reasons
-from fraudlab.labels import insert_source_labels
 from fraudlab.registry import models_stamp
-from fraudlab.rules import describe
 from fraudlab.scoring import Scorer
 from fraudlab.workspace import Workspace, quote_ident, utcnow
 
@@ -35,31 +38,10 @@ SCORE_BUDGET_MS = 50.0  # per model step of the chain; past it the next step ans
 MAX_BATCH = 64  # events decided together at most
 RECHECK_S = 1.0  # a changed feature set, registry or model file is noticed within this
 PAGES_BEHIND_S = 10.0  # events that do not alert move the pages' cache key at most this often (counts catch up)
-TOP_REASONS = 5
-NEW_ROWS, FEATURES, SCORES, EVENTS = "_live_new", "_live_features", "_live_scores", "_live_events"  # a batch's rows
-
-
-class Conflict(FraudlabError):
-    """The transaction_id belongs to a transaction loaded in batch, not to an earlier API call (HTTP 409)."""
 
 
 class NotReady(FraudlabError):
     """The workspace has no features yet, or they were built from other settings (HTTP 503)."""
-
-
-@dataclass
-class _Job:
-    """One posted event waiting for its decision (`first`: the earlier copy of a repeated id in the same batch)."""
-
-    row: dict
-    extra: dict
-    key_name: str | None
-    began: float
-    answer: dict | None = None
-    error: Exception | None = None
-    done: bool = False
-    first: "_Job | None" = None
-    score: float | None = None  # as the scorer gave it (the answer rounds it; `scores` keeps it whole, as batch does)
 
 
 @dataclass
@@ -69,33 +51,6 @@ class _Models:
     threshold: float
 
 
-def _model_files(ws: Workspace) -> tuple:
-    """Path, size and mtime of every model file in the registry: a removed or replaced file changes this."""
-    out = []
-    for path in sorted(ws.df("SELECT path FROM models")["path"]):
-        file = ws.models_dir / str(path)
-        stat = file.stat() if file.exists() else None
-        out.append((str(path), None if stat is None else (stat.st_size, stat.st_mtime_ns)))
-    return tuple(out)
-
-
-def _actor(jobs: list[_Job]) -> Actor:
-    """The integration the events' keys proved (the demo session when none)."""
-    return Actor(f"api:{','.join(sorted({job.key_name or 'demo' for job in jobs}))}", "system", via="api")
-
-
-def row_reasons(result: RowsScore, i: int, values: dict) -> list[dict]:
-    """What raised the risk of row `i` of a batch scored together, strongest first: code (feature or rule), sentence,
-    contribution, value."""
-    if result.contribs is None:
-        fired = result.fired[i]
-        return [{"code": name, "text": text, "contribution": 0.0, "value": None}
-                for name, text in zip(fired, describe(fired))][:TOP_REASONS]
-    raised = raising_reasons(result.features, values, result.contribs[i], TOP_REASONS, result.usual)
-    return [{"code": r["feature"], "text": r["text"], "contribution": round(r["contribution"], 6), "value": r["value"]}
-            for r in raised]
-
-
 class LiveScoring:
     """Scores posted transactions against one open workspace (plans and models loaded once, reloaded on change)."""
 
@@ -103,17 +58,27 @@ class LiveScoring:
                  online: bool = True) -> None:
         self.ws = ws
         self.online = online  # keep the history in memory (fraudlab.api.history) instead of a query per batch
-        self._history: HistoryCache | None = None
+        self._history: HistoryCache | None = None  # the SQL path's (user-defined features active)
+        self._online: OnlineHistory | None = None  # the NumPy path's
+        self._writer: LiveWriter | None = None
+        self._labels_stamp: tuple | None = None
+        self.stage_ms: Counter = Counter()  # time spent per stage of the NumPy path, over `stage_ms["batches"]`
         self.budget_ms = budget_ms
         self.recheck_s = recheck_s  # how long a check that nothing changed (plan, models, columns) holds
         self._lock = threading.Lock()  # one batch at a time: each sees every event stored before it
         self._pending_lock = threading.Lock()
-        self._pending: list[_Job] = []
+        self._pending: list[Job] = []
         self._plan: LivePlan | None = None
         self._models: _Models | None = None
         self._types: dict[str, str] | None = None
         self._checked: dict[str, float] = {}
         self._bumped = -1e18
+
+    def _tick(self, stage: str, began: float) -> float:
+        """Add the time since `began` to a stage's total; returns now."""
+        now = time.perf_counter()
+        self.stage_ms[stage] += 1000 * (now - began)
+        return now
 
     def _due(self, what: str) -> bool:
         """True when `what` should be checked against the workspace again (at most every `recheck_s` seconds)."""
@@ -161,7 +126,7 @@ class LiveScoring:
         """The chain's models, reloaded when the registry changes or a model file is removed or replaced."""
         if self._models is not None and not self._due("models"):
             return self._models
-        key = (models_stamp(self.ws), _model_files(self.ws))
+        key = (models_stamp(self.ws), model_files(self.ws))
         if self._models is None or self._models.key != key:
             scorer = Scorer(self.ws, budget_ms=self.budget_ms, threads=1)
             threshold = next((r.alert_threshold for s, r, _b in scorer.steps if s == "model"), 0.5)
@@ -172,9 +137,16 @@ class LiveScoring:
         """What the health route reports: transactions, the scorer that would answer, why models are passed over."""
         models = self.models()
         usable = [(s, r.model_id) for s, r, b in models.scorer.steps if b is not None]
-        return {"transactions": self.ws.count("transactions"), "scorer": usable[0][0] if usable else "rules",
+        unwritten = 0 if self._writer is None else self._writer.unwritten
+        return {"transactions": self.ws.count("transactions") + unwritten, "unwritten": unwritten,
+                "scorer": usable[0][0] if usable else "rules",
                 "model_id": usable[0][1] if usable else None, "alert_threshold": models.threshold,
-                "model_problems": models.scorer.load_errors, "budget_ms": self.budget_ms}
+                "model_problems": models.scorer.load_errors, "budget_ms": self.budget_ms,
+                "stage_ms_per_batch": {k: round(v / max(self.stage_ms["batches"], 1), 3)
+                                       for k, v in self.stage_ms.items() if k not in ("batches", "events", "warms")},
+                "warms": self.stage_ms["warms"],
+                "batches": self.stage_ms["batches"], "events": self.stage_ms["events"],
+                "writer_error": None if self._writer is None else self._writer.error}
 
     # ------------------------------------------------------------------------------------------ scoring
 
@@ -184,7 +156,7 @@ class LiveScoring:
         Events that arrive while others are being decided wait, then are decided together (one features query, one
         write): under load the per-event cost falls instead of the queue growing.
         """
-        job = _Job(*parse_event(payload, self.column_types()), key_name, time.perf_counter())
+        job = Job(*parse_event(payload, self.column_types()), key_name, time.perf_counter(), received_at=utcnow())
         with self._pending_lock:
             self._pending.append(job)
         while not job.done:  # the oldest MAX_BATCH waiting events go first, whoever takes the lock decides them
@@ -195,12 +167,16 @@ class LiveScoring:
                     self._run(batch)
         if job.error is not None:
             raise job.error
+        if job.logged:  # durable before it is answered (outside the lock: the next batch is decided meanwhile)
+            self._writer.sync(job.logged)
         return job.answer
 
-    def _run(self, batch: list[_Job]) -> None:
+    def _run(self, batch: list[Job]) -> None:
         """Decide and store a batch; every job ends with an answer or an error."""
         try:
+            began = time.perf_counter()
             fresh = self._triage(batch)
+            self._tick("triage", began)
             if fresh:
                 self._decide(fresh)
         except Exception as exc:  # noqa: BLE001 - handed to each waiting request, raised there
@@ -209,38 +185,41 @@ class LiveScoring:
                     job.answer, job.error, job.done = None, exc, True
         for job in batch:  # a repeated id inside the batch: the answer its first copy got
             if not job.done and job.first is not None and job.first.answer is not None:
-                job.answer, job.done = {**job.first.answer, "replayed": True}, True
+                job.answer, job.done, job.logged = {**job.first.answer, "replayed": True}, True, job.first.logged
             elif not job.done:
                 job.error, job.done = job.first.error if job.first else FraudlabError("not decided"), True
 
-    def _triage(self, batch: list[_Job]) -> list[_Job]:
+    def _triage(self, batch: list[Job]) -> list[Job]:
         """Answer retries from the stored answers, refuse ids loaded in batch; the rest, oldest event first."""
         ids = [job.row["transaction_id"] for job in batch]
-        stored = self.ws.df("SELECT transaction_id, answer FROM api_events WHERE transaction_id IN (SELECT unnest($i))",
-                            {"i": ids})
-        answers = dict(zip(stored["transaction_id"], stored["answer"]))
-        if not self.ws.has_table("features"):  # nothing built yet: _decide answers 503 with what to do
-            self.plan()
-        loaded = set(self.ws.df("SELECT transaction_id FROM features WHERE transaction_id IN (SELECT unnest($i))",
-                                {"i": ids})["transaction_id"])
-        fresh, first = [], {}
-        for job in batch:
-            tid = job.row["transaction_id"]
-            if tid in answers:
-                job.answer, job.done = {**json.loads(answers[tid]), "replayed": True}, True
-            elif tid in loaded:
-                job.error = Conflict(f"transaction_id {tid!r} is already in the workspace (loaded in batch): "
-                                     f"send new transactions only")
-                job.done = True
-            elif tid in first:
-                job.first = first[tid]
-            else:
-                first[tid] = job
-                fresh.append(job)
-        return sorted(fresh, key=lambda j: j.row["ts"])
+        if self._writer is not None:  # answers waiting for their commit are read first (dropped only after it)
+            for job in batch:
+                waiting = self._writer.answer(job.row["transaction_id"])
+                if waiting is not None:  # durable once what the log holds now is (its original may still sync)
+                    job.answer, job.done, job.logged = {**waiting, "replayed": True}, True, self._writer.written
+        if (self._plan is None or self._due("features_table")) and not self.ws.has_table("features"):
+            self.plan()  # nothing built yet: answers 503 with what to do
+        if self._online is not None and not self._online.maybe_known(ids):  # (held: as of the last freshness check)
+            return sorted(first_copies(batch, {}, set()), key=lambda j: j.row["ts"])  # no id held: no query
+        cur = self.ws.cursor()
+        try:  # one statement: the answers stored for these ids, and which of them a batch load brought
+            found = cur.execute("SELECT transaction_id, answer FROM api_events WHERE transaction_id IN (SELECT unnest($i)) "
+                                "UNION ALL SELECT transaction_id, NULL FROM features "
+                                "WHERE transaction_id IN (SELECT unnest($i))", {"i": ids}).fetchall()
+        finally:
+            cur.close()
+        answers = {tid: answer for tid, answer in found if answer is not None}
+        loaded = {tid for tid, answer in found if answer is None and tid not in answers}
+        return sorted(first_copies(batch, answers, loaded), key=lambda j: j.row["ts"])
 
-    def _decide(self, jobs: list[_Job]) -> None:
+    def _decide(self, jobs: list[Job]) -> None:
         types, plan, models = self.column_types(), self.plan(), self.models()
+        if self.online and not plan.definitions and supported(plan.plan):
+            self._decide_fast(jobs, types, plan, models)
+            return
+        if self._writer is not None:  # the SQL path reads DuckDB: everything answered before must be in it
+            self._writer.flush()
+        self._online = None  # it would miss this path's rows (ids, keys): warmed again if the NumPy path returns
         rows = [j.row for j in jobs]
         cur = self.ws.cursor()
         try:
@@ -255,29 +234,140 @@ class LiveScoring:
         result = score_rows(models.scorer, frame)  # exact TreeSHAP for every event (reasons in every answer)
         values = frame.to_dict("records")
         for i, job in enumerate(jobs):
-            score = job.score = float(result.scores[i])
-            job.answer = {"transaction_id": job.row["transaction_id"], "score": round(score, 6),
-                          "alert": bool(score >= models.threshold), "scorer": result.scorer,
-                          "model_id": result.model_id, "reasons": row_reasons(result, i, values[i]),
-                          "threshold": models.threshold, "passed_over": result.attempts,
-                          "latency_ms": round(1000 * (time.perf_counter() - job.began), 3),
-                          "features_ms": round(1000 * (features_at - job.began), 3), "batch": len(jobs),
-                          "ignored_fields": sorted(job.extra)}
+            job.answer = self._answer(job, result, i, values[i], models.threshold, features_at, len(jobs))
         late = self._late(rows, plan)  # before this batch joins the history: stored rows later than an event
-        self._store(jobs, new, frame, models.threshold)
+        store(self.ws, jobs, new, frame, models.threshold, self._bump)
         if self._history is not None:
             self._history.append(new)
             if any(j.row.get("is_fraud") is not None for j in jobs):
                 self._history.forget_labels()
-        if late:  # later stored rows' windows now include these events: repair their features, scores and cases
-            from fraudlab.config import load_config
-            from fraudlab.incremental.arrivals import record_live_arrivals
-            from fraudlab.pipeline import incremental_refresh
-
-            record_live_arrivals(self.ws, late, load_config().late_horizon_hours)
-            incremental_refresh(self.ws, _actor(jobs), changed=late)
+        repair(self.ws, late, jobs)
         for job in jobs:
             job.done = True
+
+    def _answer(self, job: Job, result: RowsScore, i: int, values: dict, threshold: float, features_at: float,
+                size: int) -> dict:
+        """The answer to one event of a scored batch."""
+        score = job.score = float(result.scores[i])
+        return {"transaction_id": job.row["transaction_id"], "score": round(score, 6),
+                "alert": bool(score >= threshold), "scorer": result.scorer, "model_id": result.model_id,
+                "reasons": row_reasons(result, i, values), "threshold": threshold, "passed_over": result.attempts,
+                "latency_ms": round(1000 * (time.perf_counter() - job.began), 3),
+                "features_ms": round(1000 * (features_at - job.began), 3), "batch": size,
+                "ignored_fields": sorted(job.extra)}
+
+    # ------------------------------------------------------------------------------------------ the NumPy path
+
+    def _decide_fast(self, jobs: list[Job], types: dict[str, str], plan: LivePlan, models: _Models) -> None:
+        """Built-in features in NumPy over the in-memory history, answers once the events are logged; the DuckDB
+        write follows in the background (:mod:`fraudlab.api.writer`)."""
+        writer = self.writer()
+        began = time.perf_counter()
+        new = arrow_rows([j.row for j in jobs], types)
+        if new is None:  # a value only SQL's CAST takes (e.g. 2.5 for an integer column)
+            cur = self.ws.cursor()
+            try:
+                cur.execute("SET TimeZone = 'UTC'")
+                new = typed_rows(cur, [j.row for j in jobs], types)
+            finally:
+                cur.close()
+        online = self._online_history(plan)
+        before = online.rows
+        undo = online.append(new)
+        began = self._tick("rows + history", began)
+        try:
+            positions = np.arange(before, online.rows)
+            columns = {"transaction_id": [j.row["transaction_id"] for j in jobs],
+                       **features(online, plan.plan, new, positions)}
+            columns = {c: columns[c] for c in plan.columns}  # the features table's order
+            features_at = began = self._tick("features (NumPy)", began)
+            result = score_rows(models.scorer, columns)  # exact TreeSHAP for every event (reasons in every answer)
+            began = self._tick("predict + TreeSHAP", began)
+            values = records(columns, len(jobs))
+            stored = []
+            for i, job in enumerate(jobs):
+                job.answer = self._answer(job, result, i, values[i], models.threshold, features_at, len(jobs))
+                job.answer["case_id"] = None  # set when the write commits: a retry gets it
+                stored.append(Job(job.row, job.extra, job.key_name, job.began, dict(job.answer), score=job.score,
+                                  received_at=job.received_at))
+            late = online.later(positions, before, tuple(plan.spans))
+            late_ids = [j.row["transaction_id"] for j, is_late in zip(jobs, late) if is_late]
+            began = self._tick("answers + reasons", began)
+            seq = writer.submit(Batch(stored, new, columns, models.threshold, late_ids),
+                                [record(j, v, models.threshold) for j, v in zip(stored, values)])
+        except BaseException:
+            online.undo(undo)
+            raise
+        self._tick("log (write)", began)
+        self.stage_ms["batches"] += 1
+        self.stage_ms["events"] += len(jobs)
+        for job in jobs:
+            if job.row.get("is_fraud"):
+                online.add_live_fraud(job.row["transaction_id"], job.row.get("merchant_id"),
+                                      int(np.datetime64(job.row["ts"], "us").astype(np.int64)),
+                                      plan.plan.label_delay_s)
+            job.logged, job.done = seq, True
+
+    def _online_history(self, plan: LivePlan) -> OnlineHistory:
+        """The NumPy path's history: warmed on first use and when `transactions` changed behind it (a load), with
+        the frauds re-read when `labels` changed (no query at all between checks)."""
+        keys = tuple(c for c in CODED if c in plan.source_columns)
+        warm = self._online is None or self._online.keys != keys
+        if not warm and self._labels_stamp is not None and not self._due("history") and not self._due("labels"):
+            return self._online
+        cur = self.ws.cursor()
+        try:
+            self._check_history(cur, plan, keys, warm)
+        finally:
+            cur.close()
+        return self._online
+
+    def _check_history(self, cur, plan: LivePlan, keys: tuple[str, ...], warm: bool) -> None:
+        """Warm the history, or check it against `transactions`; re-read the frauds when `labels` changed."""
+        writer = self.writer()
+        if warm:
+            self._warm(cur, keys)
+        elif writer.commit_lock.acquire(blocking=False):
+            try:  # only between commits: then DuckDB holds every row but the waiting ones
+                stored = cur.execute("SELECT count(*) FROM transactions").fetchall()[0][0]
+                stale = stored + writer.unwritten != self._online.rows
+            finally:
+                writer.commit_lock.release()
+            if stale:
+                self._warm(cur, keys)
+        stamp = tuple(cur.execute(LABELS_STAMP).fetchall()[0])
+        if stamp != self._labels_stamp:
+            self._online.set_frauds(cur, plan.label_delay_days)
+            self._labels_stamp = stamp
+
+    def _warm(self, cur, keys: tuple[str, ...]) -> None:
+        """Read the history from DuckDB, then the rows answered but not committed yet (no commit runs meanwhile)."""
+        began = time.perf_counter()
+        with self.writer().paused():
+            online = OnlineHistory(keys)
+            online.warm(cur)
+            for rows in self.writer().pending_rows():
+                online.append(rows)
+        self._online, self._labels_stamp = online, None
+        self.stage_ms["warms"] += 1
+        self._tick("warm (history read)", began)  # counted inside "rows + history" too
+
+    def writer(self) -> LiveWriter:
+        """The background writer (started on first use, after replaying events a crash left in the log)."""
+        if self._writer is None:
+            path = log_path(self.ws.path)
+            replay(self.ws, path, self.column_types(), self._bump)
+            self._writer = LiveWriter(path, lambda group: store_group(self.ws, group, self._bump))
+        return self._writer
+
+    def flush(self, timeout_s: float = 60.0) -> bool:
+        """Wait until every answered event is committed to DuckDB."""
+        return True if self._writer is None else self._writer.flush(timeout_s)
+
+    def close(self) -> None:
+        """Commit what waits and stop the writer."""
+        if self._writer is not None:
+            self._writer.close()
 
     def _late(self, rows: list[dict], plan: LivePlan) -> list[str]:
         """Events older than a stored row sharing one of their window keys (that row's features must include them)."""
@@ -303,57 +393,3 @@ class LiveScoring:
         if self._history.table is None or (self._due("history") and not self._history.fresh(cur)):
             self._history.warm(cur)
         return self._history.reach(rows, plan.spans)
-
-    def _store(self, jobs: list[_Job], new: pa.Table, frame: pd.DataFrame, threshold: float) -> None:
-        """One write: transactions, labels, features, scores, alerts and cases, the answers (case ids set)."""
-        features = frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
-        details = {"transaction_ids": [j.row["transaction_id"] for j in jobs],
-                   "scorers": dict(Counter(j.answer["scorer"] for j in jobs)),
-                   "alerts": sum(j.answer["alert"] for j in jobs)}
-        alerts = any(job.answer["alert"] for job in jobs)
-        now = utcnow()
-        scores = pd.DataFrame({
-            "transaction_id": [j.row["transaction_id"] for j in jobs],
-            "model_id": pd.Series([j.answer["model_id"] for j in jobs], dtype=object),
-            "score": [j.score for j in jobs], "scorer": [j.answer["scorer"] for j in jobs],
-            "latency_ms": [j.answer["latency_ms"] for j in jobs], "scored_at": [now] * len(jobs),
-            "reasons": [json.dumps([{"feature": r["code"], "name": r["code"], "value": r["value"],
-                                     "contribution": r["contribution"], "text": r["text"]}
-                                    for r in j.answer["reasons"]], default=str) for j in jobs]})
-        with self.ws.write("api_score", _actor(jobs), details, bump=self._bump(alerts)) as cur:
-            fresh, window = queue_state(cur, threshold)
-            regroup = False
-            labelled = [(j.row["transaction_id"], j.row["is_fraud"]) for j in jobs if j.row.get("is_fraud") is not None]
-            if labelled:  # a label sent with the event: stored like a loaded file's (known from the start)
-                cur.register("_live_label_rows", pd.DataFrame({"transaction_id": [t for t, _ in labelled],
-                                                               "is_fraud": [bool(f) for _, f in labelled]}))
-                insert_source_labels(cur, "SELECT transaction_id, is_fraud, NULL::TIMESTAMP AS label_ts "
-                                          "FROM _live_label_rows")
-                cur.unregister("_live_label_rows")
-            for name, relation in ((NEW_ROWS, new), (FEATURES, features), (SCORES, scores)):
-                cur.register(name, relation)
-            try:
-                cur.execute(f"INSERT INTO features BY NAME SELECT * FROM {FEATURES}")
-                cur.execute(f"INSERT INTO transactions BY NAME SELECT * FROM {NEW_ROWS}")
-                cur.execute(f"INSERT INTO scores BY NAME SELECT * FROM {SCORES}")
-                for job in jobs:
-                    tid = job.row["transaction_id"]
-                    case_id, late = (add_alert(cur, tid, window, SCORES, NEW_ROWS) if job.answer["alert"]
-                                     else (None, False))
-                    regroup |= late
-                    job.answer["case_id"] = case_id
-                add_history_rows(cur, NEW_ROWS, SCORES, FEATURES)
-            finally:
-                for name in (NEW_ROWS, FEATURES, SCORES):
-                    cur.unregister(name)
-            if fresh and not regroup:  # the queue had every score before: it still has (no page rebuilds it)
-                move_fingerprint(cur, threshold, window)
-            events = pd.DataFrame({"transaction_id": [j.row["transaction_id"] for j in jobs], "received_at": [now] * len(jobs),
-                                   "key_name": pd.Series([j.key_name for j in jobs], dtype=object),
-                                   "answer": [json.dumps(j.answer, default=str) for j in jobs],
-                                   "extra": [json.dumps(j.extra, default=str) for j in jobs]})
-            cur.register(EVENTS, events)
-            try:
-                cur.execute(f"INSERT INTO api_events BY NAME SELECT * FROM {EVENTS}")
-            finally:
-                cur.unregister(EVENTS)
