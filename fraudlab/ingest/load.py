@@ -32,6 +32,7 @@ from fraudlab.ingest.records import (
 )
 from fraudlab.ingest.rules import (
     raw_json,
+    repeats_in_load_sql,
     row_reasons,
     select_typed,
     with_generated_ids,
@@ -257,16 +258,7 @@ def mark_duplicates(cur: duckdb.DuckDBPyConnection, plan: ExtrasPlan) -> None:
     """Quarantine repeats of a transaction_id within this load and ids the workspace already holds (the one-table
     `_checked` of the Dask path; the DuckDB path's is `passes.mark_duplicates`)."""
     raw = duplicate_raw_sql(plan)
-    cur.execute(f"""
-        UPDATE _checked SET __reason = 'duplicate transaction_id in this load: ' || left(transaction_id, 60),
-                            __raw = {raw}
-        FROM (SELECT __fidx AS f, __row AS r FROM (
-                SELECT __fidx, __row, row_number() OVER (PARTITION BY transaction_id ORDER BY __fidx, __row) AS n
-                FROM _checked WHERE __reason = '' AND transaction_id IN (
-                    SELECT transaction_id FROM _checked WHERE __reason = '' GROUP BY 1 HAVING count(*) > 1))
-              WHERE n > 1) d
-        WHERE __fidx = d.f AND __row = d.r
-    """)
+    cur.execute(repeats_in_load_sql(f"__raw = {raw}"))
     cur.execute(f"""
         UPDATE _checked SET __reason = 'transaction_id already in workspace: ' || left(transaction_id, 60),
                             __raw = {raw}

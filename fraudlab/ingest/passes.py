@@ -17,7 +17,7 @@ import duckdb
 from fraudlab.errors import IngestError
 from fraudlab.ingest.extras import ExtrasPlan
 from fraudlab.ingest.records import TARGETS, Staged, first_line
-from fraudlab.ingest.rules import raw_json, row_reasons, select_typed, with_generated_ids
+from fraudlab.ingest.rules import raw_json, repeats_in_load_sql, row_reasons, select_typed, with_generated_ids
 from fraudlab.ingest.staging import unreadable_file
 from fraudlab.privacy import is_card_column, mask_card_sql
 from fraudlab.schema import ColumnMapping
@@ -86,16 +86,7 @@ def mark_duplicates(cur: duckdb.DuckDBPyConnection, staged: Staged, mapping: Col
                     plan: ExtrasPlan) -> None:
     """Quarantine repeats of a transaction_id within this load (the first in file order stays) and ids the
     workspace already holds; their raw records (typed values) are read back from the source for those rows only."""
-    cur.execute("""
-        UPDATE _checked SET __reason = 'duplicate transaction_id in this load: ' || left(transaction_id, 60),
-                            __dup = true
-        FROM (SELECT __fidx AS f, __row AS r FROM (
-                SELECT __fidx, __row, row_number() OVER (PARTITION BY transaction_id ORDER BY __fidx, __row) AS n
-                FROM _checked WHERE __reason = '' AND transaction_id IN (
-                    SELECT transaction_id FROM _checked WHERE __reason = '' GROUP BY 1 HAVING count(*) > 1))
-              WHERE n > 1) d
-        WHERE __fidx = d.f AND __row = d.r
-    """)
+    cur.execute(repeats_in_load_sql("__dup = true"))
     cur.execute("""
         UPDATE _checked SET __reason = 'transaction_id already in workspace: ' || left(transaction_id, 60),
                             __dup = true

@@ -285,3 +285,17 @@ def value_kind(sqltype: str) -> str:
     if t.startswith("TIMESTAMP") or t == "DATE":
         return "time"
     return "bool" if t == "BOOLEAN" else "other"
+
+
+def repeats_in_load_sql(also_set: str) -> str:
+    """UPDATE of `_checked` quarantining every repeat of a transaction_id within the load (the first in file order
+    stays), setting `also_set` too."""
+    return f"""
+        UPDATE _checked SET __reason = 'duplicate transaction_id in this load: ' || left(transaction_id, 60),
+                            {also_set}
+        FROM (SELECT __fidx AS f, __row AS r FROM (
+                SELECT __fidx, __row, row_number() OVER (PARTITION BY transaction_id ORDER BY __fidx, __row) AS n
+                FROM _checked WHERE __reason = '' AND transaction_id IN (
+                    SELECT transaction_id FROM _checked WHERE __reason = '' GROUP BY 1 HAVING count(*) > 1))
+              WHERE n > 1) d
+        WHERE __fidx = d.f AND __row = d.r"""

@@ -82,14 +82,20 @@ def _stage_parquet(cur: duckdb.DuckDBPyConnection, files: list[SourceFile], dige
     return Staged(sql, params, cols, {c: types[c] for c in cols}, files, digests)
 
 
-def _stage_csv(cur: duckdb.DuckDBPyConnection, files: list[SourceFile], digests: list[str],
-               sample_rows: int | None, allow_empty: bool = False) -> Staged:
+def _csv_columns(cur: duckdb.DuckDBPyConnection, files: list[SourceFile]) -> tuple[list, list[str]]:
+    """Each CSV's described columns, and their union in first-seen order (reserved names refused)."""
     described = [_describe(cur, _csv_scan(i, f), {f"f{i}": str(f.path)}, f) for i, f in enumerate(files)]
     columns: list[str] = []
     for names in described:
         columns.extend(n for n, _ in names if n not in columns)
     if "__fidx" in columns or "__row" in columns or "__off" in columns:
         raise IngestError("source columns may not be named __fidx, __row or __off")
+    return described, columns
+
+
+def _stage_csv(cur: duckdb.DuckDBPyConnection, files: list[SourceFile], digests: list[str],
+               sample_rows: int | None, allow_empty: bool = False) -> Staged:
+    described, columns = _csv_columns(cur, files)
     cols_sql = ", ".join(f"{quote_ident(c)} VARCHAR" for c in columns)
     cur.execute(f"CREATE TEMP TABLE _src ({cols_sql}, __fidx INTEGER, __off BIGINT)")
     staged = Staged("", {}, columns, {c: "VARCHAR" for c in columns}, files, digests)
@@ -120,12 +126,7 @@ def scan_files(cur: duckdb.DuckDBPyConnection, files: list[SourceFile]) -> Stage
     (for the load's one checking pass, after which `reject_tables` are filled)."""
     if {f.kind for f in files} != {"csv"}:
         return stage_files(cur, files)
-    described = [_describe(cur, _csv_scan(i, f), {f"f{i}": str(f.path)}, f) for i, f in enumerate(files)]
-    columns: list[str] = []
-    for names in described:
-        columns.extend(n for n, _ in names if n not in columns)
-    if "__fidx" in columns or "__row" in columns or "__off" in columns:
-        raise IngestError("source columns may not be named __fidx, __row or __off")
+    described, columns = _csv_columns(cur, files)
     params = {f"f{i}": str(f.path) for i, f in enumerate(files)}
     _refuse_empty(cur, files, described)
     staged = Staged(_csv_union(files, None), params, columns, {c: "VARCHAR" for c in columns}, files,
