@@ -17,7 +17,7 @@ import pandas as pd
 import pyarrow as pa
 
 from fraudlab.features import AVERAGE_WINDOWS, CUSTOMER_WINDOWS, FeaturePlan, _customer_features
-from fraudlab.incremental.ranges import search
+from fraudlab.incremental.ranges import fetch_arrays, search
 from fraudlab.workspace import quote_ident
 
 FLAG_COLUMNS = {"merchant_id": "c_new_merchant", "device_id": "c_new_device", "country": "c_new_country"}
@@ -48,23 +48,19 @@ class _Sorted:
         packed = code.astype(np.int64) * self.width + (us - self.low)
         order = np.argsort(packed, kind="stable")
         self.packed, self.us = packed[order], us[order]
-        code_sorted = code[order]
-        first = np.r_[True, code_sorted[1:] != code_sorted[:-1]] if len(code_sorted) else np.zeros(0, bool)
-        ref = amount[order][np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))] if len(first) else 0
-        self.ref = np.zeros(0) if np.isscalar(ref) else ref
-        dev = (amount[order] - self.ref).astype(np.longdouble)
+        code_sorted, amount_sorted = code[order], amount[order]
+        first = np.ones(len(code_sorted), dtype=bool)
+        first[1:] = code_sorted[1:] != code_sorted[:-1]
+        self.ref = amount_sorted[np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))]  # first amount
+        dev = (amount_sorted - self.ref).astype(np.longdouble)
         self.s1 = np.r_[np.longdouble(0), np.cumsum(dev)]
         self.s2 = np.r_[np.longdouble(0), np.cumsum(dev * dev)]
-        self.a1 = np.r_[np.longdouble(0), np.cumsum(amount[order].astype(np.longdouble))]
+        self.a1 = np.r_[np.longdouble(0), np.cumsum(amount_sorted.astype(np.longdouble))]
 
     def position(self, code: np.ndarray, us: np.ndarray) -> np.ndarray:
         """Index of the first row of `code` at or after time `us` (clipped into the customer's band)."""
         offset = np.clip(us - self.low, 0, int(self.width) - 1)
         return search(self.packed, code.astype(np.int64) * self.width + offset)
-
-
-def _fetch(cur: duckdb.DuckDBPyConnection, sql: str) -> dict[str, np.ndarray]:
-    return {k: np.asarray(v) for k, v in cur.execute(sql).fetchnumpy().items()}
 
 
 def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan) -> int:
@@ -75,7 +71,7 @@ def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan) -> int:
     cur.execute(f"""CREATE OR REPLACE TEMP TABLE _chist AS SELECT b.code, t.ts, t.amount::DOUBLE AS amount
                     {''.join(', t.' + quote_ident(c) for c in flags)} FROM transactions t
                     JOIN _ckeys b ON t.customer_id IS NOT DISTINCT FROM b.k WHERE t.ts <= b.hi""")
-    hist = _fetch(cur, "SELECT code, epoch_us(ts) AS us, amount FROM _chist")
+    hist = fetch_arrays(cur, "SELECT code, epoch_us(ts) AS us, amount FROM _chist")
     rows = cur.execute("""SELECT a.transaction_id, b.code, epoch_us(a.ts) AS us, a.amount::DOUBLE AS amount
                           FROM _affrows a JOIN _ckeys b ON a.customer_id IS NOT DISTINCT FROM b.k""").df()
     index = _Sorted(hist["code"], hist["us"], hist["amount"])

@@ -64,8 +64,9 @@ class History:
         return search(self.ranked, base + bound) - search(self.ranked, base)
 
 
-def _fetch(cur: duckdb.DuckDBPyConnection, sql: str, params: dict) -> dict[str, np.ndarray]:
-    return {k: np.asarray(v) for k, v in cur.execute(sql, params).fetchnumpy().items()}
+def fetch_arrays(cur: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> dict[str, np.ndarray]:
+    """A query's columns as NumPy arrays."""
+    return {k: np.asarray(v) for k, v in cur.execute(sql, params or {}).fetchnumpy().items()}
 
 
 def merchant_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, label_delay_days: float) -> int:
@@ -80,12 +81,12 @@ def merchant_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, label_dela
     floor = cur.execute(f"SELECT min(lo) - INTERVAL {int(span)} SECOND FROM _mkeys").fetchall()[0][0]
     join = (f"JOIN _mkeys b ON t.merchant_id IS NOT DISTINCT FROM b.k WHERE t.ts >= $floor "
             f"AND t.ts <= b.hi AND t.ts >= b.lo - INTERVAL {int(span)} SECOND")
-    hist = _fetch(cur, f"SELECT b.code, epoch_us(t.ts) AS us FROM transactions t {join}", {"floor": floor})
+    hist = fetch_arrays(cur, f"SELECT b.code, epoch_us(t.ts) AS us FROM transactions t {join}", {"floor": floor})
     rows = cur.execute("""SELECT t.transaction_id, b.code, epoch_us(t.ts) AS us, epoch(t.ts) AS ts_s
                           FROM _affrows t JOIN _mkeys b ON t.merchant_id IS NOT DISTINCT FROM b.k""").df()
     cur.execute(f"CREATE OR REPLACE TEMP TABLE _flab AS {FRAUD_LABELS}")
     delay_days = float(label_delay_days) * 86_400
-    frauds = _fetch(cur, f"""
+    frauds = fetch_arrays(cur, f"""
         SELECT b.code, epoch(t.ts) AS ts_s,
                greatest(epoch(coalesce(f.known, t.ts + to_seconds({delay_days}))), epoch(t.ts) + 1e-3) AS known_s
         FROM ({fraud_known_sql('_flab')}) f JOIN transactions t USING (transaction_id) {join}
