@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable
 
+import duckdb
 import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
@@ -37,6 +38,7 @@ LEAKAGE_AUC = 0.99
 TIME_INDEX_CORRELATION = 0.99
 LEAKAGE_SAMPLE = 200_000
 META_TABLE = "feature_meta"
+COVER_KEY = "features_cover_ingest"  # in `meta`: every row of the loads up to this ingest id has features
 FEATURE_MEMORY_LIMIT = "5GB"  # DuckDB spills window sorts to disk beyond this (10M rows: ~7 GB peak RSS)
 
 
@@ -319,7 +321,14 @@ def store_features(cur, plan: FeaturePlan, select_sql: str, label_delay_days: fl
             "label_delay_days": label_delay_days, "skipped": plan.skipped, "time_index": plan.time_index}
     for key, value in meta.items():
         cur.execute(f"INSERT OR REPLACE INTO {META_TABLE} VALUES (?, ?)", [key, json.dumps(value)])
+    mark_covered(cur)
     return numeric, plan.categorical
+
+
+def mark_covered(cur: duckdb.DuckDBPyConnection) -> None:
+    """Note that every loaded row has features now: the next update finds its new rows by load id, not by a join."""
+    cur.execute("INSERT OR REPLACE INTO meta SELECT ?, coalesce(max(ingest_id), 0)::VARCHAR FROM transactions",
+                [COVER_KEY])
 
 
 @jobs.as_job('the feature build')

@@ -103,6 +103,31 @@ def test_only_affected_rows_are_recomputed_and_history_is_sliced(tmp_path):
     ws.close()
 
 
+def test_new_rows_are_found_by_load_id_and_by_a_join_when_the_counts_disagree(tmp_path):
+    from fraudlab.incremental.features import NEW_ROWS_SQL, PAST_COVER_SQL, new_rows_sql
+
+    tx, ws = history_then_append(tmp_path, 6_000, 7, 40, 5_000)
+    cur = ws.cursor()
+    assert new_rows_sql(cur)[0] == PAST_COVER_SQL  # the build's mark: the append's load id is past it
+    assert ws.scalar("SELECT count(*) FROM transactions WHERE ingest_id > $covered", new_rows_sql(cur)[1]) == 1_000
+    # a row added outside a load after the mark (no load id): the counts no longer add up, the join finds it
+    cur.execute("UPDATE transactions SET ingest_id = NULL WHERE transaction_id = ?", [tx["transaction_id"].iloc[-1]])
+    assert new_rows_sql(cur) == (NEW_ROWS_SQL, {})
+    cur.close()
+    report = update_features(ws)
+    assert report.new_rows == 1_000
+    pd.testing.assert_frame_equal(features_of(ws), full_build(tmp_path, tx), check_exact=False, rtol=1e-9, atol=1e-9)
+    more = simulate(rows=200, seed=8, days=2).transactions
+    more = more.assign(transaction_id="next-" + more["transaction_id"].astype(str),
+                       ts=more["ts"] - more["ts"].min() + tx["ts"].max() + pd.Timedelta("1h"))
+    ingest_table(ws, more, source="next")
+    cur = ws.cursor()
+    assert new_rows_sql(cur)[0] == PAST_COVER_SQL  # the update moved the mark past every load
+    cur.close()
+    assert update_features(ws).new_rows == 200
+    ws.close()
+
+
 def test_a_large_increment_falls_back_to_the_full_rebuild(tmp_path):
     tx, ws = history_then_append(tmp_path, 4_000, 6, 30, 2_000)
     assert not can_update(ws)  # 50 % new rows: rebuild whole

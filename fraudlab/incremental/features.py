@@ -35,9 +35,11 @@ from fraudlab.features import (
     SHARED_WINDOWS,
     FeaturePlan,
     assemble_sql,
+    COVER_KEY,
     base_sql,
     feature_info,
     group_sql,
+    mark_covered,
     merchant_fraud_sql,
     plan_features,
 )
@@ -47,6 +49,7 @@ from fraudlab.workspace import Workspace, quote_ident
 Progress = Callable[[float, str], None]
 MAX_SHARE = 0.30  # above this share of new rows, the full rebuild is cheaper than slicing
 NEW_ROWS_SQL = "SELECT t.* FROM transactions t ANTI JOIN features f USING (transaction_id)"
+PAST_COVER_SQL = "SELECT t.* FROM transactions t WHERE t.ingest_id > $covered"
 _TEMPS = ("_new", "_aff", "_affrows", "_keys", "_sub", "_lab", "_base", "_frauds", "_mfraud", "_inc", "_g_row")
 
 
@@ -77,9 +80,29 @@ def pending_rows(ws: Workspace) -> tuple[int, int, int]:
     total = ws.count("transactions")
     if not ws.has_table("features"):
         return total, 0, total
-    have = ws.count("features")
-    missing = int(ws.scalar(f"SELECT count(*) FROM ({NEW_ROWS_SQL})"))
-    return total, have, missing
+    cur = ws.cursor()
+    try:
+        sql, params = new_rows_sql(cur)
+        return total, ws.count("features"), int(cur.execute(f"SELECT count(*) FROM ({sql})", params).fetchone()[0])
+    finally:
+        cur.close()
+
+
+def new_rows_sql(cur: duckdb.DuckDBPyConnection) -> tuple[str, dict]:
+    """SQL (and its parameters) of the transactions without features.
+
+    Past the last build's or update's mark, by load id (zone maps skip the older row groups), when the counts prove
+    those are exactly the rows missing; otherwise (a load committed out of order, rows added by other means) an
+    anti join of every id against the features table."""
+    mark = cur.execute("SELECT value FROM meta WHERE key = ?", [COVER_KEY]).fetchone()
+    if mark is not None:
+        params = {"covered": int(mark[0])}
+        past = cur.execute(f"SELECT count(*) FROM ({PAST_COVER_SQL})", params).fetchone()[0]
+        have, total = cur.execute("SELECT (SELECT count(*) FROM features), (SELECT count(*) FROM transactions)"
+                                  ).fetchone()
+        if past + have == total:
+            return PAST_COVER_SQL, params
+    return NEW_ROWS_SQL, {}
 
 
 def can_update(ws: Workspace, max_share: float = MAX_SHARE) -> bool:
@@ -140,7 +163,8 @@ def _affected(cur: duckdb.DuckDBPyConnection, spans: dict[str, int | None], chan
     Labels recorded since the last feature build or update (an analyst's decision on an older row) change the
     merchant fraud counts after their row like a new row would: for the merchant key they seed the ranges too.
     """
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {NEW_ROWS_SQL}")
+    sql, params = new_rows_sql(cur)
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {sql}", params)
     if changed:  # (without any, this join alone costs a hash table of every feature row)
         cur.execute("INSERT INTO _new BY NAME SELECT t.* FROM transactions t SEMI JOIN features f USING "
                     "(transaction_id) WHERE t.transaction_id IN (SELECT unnest($ids))", {"ids": list(changed)})
@@ -280,6 +304,7 @@ def update_features(ws: Workspace, progress: Progress | None = None, who: Actor 
         progress(0.85, f"replacing {affected:,} feature rows")
         cur.execute("DELETE FROM features WHERE transaction_id IN (SELECT transaction_id FROM _aff)")
         cur.execute("INSERT INTO features SELECT * FROM _inc")
+        mark_covered(cur)
         for name in set(_TEMPS) | set(temps):
             cur.execute(f"DROP TABLE IF EXISTS {name}")
     progress(1.0, "features up to date")
