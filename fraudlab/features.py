@@ -274,10 +274,15 @@ def plan_features(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_DELAY_D
     if "customer_id" in cols:
         for col, short in SHARED_KEYS.items():
             if col in cols:
-                shared[col] = (short, [f"count(DISTINCT customer_id) OVER {_window(col, secs)} AS {short}_customers_{name}"
-                                       for name, secs in SHARED_WINDOWS.items()])
+                shared[col] = (short, shared_features(col, short))
     return FeaturePlan(row, by_key, shared, categorical, excluded, skipped, "merchant_id" in cols, delay_s,
                        time_index)
+
+
+def shared_features(col: str, short: str) -> list[str]:
+    """Distinct customers seen on one shared key (device, IP, card) over each window before the row."""
+    return [f"count(DISTINCT customer_id) OVER {_window(col, secs)} AS {short}_customers_{name}"
+            for name, secs in SHARED_WINDOWS.items()]
 
 
 def _alias(expr: str) -> str:

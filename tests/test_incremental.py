@@ -313,6 +313,8 @@ def test_windows_by_binary_search_keep_ties_nulls_edges_and_label_times(tmp_path
     rng = np.random.default_rng(9)
     tx.loc[rng.choice(len(tx), 300, replace=False), "merchant_id"] = None
     tx.loc[rng.choice(len(tx), 100, replace=False), "customer_id"] = None
+    for shared_key in ("device_id", "ip", "card_id"):
+        tx.loc[rng.choice(len(tx), 200, replace=False), shared_key] = None
     ties = rng.choice(len(tx) - 1, 600, replace=False)
     tx.loc[ties + 1, "ts"] = tx.loc[ties, "ts"].to_numpy()  # same instant as the row before
     tx.loc[tx.index[::3], "label_ts"] = pd.NaT
@@ -329,9 +331,26 @@ def test_windows_by_binary_search_keep_ties_nulls_edges_and_label_times(tmp_path
     update_features(ws)
     got, want = (w.df("SELECT * FROM features ORDER BY transaction_id") for w in (ws, full))
     assert got["m_fraud_30d"].sum() > 0 and got["m_cnt_1d"].sum() > 0 and got["c_cnt_5m"].sum() > 0
+    assert got["dev_customers_24h"].sum() > 0 and got["card_customers_7d"].isna().sum() > 0
     pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-12, atol=1e-12)
     ws.close()
     full.close()
+
+
+def test_distinct_customers_in_windows_equal_brute_force():
+    from fraudlab.features import SHARED_WINDOWS
+    from fraudlab.incremental.shared import _distinct_customers
+
+    rng = np.random.default_rng(5)
+    hour, n = 3_600_000_000, 500
+    hist = {"code": rng.integers(0, 6, n), "us": rng.integers(0, 400, n) * hour // 2,
+            "customer_id": np.array([None if c == 0 else f"c{c}" for c in rng.integers(0, 9, n)], dtype=object)}
+    code, us = rng.integers(0, 7, 300), rng.integers(0, 420, 300) * hour // 2  # on edges, ties, an unseen key
+    got = _distinct_customers(hist, code, us)
+    for w, secs in SHARED_WINDOWS.items():
+        want = [len({c for k, t, c in zip(hist["code"], hist["us"], hist["customer_id"])
+                     if k == qk and qt - secs * 1_000_000 <= t < qt and c is not None}) for qk, qt in zip(code, us)]
+        assert got[w].tolist() == want and max(want) > 1
 
 
 @pytest.mark.parametrize("dtype", ["int", "float"])

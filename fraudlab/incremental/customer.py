@@ -68,10 +68,8 @@ def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan) -> int:
     cur.execute("""CREATE OR REPLACE TEMP TABLE _ckeys AS SELECT k, hi, (row_number() OVER ()) - 1 AS code FROM (
                      SELECT customer_id AS k, max(ts) AS hi FROM _affrows GROUP BY 1)""")
     flags = [col for col, flag in FLAG_COLUMNS.items() if flag in {_alias(e) for e in plan.by_key["customer_id"]}]
-    cur.execute(f"""CREATE OR REPLACE TEMP TABLE _chist AS SELECT b.code, t.ts, t.amount::DOUBLE AS amount
-                    {''.join(', t.' + quote_ident(c) for c in flags)} FROM transactions t
-                    JOIN _ckeys b ON t.customer_id IS NOT DISTINCT FROM b.k WHERE t.ts <= b.hi""")
-    hist = fetch_arrays(cur, "SELECT code, epoch_us(ts) AS us, amount FROM _chist")
+    hist = fetch_arrays(cur, """SELECT b.code, epoch_us(t.ts) AS us, t.amount::DOUBLE AS amount FROM transactions t
+                                JOIN _ckeys b ON t.customer_id IS NOT DISTINCT FROM b.k WHERE t.ts <= b.hi""")
     rows = cur.execute("""SELECT a.transaction_id, b.code, epoch_us(a.ts) AS us, a.amount::DOUBLE AS amount
                           FROM _affrows a JOIN _ckeys b ON a.customer_id IS NOT DISTINCT FROM b.k""").df()
     index = _Sorted(hist["code"], hist["us"], hist["amount"])
@@ -96,7 +94,7 @@ def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan) -> int:
     cur.execute("CREATE OR REPLACE TEMP TABLE _gc AS SELECT transaction_id, "
                 + ", ".join(f"{quote_ident(n)}::{_type(n)} AS {quote_ident(n)}" for n in names) + " FROM _gc_frame")
     cur.unregister("_gc_frame")
-    cur.execute("DROP TABLE IF EXISTS _ckeys; DROP TABLE IF EXISTS _chist")
+    cur.execute("DROP TABLE IF EXISTS _ckeys")
     return len(hist["us"])
 
 
@@ -131,13 +129,17 @@ def _lifetime(index: _Sorted, out: dict, start: np.ndarray, end: np.ndarray, us:
 
 
 def _flags(cur: duckdb.DuckDBPyConnection, flags: list[str], frame: pd.DataFrame) -> None:
-    """First-time flags: the row's value is set and no strictly-earlier row of the customer had it."""
+    """First-time flags: the row's value is set and no strictly-earlier row of the customer had it (the first time
+    of each of the affected rows' (customer, value) pairs, from the rows of those pairs only)."""
     for col in flags:
         c = quote_ident(col)
         got = cur.execute(f"""
-            WITH firsts AS (SELECT code, {c} AS v, min(ts) AS first_ts FROM _chist WHERE {c} IS NOT NULL GROUP BY 1, 2)
+            WITH pairs AS (SELECT DISTINCT customer_id, {c} AS v FROM _affrows WHERE {c} IS NOT NULL),
+                 firsts AS (SELECT t.customer_id, t.{c} AS v, min(t.ts) AS first_ts FROM transactions t
+                            SEMI JOIN pairs p ON t.customer_id IS NOT DISTINCT FROM p.customer_id AND t.{c} = p.v
+                            GROUP BY 1, 2)
             SELECT a.transaction_id, CASE WHEN a.{c} IS NULL THEN NULL ELSE (f.first_ts >= a.ts)::INTEGER END AS flag
-            FROM _affrows a JOIN _ckeys b ON a.customer_id IS NOT DISTINCT FROM b.k
-            LEFT JOIN firsts f ON f.code = b.code AND a.{c} = f.v""").df()
+            FROM _affrows a LEFT JOIN firsts f ON a.customer_id IS NOT DISTINCT FROM f.customer_id AND a.{c} = f.v
+            """).df()
         frame[FLAG_COLUMNS[col]] = frame["transaction_id"].map(
             pd.Series(got["flag"].to_numpy(), index=got["transaction_id"]))

@@ -43,7 +43,7 @@ from fraudlab.features import (
     merchant_fraud_sql,
     plan_features,
 )
-from fraudlab.incremental import customer, lifetime, ranges
+from fraudlab.incremental import customer, lifetime, ranges, shared
 from fraudlab.workspace import Workspace, quote_ident
 
 Progress = Callable[[float, str], None]
@@ -237,6 +237,13 @@ def _compute(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, spans: dict[str,
             parts.update({key: "_gm", "merchant_fraud": "_mfraud"})
             temps.append("_gm")
             continue
+        if key in plan.shared and shared.applies(plan, key):  # binary search + distinct pairs, no window sorts
+            got = shared.shared_group(cur, plan, key, f"_g{i}")
+            if got is not None:
+                read += got
+                parts[key] = f"_g{i}"
+                temps.append(f"_g{i}")
+                continue
         quick = key == "customer_id" and lifetime.applies(plan)  # lifetime columns from aggregates of older rows
         read += _slice(cur, key, lifetime.SPAN if quick else spans[key])
         merchant = key == "merchant_id" and plan.has_merchant
