@@ -167,6 +167,23 @@ def test_late_rows_are_marked_and_beyond_the_horizon_reported(tmp_path):
     ws.close()
 
 
+def test_a_loaded_row_older_than_a_live_row_of_its_customer_is_late(tmp_path):
+    from fraudlab.incremental import record_arrivals
+
+    tx = simulate(rows=3_000, seed=8, days=20).transactions.sort_values("ts").reset_index(drop=True)
+    ws = Workspace(tmp_path / "ws.duckdb")
+    ingest_table(ws, tx.iloc[:2_000], source="history")
+    live = tx.iloc[2_000]  # stored by the live API: no load id
+    ingest_table(ws, tx.iloc[[2_000]], source="live stand-in")
+    with ws.write(bump=False) as cur:
+        cur.execute("UPDATE transactions SET ingest_id = NULL WHERE transaction_id = ?", [live["transaction_id"]])
+    older = tx.iloc[[2_001]].assign(transaction_id="OLDER", customer_id=live["customer_id"],
+                                    ts=live["ts"] - pd.Timedelta(hours=1))
+    report = record_arrivals(ws, ingest_table(ws, older, source="late").ingest_id, 24.0)
+    assert report.late == 1 and report.max_late_seconds == 3600.0
+    ws.close()
+
+
 def test_watch_once_loads_each_file_once_through_the_incremental_pipeline(tmp_path, capsys):
     from fraudlab.cli import main
 

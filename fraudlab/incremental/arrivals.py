@@ -49,15 +49,20 @@ def record_arrivals(ws: Workspace, ingest_id: int, horizon_hours: float, who: Ac
     """Mark the late rows of one load in `arrivals` (one write, audited when any are late); returns the counts."""
     horizon_s = float(horizon_hours) * 3_600
     with ws.write(bump=False) as cur:
+        # only rows after the load's earliest can make one of its rows late: scans skip the older row groups
+        floor = cur.execute("SELECT min(ts) FROM transactions WHERE ingest_id = $id", {"id": ingest_id}).fetchall()[0][0]
         cur.execute("""
             CREATE OR REPLACE TEMP TABLE _late AS
             WITH fresh AS (SELECT transaction_id, customer_id, ts FROM transactions WHERE ingest_id = $id),
-                 prior AS (SELECT customer_id, max(ts) AS newest FROM transactions
-                           WHERE ingest_id <> $id AND customer_id IN (SELECT customer_id FROM fresh) GROUP BY 1),
-                 anyone AS (SELECT max(ts) AS newest FROM transactions WHERE ingest_id <> $id)
+                 later AS (SELECT customer_id, ts FROM transactions
+                           WHERE ts > $floor AND ingest_id IS DISTINCT FROM $id),
+                 prior AS (SELECT customer_id, max(ts) AS newest FROM later
+                           WHERE customer_id IN (SELECT customer_id FROM fresh) GROUP BY 1),
+                 anyone AS (SELECT max(ts) AS newest FROM later)
             SELECT f.transaction_id, epoch(coalesce(p.newest, CASE WHEN f.customer_id IS NULL THEN a.newest END))
                                      - epoch(f.ts) AS late_by
-            FROM fresh f LEFT JOIN prior p USING (customer_id) CROSS JOIN anyone a""", {"id": ingest_id})
+            FROM fresh f LEFT JOIN prior p USING (customer_id) CROSS JOIN anyone a""",
+                    {"id": ingest_id, "floor": floor})
         cur.execute("""INSERT INTO arrivals SELECT transaction_id, $id, $now, late_by,
                               CASE WHEN late_by > $h THEN $beyond ELSE $late END
                        FROM _late WHERE late_by > 0""",
