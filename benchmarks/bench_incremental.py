@@ -110,9 +110,9 @@ def main() -> None:
     stages.append(stage)
     s_feat, upd = measure("incremental features", n, lambda: update_features(inc))
     threshold = decision_threshold(inc)
-    s_score, scored = measure("incremental scores (from earliest affected)", upd.affected_rows,
+    s_score, scored = measure("incremental scores (the recomputed rows)", upd.affected_rows,
                               lambda: score_window(inc, start=upd.first_ts, explain_top=FIRST_START_EXPLAIN,
-                                                   explain_min_score=threshold))
+                                                   explain_min_score=threshold, rows=upd.rows))
     s_cases, _ = measure("case queue (lookups from earliest affected)", n,
                          lambda: cases.refresh_cases(inc, changed_since=upd.first_ts))
     s_feat.note = (f"{upd.affected_rows:,} rows recomputed from {upd.history_rows:,} history rows "

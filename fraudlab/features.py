@@ -388,12 +388,15 @@ def has_features(ws: Workspace) -> bool:
 
 def feature_rows(ws: Workspace, transaction_ids: list[str], columns: list[str] | None = None) -> pd.DataFrame:
     """Feature rows of a few transactions by id (an index lookup: the single-case path)."""
-    info = feature_info(ws)
     columns = columns or feature_columns(ws)
     select = ", ".join(quote_ident(c) for c in columns)
-    frame = ws.df(f"SELECT transaction_id, {select} FROM features WHERE transaction_id IN (SELECT unnest($ids))",
-                  {"ids": list(transaction_ids)})
-    for col in info.get("categorical", []):
+    return categorised(ws, ws.df(f"SELECT transaction_id, {select} FROM features "
+                                 "WHERE transaction_id IN (SELECT unnest($ids))", {"ids": list(transaction_ids)}))
+
+
+def categorised(ws: Workspace, frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with the stored features' categorical columns as pandas categories (as models expect them)."""
+    for col in feature_info(ws).get("categorical", []):
         if col in frame:
             frame[col] = frame[col].astype("category")
     return frame
@@ -402,13 +405,9 @@ def feature_rows(ws: Workspace, transaction_ids: list[str], columns: list[str] |
 def load_frame(ws: Workspace, where: str = "", params: dict | None = None, columns: list[str] | None = None,
                extra: str = "", join: str = "") -> pd.DataFrame:
     """Feature rows (with ts) as a DataFrame, categoricals as pandas categories; `where` filters on t.* / f.*."""
-    info = feature_info(ws)
     columns = columns or feature_columns(ws)
     select = ", ".join(f"f.{quote_ident(c)}" for c in columns)
-    frame = ws.df(f"SELECT f.transaction_id, t.ts{', ' + extra if extra else ''}, {select} "
-                  f"FROM features f JOIN transactions t USING (transaction_id) {join} "
-                  f"{('WHERE ' + where) if where else ''} ORDER BY t.ts, f.transaction_id", params or {})
-    for col in info.get("categorical", []):
-        if col in frame:
-            frame[col] = frame[col].astype("category")
-    return frame
+    return categorised(ws, ws.df(f"SELECT f.transaction_id, t.ts{', ' + extra if extra else ''}, {select} "
+                                 f"FROM features f JOIN transactions t USING (transaction_id) {join} "
+                                 f"{('WHERE ' + where) if where else ''} ORDER BY t.ts, f.transaction_id",
+                                 params or {}))

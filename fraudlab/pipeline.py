@@ -189,7 +189,8 @@ def incremental_refresh(ws: Workspace, who: Actor = SYSTEM, progress: Progress |
 
         # reasons for the rows that alert (the queue shows them), not for every high score of the window
         scored = score_window(ws, start=inc.first_ts, explain_top=FIRST_START_EXPLAIN, who=who,
-                              progress=_part(progress, 0.6, 0.9), explain_min_score=decision_threshold(ws))
+                              progress=_part(progress, 0.6, 0.9), explain_min_score=decision_threshold(ws),
+                              rows=inc.rows)
         done.append(f"scored {scored.rows:,} transactions from {inc.first_ts} on (new and repaired rows), "
                     f"explained {scored.explained:,} alerts")
         progress(0.9, "updating the case queue")

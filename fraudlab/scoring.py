@@ -9,6 +9,7 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Callable
 
 import numpy as np
@@ -20,7 +21,7 @@ from fraudlab import explain, jobs, rules
 from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.auth.permissions import require
 from fraudlab.errors import FraudlabError, ModelError
-from fraudlab.features import feature_rows, has_features, load_frame
+from fraudlab.features import categorised, feature_columns, feature_rows, has_features, load_frame
 from fraudlab.labels import resolved_sql
 from fraudlab.model import evaluate
 from fraudlab.registry import (
@@ -36,6 +37,7 @@ from fraudlab.workspace import Workspace, utcnow
 
 Progress = Callable[[float, str], None]
 CHUNK_ROWS = 1_000_000
+Piece = Callable[[list[str] | None], pd.DataFrame]  # feature columns -> the rows of one slice of the window
 EXPLAIN_TOP = 10_000
 CASE_BUDGET_MS = 500.0  # an analyst opening a case; real-time callers pass their own budget
 
@@ -90,9 +92,13 @@ def _chunks(ws: Workspace, start, end, rows: int) -> list[tuple]:
 @jobs.as_job('scoring')
 def score_window(ws: Workspace, start: datetime | None = None, end: datetime | None = None,
                  model_id: str | None = None, explain_top: int = EXPLAIN_TOP, who: Actor = SYSTEM,
-                 progress: Progress | None = None, explain_min_score: float | None = None) -> ScoreReport:
+                 progress: Progress | None = None, explain_min_score: float | None = None,
+                 rows: pa.Table | None = None) -> ScoreReport:
     """Score every transaction of the window and explain the top-scored ones (only those scoring at least
     `explain_min_score`, e.g. the alert threshold, when given).
+
+    `rows`: feature rows (with `ts`) to score instead of reading the window's: the incremental pipeline hands over
+    the rows it just recomputed, so only they are rescored and the features table is not scanned again.
 
     Without `model_id` the fallback chain answers: champion, else previous champion, else rules; a fallback is
     recorded in `scores.scorer` and as a 'scoring_fallback' audit row. A named `model_id` is used or refused.
@@ -107,10 +113,16 @@ def score_window(ws: Workspace, start: datetime | None = None, end: datetime | N
         if current is None:
             raise ModelError("no champion model yet: train one first")
         chain = [("model", current), ("fallback", previous_champion(ws))]
-    start = start or ws.scalar("SELECT min(ts) FROM transactions")
-    end = end or ws.scalar("SELECT max(ts) FROM transactions")
     began = time.perf_counter()
-    pieces = _chunks(ws, start, end, CHUNK_ROWS)
+    if rows is not None:
+        given = categorised(ws, rows.to_pandas()).sort_values(["ts", "transaction_id"], kind="stable")
+        start, end = given["ts"].min(), given["ts"].max()
+        pieces = [lambda columns: given[["transaction_id", "ts"] + (columns or feature_columns(ws))]]
+    else:
+        start = start or ws.scalar("SELECT min(ts) FROM transactions")
+        end = end or ws.scalar("SELECT max(ts) FROM transactions")
+        bounds = _chunks(ws, start, end, CHUNK_ROWS)
+        pieces = [partial(_piece, ws, i, lo, hi, len(bounds)) for i, (lo, hi) in enumerate(bounds)]
     failures: list[str] = []
     for scorer, record in chain:
         if record is None:
@@ -126,7 +138,8 @@ def score_window(ws: Workspace, start: datetime | None = None, end: datetime | N
         seconds = time.perf_counter() - began
         progress(0.8, f"explaining the top {min(explain_top, scored.num_rows):,} cases")
         explain_began = time.perf_counter()
-        reasons = explain_top_scores(ws, record, booster, scored, explain_top, explain_min_score)
+        reasons = explain_top_scores(ws, record, booster, scored, explain_top, explain_min_score,
+                                     given=None if rows is None else given)
         answered = (scorer, record.model_id)
         break
     else:
@@ -153,13 +166,13 @@ def usable_booster(ws: Workspace, record: ModelRecord) -> xgb.Booster:
     return load_booster(record)
 
 
-def _predict_window(ws: Workspace, record: ModelRecord, booster: xgb.Booster, pieces: list[tuple],
+def _predict_window(ws: Workspace, record: ModelRecord, booster: xgb.Booster, pieces: list[Piece],
                     progress: Progress) -> pa.Table:
     """Scores of one model over the window's pieces; a booster that cannot predict is a ModelError."""
     parts = []
-    for i, (lo, hi) in enumerate(pieces):
+    for i, piece in enumerate(pieces):
         progress(0.8 * i / len(pieces), f"scoring part {i + 1} of {len(pieces)}")
-        frame = _piece(ws, i, lo, hi, len(pieces), list(record.features))
+        frame = piece(list(record.features))
         try:
             score = booster.predict(xgb.DMatrix(prepare(frame, record), enable_categorical=True))
         except (xgb.core.XGBoostError, ValueError) as exc:
@@ -170,18 +183,19 @@ def _predict_window(ws: Workspace, record: ModelRecord, booster: xgb.Booster, pi
 
 
 def _piece(ws: Workspace, i: int, lo, hi, pieces: int, columns: list[str] | None) -> pd.DataFrame:
+    """The feature rows of the i-th of `pieces` time slices of the window."""
     return load_frame(ws, where="t.ts >= $lo AND (t.ts < $hi OR ($last AND t.ts = $hi))",
                       params={"lo": lo, "hi": hi, "last": i == pieces - 1}, columns=columns)
 
 
-def _rules_window(ws: Workspace, pieces: list[tuple], progress: Progress, top: int) -> tuple[pa.Table, pd.DataFrame]:
+def _rules_window(ws: Workspace, pieces: list[Piece], progress: Progress, top: int) -> tuple[pa.Table, pd.DataFrame]:
     """Rule scores over the window (the last step of the chain) and the fired rules of the top `top` as reasons."""
     present = set(ws.columns("features"))
     needed = [f for f in dict.fromkeys(c[0] for rule in rules.DEFAULT_RULES for c in rule.conditions) if f in present]
     parts, fired_ids, fired_texts = [], [], []
-    for i, (lo, hi) in enumerate(pieces):
+    for i, piece in enumerate(pieces):
         progress(0.8 * i / len(pieces), f"scoring part {i + 1} of {len(pieces)} with rules")
-        frame = _piece(ws, i, lo, hi, len(pieces), needed or None)
+        frame = piece(needed or None)
         result = rules.score_rules(frame)
         ids = frame["transaction_id"].astype(object)
         parts.append(pa.table({"transaction_id": pa.array(ids, pa.string()),
@@ -198,8 +212,9 @@ def _rules_window(ws: Workspace, pieces: list[tuple], progress: Progress, top: i
 
 
 def explain_top_scores(ws: Workspace, record: ModelRecord, booster: xgb.Booster, scored: pa.Table, top: int,
-                       min_score: float | None = None) -> pd.DataFrame:
-    """Exact TreeSHAP reasons (JSON) for the `top` highest scores (of those at least `min_score`)."""
+                       min_score: float | None = None, given: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Exact TreeSHAP reasons (JSON) for the `top` highest scores (of those at least `min_score`); their feature
+    rows from `given` when the caller has them, else from the features table."""
     scores = scored["score"].to_numpy()
     idx = np.argsort(-scores, kind="stable")[:max(top, 0)]
     if min_score is not None:
@@ -207,8 +222,11 @@ def explain_top_scores(ws: Workspace, record: ModelRecord, booster: xgb.Booster,
     if len(idx) == 0:
         return pd.DataFrame({"transaction_id": [], "reasons": []})
     ids = scored["transaction_id"].take(pa.array(idx)).to_pylist()
-    frame = load_frame(ws, where="f.transaction_id IN (SELECT unnest($ids))", params={"ids": ids},
-                       columns=_with_baseline(ws, list(record.features)))
+    columns = _with_baseline(ws, list(record.features))
+    if given is not None:
+        frame = given.loc[given["transaction_id"].isin(ids), ["transaction_id", "ts"] + columns]
+    else:
+        frame = load_frame(ws, where="f.transaction_id IN (SELECT unnest($ids))", params={"ids": ids}, columns=columns)
     X = prepare(frame, record)
     contribs, _ = explain.contributions(booster, X)
     reasons = explain.reasons_json(list(record.features), frame, contribs, usual=record.metrics.get("usual"))

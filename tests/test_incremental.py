@@ -246,6 +246,9 @@ def test_incremental_scores_equal_a_full_rebuild_and_rescore(tmp_path):
         steps = incremental_refresh(ws)
         assert "incrementally" in steps[0] and "scored" in steps[1] and "lookups updated" in steps[2]
     assert not cases.cases_stale(ws)
+    # the recomputed rows handed to the scorer in memory: the new alerts carry exact SHAP reasons
+    explained = ws.df("SELECT reasons FROM scores WHERE reasons IS NOT NULL")["reasons"]
+    assert len(explained) > 0 and all('"contribution"' in r for r in explained)
     # the case queue and its lookups, updated from the earliest changed row on, equal a whole rebuild
     lookups = {"case_history": "SELECT * FROM case_history ORDER BY transaction_id",
                "case_entities": "SELECT * FROM case_entities ORDER BY kind, value",

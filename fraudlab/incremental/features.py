@@ -18,11 +18,12 @@ a leakage verdict that flipped), or the increment is large, the caller falls bac
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Sequence
 
 import duckdb
+import pyarrow as pa
 
 from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.featurelab.defs import parse_delay, parse_window
@@ -48,6 +49,7 @@ from fraudlab.workspace import Workspace, quote_ident
 
 Progress = Callable[[float, str], None]
 MAX_SHARE = 0.30  # above this share of new rows, the full rebuild is cheaper than slicing
+HAND_OVER_ROWS = 1_000_000  # up to this many recomputed rows are handed to the scorer in memory
 NEW_ROWS_SQL = "SELECT t.* FROM transactions t ANTI JOIN features f USING (transaction_id)"
 PAST_COVER_SQL = "SELECT t.* FROM transactions t WHERE t.ingest_id > $covered"
 _TEMPS = ("_new", "_aff", "_affrows", "_keys", "_sub", "_lab", "_base", "_frauds", "_mfraud", "_inc", "_g_row")
@@ -67,6 +69,7 @@ class IncrementalReport:
     first_ts: datetime | None
     seconds: float
     summarised_rows: int = 0  # older rows of the customers read by one aggregate instead of the window sorts
+    rows: pa.Table | None = field(default=None, repr=False, compare=False)  # the recomputed rows, with ts (if few)
 
     @property
     def message(self) -> str:
@@ -312,7 +315,9 @@ def update_features(ws: Workspace, progress: Progress | None = None, who: Actor 
         cur.execute("DELETE FROM features WHERE transaction_id IN (SELECT transaction_id FROM _aff)")
         cur.execute("INSERT INTO features SELECT * FROM _inc")
         mark_covered(cur)
+        rows = None if affected > HAND_OVER_ROWS else cur.sql(
+            "SELECT i.*, a.ts FROM _inc i JOIN _affrows a USING (transaction_id)").to_arrow_table()
         for name in set(_TEMPS) | set(temps):
             cur.execute(f"DROP TABLE IF EXISTS {name}")
     progress(1.0, "features up to date")
-    return IncrementalReport(new_rows, int(affected), read, first_ts, time.perf_counter() - began, summarised)
+    return IncrementalReport(new_rows, int(affected), read, first_ts, time.perf_counter() - began, summarised, rows)
