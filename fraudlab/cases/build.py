@@ -242,8 +242,9 @@ def _case_history(cur, flags: list[str], since: datetime | None) -> None:
 
 
 def _case_entities(cur, cols: set[str], since: datetime | None) -> None:
-    """Per shared value (device, IP, card, email): customers, transactions, frauds; only the values of the rows
-    from `since` on are recounted, when given."""
+    """Per shared value (device, IP, card, email): customers, transactions, frauds. When `since` is given only the
+    values of rows added since the last count (loaded past its load-id mark, or stored live) from `since` on are
+    recounted; when the per-kind totals then disagree with the transactions, everything is recounted."""
     def parts(where: str, touched: bool = False) -> str:
         return " UNION ALL ".join(f"SELECT '{kind}' AS kind, {col} AS value, customer_id, transaction_id "
                                   f"FROM transactions WHERE {col} IS NOT NULL {where}"
@@ -260,14 +261,27 @@ def _case_entities(cur, cols: set[str], since: datetime | None) -> None:
                 GROUP BY 1, 2 ORDER BY 1, 2"""
     cur.execute("CREATE OR REPLACE TEMP TABLE _elab AS SELECT * FROM labels WHERE transaction_id IN "
                 "(SELECT transaction_id FROM labels WHERE is_fraud)")
-    if since is None:
-        cur.execute("CREATE OR REPLACE TABLE case_entities AS "
-                    + counts.format(rows=parts(""), labels=resolved_sql(None, "_elab")))
-    else:
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE _ent AS SELECT DISTINCT kind, value "
-                    f"FROM ({parts('AND ts >= $since')})", {"since": since})
+    mark = cur.execute("SELECT value FROM case_meta WHERE key = 'entities_cover_ingest'").fetchone()
+    if since is not None and mark is not None:
+        fresh = "AND ts >= $since AND (ingest_id > $mark OR ingest_id IS NULL)"  # rows the counts lack
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE _ent AS SELECT DISTINCT kind, value FROM ({parts(fresh)})",
+                    {"since": since, "mark": int(mark[0])})
         cur.execute("DELETE FROM case_entities e USING _ent n WHERE e.kind = n.kind AND e.value = n.value")
         cur.execute("INSERT INTO case_entities "
                     + counts.format(rows=parts("", touched=True), labels=resolved_sql(None, "_elab")))
         cur.execute("DROP TABLE _ent")
+    if since is None or mark is None or not _entity_totals_match(cur, cols):
+        cur.execute("CREATE OR REPLACE TABLE case_entities AS "
+                    + counts.format(rows=parts(""), labels=resolved_sql(None, "_elab")))
+    cur.execute("INSERT OR REPLACE INTO case_meta SELECT 'entities_cover_ingest', "
+                "coalesce(max(ingest_id), 0)::VARCHAR FROM transactions")
     cur.execute("DROP TABLE _elab")
+
+
+def _entity_totals_match(cur, cols: set[str]) -> bool:
+    """True when each kind's counted transactions equal the transactions carrying a value of it."""
+    counted = dict(cur.execute("SELECT kind, sum(transactions) FROM case_entities GROUP BY 1").fetchall())
+    have = cur.execute("SELECT " + ", ".join(f"count({col})" for col in LINK_KINDS if col in cols)
+                       + " FROM transactions").fetchone()
+    kinds = [kind for col, kind in LINK_KINDS.items() if col in cols]
+    return all(int(counted.get(kind) or 0) == int(n) for kind, n in zip(kinds, have))
