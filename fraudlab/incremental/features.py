@@ -30,13 +30,13 @@ from fraudlab.featurelab.defs import parse_delay, parse_window
 from fraudlab.featurelab.sql import relation_sql
 from fraudlab.featurelab.store import active_definitions, source_columns
 from fraudlab.features import (
+    COVER_KEY,
     DEFAULT_LABEL_DELAY_DAYS,
     FEATURE_MEMORY_LIMIT,
     MERCHANT_WINDOWS,
     SHARED_WINDOWS,
     FeaturePlan,
     assemble_sql,
-    COVER_KEY,
     base_sql,
     feature_info,
     group_sql,
