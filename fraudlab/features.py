@@ -14,16 +14,14 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import duckdb
-import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
 
 from fraudlab import jobs
 from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.errors import FraudlabError
 from fraudlab.featurelab.store import apply_definitions
-from fraudlab.labels import fraud_known_sql, resolved_sql
-from fraudlab.schema import LABEL_DERIVED
+from fraudlab.labels import fraud_known_sql
+from fraudlab.leakage import leakage_check, time_index_columns
 from fraudlab.workspace import CANONICAL_COLUMNS, Workspace, quote_ident
 
 Progress = Callable[[float, str], None]
@@ -34,9 +32,6 @@ SHARED_WINDOWS = {"24h": 86_400, "7d": 604_800}
 MERCHANT_WINDOWS = {"1d": 86_400, "7d": 604_800, "30d": 2_592_000}
 SHARED_KEYS = {"device_id": "dev", "ip": "ip", "card_id": "card"}
 CATEGORICALS = ("category", "channel", "country", "currency")
-LEAKAGE_AUC = 0.99
-TIME_INDEX_CORRELATION = 0.99
-LEAKAGE_SAMPLE = 200_000
 META_TABLE = "feature_meta"
 COVER_KEY = "features_cover_ingest"  # in `meta`: every row of the loads up to this ingest id has features
 FEATURE_MEMORY_LIMIT = "5GB"  # DuckDB spills window sorts to disk beyond this (10M rows: ~7 GB peak RSS)
@@ -185,51 +180,6 @@ def _extra_numeric(ws: Workspace) -> list[str]:
     numeric = ("DOUBLE", "FLOAT", "INTEGER", "BIGINT", "SMALLINT", "TINYINT", "HUGEINT", "DECIMAL", "REAL", "UBIGINT")
     return [c for c, t in zip(types["column_name"], types["data_type"])
             if c not in CANONICAL_COLUMNS and c != "ingest_id" and c in present and str(t).upper().startswith(numeric)]
-
-
-def time_index_columns(ws: Workspace, candidates: list[str], sample: int = LEAKAGE_SAMPLE) -> dict[str, str]:
-    """Numeric columns that only count time (seconds / days / steps since a start), with the reason for each.
-
-    Such a column rises with `ts` (rank correlation above TIME_INDEX_CORRELATION on a sample): as a feature it
-    tells the model the date, so it can never generalise to new data, and its drift is guaranteed.
-    """
-    if not candidates:
-        return {}
-    cols = ", ".join(f"{quote_ident(c)}::DOUBLE AS {quote_ident(c)}" for c in candidates)
-    frame = ws.df(f"SELECT epoch(ts) AS __t, {cols} FROM transactions "
-                  f"USING SAMPLE reservoir({int(sample)} ROWS) REPEATABLE (11)")
-    ranks = frame.rank()
-    found = {}
-    for col in candidates:
-        both = ranks[["__t", col]].dropna()
-        if len(both) < 10 or both[col].nunique() < 2:
-            continue
-        rho = float(np.corrcoef(both["__t"], both[col])[0, 1])
-        if rho > TIME_INDEX_CORRELATION:
-            found[col] = f"a time index (rank correlation with the transaction time {rho:.3f}): never a feature"
-    return found
-
-
-def leakage_check(ws: Workspace, candidates: list[str]) -> dict[str, str]:
-    """Columns that give the label away (by name, or single-column AUC above 0.99), with the reason for each."""
-    excluded = {c: "its name marks it as derived from the label" for c in candidates if LABEL_DERIVED.search(c)}
-    rest = [c for c in candidates if c not in excluded]
-    if not rest or not ws.has_table("labels") or ws.count("labels") == 0:
-        return excluded
-    cols = ", ".join(f"t.{quote_ident(c)}" for c in rest)
-    sample = ws.df(f"""SELECT {cols}, l.is_fraud AS __y FROM transactions t
-                       JOIN (SELECT transaction_id, label AS is_fraud FROM ({resolved_sql(None)})) l
-                       USING (transaction_id) USING SAMPLE reservoir({LEAKAGE_SAMPLE} ROWS) REPEATABLE (7)""")
-    y = sample.pop("__y").astype(bool).to_numpy()
-    if y.all() or not y.any():
-        return excluded
-    for col in rest:
-        x = pd.to_numeric(sample[col], errors="coerce").to_numpy(dtype=float)
-        x = np.where(np.isfinite(x), x, np.nanmin(x) - 1 if np.isfinite(x).any() else 0.0)
-        auc = roc_auc_score(y, x)
-        if max(auc, 1 - auc) > LEAKAGE_AUC:
-            excluded[col] = f"alone it predicts the label almost perfectly (AUC {max(auc, 1 - auc):.3f})"
-    return excluded
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,9 @@ from fraudlab.featurelab.defs import FeatureDef, check_definition, parse_delay, 
 from fraudlab.featurelab.metrics import bin_index, bins, fill_missing, information_value, psi, scores, scores_sorted
 from fraudlab.featurelab.sql import relation_sql
 from fraudlab.featurelab.store import get_definition, source_columns, taken_names
-from fraudlab.features import LEAKAGE_AUC, feature_columns, feature_info
+from fraudlab.features import feature_columns, feature_info
 from fraudlab.labels import resolved_sql
+from fraudlab.leakage import LEAKAGE_AUC
 from fraudlab.model import train_model
 from fraudlab.schema import LABEL_DERIVED
 from fraudlab.workspace import Workspace, quote_ident
