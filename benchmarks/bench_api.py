@@ -5,7 +5,7 @@
 Builds (or reuses) bench_data/api_N.duckdb: N simulated transactions minus the newest HELD_OUT, loaded and brought
 up to date by the pipeline, with a second model promoted so a previous champion exists. Each run works on a copy.
 It starts a server in its own process (default: uvicorn over `fraudlab.api.build_routes`, the very routes
-`streamlit run app.py` mounts, plus a benchmark-only route that starts a batch job in a thread of that server;
+`streamlit run app.py` mounts, plus a benchmark-only route that submits a batch job to that server's job runner;
 `--streamlit`: the real app server, without the batch-job step), sends held-out transactions (new ids) at each
 rate for a few seconds (open loop: latency counts from the planned send time, so a slow server cannot hide its
 queue), then at one rate while a batch job (a full rescoring, `score_window`) runs in the server, then removes the
@@ -63,6 +63,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -75,6 +76,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pandas as pd
+import psutil
 from _common import BENCH_DATA, Stage, measure, report
 
 from fraudlab.api import LiveScoring, create_key
@@ -193,13 +195,15 @@ class Sender:
                 "errors": count - len(ok), "p50": statistics.median(latencies),
                 "p99": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], "max": latencies[-1],
                 "server_p50": statistics.median([a["latency_ms"] for a in ok]) if ok else float("nan"),
+                "server_p99": (sorted(a["latency_ms"] for a in ok)[min(len(ok) - 1, int(0.99 * len(ok)))]
+                               if ok else float("nan")),
                 "scorers": dict(Counter(a["scorer"] for a in ok)), "ids": [a["transaction_id"] for a in ok],
                 "batch": statistics.mean([a.get("batch", 1) for a in ok]) if ok else float("nan")}
 
 
 def _stage(label: str, rows: int, result: dict) -> Stage:
-    note = (f"P50 {result['p50']:.0f} ms, P99 {result['p99']:.0f} ms, max {result['max']:.0f} ms, server P50 "
-            f"{result['server_p50']:.0f} ms, mean batch {result['batch']:.1f}, errors {result['errors']}, "
+    note = (f"P50 {result['p50']:.0f} ms, P99 {result['p99']:.0f} ms, max {result['max']:.0f} ms, server P50 / P99 "
+            f"{result['server_p50']:.0f} / {result['server_p99']:.0f} ms, mean batch {result['batch']:.1f}, errors {result['errors']}, "
             f"scorers {result['scorers']}")
     print(f"{label:<36} {result['sent']:>5} sent, done at {result['achieved']:6.1f}/s  {note}", flush=True)
     return Stage(label, rows, result["sent"] / max(result["achieved"], 1e-9), 0, result["achieved"], note=note)
@@ -216,38 +220,41 @@ def serve(path: Path, port: int) -> None:
     from fraudlab.api import build_routes
     from fraudlab.api.routes import serving_interpreter
     from fraudlab.api.writer import flush_all
-    from fraudlab.scoring import score_window
+    from fraudlab.jobs_queue import get_job, runner_for, stop_runner
 
     serving_interpreter()
     ws = Workspace(path)
-    state: dict = {"running": False, "seconds": None, "error": None}
+    runner = runner_for(ws)  # the server's job runner: jobs run in its (lower-priority) thread, as in the app
+    state: dict = {"job": None}
 
-    def batch_job() -> None:
-        began = time.perf_counter()
-        try:
-            score_window(ws)
-        except Exception as exc:  # noqa: BLE001 - reported to the benchmark, which prints it
-            state["error"] = str(exc)
-        finally:
-            state["running"], state["seconds"] = False, round(time.perf_counter() - began, 1)
+    def job_state() -> dict:
+        if state["job"] is None:
+            return {"running": False, "seconds": None, "error": None}
+        job = get_job(ws, state["job"])
+        seconds = None if job.started_at is None or job.ended_at is None else \
+            round((job.ended_at - job.started_at).total_seconds(), 1)
+        return {"running": not job.finished, "seconds": seconds, "error": job.error, "status": job.status}
 
     async def batch(request):
-        if request.method == "POST" and not state["running"]:
-            state.update(running=True, seconds=None, error=None)
-            threading.Thread(target=batch_job, daemon=True).start()
-        return JSONResponse(state)
+        if request.method == "POST" and not job_state()["running"]:
+            state["job"] = runner.submit("score", {}, Actor("bench", "admin")).job_id
+        return JSONResponse(job_state())
 
     @asynccontextmanager
     async def lifespan(_app):  # uvicorn re-raises SIGTERM after shutdown: commit what waits here, not after run()
         yield
         flush_all()
 
-    app = Starlette(routes=build_routes(lambda: ws) + [Route("/bench/batch", batch, methods=["GET", "POST"])],
-                    lifespan=lifespan)
+    async def threads(_request):
+        return JSONResponse({"pid": os.getpid(), "names": {t.native_id: t.name for t in threading.enumerate()}})
+
+    app = Starlette(routes=build_routes(lambda: ws) + [Route("/bench/batch", batch, methods=["GET", "POST"]),
+                                                       Route("/bench/threads", threads)], lifespan=lifespan)
     try:
-        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     finally:
         flush_all()  # what was answered but not committed yet (the live log keeps what cannot be)
+        stop_runner(ws)
         ws.close()
 
 
@@ -283,6 +290,25 @@ def _health(port: int) -> dict:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     conn.request("GET", "/api/v1/health")
     return json.loads(conn.getresponse().read())
+
+
+def _thread_cpu(port: int) -> dict[str, float]:
+    """CPU seconds so far of the server's threads, by kind (Python's names; unnamed: DuckDB's, OpenMP's)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT_S)
+    conn.request("GET", "/bench/threads")
+    found = json.loads(conn.getresponse().read())
+    names = {int(k): v for k, v in found["names"].items()}
+    out: Counter = Counter()
+    for thread in psutil.Process(found["pid"]).threads():
+        name = names.get(thread.id, "other (DuckDB, OpenMP)")
+        out["request threads" if name.startswith("AnyIO worker") else name] += thread.user_time + thread.system_time
+    return dict(out)
+
+
+def _cpu_share(before: dict, after: dict, seconds: float) -> str:
+    """Cores used per thread kind between two `_thread_cpu` snapshots."""
+    used = {k: (after.get(k, 0.0) - before.get(k, 0.0)) / seconds for k in after}
+    return ", ".join(f"{k} {v:.2f}" for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v >= 0.005)
 
 
 def _batch(port: int, method: str) -> dict:
@@ -322,9 +348,14 @@ def main() -> None:
         answered += one["ids"]
         stages.append(_stage("api 1 client, one at a time", args.rows, one))
         for rate in args.rates:
+            before, began, client = _thread_cpu(port), time.perf_counter(), sum(psutil.Process().cpu_times()[:2])
             result = sender.run(rate, args.seconds)
+            seconds = time.perf_counter() - began
+            cores = _cpu_share(before, _thread_cpu(port), seconds)
+            cores += f"; this load client {(sum(psutil.Process().cpu_times()[:2]) - client) / seconds:.2f}"
             answered += result["ids"] + sender.drain()
             stages.append(_stage(f"api {rate:g}/s", args.rows, result))
+            print(f"    server cores by thread: {cores}", flush=True)
         health = _health(port)
         print(f"server stages ({health.get('warms')} history reads), ms per batch over {health.get('batches', 0)} batches of "
               f"{health.get('events', 0) / max(health.get('batches', 1), 1):.1f} events: "
@@ -332,13 +363,20 @@ def main() -> None:
         if not args.streamlit:
             _batch(port, "POST")
             time.sleep(1.0)  # the job is under way (reading features) before the load starts
+            before, began = _thread_cpu(port), time.perf_counter()
             result = sender.run(args.batch_rate, args.seconds)
+            print(f"    server cores by thread: {_cpu_share(before, _thread_cpu(port), time.perf_counter() - began)}",
+                  flush=True)
             job = _batch(port, "GET")
             answered += result["ids"] + sender.drain()
             label = f"api {args.batch_rate:g}/s, batch rescoring {'still running' if job['running'] else 'ended'}"
             stages.append(_stage(label, args.rows, result))
-            if job["error"]:
-                print(f"batch job failed: {job['error']}")
+            for _ in range(600):  # the fallback steps measure the fallback, not the job
+                job = _batch(port, "GET")
+                if not job["running"]:
+                    break
+                time.sleep(0.5)
+            print(f"batch job: {job}", flush=True)
         for record, label in zip(models, ("champion file removed", "both model files removed")):
             if record is None:
                 continue

@@ -19,6 +19,7 @@ import contextvars
 import functools
 import inspect
 import os
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -30,6 +31,7 @@ from fraudlab.errors import FraudlabError
 
 CAP_ENV = "FRAUDLAB_JOB_CAP_SECONDS"
 DEFAULT_CAP_SECONDS = 1800.0
+JOB_NICE = 10  # a job thread's nice value in a server: it gets the cores the live answers leave
 Progress = Callable[[float, str], None]
 T = TypeVar("T")
 
@@ -43,6 +45,20 @@ class JobCancelled(FraudlabError):
                  kept: tuple[str, ...]) -> None:
         super().__init__(message)
         self.job, self.why, self.rolled_back, self.kept = job, why, rolled_back, kept
+
+
+def lower_thread_priority(nice: int = JOB_NICE) -> bool:
+    """Lower the CPU priority of the calling thread only (Linux keeps a nice value per thread, and threads it starts,
+    such as XGBoost's OpenMP team, inherit it), so live answers of the same process go first while a long job runs;
+    False where that is not possible (another system, or no permission)."""
+    if not sys.platform.startswith("linux"):  # elsewhere PRIO_PROCESS of a thread id would name another process
+        return False
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), nice))
+    except OSError:
+        return False
+    return True
 
 
 def default_cap() -> float:

@@ -27,7 +27,7 @@ from fraudlab.auth.actors import Actor, role_label
 from fraudlab.auth.permissions import refuse, require
 from fraudlab.errors import FraudlabError
 from fraudlab.job_kinds import check_args, job_kind, run_kind
-from fraudlab.jobs import JobCancelled, JobControl, checked
+from fraudlab.jobs import JobCancelled, JobControl, checked, lower_thread_priority
 from fraudlab.workspace import Workspace, utcnow
 
 LOG = logging.getLogger("fraudlab.jobs")
@@ -192,6 +192,7 @@ class JobRunner:
         self._thread.join(timeout=30)
 
     def _work(self) -> None:
+        lower_thread_priority()  # this thread only runs jobs: live scoring in the same server answers first
         while (job_id := self._queue.get()) is not None:
             self._run(job_id)
 

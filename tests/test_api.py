@@ -436,3 +436,38 @@ def test_answered_events_a_crash_kept_from_duckdb_are_replayed_from_the_live_log
                                       [body["transaction_id"]]))
         assert stored["score"] == answer["score"] and stored["scorer"] == answer["scorer"]
     restarted.close()
+
+
+def test_live_models_predict_on_one_thread(api_ws):
+    """The live chain's boosters run single-threaded (no OpenMP team spinning on cores the server needs)."""
+    from fraudlab.api import LiveScoring
+
+    steps = LiveScoring(api_ws).models().scorer.steps
+    assert steps and all(json.loads(b.save_config())["learner"]["generic_param"]["nthread"] == "1"
+                         for _s, _r, b in steps if b is not None)
+
+
+def test_changes_are_rechecked_by_the_refresher_thread_not_on_the_scoring_path(keyed, api_base, monkeypatch):
+    """With a recheck interval, a removed model file is noticed within about that interval, and the registry and
+    files are read by the refresher thread only once the first event was decided (no batch waits for them)."""
+    import threading
+
+    from fraudlab.api import service as service_module
+
+    _client, headers, ws = keyed
+    client = TestClient(Starlette(routes=build_routes(lambda: ws, budget_ms=10_000.0, recheck_s=0.2)))
+    threads = []
+    real = service_module.model_files
+    monkeypatch.setattr(service_module, "model_files", lambda w: threads.append(threading.current_thread().name)
+                        or real(w))
+    rows = api_base[1]
+    first = client.post("/api/v1/score", json=event(rows.iloc[20]), headers=headers).json()
+    assert first["scorer"] == "model"
+    champion(ws).path.unlink()
+    deadline, got, i = time.monotonic() + 10, first, 21
+    while got["scorer"] == "model" and time.monotonic() < deadline and i < len(rows):
+        time.sleep(0.3)
+        got = client.post("/api/v1/score", json=event(rows.iloc[i]), headers=headers).json()
+        i += 1
+    assert got["scorer"] in ("fallback", "rules"), got
+    assert len(threads) >= 2 and set(threads[1:]) == {"fraudlab-live-refresher"}, threads

@@ -1,6 +1,7 @@
 """The server's job runner: one job at a time in submission order, recorded in `jobs`, cancellable, restart-safe."""
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -127,3 +128,32 @@ def test_features_train_and_score_run_as_jobs_with_the_summaries_the_command_pri
     assert train.result["lines"][-1].startswith(f"{model_id}: trained in")
     assert ws.scalar("SELECT count(*) FROM models WHERE model_id = ?", [model_id]) == 1
     assert score.result["lines"][0].startswith(f"scored {score.result['rows']:,} rows with ")
+
+
+def _nice(ws, args, who, progress):
+    """A job that reports the nice value of the thread it runs in, and of a thread it starts (as XGBoost's are)."""
+    import os
+    import threading
+
+    seen = {}
+    child = threading.Thread(target=lambda: seen.update(child=os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+    child.start()
+    child.join()
+    return JobResult(("measured",), {"job": os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), **seen})
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="nice values per thread are Linux's")
+def test_jobs_run_at_a_lower_cpu_priority_than_the_server_threads_answering_live_events(runner, monkeypatch):
+    """A job (and the threads it starts, e.g. XGBoost's) yields the cores to live scoring in the same server; the
+    other threads of the process keep their priority."""
+    import os
+    import threading
+
+    from fraudlab.jobs import JOB_NICE
+
+    monkeypatch.setitem(job_kinds.KINDS, "nice", JobKind("nice", "run_drift", _nice))
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    job = runner.wait(runner.submit("nice", {}, scientist()).job_id)
+    assert job.status == "done", job.error
+    assert job.result["job"] == max(JOB_NICE, mine) and job.result["child"] == job.result["job"]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine

@@ -3,8 +3,9 @@ answers), the repair of late events, and the replay of logged events a crash kep
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
@@ -42,6 +43,7 @@ class Job:
     score: float | None = None  # as the scorer gave it (the answer rounds it; `scores` keeps it whole, as batch does)
     logged: int = 0  # the live log's batch sequence number holding it (answered once that is fsync'ed)
     received_at: datetime | None = None  # when it was posted (the write may follow later)
+    ready: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)  # set once done
 
 
 def actor(jobs: list[Job]) -> Actor:
