@@ -215,6 +215,9 @@ def test_live_features_equal_a_full_batch_rebuild(keyed, api_base):
     ids = live["transaction_id"].tolist()
     query = "SELECT * FROM features WHERE transaction_id IN (SELECT unnest($ids)) ORDER BY transaction_id"
     served = ws.df(query, {"ids": ids})
+    nans = ws.scalar("SELECT count(*) FROM features WHERE transaction_id IN (SELECT unnest($ids)) AND "
+                     "(isnan(c_amt_std) OR isnan(c_secs_since_prev) OR isnan(c_amt_mean))", {"ids": ids})
+    assert nans == 0, "a missing value is stored as NULL (as the batch build stores it), not as NaN"
     build_features(ws)
     rebuilt = ws.df(query, {"ids": ids})
     assert len(served) == len(rebuilt) == HELD_OUT
