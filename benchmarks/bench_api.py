@@ -359,7 +359,8 @@ def main() -> None:
         health = _health(port)
         print(f"server stages ({health.get('warms')} history reads), ms per batch over {health.get('batches', 0)} batches of "
               f"{health.get('events', 0) / max(health.get('batches', 1), 1):.1f} events: "
-              f"{health.get('stage_ms_per_batch')}", flush=True)
+              f"{health.get('stage_ms_per_batch')}; log fsync P50 / P99 / max ms "
+              f"{health.get('fsync_ms_p50_p99_max')}", flush=True)
         if not args.streamlit:
             _batch(port, "POST")
             time.sleep(1.0)  # the job is under way (reading features) before the load starts

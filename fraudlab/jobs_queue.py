@@ -27,7 +27,7 @@ from fraudlab.auth.actors import Actor, role_label
 from fraudlab.auth.permissions import refuse, require
 from fraudlab.errors import FraudlabError
 from fraudlab.job_kinds import check_args, job_kind, run_kind
-from fraudlab.jobs import JobCancelled, JobControl, checked, lower_thread_priority
+from fraudlab.jobs import JobCancelled, JobControl, checked, lower_thread_priority, yielding_to_live
 from fraudlab.workspace import Workspace, utcnow
 
 LOG = logging.getLogger("fraudlab.jobs")
@@ -215,8 +215,9 @@ class JobRunner:
         """Run one job; (status, progress, message, result, error) for its row."""
         reporter = _Reporter(self.ws, job.job_id)
         who = Actor(job.who, job.role, job.via)
+        cur = self.ws.cursor()
         try:
-            with control.running():
+            with yielding_to_live(cur), control.running():  # live answers in this server keep a core
                 done = run_kind(self.ws, job.kind, job.args, who, checked(reporter))
         except JobCancelled as exc:
             return "cancelled", reporter.fraction, f"cancelled after {control.elapsed:.1f} s", None, str(exc)
@@ -225,6 +226,8 @@ class JobRunner:
         except Exception as exc:  # noqa: BLE001 — a worker records any failure on the job's row; the log has the trace
             LOG.exception("job %s (%s) failed", job.job_id, job.kind)
             return "failed", reporter.fraction, "failed", None, f"{type(exc).__name__}: {exc}"
+        finally:
+            cur.close()
         last = done.lines[0] if done.lines else "done"
         return "done", 1.0, f"done in {control.elapsed:.1f} s: {last}"[:500], {"lines": list(done.lines),
                                                                                **done.summary}, None

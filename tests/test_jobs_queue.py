@@ -157,3 +157,27 @@ def test_jobs_run_at_a_lower_cpu_priority_than_the_server_threads_answering_live
     assert job.status == "done", job.error
     assert job.result["job"] == max(JOB_NICE, mine) and job.result["child"] == job.result["job"]
     assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+
+
+def _threads(ws, args, who, progress):
+    """A job that reports DuckDB's thread count and the XGBoost threads a model loaded now would use."""
+    from fraudlab.jobs import job_threads
+
+    return JobResult(("measured",), {"duckdb": ws.scalar("SELECT current_setting('threads')"),
+                                     "xgboost": job_threads(2)})
+
+
+def test_a_job_starting_soon_after_live_events_leaves_the_live_path_a_core(runner, monkeypatch):
+    """After a live event, a job's DuckDB and XGBoost work use one thread each (restored after it); without live
+    events the job keeps every thread."""
+    from fraudlab import jobs
+
+    monkeypatch.setitem(job_kinds.KINDS, "threads", JobKind("threads", "run_drift", _threads))
+    before = runner.ws.scalar("SELECT current_setting('threads')")
+    monkeypatch.setattr(jobs, "_live_seen", [float("-inf")])
+    quiet = runner.wait(runner.submit("threads", {}, scientist()).job_id).result
+    jobs.note_live_event()
+    busy = runner.wait(runner.submit("threads", {}, scientist()).job_id).result
+    assert quiet == {"lines": ["measured"], "duckdb": before, "xgboost": 2}
+    assert busy == {"lines": ["measured"], "duckdb": 1, "xgboost": 1}
+    assert runner.ws.scalar("SELECT current_setting('threads')") == before

@@ -32,6 +32,7 @@ from fraudlab.api.predict import RowsScore, model_files, row_reasons, score_rows
 from fraudlab.api.store import Job, first_copies, repair, replay, store, store_group
 from fraudlab.api.writer import Batch, LiveWriter, log_path, record
 from fraudlab.errors import FraudlabError
+from fraudlab.jobs import note_live_event
 from fraudlab.registry import models_stamp
 from fraudlab.scoring import Scorer
 from fraudlab.workspace import Workspace, quote_ident, utcnow
@@ -157,7 +158,16 @@ class LiveScoring:
                                        for k, v in self.stage_ms.items() if k not in ("batches", "events", "warms")},
                 "warms": self.stage_ms["warms"],
                 "batches": self.stage_ms["batches"], "events": self.stage_ms["events"],
+                "fsync_ms_p50_p99_max": self._fsync_summary(),
                 "writer_error": None if self._writer is None else self._writer.error}
+
+    def _fsync_summary(self) -> list[float] | None:
+        """P50, P99 and max of the newest fsyncs an answer waited for (None before the first)."""
+        times = [] if self._writer is None else sorted(self._writer.fsync_ms)
+        if not times:
+            return None
+        return [round(times[len(times) // 2], 2), round(times[min(len(times) - 1, int(0.99 * len(times)))], 2),
+                round(times[-1], 2)]
 
     # ------------------------------------------------------------------------------------------ scoring
 
@@ -272,6 +282,7 @@ class LiveScoring:
         return sorted(first_copies(batch, answers, loaded), key=lambda j: j.row["ts"])
 
     def _decide(self, jobs: list[Job]) -> None:
+        note_live_event()  # a job starting soon leaves this path a core (fraudlab.jobs.yielding_to_live)
         types, plan, models = self.column_types(), self.plan(), self.models()
         if self.online and not plan.definitions and supported(plan.plan):
             self._decide_fast(jobs, types, plan, models)

@@ -18,6 +18,7 @@ import os
 import threading
 import time
 import weakref
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -90,6 +91,7 @@ class LiveWriter:
         self._written = 0  # batches written to the log
         self._synced = 0  # batches the log holds durably (fsync'ed)
         self._sync_lock = threading.Lock()
+        self.fsync_ms: deque[float] = deque(maxlen=2_000)  # the newest fsyncs of the log before answers (health)
         self.error: str | None = None
         self._stop = False
         existing = segments(path)
@@ -130,10 +132,12 @@ class LiveWriter:
                 return
             with self._lock:
                 upto, log = self._written, self._log
+            began = time.perf_counter()
             try:
                 os.fsync(log.fileno())
             except ValueError:  # the segment was closed meanwhile: closing it fsync'ed it (see commit)
                 pass
+            self.fsync_ms.append(1000 * (time.perf_counter() - began))
             self._synced = max(self._synced, upto)
 
     def answer(self, transaction_id: str) -> dict | None:
