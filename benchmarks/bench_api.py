@@ -217,7 +217,7 @@ def serve(path: Path, port: int) -> None:
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from fraudlab.api import build_routes
+    from fraudlab.api import build_routes, stop_live
     from fraudlab.api.routes import serving_interpreter
     from fraudlab.api.writer import flush_all
     from fraudlab.jobs_queue import get_job, runner_for, stop_runner
@@ -244,6 +244,7 @@ def serve(path: Path, port: int) -> None:
     async def lifespan(_app):  # uvicorn re-raises SIGTERM after shutdown: commit what waits here, not after run()
         yield
         flush_all()
+        stop_live(ws)
 
     async def threads(_request):
         return JSONResponse({"pid": os.getpid(), "names": {t.native_id: t.name for t in threading.enumerate()}})

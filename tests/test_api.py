@@ -19,7 +19,7 @@ from people import admin
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from fraudlab.api import build_routes, create_key, revoke_key
+from fraudlab.api import build_routes, create_key, revoke_key, stop_live
 from fraudlab.api.writer import flush_all
 from fraudlab.cases import refresh_cases
 from fraudlab.featurelab import FeatureDef, add_definition
@@ -78,6 +78,7 @@ def api_ws(tmp_path, api_base):
     ws = Workspace(path)
     yield ws
     flush_all()
+    stop_live(ws)
     ws.close()
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import weakref
 from collections import Counter
 from dataclasses import dataclass
 
@@ -43,6 +44,17 @@ MAX_BATCH = 64  # events decided together at most
 RECHECK_S = 1.0  # a changed feature set, registry or model file is noticed within this
 REFRESHED = frozenset({"types", "plan", "models", "features_table", "online"})  # re-checked by the refresher thread
 PAGES_BEHIND_S = 10.0  # events that do not alert move the pages' cache key at most this often (counts catch up)
+
+
+_SCORERS: "weakref.WeakSet[LiveScoring]" = weakref.WeakSet()
+
+
+def stop_live(ws: Workspace | None = None) -> None:
+    """Stop the live scorers over `ws` (every one when None): what waits is decided and committed, their threads end.
+    Call before the workspace closes (server shutdown), so no re-check queries a closed workspace."""
+    for scorer in list(_SCORERS):
+        if ws is None or scorer.ws is ws:
+            scorer.close()
 
 
 class NotReady(FraudlabError):
@@ -77,6 +89,7 @@ class LiveScoring:
         self._refresher: threading.Thread | None = None  # re-checks plan, models, columns, history off the path
         self._stopping = False
         self._stop = threading.Event()
+        _SCORERS.add(self)
         self._plan: LivePlan | None = None
         self._models: _Models | None = None
         self._types: dict[str, str] | None = None
