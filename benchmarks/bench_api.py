@@ -300,7 +300,9 @@ def _thread_cpu(port: int) -> dict[str, float]:
     found = json.loads(conn.getresponse().read())
     names = {int(k): v for k, v in found["names"].items()}
     out: Counter = Counter()
-    for thread in psutil.Process(found["pid"]).threads():
+    server = psutil.Process(found["pid"])
+    out["server RSS GB"] = server.memory_info().rss / 2**30
+    for thread in server.threads():
         name = names.get(thread.id, "other (DuckDB, OpenMP)")
         out["request threads" if name.startswith("AnyIO worker") else name] += thread.user_time + thread.system_time
     return dict(out)
@@ -308,8 +310,9 @@ def _thread_cpu(port: int) -> dict[str, float]:
 
 def _cpu_share(before: dict, after: dict, seconds: float) -> str:
     """Cores used per thread kind between two `_thread_cpu` snapshots."""
-    used = {k: (after.get(k, 0.0) - before.get(k, 0.0)) / seconds for k in after}
-    return ", ".join(f"{k} {v:.2f}" for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v >= 0.005)
+    used = {k: (after.get(k, 0.0) - before.get(k, 0.0)) / seconds for k in after if k != "server RSS GB"}
+    return ", ".join(f"{k} {v:.2f}" for k, v in sorted(used.items(), key=lambda kv: -kv[1]) if v >= 0.005) + \
+        f"; server RSS {after['server RSS GB']:.2f} GB"
 
 
 def _batch(port: int, method: str) -> dict:
