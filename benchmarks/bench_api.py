@@ -13,6 +13,42 @@ champion's file (the previous champion answers: "fallback"), then that file too 
 rate x seconds requests per step, 10 s timeout each, loopback only. At the end the workspace is opened again and
 every answered event must be stored exactly once.
 
+RESULTS, 2026-12-01 (session 5), 1M rows, same machine, load average 2.4-4 from other people's work at the start of
+each run (`uptime`; heavy runs serialised with flock, other tests not), client and server on the same two cores;
+P50 / P99 in ms over HTTP (server-side P99 from the answers' latency_ms in brackets), open loop, 10 s per rate. The
+first column is the code at the start of the session (8440b10) run the same day, under load 4-6 (noisier).
+
+| step                               | start (8440b10)          | decider (e5e8540)  | + Arrow writer (4c8a2c0) | + fsync off lock (afa02e3) | final (e956979)     |
+|------------------------------------|--------------------------|--------------------|--------------------------|----------------------------|---------------------|
+| 1 client, one at a time            | 15 / 102                 | 5 / 40             | 8 / 37                   | 5 / 12                     | 6 / 14              |
+| 100/s                              | 80 / 1,053 (522)         | 21 / 181 (156)     | 10 / 103 (37)            | 8 / 43 (22)                | 8 / 36 (24)         |
+| 200/s                              | 102 / 436 (261)          | 77 / 264 (203)     | 19 / 186 (71)            | 14 / 108 (47)              | 15 / 150 (83)       |
+| 300/s                              | 1,083 / 5,393, 201/s     | 109 / 710, 298/s   | 44 / 1,096, 274/s        | 26 / 800, 285/s            | 54 / 797, 283/s     |
+| 200/s during a full rescoring job  | 14,993 / 21,003, 66/s    | 1,524 / 2,674      | 234 / 1,258 (*)          | 97 / 358 (268)             | 56 / 1,164 (887)    |
+| 200/s, champion file removed       | 6,473 / 12,381, 90/s     | 117 / 355          | 37 / 181                 | 55 / 239                   | 29 / 128 (84)       |
+| 200/s, both files removed (rules)  | 2,811 / 4,069            | 54 / 325           | 39 / 381                 | 29 / 222                   | 30 / 226 (71)       |
+| lost / duplicated                  | 0 / 0                    | 0 / 0              | 0 / 0                    | 0 / 0                      | 0 / 0 (12,056 stored)|
+(*) 4c8a2c0 had nice 10 for the job thread only; from 4af7f6a a job starting within 60 s of a live event also runs
+DuckDB and XGBoost on one thread. The batch step now submits a real "score" job to the server's job runner; the
+job took 28-34 s while answering 200/s (14 s alone); the fallback steps start after it ended.
+
+Where the server's time goes (final run, 200/s): cores by thread: decider 0.70, background writer 0.13 (0.47 before
+the writer handed DuckDB Arrow instead of a pandas frame per batch: 148 -> 31 ms per commit of 40 events), event loop
+0.13, request threads 0.07; the load client 0.11; server RSS 0.66 GB. Per batch (2.2 events): rows + history 2.9 ms
+(0.6 of it the one history read), NumPy features 1.5, predict + exact TreeSHAP 4.2, answers 0.7, log write 0.3;
+log fsync before each answer P50 0.5 ms, P99 16 ms, max 195 ms (other people's benchmarks writing GBs to the same
+disk). Exact TreeSHAP alone, one thread, this model (154 trees, 53 features): 1.2 ms per row at any batch size
+(0.94 ms for 1 row, 315 ms for 256); approx_contribs would be ~25x cheaper but is not exact.
+
+The target is NOT met on this machine: at 200/s P99 is 108-150 ms at the client (server-side 47-83 ms), during a
+rescoring job 358-1,164 ms (target 95). The floor here: the decider needs ~3.5 ms of CPU per event under contention
+(1.2 of it exact TreeSHAP, the contract's reasons), so 200/s keeps 0.7 of a core busy in one thread that shares the
+GIL with the event loop, the writer and any job; the answer waits for an fsync whose tail is set by the shared disk;
+and the load client and other people's work (load 2.4-4) share the same two cores, so every run's tail swings by
+~1.5x. During a job the live path keeps about one core but the job's pandas calls still hold the GIL for up to
+~55-65 ms at a time (a probe thread measured it while `score_window` ran alone) and the writer's commits after the
+job's million-row write of `scores` cost ~0.5 core. The 10M-row run: see the end of this block (if made).
+
 RESULTS, 2026-11-30 (session 4), shared 2-core machine (load average 1-3 from other work), 1M rows of history,
 client and server on the same two cores; P50 / P99 in ms over HTTP, open loop, 10 s per rate. Runs of the same code
 differ by up to ~1.5x at the tail on this machine: the last column gives the final commit's run and, for 200/s, the
