@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from fraudlab.auth.actors import Actor, role_label
@@ -34,6 +35,7 @@ LOG = logging.getLogger("fraudlab.jobs")
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = frozenset({"done", "failed", "cancelled"})
 PROGRESS_EVERY_S = 0.5  # at most two progress writes a second
+CONFLICT_TRIES = 5  # an update of a job row that met another one on the same row is run again (after 10-40 ms)
 
 SQL_INSERT = ("INSERT INTO jobs (job_id, kind, args, who, role, via, status, progress, message, submitted_at) "
               "VALUES (nextval('job_seq'), ?, ?, ?, ?, ?, 'queued', 0, 'waiting for earlier jobs', ?) RETURNING job_id")
@@ -87,12 +89,19 @@ class JobRecord:
 
 
 def _execute(ws: Workspace, sql: str, params: list) -> list[tuple]:
-    """One autocommit statement on its own cursor (never waits for the workspace's write lock)."""
-    cur = ws.cursor()
-    try:
-        return cur.execute(sql, params).fetchall()
-    finally:
-        cur.close()
+    """One autocommit statement on its own cursor (never waits for the workspace's write lock); run again when it met
+    a concurrent update of the same job row (a cancel while the worker starts the job): the other one committed."""
+    for attempt in range(CONFLICT_TRIES):
+        cur = ws.cursor()
+        try:
+            return cur.execute(sql, params).fetchall()
+        except duckdb.TransactionException as exc:
+            if "conflict" not in str(exc).lower() or attempt == CONFLICT_TRIES - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+        finally:
+            cur.close()
+    raise AssertionError("unreachable")
 
 
 def _time(value: Any) -> pd.Timestamp | None:

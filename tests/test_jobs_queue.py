@@ -181,3 +181,25 @@ def test_a_job_starting_soon_after_live_events_leaves_the_live_path_a_core(runne
     assert quiet == {"lines": ["measured"], "duckdb": before, "xgboost": 2}
     assert busy == {"lines": ["measured"], "duckdb": 1, "xgboost": 1}
     assert runner.ws.scalar("SELECT current_setting('threads')") == before
+
+
+def test_a_cancel_meeting_the_workers_update_of_the_same_row_is_run_again(loaded_ws, slow_kind):
+    """Two autocommit updates of one job row at once (a cancel while the worker starts the job): the second is run
+    again once the first committed, instead of failing with DuckDB's conflict."""
+    import threading
+
+    from fraudlab.jobs_queue import SQL_CANCEL_QUEUED
+
+    (job_id,), = _execute(loaded_ws, SQL_INSERT, ["slow", "{}", "dana", "scientist", "ui", utcnow()])
+    holder = loaded_ws.cursor()
+    holder.execute("BEGIN TRANSACTION")
+    holder.execute("UPDATE jobs SET message = 'starting' WHERE job_id = ?", [job_id])
+    got = {}
+    cancel = threading.Thread(target=lambda: got.update(rows=_execute(loaded_ws, SQL_CANCEL_QUEUED,
+                                                                      ["was cancelled", utcnow(), job_id])))
+    cancel.start()
+    time.sleep(0.005)
+    holder.execute("COMMIT")
+    cancel.join(timeout=10)
+    holder.close()
+    assert got["rows"] == [(job_id,)] and get_job(loaded_ws, job_id).status == "cancelled"
