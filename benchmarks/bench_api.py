@@ -47,7 +47,10 @@ GIL with the event loop, the writer and any job; the answer waits for an fsync w
 and the load client and other people's work (load 2.4-4) share the same two cores, so every run's tail swings by
 ~1.5x. During a job the live path keeps about one core but the job's pandas calls still hold the GIL for up to
 ~55-65 ms at a time (a probe thread measured it while `score_window` ran alone) and the writer's commits after the
-job's million-row write of `scores` cost ~0.5 core. The 10M-row run: see the end of this block (if made).
+job's million-row write of `scores` cost ~0.5 core. No 10M-row run was made: building api_10000000 through the
+pipeline waited 10 min for the heavy lock, then ran 37 min (43 min of CPU, up to 17.8 GB RSS, the second model still
+training) and was stopped for the session's deadline (its partial files removed). At 1M rows the server's RSS was
+0.65-0.74 GB under load (1.5 GB during the rescoring job); the history now keeps key codes and positions in 32 bits.
 
 RESULTS, 2026-11-30 (session 4), shared 2-core machine (load average 1-3 from other work), 1M rows of history,
 client and server on the same two cores; P50 / P99 in ms over HTTP, open loop, 10 s per rate. Runs of the same code
