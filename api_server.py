@@ -14,7 +14,7 @@ from typing import Any, AsyncIterator
 
 from starlette.routing import Route
 
-from fraudlab.api import build_routes
+from fraudlab.api import build_routes, stop_live
 from fraudlab.api.routes import serving_interpreter
 from fraudlab.api.writer import flush_all
 from fraudlab.config import load_config
@@ -66,6 +66,7 @@ async def server_lifespan(_app: Any) -> AsyncIterator[None]:
     finally:
         info = _announced.pop("server", None)
         flush_all()  # live events answered but not committed yet (what cannot be stays in the live log)
+        stop_live()  # the live scorers' threads end before the workspace closes
         if ws is not None:
             if info is not None:
                 remove_server_file(ws.path, info)

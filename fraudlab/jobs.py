@@ -19,6 +19,7 @@ import contextvars
 import functools
 import inspect
 import os
+import sys
 import threading
 import time
 from contextlib import contextmanager
@@ -30,10 +31,14 @@ from fraudlab.errors import FraudlabError
 
 CAP_ENV = "FRAUDLAB_JOB_CAP_SECONDS"
 DEFAULT_CAP_SECONDS = 1800.0
+JOB_NICE = 10  # a job thread's nice value in a server: it gets the cores the live answers leave
+LIVE_RECENT_S = 60.0  # a job starting this soon after a live event leaves the live path a core (see yielding_to_live)
 Progress = Callable[[float, str], None]
 T = TypeVar("T")
 
 _current: contextvars.ContextVar[JobControl | None] = contextvars.ContextVar("fraudlab_job", default=None)
+_one_thread: contextvars.ContextVar[bool] = contextvars.ContextVar("fraudlab_job_one_thread", default=False)
+_live_seen = [float("-inf")]  # monotonic time of the newest live event decided in this process
 
 
 class JobCancelled(FraudlabError):
@@ -43,6 +48,53 @@ class JobCancelled(FraudlabError):
                  kept: tuple[str, ...]) -> None:
         super().__init__(message)
         self.job, self.why, self.rolled_back, self.kept = job, why, rolled_back, kept
+
+
+def lower_thread_priority(nice: int = JOB_NICE) -> bool:
+    """Lower the CPU priority of the calling thread only (Linux keeps a nice value per thread, and threads it starts,
+    such as XGBoost's OpenMP team, inherit it), so live answers of the same process go first while a long job runs;
+    False where that is not possible (another system, or no permission)."""
+    if not sys.platform.startswith("linux"):  # elsewhere PRIO_PROCESS of a thread id would name another process
+        return False
+    try:
+        tid = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, tid, max(os.getpriority(os.PRIO_PROCESS, tid), nice))
+    except OSError:
+        return False
+    return True
+
+
+def note_live_event() -> None:
+    """Record that the live scorer of this process just decided an event (jobs then leave it a core)."""
+    _live_seen[0] = time.monotonic()
+
+
+def live_recently(within_s: float = LIVE_RECENT_S) -> bool:
+    """Whether this process decided a live event within the last `within_s` seconds."""
+    return time.monotonic() - _live_seen[0] <= within_s
+
+
+def job_threads(default: int) -> int:
+    """How many threads a job's model work may use here: 1 inside :func:`yielding_to_live`, else `default`."""
+    return 1 if _one_thread.get() else default
+
+
+@contextmanager
+def yielding_to_live(con: duckdb.DuckDBPyConnection) -> Iterator[bool]:
+    """While the block runs, if live events were decided recently, the job leaves the live path a core: DuckDB works
+    on one thread (the caller's, so a job thread's lower priority covers its queries too) and XGBoost on one
+    (:func:`job_threads`); restored afterwards. Yields whether it did."""
+    if not live_recently():
+        yield False
+        return
+    previous = int(con.execute("SELECT current_setting('threads')").fetchone()[0])
+    con.execute("SET threads = 1")
+    token = _one_thread.set(True)
+    try:
+        yield True
+    finally:
+        _one_thread.reset(token)
+        con.execute(f"SET threads = {previous:d}")
 
 
 def default_cap() -> float:

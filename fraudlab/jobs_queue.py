@@ -21,19 +21,21 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from fraudlab.auth.actors import Actor, role_label
 from fraudlab.auth.permissions import refuse, require
 from fraudlab.errors import FraudlabError
 from fraudlab.job_kinds import check_args, job_kind, run_kind
-from fraudlab.jobs import JobCancelled, JobControl, checked
+from fraudlab.jobs import JobCancelled, JobControl, checked, lower_thread_priority, yielding_to_live
 from fraudlab.workspace import Workspace, utcnow
 
 LOG = logging.getLogger("fraudlab.jobs")
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 FINISHED = frozenset({"done", "failed", "cancelled"})
 PROGRESS_EVERY_S = 0.5  # at most two progress writes a second
+CONFLICT_TRIES = 5  # an update of a job row that met another one on the same row is run again (after 10-40 ms)
 
 SQL_INSERT = ("INSERT INTO jobs (job_id, kind, args, who, role, via, status, progress, message, submitted_at) "
               "VALUES (nextval('job_seq'), ?, ?, ?, ?, ?, 'queued', 0, 'waiting for earlier jobs', ?) RETURNING job_id")
@@ -87,12 +89,19 @@ class JobRecord:
 
 
 def _execute(ws: Workspace, sql: str, params: list) -> list[tuple]:
-    """One autocommit statement on its own cursor (never waits for the workspace's write lock)."""
-    cur = ws.cursor()
-    try:
-        return cur.execute(sql, params).fetchall()
-    finally:
-        cur.close()
+    """One autocommit statement on its own cursor (never waits for the workspace's write lock); run again when it met
+    a concurrent update of the same job row (a cancel while the worker starts the job): the other one committed."""
+    for attempt in range(CONFLICT_TRIES):
+        cur = ws.cursor()
+        try:
+            return cur.execute(sql, params).fetchall()
+        except duckdb.TransactionException as exc:
+            if "conflict" not in str(exc).lower() or attempt == CONFLICT_TRIES - 1:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+        finally:
+            cur.close()
+    raise AssertionError("unreachable")
 
 
 def _time(value: Any) -> pd.Timestamp | None:
@@ -192,6 +201,7 @@ class JobRunner:
         self._thread.join(timeout=30)
 
     def _work(self) -> None:
+        lower_thread_priority()  # this thread only runs jobs: live scoring in the same server answers first
         while (job_id := self._queue.get()) is not None:
             self._run(job_id)
 
@@ -214,8 +224,9 @@ class JobRunner:
         """Run one job; (status, progress, message, result, error) for its row."""
         reporter = _Reporter(self.ws, job.job_id)
         who = Actor(job.who, job.role, job.via)
+        cur = self.ws.cursor()
         try:
-            with control.running():
+            with yielding_to_live(cur), control.running():  # live answers in this server keep a core
                 done = run_kind(self.ws, job.kind, job.args, who, checked(reporter))
         except JobCancelled as exc:
             return "cancelled", reporter.fraction, f"cancelled after {control.elapsed:.1f} s", None, str(exc)
@@ -224,6 +235,8 @@ class JobRunner:
         except Exception as exc:  # noqa: BLE001 — a worker records any failure on the job's row; the log has the trace
             LOG.exception("job %s (%s) failed", job.job_id, job.kind)
             return "failed", reporter.fraction, "failed", None, f"{type(exc).__name__}: {exc}"
+        finally:
+            cur.close()
         last = done.lines[0] if done.lines else "done"
         return "done", 1.0, f"done in {control.elapsed:.1f} s: {last}"[:500], {"lines": list(done.lines),
                                                                                **done.summary}, None

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from fraudlab import jobs
 from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.errors import ModelError
 from fraudlab.features import load_frame
@@ -173,7 +174,7 @@ def load_booster(record: ModelRecord) -> xgb.Booster:
     if names is not None and list(names) != list(record.features):
         raise ModelError(f"model {record.model_id}: its file was trained on {len(names)} features but the registry "
                          f"lists {len(record.features)} ({_difference(names, record.features)}): retrain it")
-    booster.set_param({"nthread": 2})
+    booster.set_param({"nthread": jobs.job_threads(2)})  # 1 while a job yields to live scoring
     return booster
 
 

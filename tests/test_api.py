@@ -19,7 +19,7 @@ from people import admin
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from fraudlab.api import build_routes, create_key, revoke_key
+from fraudlab.api import build_routes, create_key, revoke_key, stop_live
 from fraudlab.api.writer import flush_all
 from fraudlab.cases import refresh_cases
 from fraudlab.featurelab import FeatureDef, add_definition
@@ -78,6 +78,7 @@ def api_ws(tmp_path, api_base):
     ws = Workspace(path)
     yield ws
     flush_all()
+    stop_live(ws)
     ws.close()
 
 
@@ -215,6 +216,9 @@ def test_live_features_equal_a_full_batch_rebuild(keyed, api_base):
     ids = live["transaction_id"].tolist()
     query = "SELECT * FROM features WHERE transaction_id IN (SELECT unnest($ids)) ORDER BY transaction_id"
     served = ws.df(query, {"ids": ids})
+    nans = ws.scalar("SELECT count(*) FROM features WHERE transaction_id IN (SELECT unnest($ids)) AND "
+                     "(isnan(c_amt_std) OR isnan(c_secs_since_prev) OR isnan(c_amt_mean))", {"ids": ids})
+    assert nans == 0, "a missing value is stored as NULL (as the batch build stores it), not as NaN"
     build_features(ws)
     rebuilt = ws.df(query, {"ids": ids})
     assert len(served) == len(rebuilt) == HELD_OUT
@@ -436,3 +440,38 @@ def test_answered_events_a_crash_kept_from_duckdb_are_replayed_from_the_live_log
                                       [body["transaction_id"]]))
         assert stored["score"] == answer["score"] and stored["scorer"] == answer["scorer"]
     restarted.close()
+
+
+def test_live_models_predict_on_one_thread(api_ws):
+    """The live chain's boosters run single-threaded (no OpenMP team spinning on cores the server needs)."""
+    from fraudlab.api import LiveScoring
+
+    steps = LiveScoring(api_ws).models().scorer.steps
+    assert steps and all(json.loads(b.save_config())["learner"]["generic_param"]["nthread"] == "1"
+                         for _s, _r, b in steps if b is not None)
+
+
+def test_changes_are_rechecked_by_the_refresher_thread_not_on_the_scoring_path(keyed, api_base, monkeypatch):
+    """With a recheck interval, a removed model file is noticed within about that interval, and the registry and
+    files are read by the refresher thread only once the first event was decided (no batch waits for them)."""
+    import threading
+
+    from fraudlab.api import service as service_module
+
+    _client, headers, ws = keyed
+    client = TestClient(Starlette(routes=build_routes(lambda: ws, budget_ms=10_000.0, recheck_s=0.2)))
+    threads = []
+    real = service_module.model_files
+    monkeypatch.setattr(service_module, "model_files", lambda w: threads.append(threading.current_thread().name)
+                        or real(w))
+    rows = api_base[1]
+    first = client.post("/api/v1/score", json=event(rows.iloc[20]), headers=headers).json()
+    assert first["scorer"] == "model"
+    champion(ws).path.unlink()
+    deadline, got, i = time.monotonic() + 10, first, 21
+    while got["scorer"] == "model" and time.monotonic() < deadline and i < len(rows):
+        time.sleep(0.3)
+        got = client.post("/api/v1/score", json=event(rows.iloc[i]), headers=headers).json()
+        i += 1
+    assert got["scorer"] in ("fallback", "rules"), got
+    assert len(threads) >= 2 and set(threads[1:]) == {"fraudlab-live-refresher"}, threads

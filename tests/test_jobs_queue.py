@@ -1,6 +1,7 @@
 """The server's job runner: one job at a time in submission order, recorded in `jobs`, cancellable, restart-safe."""
 from __future__ import annotations
 
+import sys
 import time
 
 import pytest
@@ -127,3 +128,78 @@ def test_features_train_and_score_run_as_jobs_with_the_summaries_the_command_pri
     assert train.result["lines"][-1].startswith(f"{model_id}: trained in")
     assert ws.scalar("SELECT count(*) FROM models WHERE model_id = ?", [model_id]) == 1
     assert score.result["lines"][0].startswith(f"scored {score.result['rows']:,} rows with ")
+
+
+def _nice(ws, args, who, progress):
+    """A job that reports the nice value of the thread it runs in, and of a thread it starts (as XGBoost's are)."""
+    import os
+    import threading
+
+    seen = {}
+    child = threading.Thread(target=lambda: seen.update(child=os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
+    child.start()
+    child.join()
+    return JobResult(("measured",), {"job": os.getpriority(os.PRIO_PROCESS, threading.get_native_id()), **seen})
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="nice values per thread are Linux's")
+def test_jobs_run_at_a_lower_cpu_priority_than_the_server_threads_answering_live_events(runner, monkeypatch):
+    """A job (and the threads it starts, e.g. XGBoost's) yields the cores to live scoring in the same server; the
+    other threads of the process keep their priority."""
+    import os
+    import threading
+
+    from fraudlab.jobs import JOB_NICE
+
+    monkeypatch.setitem(job_kinds.KINDS, "nice", JobKind("nice", "run_drift", _nice))
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    job = runner.wait(runner.submit("nice", {}, scientist()).job_id)
+    assert job.status == "done", job.error
+    assert job.result["job"] == max(JOB_NICE, mine) and job.result["child"] == job.result["job"]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
+
+
+def _threads(ws, args, who, progress):
+    """A job that reports DuckDB's thread count and the XGBoost threads a model loaded now would use."""
+    from fraudlab.jobs import job_threads
+
+    return JobResult(("measured",), {"duckdb": ws.scalar("SELECT current_setting('threads')"),
+                                     "xgboost": job_threads(2)})
+
+
+def test_a_job_starting_soon_after_live_events_leaves_the_live_path_a_core(runner, monkeypatch):
+    """After a live event, a job's DuckDB and XGBoost work use one thread each (restored after it); without live
+    events the job keeps every thread."""
+    from fraudlab import jobs
+
+    monkeypatch.setitem(job_kinds.KINDS, "threads", JobKind("threads", "run_drift", _threads))
+    before = runner.ws.scalar("SELECT current_setting('threads')")
+    monkeypatch.setattr(jobs, "_live_seen", [float("-inf")])
+    quiet = runner.wait(runner.submit("threads", {}, scientist()).job_id).result
+    jobs.note_live_event()
+    busy = runner.wait(runner.submit("threads", {}, scientist()).job_id).result
+    assert quiet == {"lines": ["measured"], "duckdb": before, "xgboost": 2}
+    assert busy == {"lines": ["measured"], "duckdb": 1, "xgboost": 1}
+    assert runner.ws.scalar("SELECT current_setting('threads')") == before
+
+
+def test_a_cancel_meeting_the_workers_update_of_the_same_row_is_run_again(loaded_ws, slow_kind):
+    """Two autocommit updates of one job row at once (a cancel while the worker starts the job): the second is run
+    again once the first committed, instead of failing with DuckDB's conflict."""
+    import threading
+
+    from fraudlab.jobs_queue import SQL_CANCEL_QUEUED
+
+    (job_id,), = _execute(loaded_ws, SQL_INSERT, ["slow", "{}", "dana", "scientist", "ui", utcnow()])
+    holder = loaded_ws.cursor()
+    holder.execute("BEGIN TRANSACTION")
+    holder.execute("UPDATE jobs SET message = 'starting' WHERE job_id = ?", [job_id])
+    got = {}
+    cancel = threading.Thread(target=lambda: got.update(rows=_execute(loaded_ws, SQL_CANCEL_QUEUED,
+                                                                      ["was cancelled", utcnow(), job_id])))
+    cancel.start()
+    time.sleep(0.005)
+    holder.execute("COMMIT")
+    cancel.join(timeout=10)
+    holder.close()
+    assert got["rows"] == [(job_id,)] and get_job(loaded_ws, job_id).status == "cancelled"

@@ -36,6 +36,7 @@ US = 1_000_000
 CODED = ("customer_id", "merchant_id", "device_id", "ip", "card_id", "country")
 NEW_OF = {"merchant_id": "merchant", "device_id": "device", "country": "country"}  # c_new_<short> from these
 ROW_DONE = {"amount", "log_amount", "hour", "dow", "dist_merchant_km"}
+POS = np.int32  # key codes and row positions (a history of up to 2**31 rows)
 
 
 class _Grow:
@@ -64,13 +65,13 @@ class _Grow:
 def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, dict]:
     """Integer codes of a column's values (-1 for NULL) and value -> code."""
     encoded = pc.dictionary_encode(column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column)
-    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    codes = encoded.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(POS)
     return codes, {v: i for i, v in enumerate(encoded.dictionary.to_pylist())}
 
 
 def _groups(codes: np.ndarray, ts: np.ndarray) -> dict[int, np.ndarray]:
     """Code -> positions of its rows, in time order (NULL, code -1, is a group: SQL partitions NULLs together)."""
-    order = np.lexsort((ts, codes))
+    order = np.lexsort((ts, codes)).astype(POS)  # positions fit in 32 bits: half the memory of a 10M history
     sorted_codes = codes[order]
     bounds = np.flatnonzero(np.diff(sorted_codes)) + 1
     starts = np.concatenate([[0], bounds]) if len(order) else np.empty(0, dtype=np.int64)
@@ -163,12 +164,12 @@ class OnlineHistory:
         ts = new["ts"].cast(pa.timestamp("us")).cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.int64)
         self.ts.extend(ts)
         self.amount.extend(new["amount"].cast(pa.float64()).to_numpy(zero_copy_only=False).astype(float))
-        positions = np.arange(self.rows, self.rows + n)
+        positions = np.arange(self.rows, self.rows + n, dtype=POS)
         all_ts = self.ts.view()
         for key in self.keys:
             vocab = self.vocab[key]
             values = new[key].to_pylist() if key in new.column_names else [None] * n
-            codes = np.array([-1 if v is None else vocab.setdefault(v, len(vocab)) for v in values], dtype=np.int64)
+            codes = np.array([-1 if v is None else vocab.setdefault(v, len(vocab)) for v in values], dtype=POS)
             self.codes[key].extend(codes)
             if key == "country":
                 continue

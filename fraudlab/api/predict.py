@@ -50,24 +50,46 @@ def _floats(values: Sequence) -> np.ndarray:
     return pd.to_numeric(pd.Series(values, copy=False), errors="coerce").to_numpy(np.float64, na_value=np.nan)
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """What a model's matrix needs, worked out once per model: names, types, category codes."""
+
+    names: list[str]
+    types: list[str]
+    codes: list[dict[str, int] | None]
+
+
+_LAYOUTS: dict[tuple, _Layout] = {}
+
+
+def _layout(record) -> _Layout:
+    """The model's matrix layout (cached by model id and file: the live path builds a matrix for every batch)."""
+    key = (record.model_id, str(record.path), record.sha256)
+    found = _LAYOUTS.get(key)
+    if found is None:
+        if len(_LAYOUTS) > 16:
+            _LAYOUTS.clear()
+        codes = [None if record.categories.get(c) is None else {str(v): i for i, v in enumerate(record.categories[c])}
+                 for c in record.features]
+        found = _LAYOUTS[key] = _Layout(list(record.features), ["q" if c is None else "c" for c in codes], codes)
+    return found
+
+
 def model_matrix(columns: Mapping[str, Sequence], rows: int, record, nthread: int) -> xgb.DMatrix:
     """The model's DMatrix from a few feature rows (`columns`: name -> values, a DataFrame or a dict of arrays), built
     from a float matrix (categoricals as codes of the categories it was trained on, unknown or missing values
     missing): what `prepare` gives, without a pandas round trip."""
-    data = np.full((rows, len(record.features)), np.nan, dtype=np.float32)
-    types = []
-    for j, col in enumerate(record.features):
-        cats = record.categories.get(col)
-        types.append("q" if cats is None else "c")
+    layout = _layout(record)
+    data = np.full((rows, len(layout.names)), np.nan, dtype=np.float32)
+    for j, (col, code) in enumerate(zip(layout.names, layout.codes)):
         if col not in columns:
             continue
         values = columns[col]
-        if cats is None:
+        if code is None:
             data[:, j] = _floats(values)
         else:
-            code = {str(c): i for i, c in enumerate(cats)}
             data[:, j] = [np.nan if v is None or v != v else code.get(str(v), np.nan) for v in values]
-    return xgb.DMatrix(data, feature_names=list(record.features), feature_types=types, enable_categorical=True,
+    return xgb.DMatrix(data, feature_names=layout.names, feature_types=layout.types, enable_categorical=True,
                        nthread=nthread)
 
 
@@ -83,8 +105,9 @@ def score_rows(scorer: Scorer, frame: pd.DataFrame | Mapping[str, Sequence]) -> 
             if booster is None:
                 raise ModelError(scorer.load_errors.get(record.model_id, "model could not be loaded"))
             matrix = model_matrix(frame, rows, record, scorer.threads)
-            scores = booster.predict(matrix)
-            contribs = booster.predict(matrix, pred_contribs=True)[:, :-1]  # exact TreeSHAP, bias column dropped
+            # the matrix was built in the model's feature order (model_matrix): no name check per call
+            scores = booster.predict(matrix, validate_features=False)
+            contribs = booster.predict(matrix, pred_contribs=True, validate_features=False)[:, :-1]  # exact TreeSHAP
         except (FraudlabError, xgb.core.XGBoostError, KeyError, ValueError) as exc:
             attempts.append(f"{step} {record.model_id}: failed ({exc})")
             continue

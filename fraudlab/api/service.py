@@ -14,11 +14,14 @@ champion -> previous champion -> rules within a per-step budget, on point-in-tim
 """
 from __future__ import annotations
 
+import logging
 import threading
 import time
+import weakref
 from collections import Counter
 from dataclasses import dataclass
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -30,14 +33,28 @@ from fraudlab.api.predict import RowsScore, model_files, row_reasons, score_rows
 from fraudlab.api.store import Job, first_copies, repair, replay, store, store_group
 from fraudlab.api.writer import Batch, LiveWriter, log_path, record
 from fraudlab.errors import FraudlabError
+from fraudlab.jobs import note_live_event
 from fraudlab.registry import models_stamp
 from fraudlab.scoring import Scorer
 from fraudlab.workspace import Workspace, quote_ident, utcnow
 
+LOG = logging.getLogger("fraudlab.api")
 SCORE_BUDGET_MS = 50.0  # per model step of the chain; past it the next step answers
 MAX_BATCH = 64  # events decided together at most
 RECHECK_S = 1.0  # a changed feature set, registry or model file is noticed within this
+REFRESHED = frozenset({"types", "plan", "models", "features_table", "online"})  # re-checked by the refresher thread
 PAGES_BEHIND_S = 10.0  # events that do not alert move the pages' cache key at most this often (counts catch up)
+
+
+_SCORERS: "weakref.WeakSet[LiveScoring]" = weakref.WeakSet()
+
+
+def stop_live(ws: Workspace | None = None) -> None:
+    """Stop the live scorers over `ws` (every one when None): what waits is decided and committed, their threads end.
+    Call before the workspace closes (server shutdown), so no re-check queries a closed workspace."""
+    for scorer in list(_SCORERS):
+        if ws is None or scorer.ws is ws:
+            scorer.close()
 
 
 class NotReady(FraudlabError):
@@ -66,8 +83,13 @@ class LiveScoring:
         self.budget_ms = budget_ms
         self.recheck_s = recheck_s  # how long a check that nothing changed (plan, models, columns) holds
         self._lock = threading.Lock()  # one batch at a time: each sees every event stored before it
-        self._pending_lock = threading.Lock()
+        self._queue = threading.Condition()  # guards `_pending`; the decider thread waits on it
         self._pending: list[Job] = []
+        self._decider: threading.Thread | None = None
+        self._refresher: threading.Thread | None = None  # re-checks plan, models, columns, history off the path
+        self._stopping = False
+        self._stop = threading.Event()
+        _SCORERS.add(self)
         self._plan: LivePlan | None = None
         self._models: _Models | None = None
         self._types: dict[str, str] | None = None
@@ -81,7 +103,10 @@ class LiveScoring:
         return now
 
     def _due(self, what: str) -> bool:
-        """True when `what` should be checked against the workspace again (at most every `recheck_s` seconds)."""
+        """True when `what` should be checked against the workspace again (at most every `recheck_s` seconds; while
+        the refresher thread runs, the checks it makes are skipped on the scoring path)."""
+        if what in REFRESHED and self._refresher is not None and threading.current_thread() is not self._refresher:
+            return False
         now = time.monotonic()
         if now - self._checked.get(what, -1e18) < self.recheck_s:
             return False
@@ -146,7 +171,16 @@ class LiveScoring:
                                        for k, v in self.stage_ms.items() if k not in ("batches", "events", "warms")},
                 "warms": self.stage_ms["warms"],
                 "batches": self.stage_ms["batches"], "events": self.stage_ms["events"],
+                "fsync_ms_p50_p99_max": self._fsync_summary(),
                 "writer_error": None if self._writer is None else self._writer.error}
+
+    def _fsync_summary(self) -> list[float] | None:
+        """P50, P99 and max of the newest fsyncs an answer waited for (None before the first)."""
+        times = [] if self._writer is None else sorted(self._writer.fsync_ms)
+        if not times:
+            return None
+        return [round(times[len(times) // 2], 2), round(times[min(len(times) - 1, int(0.99 * len(times)))], 2),
+                round(times[-1], 2)]
 
     # ------------------------------------------------------------------------------------------ scoring
 
@@ -157,19 +191,67 @@ class LiveScoring:
         write): under load the per-event cost falls instead of the queue growing.
         """
         job = Job(*parse_event(payload, self.column_types()), key_name, time.perf_counter(), received_at=utcnow())
-        with self._pending_lock:
+        with self._queue:
+            if self._stopping:
+                raise NotReady("the live scorer is shutting down")
             self._pending.append(job)
-        while not job.done:  # the oldest MAX_BATCH waiting events go first, whoever takes the lock decides them
-            with self._lock:
-                if not job.done:
-                    with self._pending_lock:
-                        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                    self._run(batch)
+            if self._decider is None:
+                self._decider = threading.Thread(target=self._decide_loop, name="fraudlab-live-decider", daemon=True)
+                self._decider.start()
+                if self.recheck_s > 0:
+                    self._refresher = threading.Thread(target=self._refresh_loop, name="fraudlab-live-refresher",
+                                                       daemon=True)
+                    self._refresher.start()
+            self._queue.notify()
+        job.ready.wait()  # each request waits for its own event, never for the lock (no convoy behind other batches)
         if job.error is not None:
             raise job.error
         if job.logged:  # durable before it is answered (outside the lock: the next batch is decided meanwhile)
             self._writer.sync(job.logged)
         return job.answer
+
+    def _decide_loop(self) -> None:
+        """The decider thread: the oldest MAX_BATCH waiting events, decided together, then the next ones."""
+        while True:
+            with self._queue:
+                while not self._pending and not self._stopping:
+                    self._queue.wait()
+                if not self._pending:
+                    return
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            try:
+                with self._lock:
+                    self._run(batch)
+            finally:
+                for job in batch:
+                    if not job.done:  # only when _run itself was interrupted
+                        job.error, job.done = job.error or FraudlabError("not decided"), True
+                    job.ready.set()
+
+    def _refresh_loop(self) -> None:
+        """The refresher thread: every `recheck_s`, the checks that a load, a rebuild, a promotion or a new label
+        changed nothing (a dozen catalog queries, ~10-20 ms), made here so no batch waits for them."""
+        while not self._stop.wait(self.recheck_s):
+            try:
+                self._refresh()
+            except (FraudlabError, duckdb.Error) as exc:  # the scoring path checks again and reports it
+                if "closed" in str(exc).lower():  # the server closed the workspace: nothing left to check
+                    return
+                LOG.warning("live scoring: a re-check failed: %s", exc)
+
+    def _refresh(self) -> None:
+        """Re-check column types, the feature plan, the models and (under the scoring lock) the online history."""
+        self.column_types()
+        try:
+            plan = self.plan()
+        except NotReady:
+            self._plan = None  # the scoring path checks again and answers 503
+            return
+        self.models()
+        if self._online is not None:
+            with self._lock:
+                if self._online is not None:
+                    self._online_history(plan)
 
     def _run(self, batch: list[Job]) -> None:
         """Decide and store a batch; every job ends with an answer or an error."""
@@ -213,6 +295,7 @@ class LiveScoring:
         return sorted(first_copies(batch, answers, loaded), key=lambda j: j.row["ts"])
 
     def _decide(self, jobs: list[Job]) -> None:
+        note_live_event()  # a job starting soon leaves this path a core (fraudlab.jobs.yielding_to_live)
         types, plan, models = self.column_types(), self.plan(), self.models()
         if self.online and not plan.definitions and supported(plan.plan):
             self._decide_fast(jobs, types, plan, models)
@@ -313,7 +396,7 @@ class LiveScoring:
         the frauds re-read when `labels` changed (no query at all between checks)."""
         keys = tuple(c for c in CODED if c in plan.source_columns)
         warm = self._online is None or self._online.keys != keys
-        if not warm and self._labels_stamp is not None and not self._due("history") and not self._due("labels"):
+        if not warm and self._labels_stamp is not None and not self._due("online"):
             return self._online
         cur = self.ws.cursor()
         try:
@@ -365,7 +448,15 @@ class LiveScoring:
         return True if self._writer is None else self._writer.flush(timeout_s)
 
     def close(self) -> None:
-        """Commit what waits and stop the writer."""
+        """Decide what waits, stop the decider, commit what waits and stop the writer."""
+        with self._queue:
+            self._stopping = True
+            self._queue.notify_all()
+        self._stop.set()
+        if self._refresher is not None:
+            self._refresher.join(timeout=60)
+        if self._decider is not None:
+            self._decider.join(timeout=60)
         if self._writer is not None:
             self._writer.close()
 

@@ -3,12 +3,14 @@ answers), the repair of late events, and the replay of logged events a crash kep
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -42,6 +44,7 @@ class Job:
     score: float | None = None  # as the scorer gave it (the answer rounds it; `scores` keeps it whole, as batch does)
     logged: int = 0  # the live log's batch sequence number holding it (answered once that is fsync'ed)
     received_at: datetime | None = None  # when it was posted (the write may follow later)
+    ready: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)  # set once done
 
 
 def actor(jobs: list[Job]) -> Actor:
@@ -49,23 +52,25 @@ def actor(jobs: list[Job]) -> Actor:
     return Actor(f"api:{','.join(sorted({job.key_name or 'demo' for job in jobs}))}", "system", via="api")
 
 
-def store(ws: Workspace, jobs: list[Job], new: pa.Table, frame: pd.DataFrame, threshold: float,
+def store(ws: Workspace, jobs: list[Job], new: pa.Table, frame: pd.DataFrame | pa.Table, threshold: float,
           bump: Callable[[bool], bool]) -> None:
     """One write: transactions, labels, features, scores, alerts and cases, the answers (case ids set)."""
-    features = frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
+    features = frame if isinstance(frame, pa.Table) else _frame(frame)
     details = {"transaction_ids": [j.row["transaction_id"] for j in jobs],
                "scorers": dict(Counter(j.answer["scorer"] for j in jobs)),
                "alerts": sum(j.answer["alert"] for j in jobs)}
     alerts = any(job.answer["alert"] for job in jobs)
     now = utcnow()
-    scores = pd.DataFrame({
-        "transaction_id": [j.row["transaction_id"] for j in jobs],
-        "model_id": pd.Series([j.answer["model_id"] for j in jobs], dtype=object),
-        "score": [j.score for j in jobs], "scorer": [j.answer["scorer"] for j in jobs],
-        "latency_ms": [j.answer["latency_ms"] for j in jobs], "scored_at": [now] * len(jobs),
-        "reasons": [json.dumps([{"feature": r["code"], "name": r["code"], "value": r["value"],
-                                 "contribution": r["contribution"], "text": r["text"]}
-                                for r in j.answer["reasons"]], default=str) for j in jobs]})
+    scores = pa.table({
+        "transaction_id": pa.array([j.row["transaction_id"] for j in jobs], pa.string()),
+        "model_id": pa.array([j.answer["model_id"] for j in jobs], pa.string()),
+        "score": pa.array([j.score for j in jobs], pa.float64()),
+        "scorer": pa.array([j.answer["scorer"] for j in jobs], pa.string()),
+        "latency_ms": pa.array([j.answer["latency_ms"] for j in jobs], pa.float64()),
+        "scored_at": pa.array([now] * len(jobs), pa.timestamp("us")),
+        "reasons": pa.array([json.dumps([{"feature": r["code"], "name": r["code"], "value": r["value"],
+                                          "contribution": r["contribution"], "text": r["text"]}
+                                         for r in j.answer["reasons"]], default=str) for j in jobs], pa.string())})
     with ws.write("api_score", actor(jobs), details, bump=bump(alerts)) as cur:
         fresh, window = queue_state(cur, threshold)
         regroup = False
@@ -94,11 +99,11 @@ def store(ws: Workspace, jobs: list[Job], new: pa.Table, frame: pd.DataFrame, th
                 cur.unregister(name)
         if fresh and not regroup:  # the queue had every score before: it still has (no page rebuilds it)
             move_fingerprint(cur, threshold, window)
-        events = pd.DataFrame({"transaction_id": [j.row["transaction_id"] for j in jobs],
-                               "received_at": [j.received_at or now for j in jobs],
-                               "key_name": pd.Series([j.key_name for j in jobs], dtype=object),
-                               "answer": [json.dumps(j.answer, default=str) for j in jobs],
-                               "extra": [json.dumps(j.extra, default=str) for j in jobs]})
+        events = pa.table({"transaction_id": pa.array([j.row["transaction_id"] for j in jobs], pa.string()),
+                           "received_at": pa.array([j.received_at or now for j in jobs], pa.timestamp("us")),
+                           "key_name": pa.array([j.key_name for j in jobs], pa.string()),
+                           "answer": pa.array([json.dumps(j.answer, default=str) for j in jobs], pa.string()),
+                           "extra": pa.array([json.dumps(j.extra, default=str) for j in jobs], pa.string())})
         cur.register(EVENTS, events)
         try:
             cur.execute(f"INSERT INTO api_events BY NAME SELECT * FROM {EVENTS}")
@@ -112,6 +117,23 @@ def _frame(features: pd.DataFrame | dict) -> pd.DataFrame:
     return frame.astype({c: object for c in frame.columns if isinstance(frame[c].dtype, pd.CategoricalDtype)})
 
 
+def _arrow_column(parts: list) -> pa.Array:
+    """One feature column of many batches as Arrow: NumPy floats with NaN as NULL (as the frame path stores them),
+    lists of values as they are."""
+    if all(isinstance(p, np.ndarray) and p.dtype.kind == "f" for p in parts):
+        values = np.concatenate(parts).astype(np.float64, copy=False)
+        return pa.array(values, mask=np.isnan(values))
+    return pa.array([v for p in parts for v in (p.tolist() if isinstance(p, np.ndarray) else p)], from_pandas=True)
+
+
+def features_table(parts: list[pd.DataFrame | dict]) -> pd.DataFrame | pa.Table:
+    """The feature rows of many batches as one relation to insert: Arrow when each batch is a dict of columns (the
+    NumPy path's; no pandas frame per batch, which cost the writer more than its DuckDB write), else a frame."""
+    if not all(isinstance(p, dict) for p in parts):
+        return pd.concat([_frame(p) for p in parts], ignore_index=True)
+    return pa.table({name: _arrow_column([p[name] for p in parts]) for name in parts[0]})
+
+
 def store_group(ws: Workspace, group: list[Batch], bump: Callable[[bool], bool]) -> None:
     """Commit batches waiting in the writer: one write per run of batches with the same alert threshold."""
     runs: list[list[Batch]] = []
@@ -123,7 +145,7 @@ def store_group(ws: Workspace, group: list[Batch], bump: Callable[[bool], bool])
     for run in runs:
         jobs = [j for b in run for j in b.jobs]
         new = pa.concat_tables([b.new for b in run], promote_options="default")
-        frame = pd.concat([_frame(b.frame) for b in run], ignore_index=True)
+        frame = features_table([b.frame for b in run])
         store(ws, jobs, new, frame, run[0].threshold, bump)
         repair(ws, [t for b in run for t in b.late], jobs)
 

@@ -18,6 +18,7 @@ import os
 import threading
 import time
 import weakref
+from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -90,6 +91,7 @@ class LiveWriter:
         self._written = 0  # batches written to the log
         self._synced = 0  # batches the log holds durably (fsync'ed)
         self._sync_lock = threading.Lock()
+        self.fsync_ms: deque[float] = deque(maxlen=2_000)  # the newest fsyncs of the log before answers (health)
         self.error: str | None = None
         self._stop = False
         existing = segments(path)
@@ -130,10 +132,12 @@ class LiveWriter:
                 return
             with self._lock:
                 upto, log = self._written, self._log
+            began = time.perf_counter()
             try:
                 os.fsync(log.fileno())
             except ValueError:  # the segment was closed meanwhile: closing it fsync'ed it (see commit)
                 pass
+            self.fsync_ms.append(1000 * (time.perf_counter() - began))
             self._synced = max(self._synced, upto)
 
     def answer(self, transaction_id: str) -> dict | None:
@@ -160,15 +164,18 @@ class LiveWriter:
     def commit(self) -> bool:
         """Commit every waiting batch in one write; False (and kept for the next try) when it failed."""
         with self.commit_lock:
-            with self._lock:
-                group = list(self._pending)
-                if not group:
-                    return True
-                os.fsync(self._log.fileno())  # a closed segment is durable: sync() may then skip it
-                self._log.close()  # what the group holds is in this segment and the ones before it
-                done_upto = self._segment
-                self._segment += 1
-                self._log = self._open()
+            with self._sync_lock:  # no sync() meanwhile: the segment it would fsync is being swapped
+                with self._lock:  # held only to swap segments: the scoring path logs its next batch meanwhile
+                    group = list(self._pending)
+                    if not group:
+                        return True
+                    old, upto = self._log, self._written
+                    done_upto = self._segment
+                    self._segment += 1
+                    self._log = self._open()
+                os.fsync(old.fileno())  # what the group holds is in this segment and the ones before it
+                old.close()
+                self._synced = max(self._synced, upto)  # a closed segment is durable: sync() may then skip it
             try:
                 self.store(group)
             except Exception as exc:  # noqa: BLE001 - kept and retried; the log still holds every event
