@@ -64,8 +64,10 @@ def base_workspace(rows: int, history: pd.DataFrame) -> Path:
     if path.exists():
         ws = Workspace(path)
         if not ws.scalar("SELECT count(*) FROM meta WHERE key = ?", [COVER_KEY]) and not pending_rows(ws)[2]:
-            with ws.write(bump=False) as cur:  # a base cached before features carried the load-id mark
+            with ws.write(bump=False) as cur:  # a base cached before features and case lookups carried load-id marks
                 mark_covered(cur)
+                cur.execute("INSERT OR REPLACE INTO case_meta SELECT 'entities_cover_ingest', max(ingest_id)::VARCHAR "
+                            "FROM transactions")
         ws.close()
         return path
     ws = Workspace(path)
