@@ -755,3 +755,27 @@ def test_a_failed_load_restores_the_memory_limit(empty_ws, tmp_path):
         ingest_path(empty_ws, path)
     load(empty_ws, write(tmp_path, "y.csv", csv_text(*GOOD)))
     assert empty_ws.scalar("SELECT current_setting('memory_limit')") == before
+
+
+def test_text_shortcut_reads_every_value_as_trim_and_na_words_do():
+    """`text_expr` returns most values untouched without trim(); on hostile text it equals the plain rule."""
+    import random
+
+    import duckdb
+
+    from fraudlab.ingest.records import NULL_WORDS
+    from fraudlab.ingest.rules import one_of, text_expr
+
+    t = 'trim("x")'
+    plain_rule = f"(CASE WHEN strlen({t}) > 4 THEN {t} WHEN {one_of(f'lower({t})', NULL_WORDS)} THEN NULL ELSE {t} END)"
+    alphabet = ["a", "N", "n", "-", "/", " ", "\t", "\n", "\x00", "'", "0", "T", "é", "\u00a0", "\u2009", "\u3000"]
+    rng = random.Random(1)
+    values = [None, ""] + [v for w in NULL_WORDS for v in (w, w.upper(), w.title(), f" {w} ", f"\u00a0{w}")]
+    values += ["".join(rng.choice(alphabet) for _ in range(n)) for n in range(1, 8) for _ in range(800)]
+    with duckdb.connect() as con:
+        con.execute("CREATE TABLE v (x VARCHAR)")
+        con.executemany("INSERT INTO v VALUES (?)", [[v] for v in values])
+        differ = con.execute(f"SELECT x FROM v WHERE {plain_rule} IS DISTINCT FROM {text_expr('x')}").fetchall()
+        kept = con.execute(f"SELECT {text_expr('x')} FROM (VALUES ('  Ann  '), ('N/A'), ('abcde'), ('nan')) s(x)")
+        assert [r[0] for r in kept.fetchall()] == ["Ann", None, "abcde", None]
+    assert differ == []
