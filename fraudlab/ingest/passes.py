@@ -7,6 +7,10 @@
    skipping the (usually few) rows `_checked` marks bad or duplicate; the typing runs only here, the checks only in
    the first pass.
 
+Both passes read one CSV file in parallel: `row_number() OVER ()` would run the scan on one thread, so the first
+pass numbers the rows it stored (in file order) by row id, and the second, when some rows are bad, inserts every
+row in file order and deletes the bad ones by position (verified against their ids, else it skips them by number).
+
 Results are those of the one-table path the Dask engine still uses (`load.build_checked`): the same typed values,
 reasons, raw records, generated ids and duplicate rule; the rows are written in time order.
 """
