@@ -803,37 +803,3 @@ def test_a_csv_read_in_parallel_numbers_its_rows_in_file_order(empty_ws, tmp_pat
         f"t{i}" for i in sorted(bad)]
     stored = empty_ws.df("SELECT transaction_id FROM transactions ORDER BY rowid")["transaction_id"]
     assert stored.tolist() == [f"t{i}" for i in range(1, n + 1) if i not in bad]
-
-
-def test_a_csv_with_bad_rows_loads_the_same_when_positions_do_not_hold(tmp_path, monkeypatch):
-    """One CSV with bad rows: every row is inserted in file order and the bad ones deleted by position; when the
-    inserted rows do not line up with the checked ones, all are deleted and the good rows skipped by row number."""
-    import fraudlab.ingest.passes as passes
-
-    lines = [HEADER] + GOOD + ["t9,2026-01-03 10:00:00,-4.00,c3,m1,0,48.85,2.35", "t2,2026-01-04 10:00:00,1,c2,m2,0,1,1",
-                               "t10,2026-01-05 10:00:00,7.00,c3,m1,0,48.85,2.35"]
-    path = tmp_path / "bad.csv"
-    path.write_text("\n".join(lines) + "\n")
-    results, deleted = [], []
-    real = passes._delete_bad_rows
-
-    def shifted(cur, ingest_id, bad):
-        cur.execute("INSERT INTO transactions (transaction_id, ingest_id) VALUES ('stray', $id)", {"id": ingest_id})
-        deleted.append(real(cur, ingest_id, bad))
-        return deleted[-1]
-
-    for patch in (False, True):
-        if patch:
-            monkeypatch.setattr(passes, "_delete_bad_rows", shifted)
-        ws = Workspace(tmp_path / f"ws{patch}.duckdb")
-        report = ingest_path(ws, path)
-        results.append((report.rows_loaded, report.reasons,
-                        ws.df("SELECT * EXCLUDE (ingest_id) FROM transactions ORDER BY rowid"),
-                        ws.df("SELECT row_number, reason, raw FROM quarantine ORDER BY row_number")))
-        ws.close()
-    assert deleted == [False]
-    assert results[0][0] == len(GOOD) + 1 and results[0][1] == results[1][1]
-    assert results[0][1] == {"duplicate transaction_id in this load": 1, "negative amount": 1}
-    pd.testing.assert_frame_equal(results[0][2], results[1][2])
-    pd.testing.assert_frame_equal(results[0][3], results[1][3])
-    assert "stray" not in results[1][2]["transaction_id"].tolist()

@@ -157,41 +157,12 @@ def write_good_rows(cur: duckdb.DuckDBPyConnection, staged: Staged, mapping: Col
     targets = list(CANONICAL_COLUMNS) + [name for name, _ in plan.widen.values()]
     cols = ", ".join(quote_ident(c) for c in targets)
     skip = "SELECT __fidx, __row FROM _checked WHERE __reason <> ''"
-    bad = cur.execute(f"SELECT count(*) FROM ({skip})").fetchone()[0]
-    ordered = in_time_order(cur)
+    if cur.execute(f"SELECT count(*) FROM ({skip})").fetchone()[0]:
+        rows = _select_rows(staged, mapping, plan, skip, keep=False)
+    else:
+        rows = _typed_rows(staged.sql, staged, mapping, plan)
+    order = "" if in_time_order(cur) else " ORDER BY ts, __fidx, __row"
     params = _params(staged)
     params["id"] = ingest_id
-    every = f"INSERT INTO transactions ({cols}, ingest_id) SELECT {cols}, $id FROM " \
-            f"(SELECT {', '.join(_outer(plan))}, __fidx, __row FROM {_typed_rows(staged.sql, staged, mapping, plan)})"
-    if bad and ordered and staged.check_unnumbered and "transaction_id" in mapping.columns:
-        cur.execute(every, params)
-        if _delete_bad_rows(cur, ingest_id, bad):
-            return
-    if bad:
-        rows = _select_rows(staged, mapping, plan, skip, keep=False)
-        order = "" if ordered else " ORDER BY ts, __fidx, __row"
-        cur.execute(f"INSERT INTO transactions ({cols}, ingest_id) SELECT {cols}, $id FROM "
-                    f"(SELECT {', '.join(_outer(plan))}, __fidx, __row FROM {rows}){order}", params)
-    else:
-        cur.execute(every + ("" if ordered else " ORDER BY ts, __fidx, __row"), params)
-
-
-def _delete_bad_rows(cur: duckdb.DuckDBPyConnection, ingest_id: int, bad: int) -> bool:
-    """After every row of one CSV file was inserted in file order (a parallel read: numbering rows to skip them
-    runs the scan on one thread), delete the `bad` rows `_checked` marks, found by position: the file's row n is
-    the load's n-th inserted row. When the positions do not hold exactly those rows (their ids differ, or the
-    counts do), delete every inserted row instead and return False: the caller skips the rows by number."""
-    first, inserted = cur.execute("SELECT min(rowid), count(*) FROM transactions WHERE ingest_id = $id",
-                                  {"id": ingest_id}).fetchone()
-    checked = cur.execute("SELECT count(*) FROM _checked").fetchone()[0]
-    at = {"id": ingest_id, "first": first}
-    matched = cur.execute("""
-        SELECT count(*) FROM _checked c JOIN transactions t ON t.rowid = c.__row - 1 + $first
-        WHERE c.__reason <> '' AND t.ingest_id = $id AND t.transaction_id IS NOT DISTINCT FROM c.transaction_id
-    """, at).fetchone()[0] if inserted == checked else -1
-    if matched != bad:
-        cur.execute("DELETE FROM transactions WHERE ingest_id = $id", {"id": ingest_id})
-        return False
-    cur.execute("DELETE FROM transactions WHERE ingest_id = $id AND rowid IN "
-                "(SELECT __row - 1 + $first FROM _checked WHERE __reason <> '')", at)
-    return True
+    cur.execute(f"INSERT INTO transactions ({cols}, ingest_id) SELECT {cols}, $id FROM "
+                f"(SELECT {', '.join(_outer(plan))}, __fidx, __row FROM {rows}){order}", params)
