@@ -7,9 +7,10 @@
    skipping the (usually few) rows `_checked` marks bad or duplicate; the typing runs only here, the checks only in
    the first pass.
 
-Both passes read one CSV file in parallel: `row_number() OVER ()` would run the scan on one thread, so the first
-pass numbers the rows it stored (in file order) by row id, and the second, when some rows are bad, inserts every
-row in file order and deletes the bad ones by position (verified against their ids, else it skips them by number).
+The first pass reads one CSV file in parallel: `row_number() OVER ()` would run the scan on one thread, so it
+numbers the rows it stored (in file order) by row id. The second pass needs no numbers unless rows are bad; then it
+skips them by number, on one thread (inserting every row and deleting the bad ones by position was slower: DuckDB's
+COMMIT rewrites inserted rows that have deletions, as long as the insert itself).
 
 Results are those of the one-table path the Dask engine still uses (`load.build_checked`): the same typed values,
 reasons, raw records, generated ids and duplicate rule; the rows are written in time order.
