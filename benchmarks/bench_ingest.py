@@ -33,8 +33,8 @@ and numbers the stored rows by row id. Tried and dropped: inserting every row of
 those by position (skipping them by number runs the write pass on one thread): the COMMIT then rewrites the inserted
 rows (1.7 s per 1M rows, as long as the insert; 10M rows with 0.5% bad: 111 s against 89 s, load 3.4-3.8), and
 the file keeps the deleted rows (+3%). The machine was shared by three sessions and loaded 2.3-5 (others' work
-outside the lock), so wall times vary 2x between runs of the same code; CPU seconds (all threads) are steadier. Same-hour A/B, 10M rows, statement timings (`--stages`-like), session-4 code
--> this code:
+outside the lock), so wall times vary 2x between runs of the same code; CPU seconds (all threads) are steadier.
+Same-hour A/B, 10M rows, statement timings (`--stages`-like), session-4 code -> this code:
 - load 2.3-2.6: CSV 46.5 -> 35.9 s (215k -> 278k rows/s; check 17.3 -> 12.0 s, write 24.7 -> 17.8 s; 68 -> 63 CPU s),
   Parquet 21.6 -> 17.5 s (463k -> 571k rows/s; write 14.8 -> 11.7 s; 40 -> 33 CPU s).
 - load 3.3-5: CSV 125 -> 75 s (85 -> 66 CPU s); Parquet 36 -> 52 s (46 -> 44 CPU s: noise decides there).

@@ -37,8 +37,10 @@ def text_expr(col: str, sqltype: str = "VARCHAR") -> str:
     plain = (f"{q} >= '!' AND NOT suffix({q}, ' ') AND strlen({q}) = length({q}) "
              f"AND (strlen({q}) > {longest} OR NOT ({na_start}))")
     t = "__txt"
-    exact = f"CASE WHEN strlen({t}) > {longest} THEN {t} WHEN {one_of(f'lower({t})', NULL_WORDS)} THEN NULL ELSE {t} END"
-    return f"(CASE WHEN {plain} THEN {q} WHEN {q} IS NULL THEN NULL ELSE list_transform([trim({q})], lambda {t}: {exact})[1] END)"
+    exact = (f"CASE WHEN strlen({t}) > {longest} THEN {t} WHEN {one_of(f'lower({t})', NULL_WORDS)} THEN NULL "
+             f"ELSE {t} END")
+    return (f"(CASE WHEN {plain} THEN {q} WHEN {q} IS NULL THEN NULL "
+            f"ELSE list_transform([trim({q})], lambda {t}: {exact})[1] END)")
 
 
 def one_of(expr: str, words: tuple[str, ...]) -> str:
