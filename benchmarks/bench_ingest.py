@@ -25,6 +25,34 @@ thread beside the checking pass), other sessions' tests running beside (load 2.2
   `INSERT INTO transactions SELECT ... FROM read_parquet(...)` of the 10M rows, no typing or checks, took 10.5 s
   (typed 12.9 s), most of it compressing the 13 text columns (dict_fsst: without it the 1M insert was ~30% faster and
   the file 3x larger); the CSV pays its parse twice (about 0.56 s per 1M rows each) on top.
+
+Measured 2026-12-01, session 5 (branch loadspeed): (1) `rules.text_expr` keeps a plain value (ASCII, no outer space,
+not an NA word) as it is, without trim(): 25x cheaper per value, it was most of the write pass's typing; (2) the
+checking pass reads one CSV in parallel (`row_number() OVER ()` had run the scan on one thread, 2.5x its wall time)
+and numbers the stored rows by row id. Tried and dropped: inserting every row of a CSV with bad rows and deleting
+those by position (skipping them by number runs the write pass on one thread): the COMMIT then rewrites the inserted
+rows (1.7 s per 1M rows, as long as the insert; 10M rows with 0.5% bad: 111 s against 89 s, load 3.4-3.8), and
+the file keeps the deleted rows (+3%). The machine was shared by three sessions and loaded 2.3-5 (others' work
+outside the lock), so wall times vary 2x between runs of the same code; CPU seconds (all threads) are steadier.
+Same-hour A/B, 10M rows, statement timings (`--stages`-like), session-4 code -> this code:
+- load 2.3-2.6: CSV 46.5 -> 35.9 s (215k -> 278k rows/s; check 17.3 -> 12.0 s, write 24.7 -> 17.8 s; 68 -> 63 CPU s),
+  Parquet 21.6 -> 17.5 s (463k -> 571k rows/s; write 14.8 -> 11.7 s; 40 -> 33 CPU s).
+- load 3.3-5: CSV 125 -> 75 s (85 -> 66 CPU s); Parquet 36 -> 52 s (46 -> 44 CPU s: noise decides there).
+  Typing the 11 text columns of the 1M Parquet rows (one thread, into a temp table): 1.12 -> 0.25 CPU s beyond the
+  bare copy, i.e. about 9 CPU s less per 10M-row load.
+- `bench_ingest.py --rows 10000000` at load 3.2-3.5: CSV 53.3 s (188k rows/s), Parquet 27.9 s (359k rows/s), peak
+  RSS 2.09 / 1.90 GB; pandas.read_csv 6.6 s. `--stages`: CSV check 20.7 s, write 24.7 s, labels 4.1 s, duplicates
+  2.1 s; Parquet check 4.9 s, write 20.7 s. At 1M (load 2.8-3.2): CSV 9.2 s in the table (first stage), 5.7 s in
+  `--stages` (176k rows/s); Parquet 4.4 / 3.2 s (228k-317k rows/s); peak RSS 0.73 / 0.51 GB.
+- The targets (500k rows/s CSV, 1M rows/s Parquet at 10M) are still missed. The floor is CPU: a bare
+  `INSERT INTO transactions SELECT <canonical columns> FROM read_parquet(...)` costs 1.9-2.2 CPU s per 1M rows (about
+  0.5 of it per row whatever the columns; compression: `force_compression='uncompressed'` saves 15% and makes the file
+  3.5x larger, 'dictionary' 25% and 2.9x; `preserve_insertion_order=false` gains nothing measurable and would lose the
+  time order the table is stored in). So 10M rows need >= 20 CPU s just to be written: 10 s on two idle cores, the
+  whole Parquet target. A CSV load now costs about 63 CPU s per 10M rows: two parses (about 5 CPU s each), typing and
+  checks (about 14), the write (about 34 with the second parse), labels (3.5), duplicates (2.4); 500k rows/s would
+  need <= 40 CPU s on two idle cores, i.e. one parse and no second typing (a single pass writing good rows while
+  keeping the rest aside, which DuckDB cannot do in one statement).
 """
 from __future__ import annotations
 

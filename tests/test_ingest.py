@@ -755,3 +755,51 @@ def test_a_failed_load_restores_the_memory_limit(empty_ws, tmp_path):
         ingest_path(empty_ws, path)
     load(empty_ws, write(tmp_path, "y.csv", csv_text(*GOOD)))
     assert empty_ws.scalar("SELECT current_setting('memory_limit')") == before
+
+
+def test_text_shortcut_reads_every_value_as_trim_and_na_words_do():
+    """`text_expr` returns most values untouched without trim(); on hostile text it equals the plain rule."""
+    import random
+
+    import duckdb
+
+    from fraudlab.ingest.records import NULL_WORDS
+    from fraudlab.ingest.rules import one_of, text_expr
+
+    t = 'trim("x")'
+    plain_rule = f"(CASE WHEN strlen({t}) > 4 THEN {t} WHEN {one_of(f'lower({t})', NULL_WORDS)} THEN NULL ELSE {t} END)"
+    alphabet = ["a", "N", "n", "-", "/", " ", "\t", "\n", "\x00", "'", "0", "T", "é", "\u00a0", "\u2009", "\u3000"]
+    rng = random.Random(1)
+    values = [None, ""] + [v for w in NULL_WORDS for v in (w, w.upper(), w.title(), f" {w} ", f"\u00a0{w}")]
+    values += ["".join(rng.choice(alphabet) for _ in range(n)) for n in range(1, 8) for _ in range(800)]
+    with duckdb.connect() as con:
+        con.execute("CREATE TABLE v (x VARCHAR)")
+        con.executemany("INSERT INTO v VALUES (?)", [[v] for v in values])
+        differ = con.execute(f"SELECT x FROM v WHERE {plain_rule} IS DISTINCT FROM {text_expr('x')}").fetchall()
+        kept = con.execute(f"SELECT {text_expr('x')} FROM (VALUES ('  Ann  '), ('N/A'), ('abcde'), ('nan')) s(x)")
+        assert [r[0] for r in kept.fetchall()] == ["Ann", None, "abcde", None]
+    assert differ == []
+
+
+def test_a_csv_read_in_parallel_numbers_its_rows_in_file_order(empty_ws, tmp_path):
+    """The checking pass reads one CSV in parallel and numbers rows from the stored order: bad rows on chunk and
+    vector boundaries (and after a malformed line) keep their file row numbers; the good rows stay in file order."""
+    n = 300_000
+    bad = {1, 2047, 2048, 2049, 122_880, 122_881, 250_000, n}
+    lines = [HEADER]
+    for i in range(1, n + 1):
+        amount = "-5.00" if i in bad else "12.50"
+        lines.append(f"t{i},2026-01-{1 + i // 86400:02d} {i // 3600 % 24:02d}:{i // 60 % 60:02d}:{i % 60:02d},{amount},c{i % 97},"
+                     f"m{i % 13},0,48.85,2.35")
+    lines.insert(200_001, "broken,line,with,far,too,many,fields,here,and,more")  # after data row 200,000
+    path = tmp_path / "big.csv"
+    path.write_text("\n".join(lines) + "\n")
+    report = ingest_path(empty_ws, path)
+    assert (report.rows_read, report.rows_loaded, report.rows_quarantined) == (n + 1, n - len(bad), len(bad) + 1)
+    q = quarantine_rows(empty_ws, report.ingest_id)
+    negative = q[q["reason"].str.startswith("negative amount")]
+    assert sorted(negative["row_number"]) == sorted(bad)  # data rows, the malformed line not counted
+    assert [json.loads(r)["transaction_id"] for r in negative.sort_values("row_number")["raw"]] == [
+        f"t{i}" for i in sorted(bad)]
+    stored = empty_ws.df("SELECT transaction_id FROM transactions ORDER BY rowid")["transaction_id"]
+    assert stored.tolist() == [f"t{i}" for i in range(1, n + 1) if i not in bad]

@@ -7,6 +7,11 @@
    skipping the (usually few) rows `_checked` marks bad or duplicate; the typing runs only here, the checks only in
    the first pass.
 
+The first pass reads one CSV file in parallel: `row_number() OVER ()` would run the scan on one thread, so it
+numbers the rows it stored (in file order) by row id. The second pass needs no numbers unless rows are bad; then it
+skips them by number, on one thread (inserting every row and deleting the bad ones by position was slower: DuckDB's
+COMMIT rewrites inserted rows that have deletions, as long as the insert itself).
+
 Results are those of the one-table path the Dask engine still uses (`load.build_checked`): the same typed values,
 reasons, raw records, generated ids and duplicate rule; the rows are written in time order.
 """
@@ -54,12 +59,16 @@ def check_rows(cur: duckdb.DuckDBPyConnection, staged: Staged, mapping: ColumnMa
     reasons = ", ".join(row_reasons(mapping, plan.widen, staged, now))
     raw = raw_json(staged, len(staged.files) > 1, mapping.columns.get("card_id"))
     kept = [f"__t_{t} AS {t}" for t in KEPT] + [f"__s_{k}" for k in range(len(plan.side))]
+    # generated ids number identical rows by __row inside the query: only mapped ids can be numbered afterwards
+    later = bool(staged.check_unnumbered) and "transaction_id" in mapping.columns
+    source, table, row = (staged.check_unnumbered, "_checked_rows", "") if later else (staged.checking_sql,
+                                                                                        "_checked", "__row, ")
     sql = f"""
-        CREATE TEMP TABLE _checked AS
-        SELECT {', '.join(kept)}, __fidx, __row, __reason, CASE WHEN __reason <> '' THEN {raw} END AS __raw,
+        CREATE TEMP TABLE {table} AS
+        SELECT {', '.join(kept)}, __fidx, {row}__reason, CASE WHEN __reason <> '' THEN {raw} END AS __raw,
                false AS __dup
         FROM (SELECT *, concat_ws('; ', {reasons}) AS __reason
-              FROM {_typed_rows(staged.checking_sql, staged, mapping, plan)})
+              FROM {_typed_rows(source, staged, mapping, plan)})
     """
     try:
         cur.execute(sql, _params(staged, file_names=True))
@@ -71,6 +80,16 @@ def check_rows(cur: duckdb.DuckDBPyConnection, staged: Staged, mapping: ColumnMa
         if path is None:
             raise
         raise IngestError(f"{path}: cannot be read as CSV: {first_line(exc)}") from exc
+    if later:
+        number_rows(cur, table)
+
+
+def number_rows(cur: duckdb.DuckDBPyConnection, table: str) -> None:
+    """`_checked` from `table` (one file's rows, stored in file order by the order-preserving insert) with __row, the
+    row's number in the file, from its row id; `table` is dropped."""
+    first = int(cur.execute(f"SELECT coalesce(min(rowid), 0) FROM {table}").fetchone()[0])
+    cur.execute(f"CREATE TEMP TABLE _checked AS SELECT *, rowid + 1 - {first} AS __row FROM {table}")
+    cur.execute(f"DROP TABLE {table}")
 
 
 def duplicate_raw_sql(plan: ExtrasPlan) -> str:

@@ -97,6 +97,9 @@ class Staged:
     digests: list[str]
     reject_tables: list[tuple[int, str]] = field(default_factory=list)
     check_sql: str = ""  # the rows again, read keeping bad lines aside (a CSV's first full pass); else `sql`
+    # `check_sql` without __row, for one CSV file: `row_number() OVER ()` runs the scan on one thread (2.5x the wall
+    # time of a parallel read on 2 cores), so the checking pass numbers its stored rows afterwards by row id
+    check_unnumbered: str = ""
 
     @property
     def checking_sql(self) -> str:

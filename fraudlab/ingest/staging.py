@@ -132,6 +132,8 @@ def scan_files(cur: duckdb.DuckDBPyConnection, files: list[SourceFile]) -> Stage
     staged = Staged(_csv_union(files, None), params, columns, {c: "VARCHAR" for c in columns}, files,
                     [""] * len(files), [(i, f"_rej{i}") for i in range(len(files))])
     staged.check_sql = _csv_union(files, "")
+    if len(files) == 1:
+        staged.check_unnumbered = f"(SELECT *, 0 AS __fidx FROM {_csv_scan(0, files[0], '')})"
     return staged
 
 
