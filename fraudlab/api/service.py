@@ -14,31 +14,28 @@ champion -> previous champion -> rules within a per-step budget, on point-in-tim
 """
 from __future__ import annotations
 
-import logging
 import threading
 import time
 import weakref
 from collections import Counter
 from dataclasses import dataclass
 
-import duckdb
 import numpy as np
-import pyarrow as pa
 
 from fraudlab.api.events import parse_event
-from fraudlab.api.history import LABELS_STAMP, HistoryCache
+from fraudlab.api.history import HistoryCache
 from fraudlab.api.live import LivePlan, arrow_rows, compute, features_stamp, live_plan, typed_rows
-from fraudlab.api.online import CODED, OnlineHistory, features, records, supported
+from fraudlab.api.online import OnlineHistory, features, records, supported
 from fraudlab.api.predict import RowsScore, model_files, row_reasons, score_rows
 from fraudlab.api.store import Job, first_copies, repair, replay, store, store_group
+from fraudlab.api.upkeep import HistoryUpkeep
 from fraudlab.api.writer import Batch, LiveWriter, log_path, record
 from fraudlab.errors import FraudlabError
 from fraudlab.jobs import note_live_event
 from fraudlab.registry import models_stamp
 from fraudlab.scoring import Scorer
-from fraudlab.workspace import Workspace, quote_ident, utcnow
+from fraudlab.workspace import Workspace, utcnow
 
-LOG = logging.getLogger("fraudlab.api")
 SCORE_BUDGET_MS = 50.0  # per model step of the chain; past it the next step answers
 MAX_BATCH = 64  # events decided together at most
 RECHECK_S = 1.0  # a changed feature set, registry or model file is noticed within this
@@ -68,7 +65,7 @@ class _Models:
     threshold: float
 
 
-class LiveScoring:
+class LiveScoring(HistoryUpkeep):
     """Scores posted transactions against one open workspace (plans and models loaded once, reloaded on change)."""
 
     def __init__(self, ws: Workspace, budget_ms: float = SCORE_BUDGET_MS, recheck_s: float = RECHECK_S,
@@ -171,16 +168,8 @@ class LiveScoring:
                                        for k, v in self.stage_ms.items() if k not in ("batches", "events", "warms")},
                 "warms": self.stage_ms["warms"],
                 "batches": self.stage_ms["batches"], "events": self.stage_ms["events"],
-                "fsync_ms_p50_p99_max": self._fsync_summary(),
+                "fsync_ms_p50_p99_max": None if self._writer is None else self._writer.fsync_summary(),
                 "writer_error": None if self._writer is None else self._writer.error}
-
-    def _fsync_summary(self) -> list[float] | None:
-        """P50, P99 and max of the newest fsyncs an answer waited for (None before the first)."""
-        times = [] if self._writer is None else sorted(self._writer.fsync_ms)
-        if not times:
-            return None
-        return [round(times[len(times) // 2], 2), round(times[min(len(times) - 1, int(0.99 * len(times)))], 2),
-                round(times[-1], 2)]
 
     # ------------------------------------------------------------------------------------------ scoring
 
@@ -227,17 +216,6 @@ class LiveScoring:
                     if not job.done:  # only when _run itself was interrupted
                         job.error, job.done = job.error or FraudlabError("not decided"), True
                     job.ready.set()
-
-    def _refresh_loop(self) -> None:
-        """The refresher thread: every `recheck_s`, the checks that a load, a rebuild, a promotion or a new label
-        changed nothing (a dozen catalog queries, ~10-20 ms), made here so no batch waits for them."""
-        while not self._stop.wait(self.recheck_s):
-            try:
-                self._refresh()
-            except (FraudlabError, duckdb.Error) as exc:  # the scoring path checks again and reports it
-                if "closed" in str(exc).lower():  # the server closed the workspace: nothing left to check
-                    return
-                LOG.warning("live scoring: a re-check failed: %s", exc)
 
     def _refresh(self) -> None:
         """Re-check column types, the feature plan, the models and (under the scoring lock) the online history."""
@@ -391,50 +369,6 @@ class LiveScoring:
                                       plan.plan.label_delay_s)
             job.logged, job.done = seq, True
 
-    def _online_history(self, plan: LivePlan) -> OnlineHistory:
-        """The NumPy path's history: warmed on first use and when `transactions` changed behind it (a load), with
-        the frauds re-read when `labels` changed (no query at all between checks)."""
-        keys = tuple(c for c in CODED if c in plan.source_columns)
-        warm = self._online is None or self._online.keys != keys
-        if not warm and self._labels_stamp is not None and not self._due("online"):
-            return self._online
-        cur = self.ws.cursor()
-        try:
-            self._check_history(cur, plan, keys, warm)
-        finally:
-            cur.close()
-        return self._online
-
-    def _check_history(self, cur, plan: LivePlan, keys: tuple[str, ...], warm: bool) -> None:
-        """Warm the history, or check it against `transactions`; re-read the frauds when `labels` changed."""
-        writer = self.writer()
-        if warm:
-            self._warm(cur, keys)
-        elif writer.commit_lock.acquire(blocking=False):
-            try:  # only between commits: then DuckDB holds every row but the waiting ones
-                stored = cur.execute("SELECT count(*) FROM transactions").fetchall()[0][0]
-                stale = stored + writer.unwritten != self._online.rows
-            finally:
-                writer.commit_lock.release()
-            if stale:
-                self._warm(cur, keys)
-        stamp = tuple(cur.execute(LABELS_STAMP).fetchall()[0])
-        if stamp != self._labels_stamp:
-            self._online.set_frauds(cur, plan.label_delay_days)
-            self._labels_stamp = stamp
-
-    def _warm(self, cur, keys: tuple[str, ...]) -> None:
-        """Read the history from DuckDB, then the rows answered but not committed yet (no commit runs meanwhile)."""
-        began = time.perf_counter()
-        with self.writer().paused():
-            online = OnlineHistory(keys)
-            online.warm(cur)
-            for rows in self.writer().pending_rows():
-                online.append(rows)
-        self._online, self._labels_stamp = online, None
-        self.stage_ms["warms"] += 1
-        self._tick("warm (history read)", began)  # counted inside "rows + history" too
-
     def writer(self) -> LiveWriter:
         """The background writer (started on first use, after replaying events a crash left in the log)."""
         if self._writer is None:
@@ -459,28 +393,3 @@ class LiveScoring:
             self._decider.join(timeout=60)
         if self._writer is not None:
             self._writer.close()
-
-    def _late(self, rows: list[dict], plan: LivePlan) -> list[str]:
-        """Events older than a stored row sharing one of their window keys (that row's features must include them)."""
-        if self._history is not None and self._history.table is not None:
-            return self._history.later(rows, tuple(plan.spans))
-        ids = [row["transaction_id"] for row in rows]
-        found: set[str] = set()
-        for key in plan.spans:
-            k = quote_ident(key)
-            found |= set(self.ws.df(f"SELECT DISTINCT n.transaction_id FROM transactions n JOIN transactions t "
-                                    f"ON t.{k} = n.{k} AND t.ts > n.ts WHERE n.transaction_id IN (SELECT unnest($i))",
-                                    {"i": ids})["transaction_id"])
-        return sorted(found)
-
-    def _reach(self, cur, rows: list[dict], plan: LivePlan) -> pa.Table | None:
-        """The stored rows the new rows' windows reach, from the online history (warmed on first use and whenever
-        `transactions` changed behind it); None when it is turned off."""
-        if not self.online:
-            return None
-        keys = tuple(plan.spans)
-        if self._history is None or self._history.keys != keys:
-            self._history = HistoryCache(keys)
-        if self._history.table is None or (self._due("history") and not self._history.fresh(cur)):
-            self._history.warm(cur)
-        return self._history.reach(rows, plan.spans)

@@ -124,6 +124,14 @@ class LiveWriter:
         """The sequence number of the last batch written to the log."""
         return self._written
 
+    def fsync_summary(self) -> list[float] | None:
+        """P50, P99 and max of the newest fsyncs an answer waited for (None before the first)."""
+        times = sorted(self.fsync_ms)
+        if not times:
+            return None
+        return [round(times[len(times) // 2], 2), round(times[min(len(times) - 1, int(0.99 * len(times)))], 2),
+                round(times[-1], 2)]
+
     def sync(self, seq: int) -> None:
         """Return once batch `seq` is durable: one fsync covers every batch written before it (group fsync, run
         outside the scoring lock so the next batch is decided meanwhile)."""

@@ -1,0 +1,106 @@
+"""The live scorer's upkeep: the refresher thread's re-checks; the in-memory history warmed on first use, checked
+against `transactions` between commits, frauds re-read when `labels` changed; the stored rows a new event's windows
+reach (the SQL path).
+
+A mixin of :class:`fraudlab.api.service.LiveScoring`, which owns the state it reads (`ws`, the writer, the
+re-check clock and the stage timings).
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import duckdb
+import pyarrow as pa
+
+from fraudlab.api.history import LABELS_STAMP, HistoryCache
+from fraudlab.api.live import LivePlan
+from fraudlab.api.online import CODED, OnlineHistory
+from fraudlab.errors import FraudlabError
+from fraudlab.workspace import quote_ident
+
+LOG = logging.getLogger("fraudlab.api")
+
+
+class HistoryUpkeep:
+    """Keeps the live scorer's histories current (see the module docstring)."""
+
+    def _refresh_loop(self) -> None:
+        """The refresher thread: every `recheck_s`, the checks that a load, a rebuild, a promotion or a new label
+        changed nothing (a dozen catalog queries, ~10-20 ms), made here so no batch waits for them."""
+        while not self._stop.wait(self.recheck_s):
+            try:
+                self._refresh()
+            except (FraudlabError, duckdb.Error) as exc:  # the scoring path checks again and reports it
+                if "closed" in str(exc).lower():  # the server closed the workspace: nothing left to check
+                    return
+                LOG.warning("live scoring: a re-check failed: %s", exc)
+
+    def _online_history(self, plan: LivePlan) -> OnlineHistory:
+        """The NumPy path's history: warmed on first use and when `transactions` changed behind it (a load), with
+        the frauds re-read when `labels` changed (no query at all between checks)."""
+        keys = tuple(c for c in CODED if c in plan.source_columns)
+        warm = self._online is None or self._online.keys != keys
+        if not warm and self._labels_stamp is not None and not self._due("online"):
+            return self._online
+        cur = self.ws.cursor()
+        try:
+            self._check_history(cur, plan, keys, warm)
+        finally:
+            cur.close()
+        return self._online
+
+    def _check_history(self, cur, plan: LivePlan, keys: tuple[str, ...], warm: bool) -> None:
+        """Warm the history, or check it against `transactions`; re-read the frauds when `labels` changed."""
+        writer = self.writer()
+        if warm:
+            self._warm(cur, keys)
+        elif writer.commit_lock.acquire(blocking=False):
+            try:  # only between commits: then DuckDB holds every row but the waiting ones
+                stored = cur.execute("SELECT count(*) FROM transactions").fetchall()[0][0]
+                stale = stored + writer.unwritten != self._online.rows
+            finally:
+                writer.commit_lock.release()
+            if stale:
+                self._warm(cur, keys)
+        stamp = tuple(cur.execute(LABELS_STAMP).fetchall()[0])
+        if stamp != self._labels_stamp:
+            self._online.set_frauds(cur, plan.label_delay_days)
+            self._labels_stamp = stamp
+
+    def _warm(self, cur, keys: tuple[str, ...]) -> None:
+        """Read the history from DuckDB, then the rows answered but not committed yet (no commit runs meanwhile)."""
+        began = time.perf_counter()
+        with self.writer().paused():
+            online = OnlineHistory(keys)
+            online.warm(cur)
+            for rows in self.writer().pending_rows():
+                online.append(rows)
+        self._online, self._labels_stamp = online, None
+        self.stage_ms["warms"] += 1
+        self._tick("warm (history read)", began)  # counted inside "rows + history" too
+
+    def _late(self, rows: list[dict], plan: LivePlan) -> list[str]:
+        """Events older than a stored row sharing one of their window keys (that row's features must include them)."""
+        if self._history is not None and self._history.table is not None:
+            return self._history.later(rows, tuple(plan.spans))
+        ids = [row["transaction_id"] for row in rows]
+        found: set[str] = set()
+        for key in plan.spans:
+            k = quote_ident(key)
+            found |= set(self.ws.df(f"SELECT DISTINCT n.transaction_id FROM transactions n JOIN transactions t "
+                                    f"ON t.{k} = n.{k} AND t.ts > n.ts WHERE n.transaction_id IN (SELECT unnest($i))",
+                                    {"i": ids})["transaction_id"])
+        return sorted(found)
+
+    def _reach(self, cur, rows: list[dict], plan: LivePlan) -> pa.Table | None:
+        """The stored rows the new rows' windows reach, from the online history (warmed on first use and whenever
+        `transactions` changed behind it); None when it is turned off."""
+        if not self.online:
+            return None
+        keys = tuple(plan.spans)
+        if self._history is None or self._history.keys != keys:
+            self._history = HistoryCache(keys)
+        if self._history.table is None or (self._due("history") and not self._history.fresh(cur)):
+            self._history.warm(cur)
+        return self._history.reach(rows, plan.spans)
