@@ -45,9 +45,9 @@ class JobCancelled(FraudlabError):
     """A job was cancelled or ran past its time cap; the write in progress was rolled back."""
 
     def __init__(self, message: str, *, job: str, why: str, rolled_back: tuple[str, ...],
-                 kept: tuple[str, ...]) -> None:
+                 kept: tuple[str, ...], step: str = "") -> None:
         super().__init__(message)
-        self.job, self.why, self.rolled_back, self.kept = job, why, rolled_back, kept
+        self.job, self.why, self.rolled_back, self.kept, self.step = job, why, rolled_back, kept, step
 
 
 def lower_thread_priority(nice: int = JOB_NICE) -> bool:
@@ -178,7 +178,8 @@ class JobControl:
                    + (f"Rolled back: {'; '.join(rolled)}. " if rolled else "Nothing was being written. ")
                    + (f"Kept from earlier steps: {'; '.join(kept)}." if kept else
                       "Nothing was kept: the workspace is as it was before. Run it again to do it once."))
-        return JobCancelled(message, job=self.name, why=self._why or "was cancelled", rolled_back=rolled, kept=kept)
+        return JobCancelled(message, job=self.name, why=self._why or "was cancelled", rolled_back=rolled, kept=kept,
+                            step=step)
 
     @contextmanager
     def attached(self, cursor: Any) -> Iterator[None]:
@@ -280,7 +281,9 @@ def rolled_back(cur: duckdb.DuckDBPyConnection, label: str, exc: BaseException) 
     if control is None:
         return None
     control.rolled_back.append(label)
-    if control.cancelled and isinstance(exc, Exception) and not isinstance(exc, JobCancelled):
+    if isinstance(exc, JobCancelled):  # raised at a checkpoint inside this write: say what the rollback undid
+        return control.error(exc.step)
+    if control.cancelled and isinstance(exc, Exception):
         return control.error(label)
     return None
 

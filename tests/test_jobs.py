@@ -54,6 +54,21 @@ def test_a_running_query_is_interrupted_by_cancel_from_another_thread(empty_ws):
     assert empty_ws.count("audit") == 0
 
 
+def test_a_cancel_seen_at_a_step_inside_a_write_reports_the_rollback(empty_ws):
+    from fraudlab.jobs import checkpoint
+
+    control = JobControl("a load")
+    with pytest.raises(JobCancelled) as caught, control.running():
+        with empty_ws.write("probe", scientist("test")) as cur:
+            cur.execute("CREATE TABLE half_done AS SELECT 1 AS x")
+            control.cancel()
+            checkpoint("writing good rows")  # raised here, before any statement is interrupted
+    message = str(caught.value)
+    assert "while writing good rows" in message and "Rolled back: probe" in message
+    assert caught.value.rolled_back == ("probe",)
+    assert not empty_ws.has_table("half_done") and empty_ws.count("audit") == 0
+
+
 def test_cancel_mid_ingest_leaves_the_workspace_unchanged_and_a_rerun_loads_once(tmp_path, generated_csv):
     path = tmp_path / "ws.duckdb"
     ws = Workspace(path)
