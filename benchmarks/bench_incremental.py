@@ -51,6 +51,7 @@ import pandas as pd
 from _common import BENCH_DATA, measure, report, set_ratio
 
 from fraudlab import cases
+from fraudlab.cases.build import mark_entities_counted
 from fraudlab.features import COVER_KEY, build_features, mark_covered
 from fraudlab.generate import simulate
 from fraudlab.incremental import record_arrivals, update_features
@@ -84,8 +85,7 @@ def base_workspace(rows: int, history: pd.DataFrame) -> Path:
         if not ws.scalar("SELECT count(*) FROM meta WHERE key = ?", [COVER_KEY]) and not pending_rows(ws)[2]:
             with ws.write(bump=False) as cur:  # a base cached before features and case lookups carried load-id marks
                 mark_covered(cur)
-                cur.execute("INSERT OR REPLACE INTO case_meta SELECT 'entities_cover_ingest', max(ingest_id)::VARCHAR "
-                            "FROM transactions")
+                mark_entities_counted(cur)
         ws.close()
         return path
     ws = Workspace(path)

@@ -35,6 +35,7 @@ QUEUE_COLUMNS = ("case_id", "customer_id", "alerts", "open_alerts", "score", "ex
                  "assignee", "reason_family", "first_ts", "ts", "age_hours", "sla_breached", "card_id", "merchant_id",
                  "category", "channel", "country", "segment", "decided_by", "decided_at")
 
+ENTITIES_MARK = "entities_cover_ingest"  # in case_meta: the entity counts include every row up to this load id
 LINK_KINDS = {"device_id": "device", "ip": "IP address", "card_id": "card", "email": "email"}
 
 
@@ -261,7 +262,7 @@ def _case_entities(cur, cols: set[str], since: datetime | None) -> None:
                 GROUP BY 1, 2 ORDER BY 1, 2"""
     cur.execute("CREATE OR REPLACE TEMP TABLE _elab AS SELECT * FROM labels WHERE transaction_id IN "
                 "(SELECT transaction_id FROM labels WHERE is_fraud)")
-    mark = cur.execute("SELECT value FROM case_meta WHERE key = 'entities_cover_ingest'").fetchone()
+    mark = cur.execute("SELECT value FROM case_meta WHERE key = ?", [ENTITIES_MARK]).fetchone()
     if since is not None and mark is not None:
         fresh = "AND ts >= $since AND (ingest_id > $mark OR ingest_id IS NULL)"  # rows the counts lack
         cur.execute(f"CREATE OR REPLACE TEMP TABLE _ent AS SELECT DISTINCT kind, value FROM ({parts(fresh)})",
@@ -273,9 +274,14 @@ def _case_entities(cur, cols: set[str], since: datetime | None) -> None:
     if since is None or mark is None or not _entity_totals_match(cur, cols):
         cur.execute("CREATE OR REPLACE TABLE case_entities AS "
                     + counts.format(rows=parts(""), labels=resolved_sql(None, "_elab")))
-    cur.execute("INSERT OR REPLACE INTO case_meta SELECT 'entities_cover_ingest', "
-                "coalesce(max(ingest_id), 0)::VARCHAR FROM transactions")
+    mark_entities_counted(cur)
     cur.execute("DROP TABLE _elab")
+
+
+def mark_entities_counted(cur) -> None:
+    """Note that the entity counts include every loaded row: the next partial count starts past this load id."""
+    cur.execute("INSERT OR REPLACE INTO case_meta SELECT ?, coalesce(max(ingest_id), 0)::VARCHAR FROM transactions",
+                [ENTITIES_MARK])
 
 
 def _entity_totals_match(cur, cols: set[str]) -> bool:
