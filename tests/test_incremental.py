@@ -103,6 +103,20 @@ def test_only_affected_rows_are_recomputed_and_history_is_sliced(tmp_path):
     ws.close()
 
 
+def test_customer_windows_rank_times_when_the_packing_would_overflow(tmp_path, monkeypatch):
+    from fraudlab.incremental import customer
+
+    monkeypatch.setattr(customer, "PACK_LIMIT", 0)  # as with millions of customers over years of microseconds
+    tx = simulate(rows=6_000, seed=9, days=40).transactions
+    rng = np.random.default_rng(9)
+    batches = random_batches(tx, rng)
+    batches = batches[:1] + [batches[i] for i in rng.permutation(np.arange(1, len(batches)))]  # out of order
+    ws = Workspace(tmp_path / "inc.duckdb")
+    assert set(load_in_batches(ws, batches, [])[1:]) == {"incremental"}
+    pd.testing.assert_frame_equal(features_of(ws), full_build(tmp_path, tx), check_exact=False, rtol=1e-9, atol=1e-9)
+    ws.close()
+
+
 def test_new_rows_are_found_by_load_id_and_by_a_join_when_the_counts_disagree(tmp_path):
     from fraudlab.incremental.features import NEW_ROWS_SQL, PAST_COVER_SQL, new_rows_sql
 

@@ -20,6 +20,7 @@ from fraudlab.features import AVERAGE_WINDOWS, CUSTOMER_WINDOWS, FeaturePlan, _c
 from fraudlab.incremental.ranges import fetch_arrays, search
 from fraudlab.workspace import quote_ident
 
+PACK_LIMIT = np.iinfo(np.int64).max // 2  # customers x time span above this: times are ranked before packing
 FLAG_COLUMNS = {"merchant_id": "c_new_merchant", "device_id": "c_new_device", "country": "c_new_country"}
 
 
@@ -40,26 +41,42 @@ def _alias(expr: str) -> str:
 
 
 class _Sorted:
-    """The touched customers' rows sorted by (customer, time), with extended-precision prefix sums."""
+    """The touched customers' rows sorted by (customer, time), with extended-precision prefix sums.
 
-    def __init__(self, code: np.ndarray, us: np.ndarray, amount: np.ndarray) -> None:
-        self.low = int(us.min()) - 1 if len(us) else 0
-        self.width = np.int64((int(us.max()) - self.low + 2) if len(us) else 2)
-        packed = code.astype(np.int64) * self.width + (us - self.low)
-        order = np.argsort(packed, kind="stable")
-        self.packed, self.us = packed[order], us[order]
-        code_sorted, amount_sorted = code[order], amount[order]
+    Each row is one int64, code * width + time offset: DuckDB sorts them (two threads) when the customers' span
+    fits that packing; otherwise times are ranked first (NumPy sort), as `ranges.History` does."""
+
+    def __init__(self, cur: duckdb.DuckDBPyConnection, history_sql: str, codes: int, span_us: tuple[int, int]) -> None:
+        self.low, self.times = span_us[0] - 1, None
+        self.width = np.int64(span_us[1] - self.low + 2)
+        if codes * int(self.width) < PACK_LIMIT:
+            got = fetch_arrays(cur, f"SELECT code::BIGINT * $w + (us - $low) AS packed, amount FROM ({history_sql}) "
+                                    "ORDER BY packed", {"w": int(self.width), "low": self.low})
+            self.packed, amount = got["packed"].astype(np.int64), got["amount"]
+            code_sorted, self.us = np.divmod(self.packed, self.width)
+            self.us += self.low
+        else:
+            got = fetch_arrays(cur, history_sql)
+            self.times = np.unique(got["us"])
+            self.width = np.int64(len(self.times) + 1)
+            packed = got["code"].astype(np.int64) * self.width + np.searchsorted(self.times, got["us"])
+            order = np.argsort(packed, kind="stable")
+            self.packed, self.us, amount = packed[order], got["us"][order], got["amount"][order]
+            code_sorted = self.packed // self.width
         first = np.ones(len(code_sorted), dtype=bool)
         first[1:] = code_sorted[1:] != code_sorted[:-1]
-        self.ref = amount_sorted[np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))]  # first amount
-        dev = (amount_sorted - self.ref).astype(np.longdouble)
+        self.ref = amount[np.maximum.accumulate(np.where(first, np.arange(len(first)), 0))]  # first amount
+        dev = (amount - self.ref).astype(np.longdouble)
         self.s1 = np.r_[np.longdouble(0), np.cumsum(dev)]
         self.s2 = np.r_[np.longdouble(0), np.cumsum(dev * dev)]
-        self.a1 = np.r_[np.longdouble(0), np.cumsum(amount_sorted.astype(np.longdouble))]
+        self.a1 = np.r_[np.longdouble(0), np.cumsum(amount.astype(np.longdouble))]
 
     def position(self, code: np.ndarray, us: np.ndarray) -> np.ndarray:
         """Index of the first row of `code` at or after time `us` (clipped into the customer's band)."""
-        offset = np.clip(us - self.low, 0, int(self.width) - 1)
+        if self.times is None:
+            offset = np.clip(us - self.low, 0, int(self.width) - 1)
+        else:
+            offset = np.searchsorted(self.times, us)
         return search(self.packed, code.astype(np.int64) * self.width + offset)
 
 
@@ -68,11 +85,13 @@ def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan) -> int:
     cur.execute("""CREATE OR REPLACE TEMP TABLE _ckeys AS SELECT k, hi, (row_number() OVER ()) - 1 AS code FROM (
                      SELECT customer_id AS k, max(ts) AS hi FROM _affrows GROUP BY 1)""")
     flags = [col for col, flag in FLAG_COLUMNS.items() if flag in {_alias(e) for e in plan.by_key["customer_id"]}]
-    hist = fetch_arrays(cur, """SELECT b.code, epoch_us(t.ts) AS us, t.amount::DOUBLE AS amount FROM transactions t
-                                JOIN _ckeys b ON t.customer_id IS NOT DISTINCT FROM b.k WHERE t.ts <= b.hi""")
+    history = """SELECT b.code, epoch_us(t.ts) AS us, t.amount::DOUBLE AS amount FROM transactions t
+                 JOIN _ckeys b ON t.customer_id IS NOT DISTINCT FROM b.k WHERE t.ts <= b.hi"""
+    codes, low, high = cur.execute("SELECT (SELECT count(*) FROM _ckeys), (SELECT epoch_us(min(ts)) FROM transactions), "
+                                   "(SELECT epoch_us(max(hi)) FROM _ckeys)").fetchone()
     rows = cur.execute("""SELECT a.transaction_id, b.code, epoch_us(a.ts) AS us, a.amount::DOUBLE AS amount
                           FROM _affrows a JOIN _ckeys b ON a.customer_id IS NOT DISTINCT FROM b.k""").df()
-    index = _Sorted(hist["code"], hist["us"], hist["amount"])
+    index = _Sorted(cur, history, int(codes), (int(low or 0), int(high or 0)))
     code, us, amount = rows["code"].to_numpy(), rows["us"].to_numpy(), rows["amount"].to_numpy()
     out = {"transaction_id": rows["transaction_id"]}
     end = index.position(code, us)  # rows before the row's instant: the strictly-earlier ones
@@ -87,15 +106,15 @@ def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan) -> int:
             out[f"c_amt_mean_{name}"] = mean
             out[f"c_amt_ratio_{name}"] = amount / (np.where(n > 0, mean, amount) + 1)
     _lifetime(index, out, start, end, us, amount)
-    frame = pd.DataFrame(out)
-    _flags(cur, flags, frame)
-    cur.register("_gc_frame", pa.Table.from_pandas(frame, preserve_index=False))  # NaN -> NULL, as SQL has it
+    _flags(cur, flags)
+    cur.register("_gc_frame", pa.Table.from_pandas(pd.DataFrame(out), preserve_index=False))  # NaN -> NULL
     names = [_alias(e) for e in plan.by_key["customer_id"]]
     cur.execute("CREATE OR REPLACE TEMP TABLE _gc AS SELECT transaction_id, "
-                + ", ".join(f"{quote_ident(n)}::{_type(n)} AS {quote_ident(n)}" for n in names) + " FROM _gc_frame")
+                + ", ".join(f"{quote_ident(n)}::{_type(n)} AS {quote_ident(n)}" for n in names)
+                + " FROM _gc_frame" + (" LEFT JOIN _cflags USING (transaction_id)" if flags else ""))
     cur.unregister("_gc_frame")
-    cur.execute("DROP TABLE IF EXISTS _ckeys")
-    return len(hist["us"])
+    cur.execute("DROP TABLE IF EXISTS _ckeys; DROP TABLE IF EXISTS _cflags")
+    return len(index.us)
 
 
 def _type(name: str) -> str:
@@ -128,18 +147,20 @@ def _lifetime(index: _Sorted, out: dict, start: np.ndarray, end: np.ndarray, us:
     out["c_amt_z"] = (amount - mean) / (np.where(np.isnan(std), 0.0, std) + 1)
 
 
-def _flags(cur: duckdb.DuckDBPyConnection, flags: list[str], frame: pd.DataFrame) -> None:
-    """First-time flags: the row's value is set and no strictly-earlier row of the customer had it (the first time
-    of each of the affected rows' (customer, value) pairs, from the rows of those pairs only)."""
-    for col in flags:
+def _flags(cur: duckdb.DuckDBPyConnection, flags: list[str]) -> None:
+    """Temp table _cflags of first-time flags: the row's value is set and no strictly-earlier row of the customer had
+    it (the first time of each of the affected rows' (customer, value) pairs, from the rows of those pairs only)."""
+    if not flags:
+        return
+    firsts, cases, joins = [], [], []
+    for i, col in enumerate(flags):
         c = quote_ident(col)
-        got = cur.execute(f"""
-            WITH pairs AS (SELECT DISTINCT customer_id, {c} AS v FROM _affrows WHERE {c} IS NOT NULL),
-                 firsts AS (SELECT t.customer_id, t.{c} AS v, min(t.ts) AS first_ts FROM transactions t
-                            SEMI JOIN pairs p ON t.customer_id IS NOT DISTINCT FROM p.customer_id AND t.{c} = p.v
-                            GROUP BY 1, 2)
-            SELECT a.transaction_id, CASE WHEN a.{c} IS NULL THEN NULL ELSE (f.first_ts >= a.ts)::INTEGER END AS flag
-            FROM _affrows a LEFT JOIN firsts f ON a.customer_id IS NOT DISTINCT FROM f.customer_id AND a.{c} = f.v
-            """).df()
-        frame[FLAG_COLUMNS[col]] = frame["transaction_id"].map(
-            pd.Series(got["flag"].to_numpy(), index=got["transaction_id"]))
+        firsts.append(f"""p{i} AS (SELECT DISTINCT customer_id, {c} AS v FROM _affrows WHERE {c} IS NOT NULL),
+            f{i} AS (SELECT t.customer_id, t.{c} AS v, min(t.ts) AS first_ts FROM transactions t
+                     SEMI JOIN p{i} ON t.customer_id IS NOT DISTINCT FROM p{i}.customer_id AND t.{c} = p{i}.v
+                     GROUP BY 1, 2)""")
+        cases.append(f"CASE WHEN a.{c} IS NULL THEN NULL ELSE (f{i}.first_ts >= a.ts)::INTEGER END "
+                     f"AS {FLAG_COLUMNS[col]}")
+        joins.append(f"LEFT JOIN f{i} ON a.customer_id IS NOT DISTINCT FROM f{i}.customer_id AND a.{c} = f{i}.v")
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _cflags AS WITH {', '.join(firsts)} "
+                f"SELECT a.transaction_id, {', '.join(cases)} FROM _affrows a {' '.join(joins)}")
