@@ -98,7 +98,8 @@ def score_window(ws: Workspace, start: datetime | None = None, end: datetime | N
     `explain_min_score`, e.g. the alert threshold, when given).
 
     `rows`: feature rows (with `ts`) to score instead of reading the window's: the incremental pipeline hands over
-    the rows it just recomputed, so only they are rescored and the features table is not scanned again.
+    the rows it just recomputed, so only they are rescored and the features table is not scanned again (the report
+    then has no window metrics: those rows are not a window).
 
     Without `model_id` the fallback chain answers: champion, else previous champion, else rules; a fallback is
     recorded in `scores.scorer` and as a 'scoring_fallback' audit row. A named `model_id` is used or refused.
@@ -154,7 +155,7 @@ def score_window(ws: Workspace, start: datetime | None = None, end: datetime | N
                                                 "reason": "; ".join(failures)}):
             pass
     _store(ws, scored, reasons, answered[1], per_row_ms, who, (start, end), scorer=answered[0])
-    metrics = evaluate_window(ws, start, end)
+    metrics = evaluate_window(ws, start, end) if rows is None else {}
     progress(1.0, "scored")
     return ScoreReport(answered[1] or "rules", scored.num_rows, seconds, len(reasons), explain_seconds, metrics,
                        scorer=answered[0], fallback_reasons=tuple(failures))

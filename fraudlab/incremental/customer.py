@@ -11,6 +11,8 @@ first time of each (customer, value) pair, one SQL group-by.
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -18,6 +20,7 @@ import pyarrow as pa
 
 from fraudlab.features import AVERAGE_WINDOWS, CUSTOMER_WINDOWS, FeaturePlan, _customer_features
 from fraudlab.incremental.ranges import fetch_arrays, search
+from fraudlab.jobs import job_threads
 from fraudlab.workspace import quote_ident
 
 PACK_LIMIT = np.iinfo(np.int64).max // 2  # customers x time span above this: times are ranked before packing
@@ -50,15 +53,21 @@ class _Sorted:
         self.low, self.times = span_us[0] - 1, None
         self.width = np.int64(span_us[1] - self.low + 2)
         if codes * int(self.width) < PACK_LIMIT:
-            got = fetch_arrays(cur, f"SELECT code::BIGINT * $w + (us - $low) AS packed, amount FROM ({history_sql}) "
-                                    "ORDER BY packed", {"w": int(self.width), "low": self.low})
+            self._got = fetch_arrays(cur, f"SELECT code::BIGINT * $w + (us - $low) AS packed, amount FROM "
+                                          f"({history_sql}) ORDER BY packed", {"w": int(self.width), "low": self.low})
+        else:
+            self._got = fetch_arrays(cur, history_sql)
+            self.times = np.unique(self._got["us"])
+            self.width = np.int64(len(self.times) + 1)
+
+    def build(self) -> None:
+        """Sort (when DuckDB did not) and take the prefix sums: NumPy only, so it can run beside a query."""
+        got = self._got
+        if self.times is None:
             self.packed, amount = got["packed"].astype(np.int64), got["amount"]
             code_sorted, self.us = np.divmod(self.packed, self.width)
             self.us += self.low
         else:
-            got = fetch_arrays(cur, history_sql)
-            self.times = np.unique(got["us"])
-            self.width = np.int64(len(self.times) + 1)
             packed = got["code"].astype(np.int64) * self.width + np.searchsorted(self.times, got["us"])
             order = np.argsort(packed, kind="stable")
             self.packed, self.us, amount = packed[order], got["us"][order], got["amount"][order]
@@ -92,6 +101,27 @@ def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan) -> int:
     rows = cur.execute("""SELECT a.transaction_id, b.code, epoch_us(a.ts) AS us, a.amount::DOUBLE AS amount
                           FROM _affrows a JOIN _ckeys b ON a.customer_id IS NOT DISTINCT FROM b.k""").df()
     index = _Sorted(cur, history, int(codes), (int(low or 0), int(high or 0)))
+    if job_threads(2) == 1:  # a job leaving a core to live scoring
+        _flags(cur, flags)
+        out = _windows(index, rows)
+    else:
+        with ThreadPoolExecutor(1) as pool:  # NumPy mostly releases the GIL: the windows run beside the flags' query
+            windows = pool.submit(_windows, index, rows)
+            _flags(cur, flags)
+            out = windows.result()
+    cur.register("_gc_frame", pa.Table.from_pandas(pd.DataFrame(out), preserve_index=False))  # NaN -> NULL
+    names = [_alias(e) for e in plan.by_key["customer_id"]]
+    cur.execute("CREATE OR REPLACE TEMP TABLE _gc AS SELECT transaction_id, "
+                + ", ".join(f"{quote_ident(n)}::{_type(n)} AS {quote_ident(n)}" for n in names)
+                + " FROM _gc_frame" + (" LEFT JOIN _cflags USING (transaction_id)" if flags else ""))
+    cur.unregister("_gc_frame")
+    cur.execute("DROP TABLE IF EXISTS _ckeys; DROP TABLE IF EXISTS _cflags")
+    return len(index.packed)
+
+
+def _windows(index: _Sorted, rows: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The customer group's window and lifetime columns of `rows` (transaction_id, code, us, amount)."""
+    index.build()
     code, us, amount = rows["code"].to_numpy(), rows["us"].to_numpy(), rows["amount"].to_numpy()
     out = {"transaction_id": rows["transaction_id"]}
     end = index.position(code, us)  # rows before the row's instant: the strictly-earlier ones
@@ -106,15 +136,7 @@ def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan) -> int:
             out[f"c_amt_mean_{name}"] = mean
             out[f"c_amt_ratio_{name}"] = amount / (np.where(n > 0, mean, amount) + 1)
     _lifetime(index, out, start, end, us, amount)
-    _flags(cur, flags)
-    cur.register("_gc_frame", pa.Table.from_pandas(pd.DataFrame(out), preserve_index=False))  # NaN -> NULL
-    names = [_alias(e) for e in plan.by_key["customer_id"]]
-    cur.execute("CREATE OR REPLACE TEMP TABLE _gc AS SELECT transaction_id, "
-                + ", ".join(f"{quote_ident(n)}::{_type(n)} AS {quote_ident(n)}" for n in names)
-                + " FROM _gc_frame" + (" LEFT JOIN _cflags USING (transaction_id)" if flags else ""))
-    cur.unregister("_gc_frame")
-    cur.execute("DROP TABLE IF EXISTS _ckeys; DROP TABLE IF EXISTS _cflags")
-    return len(index.us)
+    return out
 
 
 def _type(name: str) -> str:
