@@ -52,7 +52,7 @@ MAX_SHARE = 0.30  # above this share of new rows, the full rebuild is cheaper th
 HAND_OVER_ROWS = 1_000_000  # up to this many recomputed rows are handed to the scorer in memory
 NEW_ROWS_SQL = "SELECT t.* FROM transactions t ANTI JOIN features f USING (transaction_id)"
 PAST_COVER_SQL = "SELECT t.* FROM transactions t WHERE t.ingest_id > $covered"
-_TEMPS = ("_new", "_aff", "_affrows", "_keys", "_sub", "_lab", "_base", "_frauds", "_mfraud", "_inc", "_g_row")
+_TEMPS = ("_new", "_relab", "_aff", "_affrows", "_keys", "_sub", "_lab", "_base", "_frauds", "_mfraud", "_inc", "_g_row")
 
 
 class PlanChanged(Exception):
@@ -155,9 +155,8 @@ def _since(floor: datetime | None) -> str:
     return "" if floor is None else "WHERE t.ts >= $floor"
 
 
-RELABELLED_SQL = """SELECT * FROM transactions WHERE transaction_id IN (
-    SELECT transaction_id FROM labels WHERE recorded_at > (
-        SELECT max(logged_at) FROM audit WHERE action IN ('build_features', 'update_features')))"""
+RELABELLED_SQL = """SELECT transaction_id FROM labels WHERE recorded_at > (
+    SELECT max(logged_at) FROM audit WHERE action IN ('build_features', 'update_features'))"""
 
 
 def _affected(cur: duckdb.DuckDBPyConnection, spans: dict[str, int | None], changed: Sequence[str] = ()) -> None:
@@ -173,9 +172,13 @@ def _affected(cur: duckdb.DuckDBPyConnection, spans: dict[str, int | None], chan
                     "(transaction_id) WHERE t.transaction_id IN (SELECT unnest($ids))", {"ids": list(changed)})
     cur.execute("CREATE OR REPLACE TEMP TABLE _aff AS SELECT transaction_id FROM _new")
     floor = None  # every affected row is at or after the earliest seed: scans skip the row groups before it
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _relab AS {RELABELLED_SQL}")
+    relabelled = cur.execute("SELECT count(*) FROM _relab").fetchone()[0]
     for key, span in spans.items():
         k = quote_ident(key)
-        seeds = f"(SELECT * FROM _new UNION ALL {RELABELLED_SQL})" if key == "merchant_id" else "_new"
+        seeds = "_new"
+        if key == "merchant_id" and relabelled:  # (a scan of every id only when there are some)
+            seeds = "(SELECT * FROM _new UNION ALL SELECT * FROM transactions SEMI JOIN _relab USING (transaction_id))"
         cur.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT {k} AS k, min(ts) AS lo, max(ts) AS hi "
                     f"FROM {seeds} GROUP BY 1")
         lo = cur.execute("SELECT min(lo) FROM _keys").fetchall()[0][0]
