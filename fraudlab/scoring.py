@@ -115,6 +115,8 @@ def score_window(ws: Workspace, start: datetime | None = None, end: datetime | N
             raise ModelError("no champion model yet: train one first")
         chain = [("model", current), ("fallback", previous_champion(ws))]
     began = time.perf_counter()
+    if rows is not None and rows.num_rows == 0:  # nothing handed over: nothing to score or store
+        return ScoreReport(chain[0][1].model_id, 0, 0.0, 0, 0.0)
     if rows is not None:
         given = categorised(ws, rows.to_pandas()).sort_values(["ts", "transaction_id"], kind="stable")
         start, end = given["ts"].min(), given["ts"].max()

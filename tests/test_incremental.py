@@ -277,6 +277,9 @@ def test_incremental_scores_equal_a_full_rebuild_and_rescore(tmp_path):
     build_features(ws)
     score_window(ws, explain_top=0)
     pd.testing.assert_frame_equal(incremental, ws.df(scores), check_exact=False, rtol=1e-9, atol=1e-9)
+    before = ws.scalar("SELECT count(*) FROM audit WHERE action = 'scored'")
+    report = score_window(ws, rows=ws.arrow("SELECT *, now() AS ts FROM features LIMIT 0"))  # an empty hand-over
+    assert report.rows == 0 and ws.scalar("SELECT count(*) FROM audit WHERE action = 'scored'") == before
     ws.close()
 
 
