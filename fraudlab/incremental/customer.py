@@ -11,7 +11,7 @@ first time of each (customer, value) pair, one SQL group-by.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+from typing import Callable
 
 import duckdb
 import numpy as np
@@ -19,8 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from fraudlab.features import AVERAGE_WINDOWS, CUSTOMER_WINDOWS, FeaturePlan, _customer_features
-from fraudlab.incremental.ranges import fetch_arrays, search
-from fraudlab.jobs import job_threads
+from fraudlab.incremental.ranges import Run, fetch_arrays, now, search
 from fraudlab.workspace import quote_ident
 
 PACK_LIMIT = np.iinfo(np.int64).max // 2  # customers x time span above this: times are ranked before packing
@@ -89,8 +88,9 @@ class _Sorted:
         return search(self.packed, code.astype(np.int64) * self.width + offset)
 
 
-def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan) -> int:
-    """Temp table _gc with the customer group's columns for the rows of _affrows; returns history rows read."""
+def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, run: Run = now) -> Callable[[], int]:
+    """Read the touched customers' history and hand its NumPy work to `run`; the returned step writes temp table
+    _gc (the customer group's columns for the rows of _affrows) and returns how many history rows were read."""
     cur.execute("""CREATE OR REPLACE TEMP TABLE _ckeys AS SELECT k, hi, (row_number() OVER ()) - 1 AS code FROM (
                      SELECT customer_id AS k, max(ts) AS hi FROM _affrows GROUP BY 1)""")
     flags = [col for col, flag in FLAG_COLUMNS.items() if flag in {_alias(e) for e in plan.by_key["customer_id"]}]
@@ -101,22 +101,21 @@ def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan) -> int:
     rows = cur.execute("""SELECT a.transaction_id, b.code, epoch_us(a.ts) AS us, a.amount::DOUBLE AS amount
                           FROM _affrows a JOIN _ckeys b ON a.customer_id IS NOT DISTINCT FROM b.k""").df()
     index = _Sorted(cur, history, int(codes), (int(low or 0), int(high or 0)))
-    if job_threads(2) == 1:  # a job leaving a core to live scoring
-        _flags(cur, flags)
-        out = _windows(index, rows)
-    else:
-        with ThreadPoolExecutor(1) as pool:  # NumPy mostly releases the GIL: the windows run beside the flags' query
-            windows = pool.submit(_windows, index, rows)
-            _flags(cur, flags)
-            out = windows.result()
-    cur.register("_gc_frame", pa.Table.from_pandas(pd.DataFrame(out), preserve_index=False))  # NaN -> NULL
-    names = [_alias(e) for e in plan.by_key["customer_id"]]
-    cur.execute("CREATE OR REPLACE TEMP TABLE _gc AS SELECT transaction_id, "
-                + ", ".join(f"{quote_ident(n)}::{_type(n)} AS {quote_ident(n)}" for n in names)
-                + " FROM _gc_frame" + (" LEFT JOIN _cflags USING (transaction_id)" if flags else ""))
-    cur.unregister("_gc_frame")
-    cur.execute("DROP TABLE IF EXISTS _ckeys; DROP TABLE IF EXISTS _cflags")
-    return len(index.packed)
+    cur.execute("DROP TABLE IF EXISTS _ckeys")
+    windows = run(_windows, index, rows)
+
+    def finish() -> int:
+        _flags(cur, flags)  # DuckDB, while `run`'s thread does the NumPy work
+        cur.register("_gc_frame", pa.Table.from_pandas(pd.DataFrame(windows.result()), preserve_index=False))
+        names = [_alias(e) for e in plan.by_key["customer_id"]]  # (NaN -> NULL above, as SQL has it)
+        cur.execute("CREATE OR REPLACE TEMP TABLE _gc AS SELECT transaction_id, "
+                    + ", ".join(f"{quote_ident(n)}::{_type(n)} AS {quote_ident(n)}" for n in names)
+                    + " FROM _gc_frame" + (" LEFT JOIN _cflags USING (transaction_id)" if flags else ""))
+        cur.unregister("_gc_frame")
+        cur.execute("DROP TABLE IF EXISTS _cflags")
+        return len(index.packed)
+
+    return finish
 
 
 def _windows(index: _Sorted, rows: pd.DataFrame) -> dict[str, np.ndarray]:

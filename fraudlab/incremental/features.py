@@ -18,6 +18,7 @@ a leakage verdict that flipped), or the increment is large, the caller falls bac
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Sequence
@@ -45,6 +46,7 @@ from fraudlab.features import (
     plan_features,
 )
 from fraudlab.incremental import customer, lifetime, ranges, shared
+from fraudlab.jobs import job_threads
 from fraudlab.workspace import Workspace, quote_ident
 
 Progress = Callable[[float, str], None]
@@ -231,17 +233,23 @@ def _compute(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, spans: dict[str,
     cur.execute(f"CREATE OR REPLACE TEMP TABLE _g_row AS {group_sql(plan, 'row')}")
     parts, temps = {"row": "_g_row"}, ["_g_row"]
     groups = list(plan.by_key) + list(plan.shared)
-    for i, key in enumerate(groups):
-        progress(0.2 + 0.5 * i / max(len(groups), 1), f"windows over {key}")
-        if key == "customer_id" and customer.applies(cur, plan):  # sorted history in NumPy, no window sorts
-            read += customer.customer_group(cur, plan)
-            parts[key] = "_gc"
+    with ThreadPoolExecutor(1) as pool:  # NumPy work of the customer and merchant groups beside the next queries
+        run = ranges.now if job_threads(2) == 1 else pool.submit  # inline while a job leaves live scoring a core
+        finish = []
+        if "customer_id" in groups and customer.applies(cur, plan):  # sorted history in NumPy, no window sorts
+            progress(0.2, "windows over customer_id")
+            finish.append(customer.customer_group(cur, plan, run))
+            parts["customer_id"] = "_gc"
             temps.append("_gc")
-            continue
-        if key == "merchant_id" and ranges.applies(plan):  # binary search instead of window sorts
-            read += ranges.merchant_group(cur, plan, delay_days)
-            parts.update({key: "_gm", "merchant_fraud": "_mfraud"})
+        if "merchant_id" in groups and ranges.applies(plan):  # binary search instead of window sorts
+            progress(0.3, "windows over merchant_id")
+            finish.append(ranges.merchant_group(cur, plan, delay_days, run))
+            parts.update({"merchant_id": "_gm", "merchant_fraud": "_mfraud"})
             temps.append("_gm")
+        read += sum(step() for step in finish)
+    for i, key in enumerate(groups):
+        progress(0.4 + 0.3 * i / max(len(groups), 1), f"windows over {key}")
+        if key in parts:
             continue
         if key in plan.shared and shared.applies(plan, key):  # binary search + distinct pairs, no window sorts
             got = shared.shared_group(cur, plan, key, f"_g{i}")

@@ -10,6 +10,9 @@ its tie rules (a window starts inclusive, a row never sees its own instant), so 
 """
 from __future__ import annotations
 
+from concurrent.futures import Future
+from typing import Callable
+
 import duckdb
 import numpy as np
 import pandas as pd
@@ -25,6 +28,16 @@ def applies(plan: FeaturePlan) -> bool:
     """True when the plan's merchant group is exactly the built-in volumes and fraud counts computed here."""
     exprs = plan.by_key.get("merchant_id")
     return bool(exprs) and plan.has_merchant and exprs == _merchant_volume({"merchant_id"}, plan.label_delay_s)
+
+
+Run = Callable[..., Future]  # runs fn(*args), now or on a worker thread, and returns its Future
+
+
+def now(fn: Callable, *args) -> Future:
+    """A `Run` that runs fn at once (no worker thread); its exception is raised here."""
+    done: Future = Future()
+    done.set_result(fn(*args))
+    return done
 
 
 def search(haystack: np.ndarray, needles: np.ndarray) -> np.ndarray:
@@ -69,9 +82,11 @@ def fetch_arrays(cur: duckdb.DuckDBPyConnection, sql: str, params: dict | None =
     return {k: np.asarray(v) for k, v in cur.execute(sql, params or {}).fetchnumpy().items()}
 
 
-def merchant_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, label_delay_days: float) -> int:
-    """Temp tables _gm (the merchant volumes) and _mfraud (frauds known per window) for the rows of _aff, shaped
-    like the full build's; returns how many history rows were read."""
+def merchant_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, label_delay_days: float,
+                   run: Run = now) -> Callable[[], int]:
+    """Read the merchants' history and hand its NumPy work to `run`; the returned step writes temp tables _gm (the
+    merchant volumes) and _mfraud (frauds known per window) for the rows of _affrows, shaped like the full build's,
+    and returns how many history rows were read."""
     delay = plan.label_delay_s
     span = max(MERCHANT_WINDOWS.values()) + delay
     cur.execute("""CREATE OR REPLACE TEMP TABLE _mkeys AS
@@ -91,6 +106,28 @@ def merchant_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, label_dela
                greatest(epoch(coalesce(f.known, t.ts + to_seconds({delay_days}))), epoch(t.ts) + 1e-3) AS known_s
         FROM ({fraud_known_sql('_flab')}) f JOIN transactions t USING (transaction_id) {join}
           AND t.merchant_id IS NOT NULL""", {"floor": floor})
+    cur.execute("DROP TABLE IF EXISTS _mkeys; DROP TABLE IF EXISTS _flab")
+    counted = run(_merchant_counts, rows, hist, frauds, delay)
+
+    def finish() -> int:
+        volumes, counts = counted.result()
+        cur.register("_gm_frame", pd.DataFrame(volumes))
+        cur.execute("CREATE OR REPLACE TEMP TABLE _gm AS SELECT transaction_id, "
+                    + ", ".join(f"m_cnt_{n}::BIGINT AS m_cnt_{n}, m_dcnt_{n}::BIGINT AS m_dcnt_{n}"
+                                for n in MERCHANT_WINDOWS) + " FROM _gm_frame")
+        cur.unregister("_gm_frame")
+        cur.register("_mf_frame", pd.DataFrame(counts))
+        cur.execute("CREATE OR REPLACE TEMP TABLE _mfraud AS SELECT transaction_id, "
+                    + ", ".join(f'"{n}"::DOUBLE AS "{n}"' for n in MERCHANT_WINDOWS) + " FROM _mf_frame")
+        cur.unregister("_mf_frame")
+        return len(hist["us"])
+
+    return finish
+
+
+def _merchant_counts(rows: pd.DataFrame, hist: dict[str, np.ndarray], frauds: dict[str, np.ndarray],
+                     delay: float) -> tuple[dict, dict]:
+    """The merchant volumes and fraud counts of `rows` (NumPy only, so it can run beside a query)."""
     code, us = rows["code"].to_numpy(), rows["us"].to_numpy()
     volumes = {"transaction_id": rows["transaction_id"]}
     history = History(hist["code"], hist["us"])
@@ -101,20 +138,12 @@ def merchant_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, label_dela
         win = int(secs) * 1_000_000
         volumes[f"m_cnt_{name}"] = seen - history.before(code, us - win)
         volumes[f"m_dcnt_{name}"] = upper - history.before(code, us - win - lag)
-    cur.register("_gm_frame", pd.DataFrame(volumes))
-    cur.execute("CREATE OR REPLACE TEMP TABLE _gm AS SELECT transaction_id, "
-                + ", ".join(f"m_cnt_{n}::BIGINT AS m_cnt_{n}, m_dcnt_{n}::BIGINT AS m_dcnt_{n}"
-                            for n in MERCHANT_WINDOWS) + " FROM _gm_frame")
-    cur.unregister("_gm_frame")
-    _fraud_counts(cur, rows, frauds, delay)
-    cur.execute("DROP TABLE IF EXISTS _mkeys; DROP TABLE IF EXISTS _flab")
-    return len(hist["us"])
+    return volumes, _fraud_counts(rows, frauds, delay)
 
 
-def _fraud_counts(cur: duckdb.DuckDBPyConnection, rows: pd.DataFrame, frauds: dict[str, np.ndarray],
-                  delay: int) -> None:
-    """Temp table _mfraud: per affected row and window, the merchant's frauds whose label was known by then and
-    whose transaction is within the window shifted back by the label delay (as `merchant_fraud_sql` counts)."""
+def _fraud_counts(rows: pd.DataFrame, frauds: dict[str, np.ndarray], delay: float) -> dict:
+    """Per affected row and window, the merchant's frauds whose label was known by then and whose transaction is
+    within the window shifted back by the label delay (as `merchant_fraud_sql` counts)."""
     code, ts_s = rows["code"].to_numpy(), rows["ts_s"].to_numpy()
     counts = {"transaction_id": rows["transaction_id"]}
     for name, window_s in MERCHANT_WINDOWS.items():
@@ -124,7 +153,4 @@ def _fraud_counts(cur: duckdb.DuckDBPyConnection, rows: pd.DataFrame, frauds: di
         known = History(frauds["code"][live], frauds["known_s"][live]).before(code, ts_s, inclusive=True)
         gone = History(frauds["code"][live], ends[live]).before(code, ts_s)
         counts[name] = (known - gone).astype(float)
-    cur.register("_mf_frame", pd.DataFrame(counts))
-    cur.execute("CREATE OR REPLACE TEMP TABLE _mfraud AS SELECT transaction_id, "
-                + ", ".join(f'"{n}"::DOUBLE AS "{n}"' for n in MERCHANT_WINDOWS) + " FROM _mf_frame")
-    cur.unregister("_mf_frame")
+    return counts
