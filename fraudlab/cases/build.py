@@ -6,9 +6,17 @@ from datetime import datetime
 
 import pandas as pd
 
-from fraudlab.cases.entities import ENTITIES_MARK, LINK_KINDS, count_entities, mark_entities_counted, update_entities
-from fraudlab.cases.partial import BASIS, BUILT, changed_rows, drop_changed, history_select, mark_built, update_alerts, \
-    update_history
+from fraudlab.cases.entities import count_entities, update_entities
+from fraudlab.cases.partial import (
+    BASIS,
+    BUILT,
+    changed_rows,
+    drop_changed,
+    history_select,
+    mark_built,
+    update_alerts,
+    update_history,
+)
 from fraudlab.errors import FraudlabError
 from fraudlab.workspace import Workspace
 
