@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 
 SCORES_MARK = "scores_mark"  # in case_meta: the newest scored_at when the queue was built
+SCORES_COUNT = "scores_count"  # in case_meta: the number of scores then
 FEATURES_MARK = "features_rowid"  # in case_meta: the features' last row id then (rows stored later come after it)
 BUILT = "built_parts"  # in case_meta: how the last refresh built each part ("alerts=partial history=whole …")
 BASIS = "queue_basis"  # in case_meta: threshold, case window and segmentation the alerts were built with
@@ -28,13 +29,18 @@ def history_select(flags: list[str], transactions: str = "transactions", scores:
 
 def changed_rows(cur, since: datetime) -> tuple[bool, datetime | None]:
     """Temp tables _delta (scores stored since the last build) and _drows (their transactions, looked for from
-    `since` on first, everywhere when some are older); (whether the queue had a scores mark, their earliest time)."""
+    `since` on first, everywhere when some are older); (whether the queue's score marks hold, their earliest time)."""
     mark = cur.execute(META, [SCORES_MARK]).fetchone()
     if mark is None or not mark[0]:
         return False, None
     cur.execute("CREATE OR REPLACE TEMP TABLE _delta AS SELECT * FROM scores WHERE scored_at > $m::TIMESTAMP",
                 {"m": mark[0]})
-    n = cur.execute("SELECT count(*) FROM _delta").fetchone()[0]
+    n, now = cur.execute("SELECT (SELECT count(*) FROM _delta), (SELECT count(*) FROM scores)").fetchone()
+    # every score stored since the build is in _delta, so the scores now are at most the build's plus those; fewer
+    # than the build's means scores were deleted without being stored again (a count, not a scan of the scores)
+    built = cur.execute(META, [SCORES_COUNT]).fetchone()
+    if built is None or not int(built[0]) <= now <= int(built[0]) + n:
+        return False, None
     cur.execute(f"CREATE OR REPLACE TEMP TABLE _drows AS SELECT * FROM transactions WHERE ts >= $since "
                 f"AND transaction_id IN {CHANGED}", {"since": since})
     if cur.execute("SELECT count(*) FROM _drows").fetchone()[0] < n:  # the caller's time was not the earliest
@@ -57,17 +63,12 @@ def _columns(cur, sql: str, params: dict | None = None) -> list[str]:
 
 def update_alerts(cur, select: str, params: dict) -> bool:
     """Replace the alerts of the changed rows (`select`: the alert rows of _delta and _drows); False when the stored
-    table has other columns or its alerts disagree with the scores (the caller rebuilds it)."""
+    table has other columns or a decided row is missing (the caller rebuilds it)."""
     tables = {r[0] for r in cur.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
     if "alerts" not in tables or _columns(cur, "SELECT * FROM alerts") != _columns(cur, select, params) + ["case_id"]:
         return False
     cur.execute(f"DELETE FROM alerts WHERE alert_id IN {CHANGED}")
     cur.execute(f"INSERT INTO alerts SELECT *, NULL::VARCHAR AS case_id FROM ({select})", params)
-    have, want = cur.execute("SELECT (SELECT count(*) FROM alerts WHERE score >= $threshold), "
-                             "(SELECT count(*) FROM scores WHERE score >= $threshold)",
-                             {"threshold": params["threshold"]}).fetchone()
-    if have != want:
-        return False
     missing = cur.execute("SELECT count(*) FROM (SELECT alert_id FROM decision_alerts "
                           "EXCEPT SELECT alert_id FROM alerts)").fetchone()[0]
     return not missing or not cur.execute(  # decided rows without a score are no alerts in a rebuild either
@@ -115,5 +116,6 @@ def mark_built(cur, basis: str, built: str) -> None:
     rowid = "(SELECT max(rowid) FROM features)::VARCHAR" if "features" in tables else "NULL"
     cur.execute(f"""INSERT OR REPLACE INTO case_meta
                     SELECT ?, coalesce((SELECT max(scored_at) FROM scores)::VARCHAR, '') UNION ALL
+                    SELECT ?, (SELECT count(*) FROM scores)::VARCHAR UNION ALL
                     SELECT ?, coalesce({rowid}, '') UNION ALL SELECT ?, ? UNION ALL SELECT ?, ?""",
-                [SCORES_MARK, FEATURES_MARK, BASIS, basis, BUILT, built])
+                [SCORES_MARK, SCORES_COUNT, FEATURES_MARK, BASIS, basis, BUILT, built])
