@@ -14,7 +14,7 @@ from test_incremental import random_batches
 
 from fraudlab import cases
 from fraudlab.api import build_routes, create_key
-from fraudlab.api.writer import flush_all
+from fraudlab.api.writer import WRITERS, flush_all
 from fraudlab.cases.build import last_build
 from fraudlab.features import build_features
 from fraudlab.generate import simulate
@@ -128,6 +128,8 @@ def test_live_events_then_a_load_recount_the_live_rows_values(tmp_path):
     load(ws, tx.iloc[9_030:], "after the live events")
     assert last_build(ws) == PARTIAL
     assert_equals_whole_rebuild(ws)
+    for writer in list(WRITERS):  # stopped before the file closes, so no later test meets a writer of a closed file
+        writer.close()
     ws.close()
 
 
