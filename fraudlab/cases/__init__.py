@@ -15,7 +15,6 @@ from fraudlab.cases.build import (
     CASE_WINDOW_HOURS,
     CLOSE_REASONS,
     DECISIONS,
-    LINK_KINDS,
     LOCK_MINUTES,
     PAGE_SIZE,
     QUEUE_COLUMNS,
@@ -27,6 +26,7 @@ from fraudlab.cases.build import (
     DecisionResult,
     QueueFilter,
     cases_stale,
+    last_build,
     reason_family,
     refresh_cases,
 )
@@ -48,6 +48,7 @@ from fraudlab.cases.detail import (
     linked_entities,
     similar_cases,
 )
+from fraudlab.cases.entities import LINK_KINDS
 from fraudlab.cases.oversight import QA_NOTE, TeamReport, qa_sample, send_for_review, team_report
 from fraudlab.cases.queue import (
     SORTS,
@@ -66,5 +67,5 @@ __all__ = ["CASE_WINDOW_HOURS", "CLOSE_REASONS", "DECISIONS", "LINK_KINDS", "LOC
            "DecisionResult", "QueueFilter", "add_comment", "alert_budget", "assign_round_robin", "assignment_stamp",
            "case_alerts", "case_comments", "case_detail", "case_facts", "case_of", "cases_stale",
            "current_decisions", "customer_history", "customer_view", "CustomerView", "decide", "decide_many", "decision_history", "linked_entities",
-           "lock_holder", "next_case", "open_alert_ids", "queue", "queue_options", "reason_family", "refresh_cases",
+           "last_build", "lock_holder", "next_case", "open_alert_ids", "queue", "queue_options", "reason_family", "refresh_cases",
            "release_case", "require_no_conflict", "similar_cases", "take_case"]

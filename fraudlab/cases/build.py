@@ -6,8 +6,18 @@ from datetime import datetime
 
 import pandas as pd
 
+from fraudlab.cases.entities import count_entities, update_entities
+from fraudlab.cases.partial import (
+    BASIS,
+    BUILT,
+    changed_rows,
+    drop_changed,
+    history_select,
+    mark_built,
+    update_alerts,
+    update_history,
+)
 from fraudlab.errors import FraudlabError
-from fraudlab.labels import resolved_sql
 from fraudlab.workspace import Workspace
 
 DECISIONS = ("fraud", "legitimate", "escalate", "reopen")
@@ -35,8 +45,6 @@ QUEUE_COLUMNS = ("case_id", "customer_id", "alerts", "open_alerts", "score", "ex
                  "assignee", "reason_family", "first_ts", "ts", "age_hours", "sla_breached", "card_id", "merchant_id",
                  "category", "channel", "country", "segment", "decided_by", "decided_at")
 
-ENTITIES_MARK = "entities_cover_ingest"  # in case_meta: the entity counts include every row up to this load id
-LINK_KINDS = {"device_id": "device", "ip": "IP address", "card_id": "card", "email": "email"}
 
 
 class CaseLocked(FraudlabError):
@@ -97,17 +105,15 @@ def reason_family(feature: str | None) -> str:
     return "other"
 
 
-
-
 # A customer's alerts are one case while each follows the previous within the window; a new case starts after a
-# longer gap. Alerts without a customer are cases of their own.
+# longer gap. Alerts without a customer are cases of their own. `{source}`: the alerts without their case ids.
 GROUP_ALERTS_SQL = """
 CREATE OR REPLACE TABLE alerts AS
 WITH gaps AS (
     SELECT *, CASE WHEN customer_id IS NULL THEN 1
                    WHEN epoch(ts) - epoch(lag(ts) OVER (PARTITION BY customer_id ORDER BY ts, alert_id)) <= $gap
                    THEN 0 ELSE 1 END AS starts
-    FROM alerts
+    FROM {source}
 ), episodes AS (
     SELECT *, sum(starts) OVER (PARTITION BY coalesce(customer_id, alert_id) ORDER BY ts, alert_id
                                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS episode
@@ -168,9 +174,10 @@ def refresh_cases(ws: Workspace, threshold: float | None = None, force: bool = F
     (default CASE_WINDOW_HOURS). The case id is its first alert's transaction id, so a one-alert case keeps the id
     it always had.
 
-    `changed_since` (from the incremental pipeline: only rows at or after it are new or rescored) keeps the
-    per-customer history and entity lookups and replaces only what those rows touch; alerts and cases, small,
-    are rebuilt whole. Without it, or when analysts' labels changed since the last build, everything is rebuilt.
+    `changed_since` (from the incremental pipeline: the earliest row that is new or rescored) replaces only what the
+    rows scored since the last build touch: their alerts and history rows, the entity counts of the rows loaded since
+    (see cases.partial and cases.entities); the small cases table is regrouped whole. Each part falls back to its
+    whole rebuild when its marks are missing or its totals disagree. Without it everything is rebuilt.
     """
     from fraudlab.model import decision_threshold
     threshold = decision_threshold(ws) if threshold is None else threshold
@@ -180,114 +187,69 @@ def refresh_cases(ws: Workspace, threshold: float | None = None, force: bool = F
             ws.scalar("SELECT value FROM case_meta WHERE key = 'fingerprint'") == fingerprint:
         return ws.count("cases")
     segments = ws.count("customer_segments") > 0
-    seg_select = "seg.segment_name AS segment" if segments else "NULL::VARCHAR AS segment"
-    seg_join = ("LEFT JOIN (SELECT customer_id, any_value(segment_name) AS segment_name FROM customer_segments "
-                "GROUP BY 1) seg USING (customer_id)") if segments else ""
+    basis = f"{threshold!r}|{window_hours!r}|{fingerprint.split('|')[3]}"
     cols = set(ws.columns("transactions"))
     feature_cols = set(ws.columns("features")) if ws.has_table("features") else set()
     flags = [c for c in ("c_new_device", "c_new_country") if c in feature_cols]
+    params = {"threshold": threshold}
     with ws.write() as cur:
-        cur.execute(f"""CREATE OR REPLACE TABLE alerts AS
-            SELECT t.transaction_id AS alert_id, t.* EXCLUDE (transaction_id), s.score, s.scorer, s.model_id,
-                   s.scored_at AS raised_at, s.score * t.amount AS expected_loss, s.reasons,
-                   json_extract_string(s.reasons, '$[0].feature') AS top_reason, {seg_select}
-            FROM (SELECT * FROM scores WHERE score >= $threshold
-                  OR transaction_id IN (SELECT alert_id FROM decision_alerts)) s  -- filtered before the join: 4x faster
-            JOIN transactions t USING (transaction_id) {seg_join}""",
-                    {"threshold": threshold})
-        cur.execute("ALTER TABLE alerts ADD COLUMN reason_family VARCHAR")
-        cur.execute("UPDATE alerts SET reason_family = 'other'")
-        for prefix, family in REASON_FAMILIES.items():
-            cur.execute("UPDATE alerts SET reason_family = $f WHERE starts_with(top_reason, $p) "
-                        "AND reason_family = 'other'", {"f": family, "p": prefix})
-        cur.execute(GROUP_ALERTS_SQL, {"gap": window_hours * 3_600})
+        changed, earliest = changed_rows(cur, changed_since) if changed_since is not None else (False, None)
+        paths = {"alerts": changed and _basis(cur) == basis and
+                 update_alerts(cur, alerts_select(segments, "_delta", "_drows"), params | _family_params())}
+        if not paths["alerts"]:
+            cur.execute(f"CREATE OR REPLACE TABLE alerts AS {alerts_select(segments)}", params | _family_params())
+        source = "(SELECT * EXCLUDE (case_id) FROM alerts)" if paths["alerts"] else "alerts"
+        cur.execute(GROUP_ALERTS_SQL.format(source=source), {"gap": window_hours * 3_600})
         cur.execute(CASES_SQL)
         cur.execute("CREATE INDEX IF NOT EXISTS cases_id ON cases (case_id)")
         cur.execute("CREATE INDEX IF NOT EXISTS alerts_case ON alerts (case_id)")
         # lookup tables sorted by their key, so a case page reads a few row groups instead of scanning millions
         if "customer_id" in cols:
-            partial = changed_since is not None and _lookups_current(cur)
-            _case_history(cur, flags, changed_since if partial else None)
-            _case_entities(cur, cols, changed_since if partial else None)
-            cur.execute("INSERT OR REPLACE INTO case_meta VALUES ('analyst_labels', ?)", [_analyst_labels(cur)])
+            paths["history"] = changed and update_history(cur, flags, earliest)
+            if not paths["history"]:
+                _case_history(cur, flags)
+            paths["entities"] = changed and update_entities(cur, cols, changed_since)
+            if not paths["entities"]:
+                count_entities(cur, cols)
+        drop_changed(cur)
+        mark_built(cur, basis, " ".join(f"{k}={'partial' if v else 'whole'}" for k, v in paths.items()))
         cur.execute("INSERT OR REPLACE INTO case_meta VALUES ('fingerprint', ?), ('threshold', ?)",
                     [fingerprint, str(threshold)])
     return ws.count("cases")
 
 
-def _analyst_labels(cur) -> str:
-    return str(cur.execute("SELECT count(*) FROM labels WHERE source = 'analyst'").fetchone()[0])
+def last_build(ws: Workspace) -> dict[str, str]:
+    """How the last refresh built each part of the queue: {"alerts": "partial" or "whole", "history": …}."""
+    found = ws.scalar("SELECT value FROM case_meta WHERE key = ?", [BUILT])
+    return dict(part.split("=") for part in (found or "").split())
 
 
-def _lookups_current(cur) -> bool:
-    """True when the lookup tables exist and no analyst label arrived since they were built."""
-    tables = {r[0] for r in cur.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    built = cur.execute("SELECT value FROM case_meta WHERE key = 'analyst_labels'").fetchone()
-    return {"case_history", "case_entities"} <= tables and built is not None and built[0] == _analyst_labels(cur)
+def _basis(cur) -> str | None:
+    found = cur.execute("SELECT value FROM case_meta WHERE key = ?", [BASIS]).fetchone()
+    return None if found is None else found[0]
 
 
-def _case_history(cur, flags: list[str], since: datetime | None) -> None:
-    """Each customer's transactions with score and flags, sorted by customer; from `since` on only, when given."""
-    flag_sql = "".join(f", f.{c}" for c in flags)
-    feature_join = "LEFT JOIN features f USING (transaction_id)" if flags else ""
-    select = f"""SELECT t.customer_id, t.transaction_id, t.ts, t.amount, t.merchant_id, t.category, t.channel,
-                        t.country, t.device_id, s.score{flag_sql}
-                 FROM transactions t LEFT JOIN scores s USING (transaction_id) {feature_join}
-                 WHERE t.customer_id IS NOT NULL"""
-    if since is None:
-        cur.execute(f"CREATE OR REPLACE TABLE case_history AS {select} ORDER BY t.customer_id, t.ts")
-        return
-    cur.execute("DELETE FROM case_history WHERE ts >= $since", {"since": since})
-    cur.execute(f"INSERT INTO case_history {select} AND t.ts >= $since ORDER BY t.customer_id, t.ts",
-                {"since": since})
+def _family_params() -> dict:
+    return {f"p{i}": prefix for i, prefix in enumerate(REASON_FAMILIES)} | \
+        {f"f{i}": family for i, family in enumerate(REASON_FAMILIES.values())}
 
 
-def _case_entities(cur, cols: set[str], since: datetime | None) -> None:
-    """Per shared value (device, IP, card, email): customers, transactions, frauds. When `since` is given only the
-    values of rows added since the last count (loaded past its load-id mark, or stored live) from `since` on are
-    recounted; when the per-kind totals then disagree with the transactions, everything is recounted."""
-    def parts(where: str, touched: bool = False) -> str:
-        return " UNION ALL ".join(f"SELECT '{kind}' AS kind, {col} AS value, customer_id, transaction_id "
-                                  f"FROM transactions WHERE {col} IS NOT NULL {where}"
-                                  + (f" AND {col} IN (SELECT value FROM _ent WHERE kind = '{kind}')" if touched else "")
-                                  for col, kind in LINK_KINDS.items() if col in cols)
-    if not parts(""):
-        return
-    # per value and customer first: two plain group-bys cost less than count(DISTINCT); only transactions with a
-    # fraud label row can resolve to fraud, so their labels are all the fraud count needs
-    counts = """SELECT kind, value, count(customer_id) AS customers, sum(n)::BIGINT AS transactions,
-                       sum(f)::BIGINT AS fraud
-                FROM (SELECT e.kind, e.value, e.customer_id, count(*) AS n, count(*) FILTER (l.label) AS f
-                      FROM ({rows}) e LEFT JOIN ({labels}) l USING (transaction_id) GROUP BY 1, 2, 3)
-                GROUP BY 1, 2 ORDER BY 1, 2"""
-    cur.execute("CREATE OR REPLACE TEMP TABLE _elab AS SELECT * FROM labels WHERE transaction_id IN "
-                "(SELECT transaction_id FROM labels WHERE is_fraud)")
-    mark = cur.execute("SELECT value FROM case_meta WHERE key = ?", [ENTITIES_MARK]).fetchone()
-    if since is not None and mark is not None:
-        fresh = "AND ts >= $since AND (ingest_id > $mark OR ingest_id IS NULL)"  # rows the counts lack
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE _ent AS SELECT DISTINCT kind, value FROM ({parts(fresh)})",
-                    {"since": since, "mark": int(mark[0])})
-        cur.execute("DELETE FROM case_entities e USING _ent n WHERE e.kind = n.kind AND e.value = n.value")
-        cur.execute("INSERT INTO case_entities "
-                    + counts.format(rows=parts("", touched=True), labels=resolved_sql(None, "_elab")))
-        cur.execute("DROP TABLE _ent")
-    if since is None or mark is None or not _entity_totals_match(cur, cols):
-        cur.execute("CREATE OR REPLACE TABLE case_entities AS "
-                    + counts.format(rows=parts(""), labels=resolved_sql(None, "_elab")))
-    mark_entities_counted(cur)
-    cur.execute("DROP TABLE _elab")
+def alerts_select(segments: bool, scores: str = "scores", transactions: str = "transactions") -> str:
+    """SQL of the alert rows (without their case ids) from `scores` and `transactions`, or temp tables holding some of
+    their rows; parameters $threshold and those of :func:`_family_params`."""
+    seg_select = "seg.segment_name AS segment" if segments else "NULL::VARCHAR AS segment"
+    seg_join = ("LEFT JOIN (SELECT customer_id, any_value(segment_name) AS segment_name FROM customer_segments "
+                "GROUP BY 1) seg USING (customer_id)") if segments else ""
+    family = " ".join(f"WHEN starts_with(top_reason, $p{i}) THEN $f{i}" for i in range(len(REASON_FAMILIES)))
+    return f"""SELECT *, CASE {family} ELSE 'other' END AS reason_family FROM (
+        SELECT t.transaction_id AS alert_id, t.* EXCLUDE (transaction_id), s.score, s.scorer, s.model_id,
+               s.scored_at AS raised_at, s.score * t.amount AS expected_loss, s.reasons,
+               json_extract_string(s.reasons, '$[0].feature') AS top_reason, {seg_select}
+        FROM (SELECT * FROM {scores} WHERE score >= $threshold
+              OR transaction_id IN (SELECT alert_id FROM decision_alerts)) s  -- filtered before the join: 4x faster
+        JOIN {transactions} t USING (transaction_id) {seg_join})"""
 
 
-def mark_entities_counted(cur) -> None:
-    """Note that the entity counts include every loaded row: the next partial count starts past this load id."""
-    cur.execute("INSERT OR REPLACE INTO case_meta SELECT ?, coalesce(max(ingest_id), 0)::VARCHAR FROM transactions",
-                [ENTITIES_MARK])
-
-
-def _entity_totals_match(cur, cols: set[str]) -> bool:
-    """True when each kind's counted transactions equal the transactions carrying a value of it."""
-    counted = dict(cur.execute("SELECT kind, sum(transactions) FROM case_entities GROUP BY 1").fetchall())
-    have = cur.execute("SELECT " + ", ".join(f"count({col})" for col in LINK_KINDS if col in cols)
-                       + " FROM transactions").fetchone()
-    kinds = [kind for col, kind in LINK_KINDS.items() if col in cols]
-    return all(int(counted.get(kind) or 0) == int(n) for kind, n in zip(kinds, have))
+def _case_history(cur, flags: list[str]) -> None:
+    """Each customer's transactions with score and flags, sorted by customer."""
+    cur.execute(f"CREATE OR REPLACE TABLE case_history AS {history_select(flags)} ORDER BY t.customer_id, t.ts")

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from fraudlab.cases.build import LINK_KINDS, CaseDetail
+from fraudlab.cases.build import CaseDetail
 from fraudlab.cases.decisions import case_comments, decision_history
+from fraudlab.cases.entities import LINK_KINDS
 from fraudlab.cases.queue import ALERT_STATE_SQL, STATE_SQL, case_alerts, case_of
 from fraudlab.errors import FraudlabError
 from fraudlab.privacy import mask_cards
