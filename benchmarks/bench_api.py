@@ -127,7 +127,7 @@ from fraudlab.generate import simulate
 from fraudlab.ingest import ingest_table
 from fraudlab.model import train_model
 from fraudlab.pipeline import refresh
-from fraudlab.promotion import make_champion
+from fraudlab.promotion import make_champion, rollback
 from fraudlab.registry import champion, previous_champion, register
 from fraudlab.workspace import Workspace, copy_workspace
 
@@ -155,6 +155,51 @@ def build(rows: int) -> tuple[Path, list[Stage]]:
         make_champion(ws, second, Actor("bench", "admin"), {}, "benchmark: a previous champion for the fallback step")
         ws.close()
     return path, stages
+
+
+def held_out_events(rows: int, append: int, events: Path) -> None:
+    """The simulated rows just after a history of `rows` made by bench_incremental's `data(rows, append, ...)`
+    (simulate(rows + append, seed=3) sorted by time: its first `rows` are the history), without their labels."""
+    tx = simulate(rows=rows + append, seed=3).transactions.sort_values("ts", kind="stable").reset_index(drop=True)
+    tx.iloc[rows:rows + HELD_OUT].drop(columns=["label_ts", "is_fraud"]).to_parquet(events)
+
+
+def prepared(source: Path, append: int, fallback_days: float) -> tuple[Path, list[Stage]]:
+    """A copy of a built workspace (e.g. bench_incremental's incr_base_N) made ready once: a previous champion
+    (a model trained on the last `fallback_days` days of matured labels, promoted, then rolled back so the workspace's
+    own champion answers) and the held-out events beside it."""
+    path = BENCH_DATA / f"api_from_{source.stem}.duckdb"
+    events = path.with_name(f"{path.stem}_events.parquet")
+    stages: list[Stage] = []
+    if not path.exists():
+        BENCH_DATA.mkdir(exist_ok=True)
+        stage, _ = measure("prepare: copy the workspace", 0, lambda: copy_workspace(source, path.with_suffix(".tmp")))
+        stages.append(stage)
+        ws = Workspace(path.with_suffix(".tmp"))
+        if previous_champion(ws) is None:
+            stage, _ = measure("prepare: train + promote a fallback model", 0, lambda: _fallback(ws, fallback_days))
+            stages.append(stage)
+        rows = ws.scalar("SELECT count(*) FROM transactions")
+        ws.close()
+        path.with_suffix(".tmp").rename(path)  # its models folder is <stem>_models already
+    if not events.exists():  # in a child process: the simulation of N rows is freed when it ends
+        ws = Workspace(path)
+        rows = ws.scalar("SELECT count(*) FROM transactions")
+        ws.close()
+        stage, _ = measure("prepare: simulate the held-out events", HELD_OUT, lambda: subprocess.run(
+            [sys.executable, __file__, "--events", str(rows), str(append), str(events)], check=True))
+        stages.append(stage)
+    return path, stages
+
+
+def _fallback(ws: Workspace, days: float) -> None:
+    """Train a model on the newest `days` of matured rows through the normal API, promote it, roll back."""
+    admin = Actor("bench", "admin")
+    current = champion(ws)
+    second = register(ws, train_model(ws, train_from=current.train_to - pd.Timedelta(days=days),
+                                      train_to=current.train_to, refit=False))
+    make_champion(ws, second, admin, {}, "benchmark: a previous champion for the fallback step")
+    rollback(ws, admin, "benchmark: the workspace's own model answers; the new one is the fallback")
 
 
 def _events(path: Path) -> list[dict]:
@@ -368,13 +413,32 @@ def main() -> None:
     parser.add_argument("--fallback-rate", type=float, default=200)
     parser.add_argument("--batch-rate", type=float, default=200)
     parser.add_argument("--streamlit", action="store_true", help="serve with `streamlit run app.py` (no batch step)")
+    parser.add_argument("--from", dest="source", type=Path,
+                        help="a built workspace to copy instead of building one (e.g. bench_data/incr_base_10000000."
+                             "duckdb; its models folder beside it); held-out events are the rows bench_incremental "
+                             "would append after it")
+    parser.add_argument("--append", type=int, default=100_000, help="with --from: the append its base was made with")
+    parser.add_argument("--fallback-days", type=float, default=7.0,
+                        help="with --from and one model: days of matured rows the fallback model is trained on")
+    parser.add_argument("--events", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
         serve(args.serve, args.port)
         return
-    source, stages = build(args.rows)
+    if args.events:
+        held_out_events(int(args.events[0]), int(args.events[1]), Path(args.events[2]))
+        return
+    if args.source:
+        source, stages = prepared(args.source.resolve(), args.append, args.fallback_days)
+        ws = Workspace(source)
+        args.rows = ws.scalar("SELECT count(*) FROM transactions")
+        ws.close()
+        events = source.with_name(f"{source.stem}_events.parquet")
+    else:
+        source, stages = build(args.rows)
+        events = source.with_name(f"api_{args.rows}_events.parquet")
     path = copy_workspace(source, BENCH_DATA / f"api_{args.rows}_run.duckdb")
     Path(f"{path}.wal").unlink(missing_ok=True)
     ws = Workspace(path)
@@ -384,7 +448,7 @@ def main() -> None:
     answered = []
     with api_server(path, BENCH_DATA / "bench_api_server.log", args.streamlit) as url:
         port = int(url.rsplit(":", 1)[1])
-        sender = Sender(port, key, _events(source.with_name(f"api_{args.rows}_events.parquet")))
+        sender = Sender(port, key, _events(events))
         warm = sender.run(5, 2)  # first requests load the plan, the models and the online history
         answered += warm["ids"]
         one = sender.closed(1, 40)
