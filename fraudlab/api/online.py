@@ -69,8 +69,12 @@ def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, dict]:
     return codes, {v: i for i, v in enumerate(encoded.dictionary.to_pylist())}
 
 
-def _groups(codes: np.ndarray, ts: np.ndarray) -> dict[int, np.ndarray]:
-    """Code -> positions of its rows, in time order (NULL, code -1, is a group: SQL partitions NULLs together)."""
+def _groups(codes: np.ndarray, ts: np.ndarray, nulls: bool = True) -> dict[int, np.ndarray]:
+    """Code -> positions of its rows, in time order (NULL, code -1, is a group: SQL partitions NULLs together; with
+    `nulls` False it is left out: a shared identifier's NULL has no value, so nothing reads its rows)."""
+    if not nulls:
+        kept = np.flatnonzero(codes >= 0).astype(POS)
+        return {code: kept[part] for code, part in _groups(codes[kept], ts[kept]).items()}
     order = np.lexsort((ts, codes)).astype(POS)  # positions fit in 32 bits: half the memory of a 10M history
     sorted_codes = codes[order]
     bounds = np.flatnonzero(np.diff(sorted_codes)) + 1
@@ -116,7 +120,7 @@ class OnlineHistory:
             codes, vocab = _codes(table[key])
             self.codes[key], self.vocab[key] = _Grow(codes), vocab
             if key != "country":
-                self.groups[key] = _groups(codes, ts)
+                self.groups[key] = _groups(codes, ts, nulls=key not in SHARED_KEYS)
         self.rows = table.num_rows
 
     def maybe_known(self, ids: list[str]) -> bool:
@@ -176,6 +180,8 @@ class OnlineHistory:
             groups = self.groups[key]
             for code in np.unique(codes):
                 code = int(code)
+                if code < 0 and key in SHARED_KEYS:  # no value: no group (appending to one would copy it whole)
+                    continue
                 old = groups.get(code)
                 undo.groups.append((groups, code, old))
                 mine = positions[codes == code]
