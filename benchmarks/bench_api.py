@@ -44,6 +44,7 @@ The final column's run (load 1.3 at its start, 3.5 at its end) had another sessi
 The rescoring job (10M rows, one thread while live events arrive) took 225-252 s. An A/B of the one change to the
 threads (`--no-job`, rates 100 and 200, after the history fix, runs 3 min apart): exact TreeSHAP on 1 thread
 100/s 13 / 72, 200/s 155 / 737 (683); on 2 threads 19 / 50, 67 / 369 (282).
+Repeated on the final code (4bf8d35, 04:00-04:05, load 2.6 then 1.1 at the start): 1 thread 100/s 20 / 56, 200/s 145 / 558 (502); 2 threads 11 / 53, 45 / 471 (364).
 The first 10M run (f2edccd, before the sender fix) sent the 5,000 held-out events round again unchanged: from the
 300/s step on every event was older than stored rows of its customer (a late event), and each commit of the writer
 repaired the later rows' features, scores and cases over 10M rows (~13 s per commit): 300/s reached 125/s, during the
@@ -59,7 +60,7 @@ client ~0.1: ~1.2 of the 2 cores, shared with other people's work.
 
 The history warm (the first request's wait at 10M) went from 35 to 20 s under cProfile (groups cut by slices, not np.split; id hashes by map); the server's RSS stays 2.4-3.4 GB at 10M (4.3-5.3 GB during the rescoring job, which loads its chunks in the same process).
 
-The target (P99 < 50 ms at 200/s on 10M rows, < 95 ms during a batch job) is NOT met on this machine: best run 200/s P99 369 ms (A/B, no job), during the job 436 ms; 50/s and 100/s meet 50 ms only in quiet runs.
+The target (P99 < 50 ms at 200/s on 10M rows, < 95 ms during a batch job) is NOT met on this machine: best run 200/s P99 369 ms (A/B, no job; P50 45-67 ms), during the job 436 ms; 50/s and 100/s meet 50 ms only in quiet runs.
 
 RESULTS, 2026-12-01 (session 5), 1M rows, same machine, load average 2.4-4 from other people's work at the start of
 each run (`uptime`; heavy runs serialised with flock, other tests not), client and server on the same two cores;
