@@ -442,12 +442,15 @@ def test_answered_events_a_crash_kept_from_duckdb_are_replayed_from_the_live_log
     restarted.close()
 
 
-def test_live_models_predict_on_one_thread(api_ws):
-    """The live chain's boosters run single-threaded (no OpenMP team spinning on cores the server needs)."""
+def test_live_models_predict_on_the_scoring_threads_only(api_ws):
+    """The live chain's boosters run on MODEL_THREADS threads (a batch's exact TreeSHAP split by row), not on
+    XGBoost's default of every core (an OpenMP team spinning on cores the server needs)."""
     from fraudlab.api import LiveScoring
+    from fraudlab.api.service import MODEL_THREADS
 
     steps = LiveScoring(api_ws).models().scorer.steps
-    assert steps and all(json.loads(b.save_config())["learner"]["generic_param"]["nthread"] == "1"
+    assert MODEL_THREADS <= 2
+    assert steps and all(json.loads(b.save_config())["learner"]["generic_param"]["nthread"] == str(MODEL_THREADS)
                          for _s, _r, b in steps if b is not None)
 
 

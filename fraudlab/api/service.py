@@ -38,6 +38,8 @@ from fraudlab.workspace import Workspace, utcnow
 
 SCORE_BUDGET_MS = 50.0  # per model step of the chain; past it the next step answers
 MAX_BATCH = 64  # events decided together at most
+MODEL_THREADS = 2  # a batch's rows split over two threads (XGBoost splits exact TreeSHAP by row): its wait
+# halves; one event runs on one
 RECHECK_S = 1.0  # a changed feature set, registry or model file is noticed within this
 REFRESHED = frozenset({"types", "plan", "models", "features_table", "online"})  # re-checked by the refresher thread
 PAGES_BEHIND_S = 10.0  # events that do not alert move the pages' cache key at most this often (counts catch up)
@@ -150,7 +152,7 @@ class LiveScoring(HistoryUpkeep):
             return self._models
         key = (models_stamp(self.ws), model_files(self.ws))
         if self._models is None or self._models.key != key:
-            scorer = Scorer(self.ws, budget_ms=self.budget_ms, threads=1)
+            scorer = Scorer(self.ws, budget_ms=self.budget_ms, threads=MODEL_THREADS)
             threshold = next((r.alert_threshold for s, r, _b in scorer.steps if s == "model"), 0.5)
             self._models = _Models(key, scorer, threshold)
         return self._models
