@@ -30,9 +30,10 @@ from fraudlab.migrations import (  # noqa: F401 (the schema, re-exported where i
     SCHEMA_VERSION,
 )
 
-# Derived tables, rebuilt whole by the module named (CREATE OR REPLACE ... AS SELECT): features (features.py; its
-# user-defined columns are added and dropped by featurelab/store.py),
-# alerts, cases, case_history, case_entities (cases/build.py). Nothing else creates a table.
+# Derived tables, rebuilt whole by the module named (CREATE OR REPLACE ... AS SELECT) and updated in place after an
+# append (incremental/, cases/partial.py, cases/entities.py): features (features.py; its user-defined columns are
+# added and dropped by featurelab/store.py), alerts, cases, case_history (cases/build.py), case_entities and
+# case_entity_pairs (cases/entities.py). Nothing else creates a table.
 
 
 def file_sha256(path: str | Path) -> str:
