@@ -17,6 +17,16 @@ ROOT = Path(__file__).resolve().parent.parent
 SMALL_ROWS = 20_000
 
 
+@pytest.fixture(autouse=True)
+def no_live_writer_outlives_its_test():
+    """A live writer left on a workspace its test closed makes every later test's flush_all() fail: close them."""
+    yield
+    from fraudlab.api.writer import WRITERS
+
+    for writer in list(WRITERS):
+        writer.close()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def data_roots_for_tests(tmp_path_factory):
     """Tests write their input files under pytest's temporary folder: make it a data folder (beside the project's

@@ -104,8 +104,8 @@ def test_numpy_features_equal_the_batch_build_on_random_events(tmp_path, seed):
                                        rtol=1e-9, atol=1e-9, equal_nan=True, err_msg=col)
 
 
-def test_undo_takes_a_batch_back(tmp_path):
-    """A batch that could not be answered leaves the history as it was."""
+def _warmed(tmp_path):
+    """A workspace of messy history (its last 5 rows held out), a cursor and the online history warmed from it."""
     tx = _messy(3)
     ws = Workspace(tmp_path / "ws.duckdb")
     ingest_table(ws, tx.iloc[:-5], source="history")
@@ -116,6 +116,12 @@ def test_undo_takes_a_batch_back(tmp_path):
     cur = ws.cursor()
     online = OnlineHistory(tuple(c for c in CODED if c in plan.source_columns))
     online.warm(cur)
+    return tx, ws, cur, online, types
+
+
+def test_undo_takes_a_batch_back(tmp_path):
+    """A batch that could not be answered leaves the history as it was."""
+    tx, ws, cur, online, types = _warmed(tmp_path)
     groups = {k: dict(v) for k, v in online.groups.items()}
     rows = online.rows
     batch = [parse_event(_post(r.drop(labels=["label_ts", "is_fraud"])), types)[0] for _i, r in tx.iloc[-5:].iterrows()]
@@ -134,16 +140,7 @@ def test_shared_identifiers_null_rows_have_no_group_but_customers_null_rows_do(t
     its own, as in SQL, so it keeps one."""
     from fraudlab.features import SHARED_KEYS
 
-    tx = _messy(3)
-    ws = Workspace(tmp_path / "ws.duckdb")
-    ingest_table(ws, tx.iloc[:-5], source="history")
-    build_features(ws)
-    plan = live_plan(ws)
-    types = dict(ws.df("SELECT column_name, data_type FROM information_schema.columns "
-                       "WHERE table_name = 'transactions'").itertuples(index=False))
-    cur = ws.cursor()
-    online = OnlineHistory(tuple(c for c in CODED if c in plan.source_columns))
-    online.warm(cur)
+    tx, ws, cur, online, types = _warmed(tmp_path)
     batch = [parse_event(_post(r.drop(labels=["label_ts", "is_fraud"])), types)[0] for _i, r in tx.iloc[-5:].iterrows()]
     batch[0]["device_id"] = None
     online.append(typed_rows(cur, batch, types))

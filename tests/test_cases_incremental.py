@@ -48,10 +48,10 @@ def snapshot(ws: Workspace) -> dict[str, pd.DataFrame]:
     return {name: ws.df(sql) for name, sql in TABLES.items() if ws.has_table(name)}
 
 
-def assert_equals_whole_rebuild(ws: Workspace) -> None:
+def assert_equals_whole_rebuild(ws: Workspace, threshold: float | None = None) -> None:
     """Every queue table as updated equals the whole rebuild of the same rows (which the call then leaves behind)."""
     partial = snapshot(ws)
-    cases.refresh_cases(ws, force=True)
+    cases.refresh_cases(ws, threshold=threshold, force=True)
     assert last_build(ws)["alerts"] == "whole"
     whole = snapshot(ws)
     assert partial.keys() == whole.keys()
@@ -159,20 +159,14 @@ def test_each_part_falls_back_to_its_whole_rebuild_when_its_marks_do_not_add_up(
     score_window(ws, start=upd.first_ts, explain_top=0, rows=upd.rows)
     cases.refresh_cases(ws, threshold=0.5, changed_since=upd.first_ts)
     assert last_build(ws) == {"alerts": "whole", "history": "whole", "entities": "partial"}
-    partial = snapshot(ws)
-    cases.refresh_cases(ws, threshold=0.5, force=True)
-    for name, frame in snapshot(ws).items():
-        pd.testing.assert_frame_equal(partial[name], frame, check_exact=False, rtol=1e-9, atol=1e-9, obj=name)
+    assert_equals_whole_rebuild(ws, threshold=0.5)
     # the caller's time later than some rescored rows: they are found anyway
     ingest_table(ws, tx.iloc[9_700:9_850], source="late caller")
     upd = update_features(ws)
     score_window(ws, start=upd.first_ts, explain_top=0, rows=upd.rows)
     cases.refresh_cases(ws, threshold=0.5, changed_since=upd.first_ts + pd.Timedelta(days=3))
     assert last_build(ws) == PARTIAL
-    partial = snapshot(ws)
-    cases.refresh_cases(ws, threshold=0.5, force=True)
-    for name, frame in snapshot(ws).items():
-        pd.testing.assert_frame_equal(partial[name], frame, check_exact=False, rtol=1e-9, atol=1e-9, obj=name)
+    assert_equals_whole_rebuild(ws, threshold=0.5)
     # scores cleared, then only the new rows scored: fewer scores than at the build, everything is rebuilt whole
     ingest_table(ws, tx.iloc[9_850:], source="last")
     upd = update_features(ws)
@@ -181,10 +175,7 @@ def test_each_part_falls_back_to_its_whole_rebuild_when_its_marks_do_not_add_up(
     score_window(ws, start=upd.first_ts, explain_top=0)
     cases.refresh_cases(ws, threshold=0.5, changed_since=upd.first_ts)
     assert last_build(ws) == {"alerts": "whole", "history": "whole", "entities": "whole"}
-    partial = snapshot(ws)
-    cases.refresh_cases(ws, threshold=0.5, force=True)
-    for name, frame in snapshot(ws).items():
-        pd.testing.assert_frame_equal(partial[name], frame, check_exact=False, rtol=1e-9, atol=1e-9, obj=name)
+    assert_equals_whole_rebuild(ws, threshold=0.5)
     ws.close()
 
 

@@ -229,6 +229,7 @@ class LiveWriter:
             if segment.stat().st_size == 0:
                 segment.unlink(missing_ok=True)
         atexit.unregister(self.close)
+        WRITERS.discard(self)  # what it could not commit waits in its log for the next start, not for flush_all()
 
     @contextmanager
     def paused(self) -> Iterator[None]:
