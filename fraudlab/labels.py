@@ -45,6 +45,11 @@ def resolved_sql(as_of_param: str | None = "$as_of", table: str = "labels") -> s
         FROM {table} WHERE {known} GROUP BY transaction_id"""
 
 
+# the label rows of transactions with a fraud label: only they can resolve to fraud (a small share of all labels)
+FRAUD_LABEL_ROWS_SQL = ("SELECT * FROM labels WHERE transaction_id IN "
+                        "(SELECT transaction_id FROM labels WHERE is_fraud)")
+
+
 def fraud_known_sql(table: str = "labels") -> str:
     """SQL of (transaction_id, known): when each transaction that is fraud by its current label became known as fraud.
 

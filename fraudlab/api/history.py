@@ -18,8 +18,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fraudlab.labels import FRAUD_LABEL_ROWS_SQL
+
 LABELS_STAMP = "SELECT count(*), max(recorded_at) FROM labels"
-FRAUD_LABELS = "SELECT * FROM labels WHERE transaction_id IN (SELECT transaction_id FROM labels WHERE is_fraud)"
 TAIL_ROWS = 20_000  # live rows kept apart from the warmed table (taking from a many-chunk table copies it whole)
 
 
@@ -75,7 +76,7 @@ class HistoryCache:
         if self.labels is None or check:
             stamp = tuple(cur.execute(LABELS_STAMP).fetchall()[0])
             if self.labels is None or stamp != self._labels_stamp:
-                self.labels = cur.sql(FRAUD_LABELS).to_arrow_table()
+                self.labels = cur.sql(FRAUD_LABEL_ROWS_SQL).to_arrow_table()
                 self._labels_stamp = stamp
         return self.labels
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fraudlab.labels import resolved_sql
+from fraudlab.labels import FRAUD_LABEL_ROWS_SQL, resolved_sql
 
 LINK_KINDS = {"device_id": "device", "ip": "IP address", "card_id": "card", "email": "email"}
 ENTITIES_MARK = "entities_cover_ingest"  # in case_meta: the entity counts include every row up to this load id
@@ -43,8 +43,7 @@ PAIRS_COUNTS = """SELECT kind, value, count(customer_id) AS customers, sum(n)::B
 
 def _fraud_labels(cur) -> None:
     """Temp table _elab: the label rows of transactions with a fraud label (only those can resolve to fraud)."""
-    cur.execute("CREATE OR REPLACE TEMP TABLE _elab AS SELECT * FROM labels WHERE transaction_id IN "
-                "(SELECT transaction_id FROM labels WHERE is_fraud)")
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _elab AS {FRAUD_LABEL_ROWS_SQL}")
 
 
 def count_entities(cur, cols: set[str]) -> None:

@@ -18,10 +18,7 @@ import numpy as np
 import pandas as pd
 
 from fraudlab.features import MERCHANT_WINDOWS, FeaturePlan, _merchant_volume
-from fraudlab.labels import fraud_known_sql
-
-FRAUD_LABELS = ("SELECT * FROM labels WHERE transaction_id IN "
-                "(SELECT transaction_id FROM labels WHERE is_fraud)")
+from fraudlab.labels import FRAUD_LABEL_ROWS_SQL, fraud_known_sql
 
 
 def applies(plan: FeaturePlan) -> bool:
@@ -99,7 +96,7 @@ def merchant_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, label_dela
     hist = fetch_arrays(cur, f"SELECT b.code, epoch_us(t.ts) AS us FROM transactions t {join}", {"floor": floor})
     rows = cur.execute("""SELECT t.transaction_id, b.code, epoch_us(t.ts) AS us, epoch(t.ts) AS ts_s
                           FROM _affrows t JOIN _mkeys b ON t.merchant_id IS NOT DISTINCT FROM b.k""").df()
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE _flab AS {FRAUD_LABELS}")
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _flab AS {FRAUD_LABEL_ROWS_SQL}")
     delay_days = float(label_delay_days) * 86_400
     frauds = fetch_arrays(cur, f"""
         SELECT b.code, epoch(t.ts) AS ts_s,
