@@ -78,10 +78,12 @@ from _common import BENCH_DATA, measure, report, set_ratio
 
 from fraudlab import cases
 from fraudlab.cases.entities import mark_entities_counted
-from fraudlab.features import COVER_KEY, build_features, mark_covered
+from fraudlab.features import COVER_KEY, build_features, feature_columns, mark_covered
 from fraudlab.generate import simulate
 from fraudlab.incremental import record_arrivals, update_features
 from fraudlab.incremental.features import pending_rows
+from fraudlab.incremental.firsts import TABLE as FIRSTS
+from fraudlab.incremental.firsts import build_firsts, flag_columns
 from fraudlab.ingest import ingest_table
 from fraudlab.model import decision_threshold, train_model
 from fraudlab.pipeline import FIRST_START_EXPLAIN
@@ -112,6 +114,9 @@ def base_workspace(rows: int, history: pd.DataFrame) -> Path:
             with ws.write(bump=False) as cur:  # a base cached before features and case lookups carried load-id marks
                 mark_covered(cur)
                 mark_entities_counted(cur)
+        if not ws.has_table(FIRSTS):  # a base cached before the kept first times (the full build makes them)
+            with ws.write(bump=False) as cur:
+                build_firsts(cur, flag_columns(set(feature_columns(ws))))
         if cases.last_build(ws) == {}:  # a queue built before the partial-update marks: once whole, here, so that
             cases.refresh_cases(ws, force=True)  # no copy's timed stage pays that rebuild's checkpoint
         ws.close()

@@ -7,7 +7,7 @@ customers' slices cost seconds at millions of rows; here one sort of the touched
 and prefix sums answer every row to recompute: a window [t - W, t) is two binary searches, "strictly earlier"
 excludes the row's own instant as EXCLUDE GROUP does. Sums use extended precision and the deviations are taken
 from the customer's first amount, so values equal the full build's to rounding. First-time flags come from the
-first time of each (customer, value) pair, one SQL group-by.
+first time of each (customer, value) pair, kept in `customer_firsts` (`fraudlab.incremental.firsts`).
 """
 from __future__ import annotations
 
@@ -19,11 +19,11 @@ import pandas as pd
 import pyarrow as pa
 
 from fraudlab.features import AVERAGE_WINDOWS, CUSTOMER_WINDOWS, FeaturePlan, _customer_features
+from fraudlab.incremental.firsts import FLAG_COLUMNS, first_flags, flag_columns
 from fraudlab.incremental.ranges import Run, fetch_arrays, now, search
 from fraudlab.workspace import quote_ident
 
 PACK_LIMIT = np.iinfo(np.int64).max // 2  # customers x time span above this: times are ranked before packing
-FLAG_COLUMNS = {"merchant_id": "c_new_merchant", "device_id": "c_new_device", "country": "c_new_country"}
 
 
 def applies(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan) -> bool:
@@ -32,7 +32,7 @@ def applies(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan) -> bool:
     if not exprs:
         return False
     aliases = {_alias(e) for e in exprs}
-    cols = {"customer_id"} | {col for col, flag in FLAG_COLUMNS.items() if flag in aliases}
+    cols = {"customer_id", *flag_columns(aliases)}
     amount = cur.execute("SELECT data_type FROM information_schema.columns WHERE table_name = 'transactions' "
                          "AND column_name = 'amount'").fetchall()
     return exprs == _customer_features(cols) and amount == [("DOUBLE",)]
@@ -93,7 +93,7 @@ def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, run: Run =
     _gc (the customer group's columns for the rows of _affrows) and returns how many history rows were read."""
     cur.execute("""CREATE OR REPLACE TEMP TABLE _ckeys AS SELECT k, hi, (row_number() OVER ()) - 1 AS code FROM (
                      SELECT customer_id AS k, max(ts) AS hi FROM _affrows GROUP BY 1)""")
-    flags = [col for col, flag in FLAG_COLUMNS.items() if flag in {_alias(e) for e in plan.by_key["customer_id"]}]
+    flags = flag_columns({_alias(e) for e in plan.by_key["customer_id"]})
     history = """SELECT b.code, epoch_us(t.ts) AS us, t.amount::DOUBLE AS amount FROM transactions t
                  JOIN _ckeys b ON t.customer_id IS NOT DISTINCT FROM b.k WHERE t.ts <= b.hi"""
     codes, low, high = cur.execute("SELECT (SELECT count(*) FROM _ckeys), (SELECT epoch_us(min(ts)) FROM transactions), "
@@ -105,7 +105,8 @@ def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, run: Run =
     windows = run(_windows, index, rows)
 
     def finish() -> int:
-        _flags(cur, flags)  # DuckDB, while `run`'s thread does the NumPy work
+        if flags:
+            first_flags(cur, flags)  # DuckDB, while `run`'s thread does the NumPy work
         cur.register("_gc_frame", pa.Table.from_pandas(pd.DataFrame(windows.result()), preserve_index=False))
         names = [_alias(e) for e in plan.by_key["customer_id"]]  # (NaN -> NULL above, as SQL has it)
         cur.execute("CREATE OR REPLACE TEMP TABLE _gc AS SELECT transaction_id, "
@@ -166,22 +167,3 @@ def _lifetime(index: _Sorted, out: dict, start: np.ndarray, end: np.ndarray, us:
     out["c_amt_std"] = std
     out["c_amt_ratio"] = amount / (mean + 1)
     out["c_amt_z"] = (amount - mean) / (np.where(np.isnan(std), 0.0, std) + 1)
-
-
-def _flags(cur: duckdb.DuckDBPyConnection, flags: list[str]) -> None:
-    """Temp table _cflags of first-time flags: the row's value is set and no strictly-earlier row of the customer had
-    it (the first time of each of the affected rows' (customer, value) pairs, from the rows of those pairs only)."""
-    if not flags:
-        return
-    firsts, cases, joins = [], [], []
-    for i, col in enumerate(flags):
-        c = quote_ident(col)
-        firsts.append(f"""p{i} AS (SELECT DISTINCT customer_id, {c} AS v FROM _affrows WHERE {c} IS NOT NULL),
-            f{i} AS (SELECT t.customer_id, t.{c} AS v, min(t.ts) AS first_ts FROM transactions t
-                     SEMI JOIN p{i} ON t.customer_id IS NOT DISTINCT FROM p{i}.customer_id AND t.{c} = p{i}.v
-                     GROUP BY 1, 2)""")
-        cases.append(f"CASE WHEN a.{c} IS NULL THEN NULL ELSE (f{i}.first_ts >= a.ts)::INTEGER END "
-                     f"AS {FLAG_COLUMNS[col]}")
-        joins.append(f"LEFT JOIN f{i} ON a.customer_id IS NOT DISTINCT FROM f{i}.customer_id AND a.{c} = f{i}.v")
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE _cflags AS WITH {', '.join(firsts)} "
-                f"SELECT a.transaction_id, {', '.join(cases)} FROM _affrows a {' '.join(joins)}")

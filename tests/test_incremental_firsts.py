@@ -1,0 +1,74 @@
+"""Kept first times of (customer, value) pairs: folded on each append, equal to a fresh count, made again when unsure."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import numpy as np
+import pandas as pd
+from test_incremental import features_of, full_build, load_in_batches, random_batches
+
+from fraudlab.generate import simulate
+from fraudlab.incremental import update_features
+from fraudlab.incremental.firsts import MARK, TABLE
+from fraudlab.ingest import ingest_table
+from fraudlab.workspace import Workspace
+
+FRESH = """SELECT 'merchant_id' AS kind, customer_id, merchant_id AS value, min(ts) AS first_ts FROM transactions
+           WHERE merchant_id IS NOT NULL GROUP BY ALL UNION ALL
+           SELECT 'device_id', customer_id, device_id, min(ts) FROM transactions WHERE device_id IS NOT NULL GROUP BY ALL
+           UNION ALL SELECT 'country', customer_id, country, min(ts) FROM transactions WHERE country IS NOT NULL
+           GROUP BY ALL"""
+
+
+def kept(ws: Workspace) -> pd.DataFrame:
+    return ws.df(f"SELECT * FROM {TABLE} ORDER BY ALL").reset_index(drop=True)
+
+
+def fresh(ws: Workspace) -> pd.DataFrame:
+    return ws.df(f"SELECT * FROM ({FRESH}) ORDER BY ALL").reset_index(drop=True)
+
+
+def test_kept_first_times_equal_a_fresh_count_after_batches_in_and_out_of_order(tmp_path):
+    tx = simulate(rows=6_000, seed=7, days=40).transactions
+    rng = np.random.default_rng(7)
+    batches = random_batches(tx, rng)
+    batches = batches[:1] + batches[1:][::-1]
+    ws = Workspace(tmp_path / "inc.duckdb")
+    paths = load_in_batches(ws, batches)
+    assert "incremental" in paths
+    assert len(kept(ws)) > 1_000
+    pd.testing.assert_frame_equal(kept(ws), fresh(ws))
+    pd.testing.assert_frame_equal(features_of(ws), full_build(tmp_path, tx), check_exact=False, rtol=1e-9)
+    ws.close()
+
+
+def test_a_late_row_before_its_pairs_first_time_moves_it_back_and_clears_the_later_flag(tmp_path):
+    tx = simulate(rows=3_000, seed=8, days=30).transactions.sort_values("ts").reset_index(drop=True)
+    first = tx.iloc[len(tx) // 2]  # a pair whose first row is not the customer's first
+    pair = tx[(tx.customer_id == first.customer_id) & (tx.merchant_id == first.merchant_id)]
+    late = pair.iloc[[0]].assign(transaction_id="LATE-1", ts=pair.ts.min() - timedelta(hours=2))
+    ws = Workspace(tmp_path / "inc.duckdb")
+    load_in_batches(ws, [tx])
+    assert ws.scalar("SELECT c_new_merchant FROM features WHERE transaction_id = ?", [pair.transaction_id.iloc[0]]) == 1
+    ingest_table(ws, late, source="late")
+    update_features(ws)
+    assert ws.scalar("SELECT c_new_merchant FROM features WHERE transaction_id = ?", [pair.transaction_id.iloc[0]]) == 0
+    assert ws.scalar("SELECT c_new_merchant FROM features WHERE transaction_id = 'LATE-1'") == 1
+    pd.testing.assert_frame_equal(kept(ws), fresh(ws))
+    pd.testing.assert_frame_equal(features_of(ws), full_build(tmp_path, pd.concat([tx, late])), check_exact=False,
+                                  rtol=1e-9)
+    ws.close()
+
+
+def test_the_kept_table_is_made_again_when_its_mark_does_not_add_up(tmp_path):
+    tx = simulate(rows=3_000, seed=9, days=30).transactions.sort_values("ts").reset_index(drop=True)
+    ws = Workspace(tmp_path / "inc.duckdb")
+    load_in_batches(ws, [tx.iloc[:2_500]])
+    with ws.write() as cur:  # a mark that claims more rows than are stored, and a kept table missing pairs
+        cur.execute("UPDATE meta SET value = split_part(value, '|', 1) || '|999999|' || split_part(value, '|', 3) "
+                    "WHERE key = ?", [MARK])
+        cur.execute(f"DELETE FROM {TABLE} WHERE kind = 'merchant_id'")
+    load_in_batches(ws, [tx.iloc[2_500:]])
+    pd.testing.assert_frame_equal(kept(ws), fresh(ws))
+    pd.testing.assert_frame_equal(features_of(ws), full_build(tmp_path, tx), check_exact=False, rtol=1e-9)
+    ws.close()
