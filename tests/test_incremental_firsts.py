@@ -1,4 +1,4 @@
-"""Kept first times of (customer, value) pairs: folded on each append, equal to a fresh count, made again when unsure."""
+"""Kept first times of (customer, value) pairs and the aggregates of customers' older rows: each equal to a full build."""
 from __future__ import annotations
 
 from datetime import timedelta
@@ -71,4 +71,22 @@ def test_the_kept_table_is_made_again_when_its_mark_does_not_add_up(tmp_path):
     load_in_batches(ws, [tx.iloc[2_500:]])
     pd.testing.assert_frame_equal(kept(ws), fresh(ws))
     pd.testing.assert_frame_equal(features_of(ws), full_build(tmp_path, tx), check_exact=False, rtol=1e-9)
+    ws.close()
+
+
+def test_customers_older_rows_are_summarised_and_combined_exactly(tmp_path):
+    tx = simulate(rows=8_000, seed=11, days=80).transactions.sort_values("ts").reset_index(drop=True)
+    new = tx.iloc[7_600:].copy()
+    rng = np.random.default_rng(11)
+    late = rng.choice(len(new), size=40, replace=False)  # moved back up to 20 h before the history's end
+    new.iloc[late, new.columns.get_loc("ts")] = tx.ts.iloc[7_599] - pd.to_timedelta(rng.integers(60, 72_000, 40),
+                                                                                      unit="s")
+    ws = Workspace(tmp_path / "inc.duckdb")
+    load_in_batches(ws, [tx.iloc[:7_600]])
+    ingest_table(ws, new, source="append")
+    report = update_features(ws)
+    assert report.summarised_rows > 1_000  # older rows of the customers aggregated, not read row by row
+    assert "summarised" in report.message
+    pd.testing.assert_frame_equal(features_of(ws), full_build(tmp_path, pd.concat([tx.iloc[:7_600], new])),
+                                  check_exact=False, rtol=1e-9)
     ws.close()

@@ -23,6 +23,7 @@ from fraudlab.incremental.firsts import FLAG_COLUMNS, first_flags, flag_columns
 from fraudlab.incremental.ranges import Run, fetch_arrays, now, search
 from fraudlab.workspace import quote_ident
 
+SPAN = max(CUSTOMER_WINDOWS.values())  # rows older than this before a customer's first recomputed row: aggregated
 PACK_LIMIT = np.iinfo(np.int64).max // 2  # customers x time span above this: times are ranked before packing
 
 
@@ -48,14 +49,16 @@ class _Sorted:
     Each row is one int64, code * width + time offset: DuckDB sorts them (two threads) when the customers' span
     fits that packing; otherwise times are ranked first (NumPy sort), as `ranges.History` does."""
 
-    def __init__(self, cur: duckdb.DuckDBPyConnection, history_sql: str, codes: int, span_us: tuple[int, int]) -> None:
+    def __init__(self, cur: duckdb.DuckDBPyConnection, history_sql: str, codes: int, span_us: tuple[int, int],
+                 params: dict) -> None:
         self.low, self.times = span_us[0] - 1, None
         self.width = np.int64(span_us[1] - self.low + 2)
         if codes * int(self.width) < PACK_LIMIT:
             self._got = fetch_arrays(cur, f"SELECT code::BIGINT * $w + (us - $low) AS packed, amount FROM "
-                                          f"({history_sql}) ORDER BY packed", {"w": int(self.width), "low": self.low})
+                                          f"({history_sql}) ORDER BY packed",
+                                     {**params, "w": int(self.width), "low": self.low})
         else:
-            self._got = fetch_arrays(cur, history_sql)
+            self._got = fetch_arrays(cur, history_sql, params)
             self.times = np.unique(self._got["us"])
             self.width = np.int64(len(self.times) + 1)
 
@@ -88,23 +91,27 @@ class _Sorted:
         return search(self.packed, code.astype(np.int64) * self.width + offset)
 
 
-def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, run: Run = now) -> Callable[[], int]:
-    """Read the touched customers' history and hand its NumPy work to `run`; the returned step writes temp table
-    _gc (the customer group's columns for the rows of _affrows) and returns how many history rows were read."""
-    cur.execute("""CREATE OR REPLACE TEMP TABLE _ckeys AS SELECT k, hi, (row_number() OVER ()) - 1 AS code FROM (
-                     SELECT customer_id AS k, max(ts) AS hi FROM _affrows GROUP BY 1)""")
+def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, run: Run = now) -> Callable[[], tuple[int, int]]:
+    """Read the touched customers' recent history and the aggregates of their older rows, and hand the NumPy work
+    to `run`; the returned step writes temp table _gc (the customer group's columns for the rows of _affrows) and
+    returns (history rows read, older rows summarised)."""
+    cur.execute(f"""CREATE OR REPLACE TEMP TABLE _ckeys AS SELECT k, cut, hi, (row_number() OVER ()) - 1 AS code
+                    FROM (SELECT customer_id AS k, min(ts) - INTERVAL {SPAN} SECOND AS cut, max(ts) AS hi
+                          FROM _affrows GROUP BY 1)""")
     flags = flag_columns({_alias(e) for e in plan.by_key["customer_id"]})
-    history = """SELECT b.code, epoch_us(t.ts) AS us, t.amount::DOUBLE AS amount FROM transactions t
-                 JOIN _ckeys b ON t.customer_id IS NOT DISTINCT FROM b.k WHERE t.ts <= b.hi"""
-    codes, low, high = cur.execute("SELECT (SELECT count(*) FROM _ckeys), (SELECT epoch_us(min(ts)) FROM transactions), "
-                                   "(SELECT epoch_us(max(hi)) FROM _ckeys)").fetchone()
+    join = "transactions t JOIN _ckeys b ON t.customer_id IS NOT DISTINCT FROM b.k"
+    history = (f"SELECT b.code, epoch_us(t.ts) AS us, t.amount::DOUBLE AS amount FROM {join} "
+               "WHERE t.ts >= $floor AND t.ts >= b.cut AND t.ts <= b.hi")
+    codes, floor, low, high = cur.execute("SELECT count(*), min(cut), epoch_us(min(cut)), epoch_us(max(hi)) FROM _ckeys"
+                                          ).fetchone()
     rows = cur.execute("""SELECT a.transaction_id, b.code, epoch_us(a.ts) AS us, a.amount::DOUBLE AS amount
                           FROM _affrows a JOIN _ckeys b ON a.customer_id IS NOT DISTINCT FROM b.k""").df()
-    index = _Sorted(cur, history, int(codes), (int(low or 0), int(high or 0)))
+    older = _older(cur, join, int(codes))
+    index = _Sorted(cur, history, int(codes), (int(low or 0), int(high or 0)), {"floor": floor})
     cur.execute("DROP TABLE IF EXISTS _ckeys")
-    windows = run(_windows, index, rows)
+    windows = run(_windows, index, rows, older)
 
-    def finish() -> int:
+    def finish() -> tuple[int, int]:
         if flags:
             first_flags(cur, flags)  # DuckDB, while `run`'s thread does the NumPy work
         cur.register("_gc_frame", pa.Table.from_pandas(pd.DataFrame(windows.result()), preserve_index=False))
@@ -114,12 +121,27 @@ def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, run: Run =
                     + " FROM _gc_frame" + (" LEFT JOIN _cflags USING (transaction_id)" if flags else ""))
         cur.unregister("_gc_frame")
         cur.execute("DROP TABLE IF EXISTS _cflags")
-        return len(index.packed)
+        return len(index.packed), int(older["n"].sum())
 
     return finish
 
 
-def _windows(index: _Sorted, rows: pd.DataFrame) -> dict[str, np.ndarray]:
+def _older(cur: duckdb.DuckDBPyConnection, join: str, codes: int) -> dict[str, np.ndarray]:
+    """Per customer code, aggregates of its rows before its cut (rows no window of a recomputed row reaches): count,
+    sum, mean, sum of squared deviations (Chan et al.), first and last time; zero where there are none."""
+    got = fetch_arrays(cur, f"""SELECT b.code, count(*) AS n, sum(t.amount::DOUBLE) AS s, avg(t.amount::DOUBLE) AS m,
+                                       var_pop(t.amount::DOUBLE) * count(*) AS q, epoch_us(min(t.ts)) AS first,
+                                       epoch_us(max(t.ts)) AS last
+                                FROM {join} WHERE t.ts < b.cut GROUP BY 1""")
+    out = {}
+    for name in ("n", "s", "m", "q", "first", "last"):
+        column = np.zeros(codes, dtype=np.int64 if name in ("n", "first", "last") else np.float64)
+        column[got["code"].astype(np.int64)] = got[name]
+        out[name] = column
+    return out
+
+
+def _windows(index: _Sorted, rows: pd.DataFrame, older: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The customer group's window and lifetime columns of `rows` (transaction_id, code, us, amount)."""
     index.build()
     code, us, amount = rows["code"].to_numpy(), rows["us"].to_numpy(), rows["amount"].to_numpy()
@@ -135,7 +157,7 @@ def _windows(index: _Sorted, rows: pd.DataFrame) -> dict[str, np.ndarray]:
             mean = np.where(n > 0, total / np.maximum(n, 1), np.nan)
             out[f"c_amt_mean_{name}"] = mean
             out[f"c_amt_ratio_{name}"] = amount / (np.where(n > 0, mean, amount) + 1)
-    _lifetime(index, out, start, end, us, amount)
+    _lifetime(index, out, start, end, us, amount, {k: v[code] for k, v in older.items()})
     return out
 
 
@@ -146,23 +168,30 @@ def _type(name: str) -> str:
 
 
 def _lifetime(index: _Sorted, out: dict, start: np.ndarray, end: np.ndarray, us: np.ndarray,
-              amount: np.ndarray) -> None:
-    """All-history columns over each row's strictly-earlier rows (NULL where the full build's are NULL)."""
-    n = end - start
-    some = n > 0
-    ref = index.ref[np.minimum(start, max(len(index.ref) - 1, 0))] if len(index.ref) else np.zeros(len(n))
+              amount: np.ndarray, old: dict[str, np.ndarray]) -> None:
+    """All-history columns over each row's strictly-earlier rows: the fetched ones (prefix sums) combined with the
+    aggregates of the older ones like partial aggregates (NULL where the full build's are NULL)."""
+    n1, n0 = end - start, old["n"]
+    n = n0 + n1
+    ref = index.ref[np.minimum(start, max(len(index.ref) - 1, 0))] if len(index.ref) else np.zeros(len(n1))
     s1 = (index.s1[end] - index.s1[start])
     s2 = (index.s2[end] - index.s2[start])
-    safe = np.maximum(n, 1)
-    mean = np.where(some, (ref + (s1 / safe).astype(float)), np.nan)
-    var = ((s2 - s1 * s1 / safe) / np.maximum(n - 1, 1)).astype(float)
+    safe = np.maximum(n1, 1)
+    m1 = ref + s1 / safe  # (extended precision)
+    q1 = s2 - s1 * s1 / safe
+    both = (n0 > 0) & (n1 > 0)
+    mean = np.where(n0 == 0, m1, np.where(n1 == 0, old["m"], (old["s"] + m1 * n1) / np.maximum(n, 1)))
+    q = np.where(n0 == 0, q1, old["q"] + np.where(both, q1 + (m1 - old["m"]) ** 2 * n0 * n1 / np.maximum(n, 1), 0))
+    mean = np.where(n > 0, mean.astype(float), np.nan)
+    var = (q / np.maximum(n - 1, 1)).astype(float)
     std = np.where(n > 1, np.sqrt(np.maximum(var, 0.0)), np.nan)
     seconds = us / 1e6
-    prev = index.us[np.maximum(end - 1, 0)] / 1e6 if len(index.us) else np.zeros(len(n))
-    first = index.us[np.minimum(start, max(len(index.us) - 1, 0))] / 1e6 if len(index.us) else np.zeros(len(n))
+    prev = index.us[np.maximum(end - 1, 0)] if len(index.us) else np.zeros(len(n1), dtype=np.int64)
+    first = index.us[np.minimum(start, max(len(index.us) - 1, 0))] if len(index.us) else np.zeros(len(n1), np.int64)
+    prev, first = np.where(n1 > 0, prev, old["last"]) / 1e6, np.where(n0 > 0, old["first"], first) / 1e6
     out["c_hist_cnt"] = n
-    out["c_secs_since_prev"] = np.where(some, seconds - prev, np.nan)
-    out["c_tenure_s"] = np.where(some, seconds - first, np.nan)
+    out["c_secs_since_prev"] = np.where(n > 0, seconds - prev, np.nan)
+    out["c_tenure_s"] = np.where(n > 0, seconds - first, np.nan)
     out["c_amt_mean"] = mean
     out["c_amt_std"] = std
     out["c_amt_ratio"] = amount / (mean + 1)

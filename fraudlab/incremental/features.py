@@ -246,7 +246,9 @@ def _compute(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, spans: dict[str,
             finish.append(ranges.merchant_group(cur, plan, delay_days, run))
             parts.update({"merchant_id": "_gm", "merchant_fraud": "_mfraud"})
             temps.append("_gm")
-        read += sum(step() for step in finish)
+        for step in finish:
+            fetched, aggregated = step()
+            read, summarised = read + fetched, summarised + aggregated
     for i, key in enumerate(groups):
         progress(0.4 + 0.3 * i / max(len(groups), 1), f"windows over {key}")
         if key in parts:

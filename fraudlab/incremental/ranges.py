@@ -80,7 +80,7 @@ def fetch_arrays(cur: duckdb.DuckDBPyConnection, sql: str, params: dict | None =
 
 
 def merchant_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, label_delay_days: float,
-                   run: Run = now) -> Callable[[], int]:
+                   run: Run = now) -> Callable[[], tuple[int, int]]:
     """Read the merchants' history and hand its NumPy work to `run`; the returned step writes temp tables _gm (the
     merchant volumes) and _mfraud (frauds known per window) for the rows of _affrows, shaped like the full build's,
     and returns how many history rows were read."""
@@ -117,7 +117,7 @@ def merchant_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, label_dela
         cur.execute("CREATE OR REPLACE TEMP TABLE _mfraud AS SELECT transaction_id, "
                     + ", ".join(f'"{n}"::DOUBLE AS "{n}"' for n in MERCHANT_WINDOWS) + " FROM _mf_frame")
         cur.unregister("_mf_frame")
-        return len(hist["us"])
+        return len(hist["us"]), 0
 
     return finish
 
