@@ -53,6 +53,44 @@ Same-hour A/B, 10M rows, statement timings (`--stages`-like), session-4 code -> 
   checks (about 14), the write (about 34 with the second parse), labels (3.5), duplicates (2.4); 500k rows/s would
   need <= 40 CPU s on two idle cores, i.e. one parse and no second typing (a single pass writing good rows while
   keeping the rest aside, which DuckDB cannot do in one statement).
+
+Measured 2026-12-01, session 7 (branch load7). Two other people ran heavy work on the machine (serialized by the lock)
+and more outside it (load 1.7-4.2, at times a busy loop), so wall times moved up to 2x between runs of the same code;
+CPU seconds (all threads of the process) are what the comparisons below rest on.
+Kept: (1) the hashing thread also looks for a NUL byte (free beside sha256: memchr), and an uncompressed utf-8 or
+latin-1 CSV whose bytes hold none is checked without the NUL test of every text value (the test was 0.33 of the
+checks' 1.15 CPU s per 1M rows, one thread; a file with a NUL is checked again with it, a gzip/zstd/utf-16 file keeps
+it); (2) the usual label spellings (True/False/1/0/true/false) are read without trim and lower (0.10 -> 0.05 CPU s
+per 1M values, in both passes). Same-hour A/B, 10M-row CSV, `--stages`-like steps, load 3.6-4.2: 62.4 / 61.9 ->
+58.4 / 56.8 CPU s (checking pass 20.3 / 20.8 -> 17.8 / 16.4 CPU s, write 34.1 / 33.0 -> 32.1 / 31.9); Parquet loads
+are unchanged (~33-35 CPU s). `bench_ingest.py --rows 10000000` at load 3.7 (busy loop running): this code CSV 59.4 s
+(168k rows/s), Parquet 33.4 s (299k); the session-6 code right after: CSV 70.1 s (143k), Parquet 31.8 s (315k);
+pandas.read_csv 6.1-7.5 s; peak RSS 2.07 / 1.89 GB. At 1M (load 3.2-3.5): CSV 7.5 s, Parquet 3.5 s, 0.71 / 0.55 GB.
+In the quietest hour (load 1.7-1.9) the session-6 code took 31.8-35.9 s (58.7-63.1 CPU s) for the 10M-row CSV.
+Tried and dropped:
+- Cheaper string compression (10M Parquet, load 2.2-2.4): default 18.2 s, 33.4 CPU s, file 726 MB;
+  `disabled_compression_methods='dict_fsst'` 14.9 s, 24.9 CPU s, 1,779 MB (text then stored uncompressed: the 2.0
+  storage no longer picks plain 'dictionary' or 'fsst'); `force_compression='zstd'` 17.9 s, 28.6 CPU s, 1,142 MB.
+  Per column (inserting 1M values): 0.07-0.23 CPU s with dict_fsst, most on high-cardinality columns
+  (transaction_id 0.23, device_id 0.20, card_id 0.19, email 0.18; 0.07-0.12 uncompressed); zstd is cheaper only
+  there (0.09-0.18, files 10-90% larger) and 3-8x larger on low-cardinality ones. DuckDB 2.0 sets compression
+  per column only in CREATE TABLE (`col VARCHAR USING COMPRESSION zstd`; no ALTER): a migration rebuilding
+  transactions, for ~0.2 CPU s per 1M rows.
+  A 1.6-2.5x larger file that every later scan reads did not seem worth 15-25% of a load.
+- One parse (the Dask path's one-table shape: every typed column in a temp table, then inserted from it; row numbers
+  from row ids through a view, no copy): 1M rows 5.3 vs 6.4 CPU s, but 10M rows 32.1 s / 58.1 CPU s vs 31.8 s /
+  58.7 CPU s for two passes: the 10M-row table spills under the 2 GB cap, and storing it costs ~10 CPU s more than
+  the narrow check table, what the write then saves (~12). Numbering by a copy instead of a view: 39.4 s / 73 CPU s.
+- Cheaper forms of the per-value tests, none better (one thread, 1M rows): suffix / ord / rtrim variants of
+  `text_expr`'s plain test; strpos / instr / LIKE / regexp for the NUL test (0.32-0.87 vs 0.33 for 19 columns);
+  guarding the reasons' concat_ws by one OR of their conditions (0.86 vs 0.86). Reading the 20,000-row profile sample
+  without row numbers: no gain (the reader's 16 MB line limit, not the numbering, makes that sample cost 0.4 CPU s
+  on the 10M-row file, 0.07 without the limit; a full scan is not measurably slower with it).
+- Where a 10M-row CSV load's ~57 CPU s go now: checking pass 16-18 (parse ~6, typing and checks ~9, temp table ~2),
+  write pass 32 (parse ~6, typing ~6, compression and storage ~20), duplicates 2.1-2.4, labels and quarantine
+  3.1-3.6, sha256 1.2, scan and profile 2-3. Parquet (~33-35): check 4.7-5.2, write 22-24, duplicates 1.9-2.5,
+  labels 3.1-3.3. The targets stay out of reach at default compression: 500k rows/s from CSV needs <= 40 CPU s per
+  10M rows on two idle cores, 1M rows/s from Parquet <= 20, and Parquet's write pass alone takes 22-24.
 """
 from __future__ import annotations
 

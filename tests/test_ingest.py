@@ -803,3 +803,48 @@ def test_a_csv_read_in_parallel_numbers_its_rows_in_file_order(empty_ws, tmp_pat
         f"t{i}" for i in sorted(bad)]
     stored = empty_ws.df("SELECT transaction_id FROM transactions ORDER BY rowid")["transaction_id"]
     assert stored.tolist() == [f"t{i}" for i in range(1, n + 1) if i not in bad]
+
+
+@pytest.mark.parametrize("shape", ["plain", "gzip", "second file of a glob", "latin-1"])
+def test_a_nul_byte_is_found_whatever_the_file_shape(empty_ws, tmp_path, shape):
+    """A plain CSV is checked without a NUL test per value when its bytes hold no NUL; one that does (or a gzip'd
+    file, whose bytes say nothing) is checked with it, so the row is quarantined either way."""
+    nul_row = "N1,2026-01-03 10:00:00,5,c\x001,m1,0,1,1"
+    if shape == "gzip":
+        path = tmp_path / "nul.csv.gz"
+        path.write_bytes(gzip.compress(csv_text(*GOOD, nul_row).encode()))
+    elif shape == "second file of a glob":
+        (tmp_path / "parts").mkdir()
+        write(tmp_path, "parts/a.csv", csv_text(*GOOD))
+        write(tmp_path, "parts/b.csv", csv_text(nul_row))
+        path = tmp_path / "parts" / "*.csv"
+    else:
+        path = write(tmp_path, "nul.csv", csv_text(*GOOD, nul_row, "é1,2026-01-03 11:00:00,5,c9,m1,0,1,1"),
+                     encoding="latin-1" if shape == "latin-1" else "utf-8")
+    report = load(empty_ws, path)
+    assert reasons_of(empty_ws, report) == ["NUL byte in customer_id"]
+    assert report.rows_loaded == report.rows_read - 1
+
+
+def test_file_digest_is_the_workspace_hash_and_notes_nul_bytes(tmp_path):
+    from fraudlab.ingest.files import combined, digest_and_nul
+    from fraudlab.workspace import file_sha256
+
+    clean, dirty = write(tmp_path, "a.csv", csv_text(*GOOD) * 5000), write(tmp_path, "b.csv", "x\n1\x00\n")
+    assert digest_and_nul([clean]) == (file_sha256(clean), False)
+    assert digest_and_nul([clean, dirty]) == (combined([file_sha256(clean), file_sha256(dirty)]), True)
+
+
+def test_boolean_shortcut_reads_labels_as_the_word_lists_do():
+    """The usual label spellings are compared as they are; every spelling still reads as TRUE_WORDS/FALSE_WORDS say."""
+    import duckdb
+
+    from fraudlab.ingest.rules import FALSE_WORDS, TRUE_WORDS, _bool
+
+    words = [w for base in TRUE_WORDS + FALSE_WORDS for w in (base, base.upper(), base.title(), f" {base} ")]
+    with duckdb.connect() as con:
+        read = con.execute(f"SELECT x, {_bool('x', 'VARCHAR')} FROM unnest($w || ['maybe', NULL, '2']) t(x)",
+                           {"w": words}).fetchall()
+    expected = {w: w.strip().lower() in TRUE_WORDS for w in words}
+    assert {x: b for x, b in read if x in expected} == expected
+    assert [b for x, b in read if x not in expected] == [None, None, None]

@@ -152,5 +152,24 @@ def _text_encoding(path: Path, head: bytes) -> str:
         return "latin-1"
 
 
+def digest_and_nul(paths: list[Path]) -> tuple[str, bool]:
+    """The files' digest (:func:`combined` of each file's sha256, as `workspace.file_sha256` hashes it) and whether
+    any of their bytes is NUL, from one read: a plain-text CSV without a NUL byte needs no NUL test per value."""
+    digests, nul = [], False
+    for path in paths:
+        sha = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 22), b""):
+                sha.update(block)
+                nul = nul or b"\x00" in block
+        digests.append(sha.hexdigest())
+    return combined(digests), nul
+
+
+def plain_text(files: list[SourceFile]) -> bool:
+    """Whether every file is an uncompressed CSV in a byte-per-ASCII encoding, where a NUL value is a NUL byte."""
+    return all(f.kind == "csv" and f.compression == "none" and f.encoding in ("utf-8", "latin-1") for f in files)
+
+
 def combined(digests: list[str]) -> str:
     return digests[0] if len(digests) == 1 else hashlib.sha256("".join(digests).encode()).hexdigest()

@@ -18,8 +18,8 @@ from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.data_roots import DataRoots
 from fraudlab.errors import IngestError
 from fraudlab.ingest.extras import Consent, ExtrasPlan, create_extra_columns, plan_extras, write_side_rows
-from fraudlab.ingest.files import combined, inspect_file, resolve_paths
-from fraudlab.ingest.passes import check_rows, duplicate_raw_sql, write_good_rows
+from fraudlab.ingest.files import combined, digest_and_nul, inspect_file, plain_text, resolve_paths
+from fraudlab.ingest.passes import check_rows, drop_checks, duplicate_raw_sql, write_good_rows
 from fraudlab.ingest.passes import mark_duplicates as mark_duplicates_in_source
 from fraudlab.ingest.records import (
     INGEST_MEMORY_LIMIT,
@@ -75,14 +75,16 @@ def ingest_path(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping 
         return scan_files(cur, files)
 
     if _loaded_before(ws, label):  # most likely a reload: the digest first, so it is refused before any work
-        sha = combined([file_sha256(p) for p in paths])
+        sha, nul = digest_and_nul(paths)
         done = _already_loaded(ws, sha)
-        return done or _ingest(ws, label, sha, mapping, progress, stage, who=who, keep_columns=keep_columns)
+        return done or _ingest(ws, label, sha, mapping, progress, stage, who=who, keep_columns=keep_columns,
+                               nul_free=lambda: not nul)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraudlab-sha256") as pool:
-        # hashlib releases the GIL: the files are hashed while DuckDB reads and checks them (the digest is
-        # awaited, and a reload refused, after the checking pass and before anything is written)
-        digests = pool.submit(lambda: combined([file_sha256(p) for p in paths]))
-        return _ingest(ws, label, digests.result, mapping, progress, stage, who=who, keep_columns=keep_columns)
+        # hashlib releases the GIL: the files are hashed (and searched for a NUL byte) while DuckDB reads and
+        # checks them (the digest is awaited, and a reload refused, after the checking pass, before any write)
+        read = pool.submit(digest_and_nul, paths)
+        return _ingest(ws, label, lambda: read.result()[0], mapping, progress, stage, who=who,
+                       keep_columns=keep_columns, nul_free=lambda: not read.result()[1])
 
 
 def _loaded_before(ws: Workspace, source: str) -> bool:
@@ -141,12 +143,15 @@ def _already_loaded(ws: Workspace, sha: str) -> IngestReport | None:
 
 def _ingest(ws: Workspace, source: str, sha: str | Callable[[], str], mapping: ColumnMapping | None,
             progress: Progress, stage: Callable[[duckdb.DuckDBPyConnection], Staged], engine: str = "duckdb",
-            who: Actor = SYSTEM, keep_columns: Consent = None) -> IngestReport:
+            who: Actor = SYSTEM, keep_columns: Consent = None,
+            nul_free: Callable[[], bool] | None = None) -> IngestReport:
     """The load in one transaction: stage, map, check every row (first pass), refuse a reload, mark duplicates,
     write the good rows (second pass) and the rest.
 
     `sha` may be a function that waits for a digest computed while the first pass runs: when it names data
-    already loaded, the transaction is rolled back and the earlier load reported.
+    already loaded, the transaction is rolled back and the earlier load reported. `nul_free` (likewise awaited
+    after the first pass) says whether the files hold no NUL byte: a plain-text CSV is checked without a NUL
+    test per value, and checked again with it in the rare file that holds one.
     """
     started = time.perf_counter()
     try:
@@ -162,14 +167,16 @@ def _ingest(ws: Workspace, source: str, sha: str | Callable[[], str], mapping: C
             notes = tuple(mapping_notes(mapping, staged.columns, profiles)) + plan.notes
             ingest_id = int(cur.execute("SELECT nextval('ingest_seq')").fetchone()[0])
             progress(0.4, "validating rows")
-            check_rows(cur, staged, mapping, plan)
-            collect_rejects(cur, staged, mapped_card=mapping.columns.get("card_id"))
-            refuse_unreadable_key(cur, mapping, source)
+            skip_nul = nul_free is not None and plain_text(staged.files)
+            _check(cur, staged, mapping, plan, source, nul_checks=not skip_nul)
             if callable(sha):
                 sha = sha()
                 done = _already_loaded(ws, sha)
                 if done is not None:
                     raise _AlreadyLoaded(done)
+            if skip_nul and not nul_free():
+                drop_checks(cur, staged)
+                _check(cur, staged, mapping, plan, source, nul_checks=True)
             create_extra_columns(cur, plan.widen)
             mark_duplicates_in_source(cur, staged, mapping, plan)
             progress(0.75, "writing good rows and quarantine")
@@ -180,6 +187,15 @@ def _ingest(ws: Workspace, source: str, sha: str | Callable[[], str], mapping: C
         return skipped.report
     progress(1.0, "done")
     return replace(report, notes=notes + report.notes)
+
+
+def _check(cur: duckdb.DuckDBPyConnection, staged: Staged, mapping: ColumnMapping, plan: ExtrasPlan, source: str,
+           nul_checks: bool) -> None:
+    """The checking pass, the lines the CSV reader could not split, and the refusal of an unreadable time or
+    amount column."""
+    check_rows(cur, staged, mapping, plan, nul_checks)
+    collect_rejects(cur, staged, mapped_card=mapping.columns.get("card_id"))
+    refuse_unreadable_key(cur, mapping, source)
 
 
 class _AlreadyLoaded(Exception):

@@ -52,11 +52,14 @@ def _outer(plan: ExtrasPlan) -> list[str]:
     return outer + [f"__s_{k}" for k in range(len(plan.side))]
 
 
-def check_rows(cur: duckdb.DuckDBPyConnection, staged: Staged, mapping: ColumnMapping, plan: ExtrasPlan) -> None:
+def check_rows(cur: duckdb.DuckDBPyConnection, staged: Staged, mapping: ColumnMapping, plan: ExtrasPlan,
+               nul_checks: bool = True) -> None:
     """Temp table _checked, one row per source row: KEPT columns, kept-aside values (__s_i), __fidx, __row, __reason
-    ('' when good), __raw (the record as read, for bad rows) and __dup (set by :func:`mark_duplicates`)."""
+    ('' when good), __raw (the record as read, for bad rows) and __dup (set by :func:`mark_duplicates`).
+
+    `nul_checks=False` when the files' bytes hold no NUL (see `rules.row_reasons`)."""
     now = utcnow().strftime("%Y-%m-%d %H:%M:%S")
-    reasons = ", ".join(row_reasons(mapping, plan.widen, staged, now))
+    reasons = ", ".join(row_reasons(mapping, plan.widen, staged, now, nul_checks))
     raw = raw_json(staged, len(staged.files) > 1, mapping.columns.get("card_id"))
     kept = [f"__t_{t} AS {t}" for t in KEPT] + [f"__s_{k}" for k in range(len(plan.side))]
     # generated ids number identical rows by __row inside the query: only mapped ids can be numbered afterwards
@@ -82,6 +85,14 @@ def check_rows(cur: duckdb.DuckDBPyConnection, staged: Staged, mapping: ColumnMa
         raise IngestError(f"{path}: cannot be read as CSV: {first_line(exc)}") from exc
     if later:
         number_rows(cur, table)
+
+
+def drop_checks(cur: duckdb.DuckDBPyConnection, staged: Staged) -> None:
+    """Drop what :func:`check_rows` and `load.collect_rejects` made, so the rows can be checked again."""
+    for table in ["_checked", "_rejects"] + [t for _, t in staged.reject_tables]:
+        cur.execute(f"DROP TABLE IF EXISTS {table}")
+    for i, _ in staged.reject_tables:
+        cur.execute(f"DROP TABLE IF EXISTS _scan{i}")
 
 
 def number_rows(cur: duckdb.DuckDBPyConnection, table: str) -> None:
