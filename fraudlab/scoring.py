@@ -31,6 +31,7 @@ from fraudlab.registry import (
     check_features,
     get_model,
     load_booster,
+    model_matrix,
     prepare,
     previous_champion,
 )
@@ -119,7 +120,8 @@ def score_window(ws: Workspace, start: datetime | None = None, end: datetime | N
     if rows is not None and rows.num_rows == 0:  # nothing handed over: nothing to score or store
         return ScoreReport(chain[0][1].model_id, 0, 0.0, 0, 0.0)
     if rows is not None:
-        given = categorised(ws, rows.to_pandas()).sort_values(["ts", "transaction_id"], kind="stable")
+        given = categorised(ws, rows.take(pc.sort_indices(rows, [("ts", "ascending"), ("transaction_id", "ascending")]))
+                            .to_pandas())  # sorted as a window is read; in Arrow, several times faster than pandas
         start, end = given["ts"].min(), given["ts"].max()
         pieces = [lambda columns: given[["transaction_id", "ts"] + (columns or feature_columns(ws))]]
     else:
@@ -178,7 +180,7 @@ def _predict_window(ws: Workspace, record: ModelRecord, booster: xgb.Booster, pi
         progress(0.8 * i / len(pieces), f"scoring part {i + 1} of {len(pieces)}")
         frame = piece(list(record.features))
         try:
-            score = booster.inplace_predict(prepare(frame, record))  # no DMatrix copy; the same scores
+            score = booster.inplace_predict(model_matrix(frame, record), validate_features=False)
         except (xgb.core.XGBoostError, ValueError) as exc:
             raise ModelError(f"model {record.model_id} could not score: {str(exc).strip().splitlines()[0]}") from exc
         parts.append(pa.table({"transaction_id": pa.array(frame["transaction_id"].astype(object), pa.string()),

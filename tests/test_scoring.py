@@ -177,3 +177,24 @@ def test_rescoring_handed_rows_replaces_exactly_theirs_with_the_dmatrix_scores(w
     exact = load_booster(record).predict(xgb.DMatrix(prepare(frame, record), enable_categorical=True))
     stored = after.set_index("transaction_id").loc[frame["transaction_id"], "score"].to_numpy()
     assert np.array_equal(stored, exact.astype(np.float64))  # inplace prediction: the very same scores
+
+
+def test_model_matrix_scores_equal_the_dataframe_scores_with_unseen_and_missing_values(ws):
+    import numpy as np
+    import xgboost as xgb
+
+    from fraudlab.features import load_frame
+    from fraudlab.registry import load_booster, model_matrix, prepare
+
+    record = champion(ws)
+    frame = load_frame(ws, columns=list(record.features)).head(300)
+    cat = next(iter(record.categories))
+    frame[cat] = frame[cat].cat.add_categories(["never seen"])
+    frame.loc[frame.index[:20], cat] = "never seen"
+    frame.loc[frame.index[20:40], cat] = None
+    numeric = next(c for c in record.features if c not in record.categories)
+    frame.loc[frame.index[40:60], numeric] = np.nan
+    booster = load_booster(record)
+    expected = booster.predict(xgb.DMatrix(prepare(frame, record), enable_categorical=True))
+    assert np.array_equal(booster.inplace_predict(model_matrix(frame, record), validate_features=False), expected)
+    assert np.isnan(model_matrix(frame, record)[:40, list(record.features).index(cat)]).all()
