@@ -208,12 +208,12 @@ def prepare(frame: pd.DataFrame, record: ModelRecord) -> pd.DataFrame:
 def model_matrix(frame: pd.DataFrame, record: ModelRecord) -> np.ndarray:
     """The rows of :func:`prepare` as one dense float32 array (categories as the model's codes, missing as NaN):
     XGBoost reads it faster than a DataFrame and casts every value to float32 anyway, so the scores are the same."""
-    out = np.full((len(frame), len(record.features)), np.nan, dtype=np.float32)
+    out = np.empty((len(frame), len(record.features)), dtype=np.float32)
     for j, col in enumerate(record.features):
-        if col not in frame:
-            continue
-        values = frame[col]
-        if col in record.categories:
+        values = frame[col] if col in frame else None
+        if values is None:
+            out[:, j] = np.nan
+        elif col in record.categories:
             out[:, j] = _category_codes(values, record.categories[col])
         else:
             out[:, j] = values.to_numpy(dtype=np.float32, na_value=np.nan)
