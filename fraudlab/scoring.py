@@ -15,6 +15,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import xgboost as xgb
 
 from fraudlab import explain, jobs, rules
@@ -30,6 +31,7 @@ from fraudlab.registry import (
     check_features,
     get_model,
     load_booster,
+    model_matrix,
     prepare,
     previous_champion,
 )
@@ -118,7 +120,8 @@ def score_window(ws: Workspace, start: datetime | None = None, end: datetime | N
     if rows is not None and rows.num_rows == 0:  # nothing handed over: nothing to score or store
         return ScoreReport(chain[0][1].model_id, 0, 0.0, 0, 0.0)
     if rows is not None:
-        given = categorised(ws, rows.to_pandas()).sort_values(["ts", "transaction_id"], kind="stable")
+        given = categorised(ws, rows.take(pc.sort_indices(rows, [("ts", "ascending"), ("transaction_id", "ascending")]))
+                            .to_pandas())  # sorted as a window is read; in Arrow, several times faster than pandas
         start, end = given["ts"].min(), given["ts"].max()
         pieces = [lambda columns: given[["transaction_id", "ts"] + (columns or feature_columns(ws))]]
     else:
@@ -177,7 +180,7 @@ def _predict_window(ws: Workspace, record: ModelRecord, booster: xgb.Booster, pi
         progress(0.8 * i / len(pieces), f"scoring part {i + 1} of {len(pieces)}")
         frame = piece(list(record.features))
         try:
-            score = booster.predict(xgb.DMatrix(prepare(frame, record), enable_categorical=True))
+            score = booster.inplace_predict(model_matrix(frame, record), validate_features=False)
         except (xgb.core.XGBoostError, ValueError) as exc:
             raise ModelError(f"model {record.model_id} could not score: {str(exc).strip().splitlines()[0]}") from exc
         parts.append(pa.table({"transaction_id": pa.array(frame["transaction_id"].astype(object), pa.string()),
@@ -252,7 +255,11 @@ def _store(ws: Workspace, scored: pa.Table, reasons: pd.DataFrame, model_id: str
                                   "to": str(window[1])}) as cur:
         cur.register("_scored", scored)
         cur.register("_reasons", reasons_table)
-        cur.execute("DELETE FROM scores WHERE transaction_id IN (SELECT transaction_id FROM _scored)")
+        # the id range first: ids grow with time, so the zone maps skip the row groups of older scores (a full
+        # scan of every stored id cost most of an incremental run's write); the IN keeps the result exact
+        lo, hi = pc.min_max(scored["transaction_id"]).values()
+        cur.execute("DELETE FROM scores WHERE transaction_id BETWEEN $lo AND $hi "
+                    "AND transaction_id IN (SELECT transaction_id FROM _scored)", {"lo": lo.as_py(), "hi": hi.as_py()})
         cur.execute("""INSERT INTO scores SELECT s.transaction_id, $m, s.score, $scorer, $ms, $now, r.reasons
                        FROM _scored s LEFT JOIN _reasons r USING (transaction_id)""",
                     {"m": model_id, "scorer": scorer, "ms": per_row_ms, "now": utcnow()})

@@ -153,3 +153,48 @@ def test_rules_alert_only_when_a_rule_fires(ws):
     fired = [bool(names) for names in result.fired]
     alerts = (result.score >= decision_threshold(ws)).tolist()
     assert alerts == fired and any(fired) and not all(fired)
+
+
+def test_rescoring_handed_rows_replaces_exactly_theirs_with_the_dmatrix_scores(ws):
+    import numpy as np
+    import xgboost as xgb
+
+    from fraudlab.features import load_frame
+    from fraudlab.registry import load_booster, prepare
+
+    before = ws.df("SELECT transaction_id, score, scored_at FROM scores ORDER BY transaction_id")
+    # far-apart ids: the delete's id range spans nearly every score, and those between must stay
+    ids = list(before["transaction_id"].iloc[[0, len(before) // 2, len(before) - 1]])
+    rows = ws.arrow("SELECT f.*, t.ts FROM features f JOIN transactions t USING (transaction_id) "
+                    "WHERE transaction_id IN (SELECT unnest(?))", [ids])
+    assert score_window(ws, rows=rows, explain_top=0).rows == 3
+    after = ws.df("SELECT transaction_id, score, scored_at FROM scores ORDER BY transaction_id")
+    assert len(after) == len(before) == after["transaction_id"].nunique()
+    assert set(after.loc[after["scored_at"] != before["scored_at"], "transaction_id"]) == set(ids)
+    record = champion(ws)
+    frame = load_frame(ws, where="f.transaction_id IN (SELECT unnest($ids))", params={"ids": ids},
+                       columns=list(record.features))
+    exact = load_booster(record).predict(xgb.DMatrix(prepare(frame, record), enable_categorical=True))
+    stored = after.set_index("transaction_id").loc[frame["transaction_id"], "score"].to_numpy()
+    assert np.array_equal(stored, exact.astype(np.float64))  # inplace prediction: the very same scores
+
+
+def test_model_matrix_scores_equal_the_dataframe_scores_with_unseen_and_missing_values(ws):
+    import numpy as np
+    import xgboost as xgb
+
+    from fraudlab.features import load_frame
+    from fraudlab.registry import load_booster, model_matrix, prepare
+
+    record = champion(ws)
+    frame = load_frame(ws, columns=list(record.features)).head(300)
+    cat = next(iter(record.categories))
+    frame[cat] = frame[cat].cat.add_categories(["never seen"])
+    frame.loc[frame.index[:20], cat] = "never seen"
+    frame.loc[frame.index[20:40], cat] = None
+    numeric = next(c for c in record.features if c not in record.categories)
+    frame.loc[frame.index[40:60], numeric] = np.nan
+    booster = load_booster(record)
+    expected = booster.predict(xgb.DMatrix(prepare(frame, record), enable_categorical=True))
+    assert np.array_equal(booster.inplace_predict(model_matrix(frame, record), validate_features=False), expected)
+    assert np.isnan(model_matrix(frame, record)[:40, list(record.features).index(cat)]).all()
