@@ -279,7 +279,8 @@ class Sender:
             body["ts"] = (self.times[i] + cycle * self.span).isoformat()
         return body
 
-    def _post(self, body: dict, planned: float) -> tuple[float, int, dict | None]:
+    def _post(self, body: dict, planned: float) -> tuple[float, int, dict | None, float]:
+        late = time.perf_counter() - planned  # the load client's own delay before sending (its threads, its GIL)
         conn = getattr(self.local, "conn", None)
         if conn is None:
             conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT_S)
@@ -291,8 +292,8 @@ class Sender:
         except (OSError, http.client.HTTPException):
             conn.close()
             self.local.conn = None
-            return time.perf_counter() - planned, 0, None
-        return time.perf_counter() - planned, status, json.loads(text) if status == 200 else None
+            return time.perf_counter() - planned, 0, None, late
+        return time.perf_counter() - planned, status, json.loads(text) if status == 200 else None, late
 
     def drain(self) -> list[str]:
         """Wait until requests still queued from the last step are done (answered in order): one slow request."""
@@ -307,7 +308,7 @@ class Sender:
 
     def closed(self, clients: int, count: int) -> dict:
         """`clients` senders, each waiting for its answer before the next request: the service time."""
-        def one(i: int) -> tuple[float, int, dict | None]:
+        def one(i: int) -> tuple[float, int, dict | None, float]:
             body = self.event(self.sent + i)
             return self._post(body, time.perf_counter())
         began = time.perf_counter()
@@ -343,18 +344,20 @@ class Sender:
                 "server_p99": (sorted(a["latency_ms"] for a in ok)[min(len(ok) - 1, int(0.99 * len(ok)))]
                                if ok else float("nan")),
                 "scorers": dict(Counter(a["scorer"] for a in ok)), "ids": [a["transaction_id"] for a in ok],
-                "batch": statistics.mean([a.get("batch", 1) for a in ok]) if ok else float("nan")}
+                "batch": statistics.mean([a.get("batch", 1) for a in ok]) if ok else float("nan"),
+                "send_late_p99": sorted(1000 * r[3] for r in results)[min(len(results) - 1, int(0.99 * len(results)))]}
 
 
 def _stage(label: str, rows: int, result: dict) -> Stage:
     note = (f"P50 {result['p50']:.0f} ms, P99 {result['p99']:.0f} ms, max {result['max']:.0f} ms, server P50 / P99 "
-            f"{result['server_p50']:.0f} / {result['server_p99']:.0f} ms, mean batch {result['batch']:.1f}, errors {result['errors']}, "
+            f"{result['server_p50']:.0f} / {result['server_p99']:.0f} ms, client send delay P99 "
+            f"{result['send_late_p99']:.0f} ms, mean batch {result['batch']:.1f}, errors {result['errors']}, "
             f"scorers {result['scorers']}")
     print(f"{label:<36} {result['sent']:>5} sent, done at {result['achieved']:6.1f}/s  {note}", flush=True)
     return Stage(label, rows, result["sent"] / max(result["achieved"], 1e-9), 0, result["achieved"], note=note)
 
 
-def serve(path: Path, port: int) -> None:
+def serve(path: Path, port: int, trace: Path | None = None, warm: bool = True) -> None:
     """The benchmark's server process: the API's routes over one open workspace, plus `/bench/batch` (POST starts a
     full rescoring in a thread of this server, GET tells whether it still runs)."""
     import uvicorn
@@ -363,12 +366,18 @@ def serve(path: Path, port: int) -> None:
     from starlette.routing import Route
 
     from fraudlab.api import build_routes, stop_live
+    from fraudlab.api import routes as api_routes
     from fraudlab.api.routes import serving_interpreter
     from fraudlab.api.writer import flush_all
     from fraudlab.jobs_queue import get_job, runner_for, stop_runner
 
     serving_interpreter()
+    if trace is not None:
+        import api_trace
+        api_trace.install()
     ws = Workspace(path)
+    if warm and hasattr(api_routes, "live_service"):  # (older commits, run for an A/B, warm on the first event)
+        api_routes.live_service(ws)  # as api_server.py's start: the history warms in the background
     runner = runner_for(ws)  # the server's job runner: jobs run in its (lower-priority) thread, as in the app
     state: dict = {"job": None}
 
@@ -390,12 +399,19 @@ def serve(path: Path, port: int) -> None:
         yield
         flush_all()
         stop_live(ws)
+        if trace is not None:
+            api_trace.dump(str(trace))
+
+    async def clock(_request):
+        import api_trace
+        return JSONResponse({"since": time.perf_counter() - api_trace.T0 if trace is not None else 0.0})
 
     async def threads(_request):
         return JSONResponse({"pid": os.getpid(), "names": {t.native_id: t.name for t in threading.enumerate()}})
 
     app = Starlette(routes=build_routes(lambda: ws) + [Route("/bench/batch", batch, methods=["GET", "POST"]),
-                                                       Route("/bench/threads", threads)], lifespan=lifespan)
+                                                       Route("/bench/threads", threads),
+                                                       Route("/bench/clock", clock)], lifespan=lifespan)
     try:
         uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     finally:
@@ -405,7 +421,7 @@ def serve(path: Path, port: int) -> None:
 
 
 @contextmanager
-def api_server(path: Path, log: Path, streamlit: bool) -> Iterator[str]:
+def api_server(path: Path, log: Path, streamlit: bool, trace: Path | None = None) -> Iterator[str]:
     """The server under test, in its own process (so the client does not share its interpreter); yields its URL."""
     if streamlit:
         with serve_app(path, log) as url:
@@ -413,7 +429,8 @@ def api_server(path: Path, log: Path, streamlit: bool) -> Iterator[str]:
         return
     port = free_port()
     with open(log, "wb") as out:
-        server = subprocess.Popen([sys.executable, __file__, "--serve", str(path), "--port", str(port)],
+        server = subprocess.Popen([sys.executable, __file__, "--serve", str(path), "--port", str(port)]
+                                  + (["--trace", str(trace)] if trace else []),
                                   cwd=Path(__file__).resolve().parent, stdout=out, stderr=subprocess.STDOUT)
         try:
             for _ in range(240):
@@ -460,6 +477,13 @@ def _cpu_share(before: dict, after: dict, seconds: float) -> str:
         f"; server RSS {after['server RSS GB']:.2f} GB"
 
 
+def _server_clock(port: int) -> float:
+    """The trace clock of the server (seconds since its tracer started; 0 without --trace)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT_S)
+    conn.request("GET", "/bench/clock")
+    return json.loads(conn.getresponse().read())["since"]
+
+
 def _batch(port: int, method: str) -> dict:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT_S)
     conn.request(method, "/bench/batch")
@@ -482,12 +506,17 @@ def main() -> None:
     parser.add_argument("--append", type=int, default=100_000, help="with --from: the append its base was made with")
     parser.add_argument("--fallback-days", type=float, default=7.0,
                         help="with --from and one model: days of matured rows the fallback model is trained on")
+    parser.add_argument("--quick", action="store_true",
+                        help="only the --rates steps (no one-client step, no batch job, no fallback steps)")
+    parser.add_argument("--trace", type=Path, help="trace the server (benchmarks/api_trace.py) into this JSON file "
+                                                   "and print where the slowest answers' time went")
     parser.add_argument("--events", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.trace = args.trace.resolve() if args.trace else None  # the server runs in benchmarks/
     if args.serve:
-        serve(args.serve, args.port)
+        serve(args.serve, args.port, args.trace)
         return
     if args.events:
         held_out_events(int(args.events[0]), int(args.events[1]), Path(args.events[2]))
@@ -508,17 +537,21 @@ def main() -> None:
     models = [champion(ws), previous_champion(ws)]
     ws.close()
     answered = []
-    with api_server(path, BENCH_DATA / "bench_api_server.log", args.streamlit) as url:
+    with api_server(path, BENCH_DATA / "bench_api_server.log", args.streamlit, args.trace) as url:
         port = int(url.rsplit(":", 1)[1])
         sender = Sender(port, key, _events(events))
-        began = time.perf_counter()
-        answered += sender.drain()  # the first request loads the plan, the models and the online history
-        print(f"first request (warms the history): {time.perf_counter() - began:.1f} s", flush=True)
+        began, state = time.perf_counter(), _health(port)
+        answered += sender.drain()  # waits for the history's warm (started with the server, or by this event)
+        print(f"first request (history {state.get('history', 'warmed by it')} "
+              f"{state.get('warming_s', '')} s after start): answered in {time.perf_counter() - began:.1f} s; "
+              f"history {_health(port).get('history')} (warm {_health(port).get('warm_s')} s)", flush=True)
         warm = sender.run(5, 2)
         answered += warm["ids"]
-        one = sender.closed(1, 40)
-        answered += one["ids"]
-        stages.append(_stage("api 1 client, one at a time", args.rows, one))
+        if not args.quick:
+            one = sender.closed(1, 40)
+            answered += one["ids"]
+            stages.append(_stage("api 1 client, one at a time", args.rows, one))
+        measured_from = _server_clock(port)
         for rate in args.rates:
             before, began, client = _thread_cpu(port), time.perf_counter(), sum(psutil.Process().cpu_times()[:2])
             result = sender.run(rate, args.seconds)
@@ -533,7 +566,7 @@ def main() -> None:
               f"{health.get('events', 0) / max(health.get('batches', 1), 1):.1f} events: "
               f"{health.get('stage_ms_per_batch')}; log fsync P50 / P99 / max ms "
               f"{health.get('fsync_ms_p50_p99_max')}", flush=True)
-        if not (args.streamlit or args.no_job):
+        if not (args.streamlit or args.no_job or args.quick):
             _batch(port, "POST")
             time.sleep(1.0)  # the job is under way (reading features) before the load starts
             before, began = _thread_cpu(port), time.perf_counter()
@@ -551,7 +584,7 @@ def main() -> None:
                 time.sleep(0.5)
             print(f"batch job: {job}", flush=True)
         for record, label in zip(models, ("champion file removed", "both model files removed")):
-            if record is None:
+            if record is None or args.quick:
                 continue
             record.path.unlink()
             result = sender.run(args.fallback_rate, args.seconds)
@@ -576,6 +609,9 @@ def main() -> None:
           f"lost {len(lost)}, "
           f"duplicated {int((stored['n'] > 1).sum())}")
     report(stages, title=f"live scoring API on {args.rows:,} rows (loopback)")
+    if args.trace:
+        import api_trace
+        api_trace.summary(str(args.trace), since=measured_from)
 
 
 if __name__ == "__main__":

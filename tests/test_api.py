@@ -478,3 +478,43 @@ def test_changes_are_rechecked_by_the_refresher_thread_not_on_the_scoring_path(k
         i += 1
     assert got["scorer"] in ("fallback", "rules"), got
     assert len(threads) >= 2 and set(threads[1:]) == {"fraudlab-live-refresher"}, threads
+
+
+def test_the_history_warms_in_the_background_and_events_posted_meanwhile_wait_for_it(keyed, api_base, tmp_path,
+                                                                                      monkeypatch):
+    """The scorer starts warming its history when it is made (a server's start): the status says "warming" meanwhile,
+    an event posted then waits for the warm, and its answer is the one a scorer warmed before it gives."""
+    import threading
+
+    from fraudlab.api import LiveScoring
+    from fraudlab.api import service as service_module
+    from fraudlab.api.online import OnlineHistory
+
+    client, headers, ws = keyed
+    if not (ws.has_table("feature_meta") and service_module.supported(service_module.live_plan(ws).plan)
+            and not service_module.live_plan(ws).definitions):
+        pytest.skip("user-defined features: the SQL path keeps no in-memory history")
+    reference_ws = Workspace(copy_workspace(api_base[0], tmp_path / "reference.duckdb"))
+    gate, real_warm = threading.Event(), OnlineHistory.warm
+    monkeypatch.setattr(OnlineHistory, "warm", lambda self, cur: gate.wait(60) and real_warm(self, cur))
+    health = client.get("/api/v1/health").json()  # makes the scorer: its warm starts (held at the gate)
+    assert health["status"] == "ok" and health["history"] == "warming" and health["warming_s"] >= 0
+    bodies = [event(row) for _i, row in api_base[1].iloc[:3].iterrows()]
+    stored, answers = ws.count("transactions"), []
+    poster = threading.Thread(target=lambda: answers.extend(
+        client.post("/api/v1/score", json=b, headers=headers).json() for b in bodies))
+    poster.start()
+    poster.join(1.0)
+    assert poster.is_alive() and not answers, "an event posted during the warm waits for it"
+    gate.set()
+    poster.join(60)
+    health = client.get("/api/v1/health").json()
+    assert health["history"] == "ready" and health["history_rows"] == health["transactions"] == stored + 3
+    reference = LiveScoring(reference_ws, budget_ms=10_000.0, recheck_s=0.0)  # warmed by its first event
+    try:
+        expected = [reference.score(b) for b in bodies]
+    finally:
+        reference.close()
+        reference_ws.close()
+    same = ("transaction_id", "score", "alert", "scorer", "model_id", "reasons", "threshold")
+    assert [{k: a[k] for k in same} for a in answers] == [{k: e[k] for k in same} for e in expected]

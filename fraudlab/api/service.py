@@ -85,6 +85,9 @@ class LiveScoring(HistoryUpkeep):
         self._pending: list[Job] = []
         self._decider: threading.Thread | None = None
         self._refresher: threading.Thread | None = None  # re-checks plan, models, columns, history off the path
+        self._warming: threading.Thread | None = None  # the background warm (start_warm)
+        self._warm_span: list | None = None  # its [start, end] (monotonic; end None while it runs)
+        self._freeze_heap = False  # gc.freeze() after each warm (servers: see routes.serving_interpreter)
         self._stopping = False
         self._stop = threading.Event()
         _SCORERS.add(self)
@@ -157,7 +160,8 @@ class LiveScoring(HistoryUpkeep):
         return self._models
 
     def status(self) -> dict:
-        """What the health route reports: transactions, the scorer that would answer, why models are passed over."""
+        """What the health route reports: transactions, the scorer that would answer, why models are passed over,
+        whether the online history is warming (events posted meanwhile wait for it)."""
         models = self.models()
         usable = [(s, r.model_id) for s, r, b in models.scorer.steps if b is not None]
         unwritten = 0 if self._writer is None else self._writer.unwritten
@@ -170,7 +174,7 @@ class LiveScoring(HistoryUpkeep):
                 "warms": self.stage_ms["warms"],
                 "batches": self.stage_ms["batches"], "events": self.stage_ms["events"],
                 "fsync_ms_p50_p99_max": None if self._writer is None else self._writer.fsync_summary(),
-                "writer_error": None if self._writer is None else self._writer.error}
+                "writer_error": None if self._writer is None else self._writer.error, **self.history_state()}
 
     # ------------------------------------------------------------------------------------------ scoring
 
@@ -388,9 +392,8 @@ class LiveScoring(HistoryUpkeep):
             self._stopping = True
             self._queue.notify_all()
         self._stop.set()
-        if self._refresher is not None:
-            self._refresher.join(timeout=60)
-        if self._decider is not None:
-            self._decider.join(timeout=60)
+        for thread in (self._warming, self._refresher, self._decider):  # the warm may take a minute at 10M rows
+            if thread is not None:
+                thread.join(timeout=120)
         if self._writer is not None:
             self._writer.close()
