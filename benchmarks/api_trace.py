@@ -8,6 +8,7 @@ wake-up is time the GIL or the cores were held by someone else). `dump(path)` wr
 """
 from __future__ import annotations
 
+import contextvars
 import gc
 import json
 import threading
@@ -26,6 +27,7 @@ WAL: list[tuple[float, int, int]] = []  # per commit: (start, WAL bytes before, 
 STALLS: list[tuple[float, float]] = []  # (expected wake-up, actual) of the probe, when late by more than 2 ms
 _gc_start: dict[int, float] = {}
 _local = threading.local()
+_MARK: contextvars.ContextVar[dict] = contextvars.ContextVar("api_trace_mark")
 
 
 def _now() -> float:
@@ -98,6 +100,9 @@ def install() -> threading.Event:
 
     service.LiveScoring.score = traced_score
 
+    if hasattr(service.LiveScoring, "submit"):  # the async route (no thread per request)
+        _install_async(service)
+
     job_init = service.Job.__init__
 
     def traced_job_init(self, *a, **k):
@@ -158,6 +163,44 @@ def install() -> threading.Event:
     for name in ("store", "queue_state", "add_alert", "add_history_rows", "move_fingerprint", "repair"):
         setattr(store_module, name, _timed(getattr(store_module, name), name))
     return stop
+
+
+def _install_async(service) -> None:
+    """Per-event marks of the async route: the request's task carries them (a context variable)."""
+    from fraudlab.api import answering, routes
+
+    submit = service.LiveScoring.submit
+
+    def traced_submit(self, payload, key_name=None, on_ready=None):
+        job = submit(self, payload, key_name, on_ready)
+        mark = _MARK.get(None)
+        if mark is not None:
+            mark["job"] = job
+        return job
+
+    service.LiveScoring.submit = traced_submit
+    settle = answering._settle
+
+    def traced_settle(future, job):
+        job._settled = _now()
+        settle(future, job)
+
+    answering._settle = traced_settle
+    original = routes.score_async
+
+    async def traced_score_async(svc, payload, key_name):
+        mark = {"route": _now()}
+        _MARK.set(mark)
+        try:
+            return await original(svc, payload, key_name)
+        finally:
+            back, job = _now(), mark.pop("job", None)
+            if job is not None and hasattr(job, "_taken"):
+                EVENTS.append({"route": mark["route"], "thread": mark["route"], "job_began": job.began,
+                               "taken": job._taken, "done": getattr(job, "_done", None), "batch": job._batch,
+                               "returned": getattr(job, "_settled", back), "back": back, "sync_ms": 0.0})
+
+    routes.score_async = traced_score_async
 
 
 STORE_MS: dict[str, list[float]] = defaultdict(list)  # the writer's parts (store: the whole write of one group)

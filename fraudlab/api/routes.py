@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from fraudlab.api.answering import score_async
 from fraudlab.api.events import BadEvent
 from fraudlab.api.job_routes import LOOPBACK_HOSTS, build_job_routes
 from fraudlab.api.keys import is_demo, key_name
@@ -33,7 +34,7 @@ from fraudlab.errors import FraudlabError, WorkspaceError
 from fraudlab.workspace import Workspace
 
 MAX_BODY_BYTES = 64 * 1024
-SCORING_THREADS = 3 * MAX_BATCH  # scoring requests waiting for their batch each hold a thread: enough for full batches
+SCORING_THREADS = 3 * MAX_BATCH  # threads for the key checks that need a query (answers are awaited without one)
 LOG = logging.getLogger("fraudlab.api")
 SWITCH_INTERVAL_S = 0.0005  # a thread waiting for the GIL waits at most this (Python's default: 5 ms)
 _SERVICES: dict[tuple, LiveScoring] = {}  # (id of the workspace, options) -> its live scorer
@@ -105,6 +106,12 @@ class KeyCache:
         self._seen: dict[str | None, tuple[float, bool, str | None]] = {}
         self._lock = threading.Lock()
 
+    def peek(self, key: str | None) -> tuple[bool, str | None] | None:
+        """(allowed, key name) when `key` was checked within the ttl, else None (call :meth:`check`)."""
+        with self._lock:
+            hit = self._seen.get(key)
+        return hit[1:] if hit is not None and time.monotonic() - hit[0] < self.ttl_s else None
+
     def check(self, ws: Workspace, key: str | None) -> tuple[bool, str | None]:
         """(allowed, key name) for a request carrying `key` (None: no key)."""
         now = time.monotonic()
@@ -157,16 +164,20 @@ def build_routes(get_workspace: Callable[[], Workspace], max_body: int = MAX_BOD
         except (ValueError, UnicodeDecodeError):
             return error(400, "bad_json", "the body is not JSON: send one transaction as a JSON object", "body")
 
-        def work() -> JSONResponse:
+        def admit() -> tuple[LiveScoring, bool, str | None]:
             svc = service()
-            allowed, name = authorise(request, svc)
+            return (svc, *authorise(request, svc))
+
+        try:
+            known = keys.peek(bearer(request))  # (allowed, name) of a key checked within its ttl: no query
+            if known is None:  # a query (and the scorer made, the first time): off the event loop
+                svc, allowed, name = await anyio.to_thread.run_sync(admit, limiter=scoring_threads)
+            else:
+                svc, (allowed, name) = service(), known
             if not allowed:
                 return error(401, "unauthorised", "send a valid key as 'Authorization: Bearer KEY' "
                                                   "(create one with `python -m fraudlab api-keys create NAME`)")
-            return JSONResponse(svc.score(payload, name))
-
-        try:
-            return await anyio.to_thread.run_sync(work, limiter=scoring_threads)
+            return JSONResponse(await score_async(svc, payload, name))  # no thread waits for the decider
         except BadEvent as exc:
             return error(400, "bad_field", str(exc), exc.field)
         except Conflict as exc:
