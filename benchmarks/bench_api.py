@@ -58,6 +58,15 @@ queue behind batches slowed 3-10x, not in any one stage of their own batch. What
 | E1 06:41 (2.0)               | final (freeze, async route, 1-thread predict) | 15 / 72 (12 / 58)   | 7 ms             |
 | A3 06:42 (2.1)               | old                                    | 34 / 186 (26 / 148)        | 85 ms            |
 | E2 06:43 (2.2)               | final                                  | 23 / 283 (18 / 208)        | 8 ms             |
+| E3 06:54 (0.7 -> 1.8)        | final (2bfa2c1)                        | 36 / 487 (29 / 324), client send delay P99 196 ms | 19 ms |
+| A4 06:55 (1.8)               | old                                    | 31 / 234 (23 / 130)        | 134 ms           |
+| E4 06:56 (1.8)               | final (2bfa2c1)                        | 58 / 480 (47 / 400)        | 23 ms            |
+So the end-to-end P99 at 200/s is NOT shown better beyond this machine's noise: E1/E2 beat A3, A4 beat E3/E4. What
+the traces do show for every run: gen-2 pauses gone (7-23 ms in 20 s vs 85-400), the thread hand-offs gone (P99 to a
+thread 0, enqueue < 1 ms), and per-batch stages that the changes do not touch (rows + history, features in NumPy)
+running 1.3-2x slower in E3/E4 than in A4 (less CPU for the whole process then, or more GIL contention from the
+event loop, which now parses and encodes every event itself: MainThread 0.12-0.16 of a core vs 0.10-0.12 plus
+request threads 0.05). Telling these apart needs a quiet machine.
 (A3 and E2 had two 10-s nice-19 test runs of this session beside their start, and E2's server may have started with
 the 1-s writer below.) Runs with the writer committing every 1 s instead of 0.2 s (C1-C3: 20 commits instead of ~75, the writer 0.04-0.05
 of a core instead of 0.09-0.12) were not kept: a batch load does not wait for live events still uncommitted, and
