@@ -66,7 +66,10 @@ the traces do show for every run: gen-2 pauses gone (7-23 ms in 20 s vs 85-400),
 thread 0, enqueue < 1 ms), and per-batch stages that the changes do not touch (rows + history, features in NumPy)
 running 1.3-2x slower in E3/E4 than in A4 (less CPU for the whole process then, or more GIL contention from the
 event loop, which now parses and encodes every event itself: MainThread 0.12-0.16 of a core vs 0.10-0.12 plus
-request threads 0.05). Telling these apart needs a quiet machine.
+request threads 0.05). Telling these apart needs a quiet machine. The event loop's share, A/B at 07:00-07:04 (load
+1.7-1.8; X: the final code with the route back on a thread per request): X1 38 / 412 (30 / 289), E5 (final) 40 / 379
+(32 / 263), X2 129 / 758 (109 / 661, client send delay P99 108 ms): the async route is not the slower one (P99 to a
+thread 11-21 ms and back to the event loop 19-46 ms in X; 0 and 11 ms in E5).
 (A3 and E2 had two 10-s nice-19 test runs of this session beside their start, and E2's server may have started with
 the 1-s writer below.) Runs with the writer committing every 1 s instead of 0.2 s (C1-C3: 20 commits instead of ~75, the writer 0.04-0.05
 of a core instead of 0.09-0.12) were not kept: a batch load does not wait for live events still uncommitted, and
