@@ -15,7 +15,7 @@ from typing import Any, AsyncIterator
 from starlette.routing import Route
 
 from fraudlab.api import build_routes, stop_live
-from fraudlab.api.routes import serving_interpreter
+from fraudlab.api.routes import live_service, serving_interpreter
 from fraudlab.api.writer import flush_all
 from fraudlab.config import load_config
 from fraudlab.errors import WorkspaceError
@@ -40,10 +40,15 @@ def server_token() -> str | None:
     return info.token if info else None
 
 
-def api_routes() -> list[Route]:
-    """The API's routes (FRAUDLAB_API_BUDGET_MS sets the per-model budget of live scoring, default 50 ms)."""
+def api_budget_ms() -> float | None:
+    """FRAUDLAB_API_BUDGET_MS: the per-model budget of live scoring (None: the default, 50 ms)."""
     budget = os.environ.get("FRAUDLAB_API_BUDGET_MS")
-    return build_routes(shared_workspace, budget_ms=float(budget) if budget else None, server_token=server_token)
+    return float(budget) if budget else None
+
+
+def api_routes() -> list[Route]:
+    """The API's routes (with the live scoring budget of `api_budget_ms`)."""
+    return build_routes(shared_workspace, budget_ms=api_budget_ms(), server_token=server_token)
 
 
 @asynccontextmanager
@@ -60,6 +65,7 @@ async def server_lifespan(_app: Any) -> AsyncIterator[None]:
         ws = None
     if ws is not None:
         runner_for(ws)  # fails jobs a previous server left running
+        live_service(ws, budget_ms=api_budget_ms())  # its history warms in the background: no first event waits
         _announced["server"] = write_server_file(ws.path, int(st_config.get_option("server.port")))
     try:
         yield None

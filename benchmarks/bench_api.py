@@ -22,6 +22,87 @@ workspace's own champion answers and the new one is the previous champion), and 
 same simulation bench_incremental's `data()` made (`simulate(N + 100k, seed=3)` by time: the 5,000 rows after the
 history). Events are sent with new ids; past the end of the list they come round moved later by its time span.
 
+`--quick`: only the `--rates` steps (no one-client step, job or fallback steps); `--trace FILE`: the server traces
+itself (benchmarks/api_trace.py: per event the wait for a thread, parse, queue, batch, fsync and the way back; per
+batch its stages; the writer's commits and their parts; every GC pause; a 1-ms probe thread's late wake-ups, i.e.
+time the GIL or the cores were held elsewhere; the WAL size at each commit) and prints what the slowest 1% overlapped.
+
+RESULTS, 2026-12-01 (session 7), 10M rows (the same base and fallback as session 6), 2 shared cores. Every run had
+other people's work beside it outside the heavy lock (another session's pytest at ~1 core in most runs; load average
+1.9-4.8 at the start, `uptime`; `top` every 3 s), so each number below says which; A/B runs alternate old / new
+within minutes, `--quick --rates 200 --seconds 20 --trace` (4,000 events each); P50 / P99 ms over HTTP (server side).
+
+Where the P99 tail came from (old code, 7253b6b, traced): the slowest 1% spent 200-640 ms waiting in the decider's
+queue behind batches slowed 3-10x, not in any one stage of their own batch. What slowed them:
+- full (generation-2) garbage collections: 2-3 per 20 s, 84-190 ms each (every thread stops), walking the ~160,000
+  objects alive after start-up (modules, models; the history itself is NumPy arrays, untracked); one landed inside
+  every slow cluster (A1: 400 ms of gen-2 pauses in 20 s, A2 188, A3 85);
+- OpenMP barriers: with another process on the other core, each 2-thread XGBoost region waits for its second thread:
+  per batch of 4 at 10M, DMatrix 1.0 ms on 1 thread vs 9.5-16 ms on 2, the prediction 0.3-0.8 ms vs 7-23 ms, exact
+  TreeSHAP about equal (22-31 ms; 5.7 ms on 2 threads vs 11.4 on 1 when quiet); predictions are bit-identical;
+- the thread hand-offs of a thread per request (route -> worker -> decider -> worker -> event loop): P99 6-62 ms to
+  get a worker, 8-25 ms back to the event loop, under contention;
+- the writer: 65-80 commits per 20 s at 60-120 ms each whatever their size (queue fingerprint 7-10 ms, case
+  history 10-17 ms, fingerprint move 7-13 ms, the rest the inserts and COMMIT); no DuckDB checkpoint ran in a 20-s
+  run (the WAL reaches ~10 MB of its 16 MB threshold);
+- and simply the cores: the decider got 0.40-0.70 of a core in the loaded runs (0.82 in the quietest), the load
+  client's own send delay reached P99 50-360 ms in them (the machine, not the server).
+
+| run (start, load)            | code                                   | 200/s P50 / P99 (server)   | gen-2 GC in 20 s |
+|------------------------------|----------------------------------------|----------------------------|------------------|
+| A1 06:03 (1.9 -> 2.6)        | old 7253b6b                            | 747 / 1,067 (689 / 962), fell behind | 400 ms |
+| B1 06:07 (2.8)               | + background warm, gc.freeze           | 34 / 117 (26 / 95)         | 4 ms             |
+| A2 06:13 (2.7 -> 4.8)        | old                                    | 112 / 657 (93 / 583)       | 188 ms           |
+| B3 06:14 (4.8)               | + warm, freeze                         | 91 / 1,130 (62 / 995)      | 7 ms             |
+| D1 06:25 (2.0 -> 4.4)        | + async route, writer every 1 s        | 67 / 278 (47 / 230)        | 9 ms             |
+| E1 06:41 (2.0)               | final (freeze, async route, 1-thread predict) | 15 / 72 (12 / 58)   | 7 ms             |
+| A3 06:42 (2.1)               | old                                    | 34 / 186 (26 / 148)        | 85 ms            |
+| E2 06:43 (2.2)               | final                                  | 23 / 283 (18 / 208)        | 8 ms             |
+| E3 06:54 (0.7 -> 1.8)        | final (2bfa2c1)                        | 36 / 487 (29 / 324), client send delay P99 196 ms | 19 ms |
+| A4 06:55 (1.8)               | old                                    | 31 / 234 (23 / 130)        | 134 ms           |
+| E4 06:56 (1.8)               | final (2bfa2c1)                        | 58 / 480 (47 / 400)        | 23 ms            |
+So the end-to-end P99 at 200/s is NOT shown better beyond this machine's noise: E1/E2 beat A3, A4 beat E3/E4. What
+the traces do show for every run: gen-2 pauses gone (7-23 ms in 20 s vs 85-400), the thread hand-offs gone (P99 to a
+thread 0, enqueue < 1 ms), and per-batch stages that the changes do not touch (rows + history, features in NumPy)
+running 1.3-2x slower in E3/E4 than in A4 (less CPU for the whole process then, or more GIL contention from the
+event loop, which now parses and encodes every event itself: MainThread 0.12-0.16 of a core vs 0.10-0.12 plus
+request threads 0.05). Telling these apart needs a quiet machine. The event loop's share, A/B at 07:00-07:04 (load
+1.7-1.8; X: the final code with the route back on a thread per request): X1 38 / 412 (30 / 289), E5 (final) 40 / 379
+(32 / 263), X2 129 / 758 (109 / 661, client send delay P99 108 ms): the async route is not the slower one (P99 to a
+thread 11-21 ms and back to the event loop 19-46 ms in X; 0 and 11 ms in E5).
+(A3 and E2 had two 10-s nice-19 test runs of this session beside their start, and E2's server may have started with
+the 1-s writer below.) Runs with the writer committing every 1 s instead of 0.2 s (C1-C3: 20 commits instead of ~75, the writer 0.04-0.05
+of a core instead of 0.09-0.12) were not kept: a batch load does not wait for live events still uncommitted, and
+tests/test_streaming_real_shapes.py's partly-scored test then fails (a race that 0.2 s only makes rare).
+The full benchmark on the final code (F1, 06:44-06:49, `--rates 100 200 --seconds 10 --trace`, load 2.0 at the start
+and 2.1 at the end, another session's pytest beside it; session 6's final column for comparison):
+
+| step                               | session 7 final (F1)               | session 6 final (4bf8d35), loaded |
+|------------------------------------|------------------------------------|-----------------------------------|
+| history warm (server start)        | 21.8 s in the background; the first event, sent right after start, answered after it | 28 s, in the first request |
+| 1 client, one at a time            | 12 / 34 (9 / 15)                   | 8 / 23 (17)                       |
+| 100/s                              | 16 / 427 (10 / 261) (*)            | 43 / 225 (207)                    |
+| 200/s                              | 54 / 243 (44 / 171), client send delay P99 58 ms | 595 / 1,207 (1,093)  |
+| 200/s during a full rescoring job  | 72 / 974 (61 / 888), job 223 s     | (not run; session 6's earlier 161 / 436) |
+| 200/s, champion file removed       | 35 / 457 (25 / 227)                | 44 / 355 (289)                    |
+| 200/s, both files removed (rules)  | 22 / 234 (10 / 191)                | 24 / 411 (75)                     |
+| lost / duplicated                  | 0 / 0 (9,056 stored)               | 0 / 0                             |
+(*) its tail is the first second after start-up: the first live commit took 367 ms and the first batches paid
+one-time costs (answers + reasons 105 ms for 2 events); without its first 2 s the step's server-side P99 is 71 ms. At 200/s the
+slowest cluster followed a 980-ms commit and a 237-ms stall of the whole process (the probe thread), with the load
+client itself late (send delay P99 58 ms): the machine. During the job its thread took 0.51 of a core, the decider
+0.55, and the live writer's commits waited 300-530 ms for the job's writes.
+
+The target (P99 < 50 ms at 200/s, < 95 ms during a job) is still NOT met on this shared machine: the best 200/s run
+of the final code reached 15 / 72 ms (server 12 / 58) with load 2.0, and every stage of the answer but the queue
+behind a slowed batch is now under 10 ms at P99 (E1: thread hops 0, enqueue 0.3, fsync and wake 6.3, back to the
+event loop 4.5); what is left is CPU: exact TreeSHAP at ~3.5 ms of CPU per event (0.7 of a core at 200/s) plus the
+decider's Python (~1 ms per batch each for rows + history, features, answers), on two cores that other people's work
+shares.
+
+OMP_WAIT_POLICY=PASSIVE changed nothing measurable (B3p: "other" threads 0.33 of a core either way: that is the
+second TreeSHAP thread's work and DuckDB's, not spinning).
+
 RESULTS, 2026-12-01 (session 6), 10M rows of history (bench_incremental's base: 10,000,000 rows over 90 days, a
 400-tree champion of 53 features; the 1M workspace's has 108-154 trees), 2 shared cores, load average 1.1-1.4 at
 the start of each run and ~2 at its end (another session's pytest ran beside some runs, ~0.9 core; `uptime`);
@@ -279,7 +360,8 @@ class Sender:
             body["ts"] = (self.times[i] + cycle * self.span).isoformat()
         return body
 
-    def _post(self, body: dict, planned: float) -> tuple[float, int, dict | None]:
+    def _post(self, body: dict, planned: float) -> tuple[float, int, dict | None, float]:
+        late = time.perf_counter() - planned  # the load client's own delay before sending (its threads, its GIL)
         conn = getattr(self.local, "conn", None)
         if conn is None:
             conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT_S)
@@ -291,8 +373,8 @@ class Sender:
         except (OSError, http.client.HTTPException):
             conn.close()
             self.local.conn = None
-            return time.perf_counter() - planned, 0, None
-        return time.perf_counter() - planned, status, json.loads(text) if status == 200 else None
+            return time.perf_counter() - planned, 0, None, late
+        return time.perf_counter() - planned, status, json.loads(text) if status == 200 else None, late
 
     def drain(self) -> list[str]:
         """Wait until requests still queued from the last step are done (answered in order): one slow request."""
@@ -307,7 +389,7 @@ class Sender:
 
     def closed(self, clients: int, count: int) -> dict:
         """`clients` senders, each waiting for its answer before the next request: the service time."""
-        def one(i: int) -> tuple[float, int, dict | None]:
+        def one(i: int) -> tuple[float, int, dict | None, float]:
             body = self.event(self.sent + i)
             return self._post(body, time.perf_counter())
         began = time.perf_counter()
@@ -343,18 +425,20 @@ class Sender:
                 "server_p99": (sorted(a["latency_ms"] for a in ok)[min(len(ok) - 1, int(0.99 * len(ok)))]
                                if ok else float("nan")),
                 "scorers": dict(Counter(a["scorer"] for a in ok)), "ids": [a["transaction_id"] for a in ok],
-                "batch": statistics.mean([a.get("batch", 1) for a in ok]) if ok else float("nan")}
+                "batch": statistics.mean([a.get("batch", 1) for a in ok]) if ok else float("nan"),
+                "send_late_p99": sorted(1000 * r[3] for r in results)[min(len(results) - 1, int(0.99 * len(results)))]}
 
 
 def _stage(label: str, rows: int, result: dict) -> Stage:
     note = (f"P50 {result['p50']:.0f} ms, P99 {result['p99']:.0f} ms, max {result['max']:.0f} ms, server P50 / P99 "
-            f"{result['server_p50']:.0f} / {result['server_p99']:.0f} ms, mean batch {result['batch']:.1f}, errors {result['errors']}, "
+            f"{result['server_p50']:.0f} / {result['server_p99']:.0f} ms, client send delay P99 "
+            f"{result['send_late_p99']:.0f} ms, mean batch {result['batch']:.1f}, errors {result['errors']}, "
             f"scorers {result['scorers']}")
     print(f"{label:<36} {result['sent']:>5} sent, done at {result['achieved']:6.1f}/s  {note}", flush=True)
     return Stage(label, rows, result["sent"] / max(result["achieved"], 1e-9), 0, result["achieved"], note=note)
 
 
-def serve(path: Path, port: int) -> None:
+def serve(path: Path, port: int, trace: Path | None = None, warm: bool = True) -> None:
     """The benchmark's server process: the API's routes over one open workspace, plus `/bench/batch` (POST starts a
     full rescoring in a thread of this server, GET tells whether it still runs)."""
     import uvicorn
@@ -363,12 +447,18 @@ def serve(path: Path, port: int) -> None:
     from starlette.routing import Route
 
     from fraudlab.api import build_routes, stop_live
+    from fraudlab.api import routes as api_routes
     from fraudlab.api.routes import serving_interpreter
     from fraudlab.api.writer import flush_all
     from fraudlab.jobs_queue import get_job, runner_for, stop_runner
 
     serving_interpreter()
+    if trace is not None:
+        import api_trace
+        api_trace.install()
     ws = Workspace(path)
+    if warm and hasattr(api_routes, "live_service"):  # (older commits, run for an A/B, warm on the first event)
+        api_routes.live_service(ws)  # as api_server.py's start: the history warms in the background
     runner = runner_for(ws)  # the server's job runner: jobs run in its (lower-priority) thread, as in the app
     state: dict = {"job": None}
 
@@ -390,12 +480,19 @@ def serve(path: Path, port: int) -> None:
         yield
         flush_all()
         stop_live(ws)
+        if trace is not None:
+            api_trace.dump(str(trace))
+
+    async def clock(_request):
+        import api_trace
+        return JSONResponse({"since": time.perf_counter() - api_trace.T0 if trace is not None else 0.0})
 
     async def threads(_request):
         return JSONResponse({"pid": os.getpid(), "names": {t.native_id: t.name for t in threading.enumerate()}})
 
     app = Starlette(routes=build_routes(lambda: ws) + [Route("/bench/batch", batch, methods=["GET", "POST"]),
-                                                       Route("/bench/threads", threads)], lifespan=lifespan)
+                                                       Route("/bench/threads", threads),
+                                                       Route("/bench/clock", clock)], lifespan=lifespan)
     try:
         uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
     finally:
@@ -405,7 +502,7 @@ def serve(path: Path, port: int) -> None:
 
 
 @contextmanager
-def api_server(path: Path, log: Path, streamlit: bool) -> Iterator[str]:
+def api_server(path: Path, log: Path, streamlit: bool, trace: Path | None = None) -> Iterator[str]:
     """The server under test, in its own process (so the client does not share its interpreter); yields its URL."""
     if streamlit:
         with serve_app(path, log) as url:
@@ -413,7 +510,8 @@ def api_server(path: Path, log: Path, streamlit: bool) -> Iterator[str]:
         return
     port = free_port()
     with open(log, "wb") as out:
-        server = subprocess.Popen([sys.executable, __file__, "--serve", str(path), "--port", str(port)],
+        server = subprocess.Popen([sys.executable, __file__, "--serve", str(path), "--port", str(port)]
+                                  + (["--trace", str(trace)] if trace else []),
                                   cwd=Path(__file__).resolve().parent, stdout=out, stderr=subprocess.STDOUT)
         try:
             for _ in range(240):
@@ -460,6 +558,13 @@ def _cpu_share(before: dict, after: dict, seconds: float) -> str:
         f"; server RSS {after['server RSS GB']:.2f} GB"
 
 
+def _server_clock(port: int) -> float:
+    """The trace clock of the server (seconds since its tracer started; 0 without --trace)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT_S)
+    conn.request("GET", "/bench/clock")
+    return json.loads(conn.getresponse().read())["since"]
+
+
 def _batch(port: int, method: str) -> dict:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT_S)
     conn.request(method, "/bench/batch")
@@ -482,12 +587,17 @@ def main() -> None:
     parser.add_argument("--append", type=int, default=100_000, help="with --from: the append its base was made with")
     parser.add_argument("--fallback-days", type=float, default=7.0,
                         help="with --from and one model: days of matured rows the fallback model is trained on")
+    parser.add_argument("--quick", action="store_true",
+                        help="only the --rates steps (no one-client step, no batch job, no fallback steps)")
+    parser.add_argument("--trace", type=Path, help="trace the server (benchmarks/api_trace.py) into this JSON file "
+                                                   "and print where the slowest answers' time went")
     parser.add_argument("--events", nargs=3, help=argparse.SUPPRESS)
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    args.trace = args.trace.resolve() if args.trace else None  # the server runs in benchmarks/
     if args.serve:
-        serve(args.serve, args.port)
+        serve(args.serve, args.port, args.trace)
         return
     if args.events:
         held_out_events(int(args.events[0]), int(args.events[1]), Path(args.events[2]))
@@ -508,17 +618,21 @@ def main() -> None:
     models = [champion(ws), previous_champion(ws)]
     ws.close()
     answered = []
-    with api_server(path, BENCH_DATA / "bench_api_server.log", args.streamlit) as url:
+    with api_server(path, BENCH_DATA / "bench_api_server.log", args.streamlit, args.trace) as url:
         port = int(url.rsplit(":", 1)[1])
         sender = Sender(port, key, _events(events))
-        began = time.perf_counter()
-        answered += sender.drain()  # the first request loads the plan, the models and the online history
-        print(f"first request (warms the history): {time.perf_counter() - began:.1f} s", flush=True)
+        began, state = time.perf_counter(), _health(port)
+        answered += sender.drain()  # waits for the history's warm (started with the server, or by this event)
+        print(f"first request (history {state.get('history', 'warmed by it')} "
+              f"{state.get('warming_s', '')} s after start): answered in {time.perf_counter() - began:.1f} s; "
+              f"history {_health(port).get('history')} (warm {_health(port).get('warm_s')} s)", flush=True)
         warm = sender.run(5, 2)
         answered += warm["ids"]
-        one = sender.closed(1, 40)
-        answered += one["ids"]
-        stages.append(_stage("api 1 client, one at a time", args.rows, one))
+        if not args.quick:
+            one = sender.closed(1, 40)
+            answered += one["ids"]
+            stages.append(_stage("api 1 client, one at a time", args.rows, one))
+        measured_from = _server_clock(port)
         for rate in args.rates:
             before, began, client = _thread_cpu(port), time.perf_counter(), sum(psutil.Process().cpu_times()[:2])
             result = sender.run(rate, args.seconds)
@@ -533,7 +647,7 @@ def main() -> None:
               f"{health.get('events', 0) / max(health.get('batches', 1), 1):.1f} events: "
               f"{health.get('stage_ms_per_batch')}; log fsync P50 / P99 / max ms "
               f"{health.get('fsync_ms_p50_p99_max')}", flush=True)
-        if not (args.streamlit or args.no_job):
+        if not (args.streamlit or args.no_job or args.quick):
             _batch(port, "POST")
             time.sleep(1.0)  # the job is under way (reading features) before the load starts
             before, began = _thread_cpu(port), time.perf_counter()
@@ -551,7 +665,7 @@ def main() -> None:
                 time.sleep(0.5)
             print(f"batch job: {job}", flush=True)
         for record, label in zip(models, ("champion file removed", "both model files removed")):
-            if record is None:
+            if record is None or args.quick:
                 continue
             record.path.unlink()
             result = sender.run(args.fallback_rate, args.seconds)
@@ -576,6 +690,9 @@ def main() -> None:
           f"lost {len(lost)}, "
           f"duplicated {int((stored['n'] > 1).sum())}")
     report(stages, title=f"live scoring API on {args.rows:,} rows (loopback)")
+    if args.trace:
+        import api_trace
+        api_trace.summary(str(args.trace), since=measured_from)
 
 
 if __name__ == "__main__":

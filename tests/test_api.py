@@ -88,6 +88,15 @@ def client_for(ws: Workspace, budget_ms: float = 10_000.0) -> TestClient:
     return TestClient(Starlette(routes=build_routes(lambda: ws, budget_ms=budget_ms, recheck_s=0.0)))
 
 
+def numpy_path(ws: Workspace) -> bool:
+    """Whether live events of `ws` take the NumPy path (built-in features only: in-memory history, live log)."""
+    from fraudlab.api.live import live_plan
+    from fraudlab.api.online import supported
+
+    plan = live_plan(ws)
+    return not plan.definitions and supported(plan.plan)
+
+
 @pytest.fixture()
 def keyed(api_ws):
     """(client, headers with a valid key, workspace)."""
@@ -411,6 +420,27 @@ def test_the_live_model_matrix_gives_what_prepare_gives(api_ws):
     assert np.array_equal(booster.predict(old, pred_contribs=True), booster.predict(new, pred_contribs=True))
 
 
+def test_the_one_thread_copy_predicts_the_same_numbers_and_leaves_the_model_alone(api_ws):
+    """The live path predicts on a one-thread copy of each model (no OpenMP team for a few rows): the same scores,
+    exactly; the model keeps its threads for TreeSHAP, and the copy is made once."""
+    import json
+
+    from fraudlab.api.predict import model_matrix, one_thread
+    from fraudlab.api.service import MODEL_THREADS
+    from fraudlab.features import load_frame
+    from fraudlab.registry import load_booster
+
+    record = champion(api_ws)
+    booster = load_booster(record)
+    booster.set_param({"nthread": MODEL_THREADS})
+    matrix = model_matrix(load_frame(api_ws).tail(64).reset_index(drop=True), 64, record, 1)
+    twin = one_thread(booster)
+    assert twin is one_thread(booster) and twin is not booster
+    assert np.array_equal(twin.predict(matrix), booster.predict(matrix))
+    threads = [json.loads(b.save_config())["learner"]["generic_param"]["nthread"] for b in (twin, booster)]
+    assert threads == ["1", str(MODEL_THREADS)]
+
+
 def test_answered_events_a_crash_kept_from_duckdb_are_replayed_from_the_live_log(keyed, api_base, monkeypatch):
     """Answers go out once the event is in the fsync'ed live log: events never committed (the process died) are
     stored by the next LiveScoring on the workspace, exactly once, with the answers a retry gets."""
@@ -478,3 +508,60 @@ def test_changes_are_rechecked_by_the_refresher_thread_not_on_the_scoring_path(k
         i += 1
     assert got["scorer"] in ("fallback", "rules"), got
     assert len(threads) >= 2 and set(threads[1:]) == {"fraudlab-live-refresher"}, threads
+
+
+def test_the_history_warms_in_the_background_and_events_posted_meanwhile_wait_for_it(keyed, api_base, tmp_path,
+                                                                                      monkeypatch):
+    """The scorer starts warming its history when it is made (a server's start): the status says "warming" meanwhile,
+    an event posted then waits for the warm, and its answer is the one a scorer warmed before it gives."""
+    import threading
+
+    from fraudlab.api import LiveScoring
+    from fraudlab.api.online import OnlineHistory
+
+    client, headers, ws = keyed
+    if not numpy_path(ws):
+        pytest.skip("user-defined features: the SQL path keeps no in-memory history")
+    reference_ws = Workspace(copy_workspace(api_base[0], tmp_path / "reference.duckdb"))
+    gate, real_warm = threading.Event(), OnlineHistory.warm
+    monkeypatch.setattr(OnlineHistory, "warm", lambda self, cur: gate.wait(60) and real_warm(self, cur))
+    health = client.get("/api/v1/health").json()  # makes the scorer: its warm starts (held at the gate)
+    assert health["status"] == "ok" and health["history"] == "warming" and health["warming_s"] >= 0
+    bodies = [event(row) for _i, row in api_base[1].iloc[:3].iterrows()]
+    stored, answers = ws.count("transactions"), []
+    poster = threading.Thread(target=lambda: answers.extend(
+        client.post("/api/v1/score", json=b, headers=headers).json() for b in bodies))
+    poster.start()
+    poster.join(1.0)
+    assert poster.is_alive() and not answers, "an event posted during the warm waits for it"
+    gate.set()
+    poster.join(60)
+    health = client.get("/api/v1/health").json()
+    assert health["history"] == "ready" and health["history_rows"] == health["transactions"] == stored + 3
+    reference = LiveScoring(reference_ws, budget_ms=10_000.0, recheck_s=0.0)  # warmed by its first event
+    try:
+        expected = [reference.score(b) for b in bodies]
+    finally:
+        reference.close()
+        reference_ws.close()
+    same = ("transaction_id", "score", "alert", "scorer", "model_id", "reasons", "threshold")
+    assert [{k: a[k] for k in same} for a in answers] == [{k: e[k] for k in same} for e in expected]
+
+
+def test_the_route_answers_only_once_the_syncer_fsynced_the_log_holding_the_event(keyed, api_base, monkeypatch):
+    """No thread waits per request: the decider hands the decided event to the writer's syncer thread, which fsyncs
+    the live log, and only then is the answer sent (a crash after it loses nothing)."""
+    import threading
+
+    from fraudlab.api import writer as writer_module
+
+    client, headers, ws = keyed
+    synced: list[str] = []
+    real = writer_module.os.fsync
+    monkeypatch.setattr(writer_module.os, "fsync",
+                        lambda fd: synced.append(threading.current_thread().name) or real(fd))
+    if not numpy_path(ws):
+        pytest.skip("user-defined features: the SQL path stores the event before it answers (no live log)")
+    answer = client.post("/api/v1/score", json=event(api_base[1].iloc[5]), headers=headers)
+    assert answer.status_code == 200, answer.text
+    assert synced and synced[0] == "fraudlab-live-syncer"  # before the answer (a commit's fsync comes later)

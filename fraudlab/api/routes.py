@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from fraudlab.api.answering import score_async
 from fraudlab.api.events import BadEvent
 from fraudlab.api.job_routes import LOOPBACK_HOSTS, build_job_routes
 from fraudlab.api.keys import is_demo, key_name
@@ -33,16 +34,38 @@ from fraudlab.errors import FraudlabError, WorkspaceError
 from fraudlab.workspace import Workspace
 
 MAX_BODY_BYTES = 64 * 1024
-SCORING_THREADS = 3 * MAX_BATCH  # scoring requests waiting for their batch each hold a thread: enough for full batches
+SCORING_THREADS = 3 * MAX_BATCH  # threads for the key checks that need a query (answers are awaited without one)
 LOG = logging.getLogger("fraudlab.api")
 SWITCH_INTERVAL_S = 0.0005  # a thread waiting for the GIL waits at most this (Python's default: 5 ms)
+_SERVICES: dict[tuple, LiveScoring] = {}  # (id of the workspace, options) -> its live scorer
+_SERVICES_LOCK = threading.Lock()
+_SERVING = {"freeze_heap": False}  # set by serving_interpreter (server processes, not tests or notebooks)
 
 
 def serving_interpreter() -> None:
     """Tune this process for answering while batch jobs run in its threads: the live path releases the GIL at every
     DuckDB and XGBoost call, and with Python's default switch interval each re-acquire may wait 5 ms behind a busy
-    job thread (dozens of times per batch). Called by the server entry points only."""
+    job thread (dozens of times per batch). And once the live history is warm, the objects alive then (modules,
+    models, the history) leave the garbage collector's generations (gc.freeze): each full collection walked all of
+    them, a pause of every thread of ~100 ms under load at 10M rows. Called by the server entry points only."""
     sys.setswitchinterval(SWITCH_INTERVAL_S)
+    _SERVING["freeze_heap"] = True
+
+
+def live_service(ws: Workspace, budget_ms: float | None = None, recheck_s: float | None = None) -> LiveScoring:
+    """The live scorer of the open workspace `ws` with these options: one per workspace and options, shared by the
+    routes and the server's start (which calls this so the history warms before the first event); made on first
+    use, when it starts warming its history in the background."""
+    options = {k: v for k, v in (("budget_ms", budget_ms), ("recheck_s", recheck_s)) if v is not None}
+    key = (id(ws), tuple(sorted(options.items())))
+    with _SERVICES_LOCK:
+        found = _SERVICES.get(key)
+        if found is None or found.ws is not ws or found.stopping:
+            found = _SERVICES[key] = LiveScoring(ws, **options)
+            found.start_warm(freeze_heap=_SERVING["freeze_heap"])
+            while len(_SERVICES) > 8:  # scorers of workspaces closed long ago (tests open many)
+                del _SERVICES[next(iter(_SERVICES))]
+        return found
 
 
 def error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
@@ -83,6 +106,12 @@ class KeyCache:
         self._seen: dict[str | None, tuple[float, bool, str | None]] = {}
         self._lock = threading.Lock()
 
+    def peek(self, key: str | None) -> tuple[bool, str | None] | None:
+        """(allowed, key name) when `key` was checked within the ttl, else None (call :meth:`check`)."""
+        with self._lock:
+            hit = self._seen.get(key)
+        return hit[1:] if hit is not None and time.monotonic() - hit[0] < self.ttl_s else None
+
     def check(self, ws: Workspace, key: str | None) -> tuple[bool, str | None]:
         """(allowed, key name) for a request carrying `key` (None: no key)."""
         now = time.monotonic()
@@ -109,21 +138,11 @@ def build_routes(get_workspace: Callable[[], Workspace], max_body: int = MAX_BOD
     checked for changes (0: every request); `server_token` returns the local token of `<workspace>.server.json`,
     accepted for jobs from `local_hosts` only.
     """
-    options = {k: v for k, v in (("budget_ms", budget_ms), ("recheck_s", recheck_s)) if v is not None}
     keys = KeyCache(RECHECK_S if recheck_s is None else recheck_s)
-    services: dict[int, LiveScoring] = {}
-    guard = threading.Lock()
     scoring_threads = anyio.CapacityLimiter(SCORING_THREADS)  # the shared pool's 40 would cap a batch near 40
 
     def service() -> LiveScoring:
-        ws = get_workspace()
-        with guard:
-            found = services.get(id(ws))
-            if found is None or found.ws is not ws:
-                found = LiveScoring(ws, **options)
-                services.clear()
-                services[id(ws)] = found
-            return found
+        return live_service(get_workspace(), budget_ms, recheck_s)
 
     def authorise(request: Request, svc: LiveScoring) -> tuple[bool, str | None]:
         return keys.check(svc.ws, bearer(request))
@@ -145,16 +164,20 @@ def build_routes(get_workspace: Callable[[], Workspace], max_body: int = MAX_BOD
         except (ValueError, UnicodeDecodeError):
             return error(400, "bad_json", "the body is not JSON: send one transaction as a JSON object", "body")
 
-        def work() -> JSONResponse:
+        def admit() -> tuple[LiveScoring, bool, str | None]:
             svc = service()
-            allowed, name = authorise(request, svc)
+            return (svc, *authorise(request, svc))
+
+        try:
+            known = keys.peek(bearer(request))  # (allowed, name) of a key checked within its ttl: no query
+            if known is None:  # a query (and the scorer made, the first time): off the event loop
+                svc, allowed, name = await anyio.to_thread.run_sync(admit, limiter=scoring_threads)
+            else:
+                svc, (allowed, name) = service(), known
             if not allowed:
                 return error(401, "unauthorised", "send a valid key as 'Authorization: Bearer KEY' "
                                                   "(create one with `python -m fraudlab api-keys create NAME`)")
-            return JSONResponse(svc.score(payload, name))
-
-        try:
-            return await anyio.to_thread.run_sync(work, limiter=scoring_threads)
+            return JSONResponse(await score_async(svc, payload, name))  # no thread waits for the decider
         except BadEvent as exc:
             return error(400, "bad_field", str(exc), exc.field)
         except Conflict as exc:

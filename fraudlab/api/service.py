@@ -26,7 +26,7 @@ from fraudlab.api.events import parse_event
 from fraudlab.api.history import HistoryCache
 from fraudlab.api.live import LivePlan, arrow_rows, compute, features_stamp, live_plan, typed_rows
 from fraudlab.api.online import OnlineHistory, features, records, supported
-from fraudlab.api.predict import RowsScore, model_files, row_reasons, score_rows
+from fraudlab.api.predict import answer_of, model_files, score_rows
 from fraudlab.api.store import Job, first_copies, repair, replay, store, store_group
 from fraudlab.api.upkeep import HistoryUpkeep
 from fraudlab.api.writer import Batch, LiveWriter, log_path, record
@@ -85,6 +85,9 @@ class LiveScoring(HistoryUpkeep):
         self._pending: list[Job] = []
         self._decider: threading.Thread | None = None
         self._refresher: threading.Thread | None = None  # re-checks plan, models, columns, history off the path
+        self._warming: threading.Thread | None = None  # the background warm (start_warm)
+        self._warm_span: list | None = None  # its [start, end] (monotonic; end None while it runs)
+        self._freeze_heap = False  # gc.freeze() after each warm (servers: see routes.serving_interpreter)
         self._stopping = False
         self._stop = threading.Event()
         _SCORERS.add(self)
@@ -157,7 +160,8 @@ class LiveScoring(HistoryUpkeep):
         return self._models
 
     def status(self) -> dict:
-        """What the health route reports: transactions, the scorer that would answer, why models are passed over."""
+        """What the health route reports: transactions, the scorer that would answer, why models are passed over,
+        whether the online history is warming (events posted meanwhile wait for it)."""
         models = self.models()
         usable = [(s, r.model_id) for s, r, b in models.scorer.steps if b is not None]
         unwritten = 0 if self._writer is None else self._writer.unwritten
@@ -170,7 +174,7 @@ class LiveScoring(HistoryUpkeep):
                 "warms": self.stage_ms["warms"],
                 "batches": self.stage_ms["batches"], "events": self.stage_ms["events"],
                 "fsync_ms_p50_p99_max": None if self._writer is None else self._writer.fsync_summary(),
-                "writer_error": None if self._writer is None else self._writer.error}
+                "writer_error": None if self._writer is None else self._writer.error, **self.history_state()}
 
     # ------------------------------------------------------------------------------------------ scoring
 
@@ -180,7 +184,20 @@ class LiveScoring(HistoryUpkeep):
         Events that arrive while others are being decided wait, then are decided together (one features query, one
         write): under load the per-event cost falls instead of the queue growing.
         """
-        job = Job(*parse_event(payload, self.column_types()), key_name, time.perf_counter(), received_at=utcnow())
+        job = self.submit(payload, key_name)
+        job.ready.wait()  # each request waits for its own event, never for the lock (no convoy behind other batches)
+        if job.error is not None:
+            raise job.error
+        if job.logged:  # durable before it is answered (outside the lock: the next batch is decided meanwhile)
+            self._writer.sync(job.logged)
+        return job.answer
+
+    def submit(self, payload: object, key_name: str | None = None, on_ready=None) -> Job:
+        """Queue one posted transaction for the decider; returns its job, whose `ready` is set (and `on_ready(job)`
+        called, from the decider's thread) once it is decided: answered when `job.logged` is durable
+        (:meth:`LiveWriter.sync`). The async route's way (:mod:`fraudlab.api.answering`): no thread per request."""
+        job = Job(*parse_event(payload, self.column_types()), key_name, time.perf_counter(), received_at=utcnow(),
+                  on_ready=on_ready)
         with self._queue:
             if self._stopping:
                 raise NotReady("the live scorer is shutting down")
@@ -193,12 +210,7 @@ class LiveScoring(HistoryUpkeep):
                                                        daemon=True)
                     self._refresher.start()
             self._queue.notify()
-        job.ready.wait()  # each request waits for its own event, never for the lock (no convoy behind other batches)
-        if job.error is not None:
-            raise job.error
-        if job.logged:  # durable before it is answered (outside the lock: the next batch is decided meanwhile)
-            self._writer.sync(job.logged)
-        return job.answer
+        return job
 
     def _decide_loop(self) -> None:
         """The decider thread: the oldest MAX_BATCH waiting events, decided together, then the next ones."""
@@ -217,6 +229,8 @@ class LiveScoring(HistoryUpkeep):
                     if not job.done:  # only when _run itself was interrupted
                         job.error, job.done = job.error or FraudlabError("not decided"), True
                     job.ready.set()
+                    if job.on_ready is not None:
+                        job.on_ready(job)
 
     def _refresh(self) -> None:
         """Re-check column types, the feature plan, the models and (under the scoring lock) the online history."""
@@ -296,7 +310,7 @@ class LiveScoring(HistoryUpkeep):
         result = score_rows(models.scorer, frame)  # exact TreeSHAP for every event (reasons in every answer)
         values = frame.to_dict("records")
         for i, job in enumerate(jobs):
-            job.answer = self._answer(job, result, i, values[i], models.threshold, features_at, len(jobs))
+            job.answer = answer_of(job, result, i, values[i], models.threshold, features_at, len(jobs))
         late = self._late(rows, plan)  # before this batch joins the history: stored rows later than an event
         store(self.ws, jobs, new, frame, models.threshold, self._bump)
         if self._history is not None:
@@ -306,17 +320,6 @@ class LiveScoring(HistoryUpkeep):
         repair(self.ws, late, jobs)
         for job in jobs:
             job.done = True
-
-    def _answer(self, job: Job, result: RowsScore, i: int, values: dict, threshold: float, features_at: float,
-                size: int) -> dict:
-        """The answer to one event of a scored batch."""
-        score = job.score = float(result.scores[i])
-        return {"transaction_id": job.row["transaction_id"], "score": round(score, 6),
-                "alert": bool(score >= threshold), "scorer": result.scorer, "model_id": result.model_id,
-                "reasons": row_reasons(result, i, values), "threshold": threshold, "passed_over": result.attempts,
-                "latency_ms": round(1000 * (time.perf_counter() - job.began), 3),
-                "features_ms": round(1000 * (features_at - job.began), 3), "batch": size,
-                "ignored_fields": sorted(job.extra)}
 
     # ------------------------------------------------------------------------------------------ the NumPy path
 
@@ -348,7 +351,7 @@ class LiveScoring(HistoryUpkeep):
             values = records(columns, len(jobs))
             stored = []
             for i, job in enumerate(jobs):
-                job.answer = self._answer(job, result, i, values[i], models.threshold, features_at, len(jobs))
+                job.answer = answer_of(job, result, i, values[i], models.threshold, features_at, len(jobs))
                 job.answer["case_id"] = None  # set when the write commits: a retry gets it
                 stored.append(Job(job.row, job.extra, job.key_name, job.began, dict(job.answer), score=job.score,
                                   received_at=job.received_at))
@@ -388,9 +391,8 @@ class LiveScoring(HistoryUpkeep):
             self._stopping = True
             self._queue.notify_all()
         self._stop.set()
-        if self._refresher is not None:
-            self._refresher.join(timeout=60)
-        if self._decider is not None:
-            self._decider.join(timeout=60)
+        for thread in (self._warming, self._refresher, self._decider):  # the warm may take a minute at 10M rows
+            if thread is not None:
+                thread.join(timeout=120)
         if self._writer is not None:
             self._writer.close()

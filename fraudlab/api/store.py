@@ -45,6 +45,7 @@ class Job:
     logged: int = 0  # the live log's batch sequence number holding it (answered once that is fsync'ed)
     received_at: datetime | None = None  # when it was posted (the write may follow later)
     ready: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)  # set once done
+    on_ready: Callable[["Job"], None] | None = field(default=None, repr=False, compare=False)  # the decider calls it
 
 
 def actor(jobs: list[Job]) -> Actor:

@@ -1,13 +1,18 @@
-"""The live scorer's upkeep: the refresher thread's re-checks; the in-memory history warmed on first use, checked
-against `transactions` between commits, frauds re-read when `labels` changed; the stored rows a new event's windows
-reach (the SQL path).
+"""The live scorer's upkeep: the refresher thread's re-checks; the in-memory history warmed in the background when the
+server starts (or on first use), checked against `transactions` between commits, frauds re-read when `labels`
+changed; the stored rows a new event's windows reach (the SQL path).
+
+While the background warm runs it holds the scoring lock: events posted meanwhile wait for it (each then gets the
+answer it would get afterwards, from the whole history), and the status says `"history": "warming"`.
 
 A mixin of :class:`fraudlab.api.service.LiveScoring`, which owns the state it reads (`ws`, the writer, the
 re-check clock and the stage timings).
 """
 from __future__ import annotations
 
+import gc
 import logging
+import threading
 import time
 
 import duckdb
@@ -15,7 +20,8 @@ import pyarrow as pa
 
 from fraudlab.api.history import LABELS_STAMP, HistoryCache
 from fraudlab.api.live import LivePlan
-from fraudlab.api.online import CODED, OnlineHistory
+from fraudlab.api.online import CODED, OnlineHistory, supported
+from fraudlab.api.predict import one_thread
 from fraudlab.errors import FraudlabError
 from fraudlab.workspace import quote_ident
 
@@ -35,6 +41,48 @@ class HistoryUpkeep:
                 if "closed" in str(exc).lower():  # the server closed the workspace: nothing left to check
                     return
                 LOG.warning("live scoring: a re-check failed: %s", exc)
+
+    def start_warm(self, freeze_heap: bool = False) -> None:
+        """Warm the plan, the models and the online history in a background thread (servers call it at start, so the
+        first event does not wait 20-30 s at 10M rows for what a query-free answer needs); once only. `freeze_heap`:
+        after each warm, move every object alive out of the garbage collector's reach (server processes only)."""
+        self._freeze_heap = freeze_heap
+        with self._queue:
+            if self._warming is not None or self._stopping:
+                return
+            self._warming = threading.Thread(target=self._warm_in_background, name="fraudlab-live-warm", daemon=True)
+            self._warm_span = [time.monotonic(), None]
+            self._warming.start()
+
+    def _warm_in_background(self) -> None:
+        try:
+            with self._lock:  # events posted meanwhile wait here (in the decider), then see the whole history
+                plan = self.plan()
+                for _step, _record, booster in self.models().scorer.steps:  # not on the first event's path
+                    if booster is not None:
+                        one_thread(booster)
+                if self.online and not plan.definitions and supported(plan.plan):
+                    self._online_history(plan)
+        except (FraudlabError, duckdb.Error) as exc:  # not ready (no features yet) or closed: the first event retries
+            LOG.warning("live scoring: the background warm stopped: %s", exc)
+        finally:
+            self._warm_span[1] = time.monotonic()
+
+    @property
+    def stopping(self) -> bool:
+        """True once :meth:`close` began (a server shutting down): a new scorer is needed for new events."""
+        return self._stopping
+
+    def history_state(self) -> dict:
+        """What the status says of the online history: warming (seconds so far), ready (rows, seconds it took),
+        or cold (not warmed yet: the first event warms it)."""
+        span = self._warm_span
+        if span is not None and span[1] is None:
+            return {"history": "warming", "warming_s": round(time.monotonic() - span[0], 1)}
+        if self._online is None:
+            return {"history": "cold"}
+        return {"history": "ready", "history_rows": self._online.rows,
+                "warm_s": None if span is None else round(span[1] - span[0], 1)}
 
     def _online_history(self, plan: LivePlan) -> OnlineHistory:
         """The NumPy path's history: warmed on first use and when `transactions` changed behind it (a load), with
@@ -77,6 +125,9 @@ class HistoryUpkeep:
             for rows in self.writer().pending_rows():
                 online.append(rows)
         self._online, self._labels_stamp = online, None
+        if self._freeze_heap:  # what is alive now lives as long as the server: no GC walks it
+            gc.collect()
+            gc.freeze()
         self.stage_ms["warms"] += 1
         self._tick("warm (history read)", began)  # counted inside "rows + history" too
 

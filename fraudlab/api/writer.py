@@ -29,7 +29,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-INTERVAL_S = 0.2  # a waiting event reaches DuckDB (and an alert the queue) about this long after its answer
+INTERVAL_S = 0.2  # a waiting event reaches DuckDB (and an alert the queue) about this long after its answer. A
+# commit costs ~60-120 ms at 10M rows whatever its size, so 1 s would leave the scoring path ~0.05 of a core more at
+# 200 events/s, but a batch load does not wait for live events still uncommitted, and the longer they wait the more
+# often a load's features miss them (tests/test_streaming_real_shapes.py's partly-scored test fails at 1 s)
 RETRY_S = 2.0  # after a failed commit (a long batch job holding the file, an error), try again this much later
 LOG = logging.getLogger("fraudlab.api")
 WRITERS: "weakref.WeakSet[LiveWriter]" = weakref.WeakSet()
@@ -91,6 +94,9 @@ class LiveWriter:
         self._written = 0  # batches written to the log
         self._synced = 0  # batches the log holds durably (fsync'ed)
         self._sync_lock = threading.Lock()
+        self._sync_waiting: list[tuple[int, Callable[[], None]]] = []  # (seq, callback) for sync_later
+        self._sync_wake = threading.Condition()
+        self._syncer: threading.Thread | None = None
         self.fsync_ms: deque[float] = deque(maxlen=2_000)  # the newest fsyncs of the log before answers (health)
         self.error: str | None = None
         self._stop = False
@@ -147,6 +153,28 @@ class LiveWriter:
                 pass
             self.fsync_ms.append(1000 * (time.perf_counter() - began))
             self._synced = max(self._synced, upto)
+
+    def sync_later(self, seq: int, callback: Callable[[], None]) -> None:
+        """Call `callback` from the syncer thread once batch `seq` is durable (one fsync for everything waiting then):
+        the async route's answers wait for their fsync without holding a thread each. `callback` must not raise."""
+        with self._sync_wake:
+            if self._syncer is None:
+                self._syncer = threading.Thread(target=self._sync_loop, name="fraudlab-live-syncer", daemon=True)
+                self._syncer.start()
+            self._sync_waiting.append((seq, callback))
+            self._sync_wake.notify()
+
+    def _sync_loop(self) -> None:
+        while True:
+            with self._sync_wake:
+                while not self._sync_waiting and not self._stop:
+                    self._sync_wake.wait()
+                waiting, self._sync_waiting = self._sync_waiting, []
+            if not waiting:
+                return
+            self.sync(max(seq for seq, _ in waiting))
+            for _seq, callback in waiting:
+                callback()
 
     def answer(self, transaction_id: str) -> dict | None:
         """The answer of an event still waiting for its commit (None once committed: `api_events` has it)."""
@@ -223,7 +251,11 @@ class LiveWriter:
         with self._lock:
             self._stop = True
             self._lock.notify()
+        with self._sync_wake:  # the syncer answers what waits, then ends
+            self._sync_wake.notify()
         self._thread.join(timeout=5)
+        if self._syncer is not None:
+            self._syncer.join(timeout=5)
         self._log.close()
         for segment in segments(self.path):
             if segment.stat().st_size == 0:
