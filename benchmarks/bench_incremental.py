@@ -66,10 +66,25 @@ Equal to a whole rebuild at 10M (alerts, cases, case_history, case_entities hash
 at 10M (it now also stores case_entity_pairs). What is left at 10M (per statement, cold DuckDB buffers): the commit
 ~0.4 s, the history rows' delete and insert ~0.6 s, the entity merge and the new pairs' anti join ~0.5 s, the changed
 rows' transactions ~0.3 s.
+
+SESSION 7, 2026-12-01, 10M + 100k on a quiet machine (load 0.2-1.4, helpers stopped), five runs back to back:
+total 9.9 / 9.2 / 11.5 / 9.3 / 9.5 s (features 6.8 / 6.1 / 6.4 / 6.2 / 6.2, scores 1.24 / 1.24 / 2.10 / 1.21 / 1.23,
+case queue 1.86 / 1.88 / 3.02 / 1.90 / 2.07). The last two runs sync the copies to disk before timing (os.sync
+below): a fresh 3.3 GB copy's dirty pages otherwise get written back during the first timed commits (the third
+run). Features: first-time flags read kept first times (`customer_firsts`, fraudlab/incremental/firsts.py; 2.0-2.5 s
+of three semi joins over every transaction -> ~0.5-1 s of one semi join over 6.3M kept pairs plus the fold), and a
+customer's rows more than 30 days before its first recomputed row are aggregated in DuckDB and combined with the
+recent rows (6.6M rows fetched and sorted instead of 9.2M; 2.6M summarised). Scores (branch score7): prediction from
+one dense float32 array and the delete of rescored rows bounded by their id range (zone maps skip the older row
+groups; it scanned every stored id). What is left: the features commit ~2 s (the ART index on
+features.transaction_id: deletes of 69k recomputed rows and 169k inserts), exact prediction of 169k rows x 400 trees
+~0.9 s, the case queue's history rows and entity merge ~1.5 s (case_history is sorted by customer, so the recent rows
+are spread over every row group).
 """
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +170,7 @@ def main() -> None:
     stages = []
     kinds = ("inc",) if args.no_full else ("inc", "full")
     paths = {kind: copy_workspace(base, BENCH_DATA / f"incr_{kind}_{args.rows}.duckdb") for kind in kinds}
+    os.sync()  # the copies' pages on disk first: otherwise the first timed commit pays writing back gigabytes of copy
     inc = Workspace(paths["inc"])
     n = len(new)
     stage, loaded = measure("load (ingest)", n, lambda: ingest_table(inc, new, source="new"))
