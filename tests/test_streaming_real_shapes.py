@@ -347,9 +347,13 @@ def test_delayed_and_missing_labels_stream_like_a_full_rebuild(tmp_path):
     ws.close()
 
 
-def test_a_partly_scored_workspace_takes_batches_and_live_events(tmp_path):
+@pytest.mark.parametrize("writer_interval_s", [None, 1.0])
+def test_a_partly_scored_workspace_takes_batches_and_live_events(tmp_path, monkeypatch, writer_interval_s):
+    from fraudlab.api.writer import LiveWriter
     from fraudlab.scoring import clear_scores
 
+    if writer_interval_s:  # live events still uncommitted when the load starts: the load must flush them first
+        monkeypatch.setattr(LiveWriter.__init__, "__defaults__", (writer_interval_s,))
     ws, client, headers, live, mapping = live_setup(tmp_path, "paysim", held_out=6)
     last_days = pd.Timestamp(ws.scalar("SELECT max(ts) FROM transactions")) - pd.Timedelta(days=2)
     clear_scores(ws, admin())

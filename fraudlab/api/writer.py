@@ -30,9 +30,8 @@ import pandas as pd
 import pyarrow as pa
 
 INTERVAL_S = 0.2  # a waiting event reaches DuckDB (and an alert the queue) about this long after its answer. A
-# commit costs ~60-120 ms at 10M rows whatever its size, so 1 s would leave the scoring path ~0.05 of a core more at
-# 200 events/s, but a batch load does not wait for live events still uncommitted, and the longer they wait the more
-# often a load's features miss them (tests/test_streaming_real_shapes.py's partly-scored test fails at 1 s)
+# commit costs ~60-120 ms at 10M rows whatever its size (~75 commits per 20 s at 200/s; ~20 at 1 s, but two 200/s
+# runs at 1 s, P99 255 / 308 ms, showed no gain). A batch load flushes the writers first (pipeline.after_load).
 RETRY_S = 2.0  # after a failed commit (a long batch job holding the file, an error), try again this much later
 LOG = logging.getLogger("fraudlab.api")
 WRITERS: "weakref.WeakSet[LiveWriter]" = weakref.WeakSet()
