@@ -20,10 +20,10 @@ import pyarrow as pa
 
 from fraudlab.features import AVERAGE_WINDOWS, CUSTOMER_WINDOWS, FeaturePlan, _customer_features
 from fraudlab.incremental.firsts import FLAG_COLUMNS, first_flags, flag_columns
+from fraudlab.incremental.lifetime import SPAN  # rows older than this before a customer's first recomputed row
 from fraudlab.incremental.ranges import Run, fetch_arrays, now, search
 from fraudlab.workspace import quote_ident
 
-SPAN = max(CUSTOMER_WINDOWS.values())  # rows older than this before a customer's first recomputed row: aggregated
 PACK_LIMIT = np.iinfo(np.int64).max // 2  # customers x time span above this: times are ranked before packing
 
 
