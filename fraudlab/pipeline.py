@@ -154,10 +154,10 @@ def load(ws: Workspace, path_or_glob: str | Path, mapping: ColumnMapping | None 
 def after_load(ws: Workspace, report: IngestReport, who: Actor = SYSTEM, progress: Progress | None = None,
                late_horizon_hours: float | None = None) -> tuple[IngestReport, list[str]]:
     """Everything a load sets off: late rows marked (reported in the load's notes), features, scores, cases."""
-    from fraudlab.api.writer import flush_all  # (the api package imports this module)
+    from fraudlab.api.writer import flush_workspace  # (the api package imports this module)
 
     progress = progress or _quiet
-    flush_all()  # live events answered before this load reach DuckDB first, so its features and late marks see them
+    flush_workspace(ws.path)  # live events answered before this load reach DuckDB first: its features see them
     horizon = load_config().late_horizon_hours if late_horizon_hours is None else float(late_horizon_hours)
     steps: list[str] = []
     if report.ingest_id is not None:

@@ -53,6 +53,13 @@ class Batch:
     late: list[str]
 
 
+def flush_workspace(workspace: Path, timeout_s: float = 60.0) -> bool:
+    """Wait until this process's live writers of one workspace committed what they answered (a load, before its
+    features); writers of other workspaces are not waited for."""
+    log = log_path(workspace)
+    return all(writer.flush(timeout_s) for writer in list(WRITERS) if writer.path == log)
+
+
 def log_path(workspace: Path) -> Path:
     """The stem of the append-only log of answered events beside a workspace file (segments add `.<n>.jsonl`)."""
     return workspace.with_name(workspace.name + ".live")
