@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from fraudlab import rules
+from fraudlab import rules, treeshap
 from fraudlab.errors import FraudlabError, ModelError
 from fraudlab.explain import raising_reasons
 from fraudlab.rules import describe
@@ -75,10 +75,10 @@ def _layout(record) -> _Layout:
     return found
 
 
-def model_matrix(columns: Mapping[str, Sequence], rows: int, record, nthread: int) -> xgb.DMatrix:
-    """The model's DMatrix from a few feature rows (`columns`: name -> values, a DataFrame or a dict of arrays), built
-    from a float matrix (categoricals as codes of the categories it was trained on, unknown or missing values
-    missing): what `prepare` gives, without a pandas round trip."""
+def model_array(columns: Mapping[str, Sequence], rows: int, record) -> np.ndarray:
+    """The model's float32 matrix from a few feature rows (`columns`: name -> values, a DataFrame or a dict of arrays):
+    categoricals as codes of the categories it was trained on, unknown or missing values missing; what `prepare`
+    gives, without a pandas round trip."""
     layout = _layout(record)
     data = np.full((rows, len(layout.names)), np.nan, dtype=np.float32)
     for j, (col, code) in enumerate(zip(layout.names, layout.codes)):
@@ -89,8 +89,14 @@ def model_matrix(columns: Mapping[str, Sequence], rows: int, record, nthread: in
             data[:, j] = _floats(values)
         else:
             data[:, j] = [np.nan if v is None or v != v else code.get(str(v), np.nan) for v in values]
-    return xgb.DMatrix(data, feature_names=layout.names, feature_types=layout.types, enable_categorical=True,
-                       nthread=nthread)
+    return data
+
+
+def model_matrix(columns: Mapping[str, Sequence], rows: int, record, nthread: int) -> xgb.DMatrix:
+    """:func:`model_array` as the model's DMatrix."""
+    layout = _layout(record)
+    return xgb.DMatrix(model_array(columns, rows, record), feature_names=layout.names, feature_types=layout.types,
+                       enable_categorical=True, nthread=nthread)
 
 
 _ONE_THREAD: dict[int, tuple[xgb.Booster, xgb.Booster]] = {}  # id of a booster -> (it, its one-thread copy)
@@ -100,7 +106,7 @@ def one_thread(booster: xgb.Booster) -> xgb.Booster:
     """A copy of `booster` that predicts on one thread (made once per booster): a few rows' prediction needs no
     OpenMP team, and each parallel region waits for its second thread, milliseconds whenever another process holds
     the other core (at 10M rows, 4 rows: 0.06 ms on one thread; 0.3 ms on two, 7-23 ms beside a busy process). Its
-    predictions are the same numbers; TreeSHAP, the costly part, keeps the scorer's threads."""
+    predictions are the same numbers."""
     found = _ONE_THREAD.get(id(booster))
     if found is None or found[0] is not booster:
         if len(_ONE_THREAD) > 16:
@@ -122,10 +128,9 @@ def score_rows(scorer: Scorer, frame: pd.DataFrame | Mapping[str, Sequence]) -> 
         try:
             if booster is None:
                 raise ModelError(scorer.load_errors.get(record.model_id, "model could not be loaded"))
-            matrix = model_matrix(frame, rows, record, 1)  # a few rows: no OpenMP team (see one_thread)
-            # the matrix was built in the model's feature order (model_matrix): no name check per call
-            scores = one_thread(booster).predict(matrix, validate_features=False)
-            contribs = booster.predict(matrix, pred_contribs=True, validate_features=False)[:, :-1]  # exact TreeSHAP
+            data = model_array(frame, rows, record)  # in the model's feature order: no name check per call
+            scores = one_thread(booster).inplace_predict(data, validate_features=False)  # no OpenMP team (one_thread)
+            contribs = treeshap.contributions(booster, data)  # exact TreeSHAP, on this thread
         except (FraudlabError, xgb.core.XGBoostError, KeyError, ValueError) as exc:
             attempts.append(f"{step} {record.model_id}: failed ({exc})")
             continue

@@ -38,7 +38,7 @@ from fraudlab.workspace import Workspace, utcnow
 
 SCORE_BUDGET_MS = 50.0  # per model step of the chain; past it the next step answers
 MAX_BATCH = 64  # events decided together at most
-MODEL_THREADS = 2  # XGBoost splits a batch's exact TreeSHAP by row over two threads (a one-event batch uses one)
+MODEL_THREADS = 2  # XGBoost's own TreeSHAP (models too deep for fraudlab.treeshap's tables) splits a batch by row
 RECHECK_S = 1.0  # a changed feature set, registry or model file is noticed within this
 REFRESHED = frozenset({"types", "plan", "models", "features_table", "online"})  # re-checked by the refresher thread
 PAGES_BEHIND_S = 10.0  # events that do not alert move the pages' cache key at most this often (counts catch up)
