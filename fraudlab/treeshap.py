@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
@@ -41,6 +42,7 @@ class Tables:
     table_start: np.ndarray  # per leaf: its 2**d x d table in `table`
     table: np.ndarray
     features: int
+    bias: float  # XGBoost's bias column: the base margin plus each tree's expected value
 
 
 def _trees(booster: xgb.Booster) -> list[dict]:
@@ -109,7 +111,7 @@ class _Builder:
                 stack.append((child, slots | {feature: slot[i]}, grown))
         node["slot"] += slot
 
-    def tables(self, features: int) -> Tables:
+    def tables(self, features: int, bias: float) -> Tables:
         arrays = {k: np.asarray(v, dtype=np.int64) for k, v in self.node.items()}
         arrays["threshold"] = np.asarray(self.node["threshold"], dtype=np.float32)
         arrays["default_left"] = np.asarray(self.node["default_left"], dtype=np.bool_)
@@ -120,7 +122,7 @@ class _Builder:
         return Tables(**arrays, cats=np.asarray(self.cats, dtype=np.float64),
                       leaf_node=np.asarray(self.leaf_node), slot_start=slot_start,
                       slot_feature=np.asarray(self.slot_feature), table_start=table_start, table=table,
-                      features=features)
+                      features=features, bias=bias)
 
 
 def build_tables(booster: xgb.Booster) -> Tables | None:
@@ -134,7 +136,9 @@ def build_tables(booster: xgb.Booster) -> Tables | None:
         builder.add(tree)
         if builder.table_start[-1] > MAX_TABLE_VALUES:
             return None
-    return builder.tables(booster.num_features())
+    nan_row = np.full((1, booster.num_features()), np.nan, dtype=np.float32)
+    bias = float(_xgboost_contribs(booster, nan_row)[0, -1])  # the same for every row: no base margins are given
+    return builder.tables(booster.num_features(), bias)
 
 
 @numba.njit(cache=True, nogil=True)
@@ -225,17 +229,31 @@ def tables_of(booster: xgb.Booster) -> Tables | None:
         return found[1]
 
 
-def contributions(booster: xgb.Booster, X: np.ndarray) -> np.ndarray:
-    """Exact TreeSHAP values (rows x features, without the bias column) of the float32 model matrix X: from the
-    tables when the model suits them, else XGBoost's own pass."""
+def _xgboost_contribs(booster: xgb.Booster, X: np.ndarray) -> np.ndarray:
+    matrix = xgb.DMatrix(X, feature_names=booster.feature_names, feature_types=booster.feature_types,
+                         enable_categorical=True)
+    return booster.predict(matrix, pred_contribs=True, validate_features=False)
+
+
+def _run(tables: Tables, X: np.ndarray, out: np.ndarray) -> None:
+    t = tables
+    _contribs(X, t.feature, t.threshold, t.default_left, t.left, t.right, t.slot, t.cat_start, t.cat_len, t.cats,
+              t.leaf_node, t.slot_start, t.slot_feature, t.table_start, t.table, out)
+
+
+def contributions(booster: xgb.Booster, X: np.ndarray, threads: int = 1) -> np.ndarray:
+    """Exact TreeSHAP values (rows x features, without the bias column) of the float32 model matrix X (categories
+    as the model's codes): from the tables when the model suits them (rows split over `threads`), else XGBoost's."""
     tables = tables_of(booster)
     if tables is None:
-        matrix = xgb.DMatrix(X, feature_names=booster.feature_names, feature_types=booster.feature_types,
-                             enable_categorical=True)
-        return booster.predict(matrix, pred_contribs=True, validate_features=False)[:, :-1]
+        return _xgboost_contribs(booster, X)[:, :-1]
+    X = np.ascontiguousarray(X, dtype=np.float32)
     out = np.zeros((X.shape[0], tables.features), dtype=np.float64)
-    t = tables
-    _contribs(np.ascontiguousarray(X, dtype=np.float32), t.feature, t.threshold, t.default_left, t.left, t.right,
-              t.slot, t.cat_start, t.cat_len, t.cats, t.leaf_node, t.slot_start, t.slot_feature, t.table_start,
-              t.table, out)
+    parts = min(max(threads, 1), X.shape[0] // 64 + 1)
+    if parts == 1:
+        _run(tables, X, out)
+        return out
+    bounds = np.linspace(0, X.shape[0], parts + 1).astype(int)
+    with ThreadPoolExecutor(parts, thread_name_prefix="fraudlab-treeshap") as pool:  # the kernel releases the GIL
+        list(pool.map(lambda i: _run(tables, X[bounds[i]:bounds[i + 1]], out[bounds[i]:bounds[i + 1]]), range(parts)))
     return out
