@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from fraudlab import treeshap
+from fraudlab import jobs, treeshap
 from fraudlab.names import plain_name
 
 TOP_REASONS = 5
@@ -30,7 +30,7 @@ def contributions(booster: xgb.Booster, frame: pd.DataFrame, nthread: int | None
     :mod:`fraudlab.treeshap`'s tables when the model suits them (the same values, several times faster)."""
     tables = treeshap.tables_of(booster)
     if tables is not None and list(frame.columns) == list(booster.feature_names or ()):
-        contribs = treeshap.contributions(booster, _float_matrix(frame), nthread or 2)
+        contribs = treeshap.contributions(booster, _float_matrix(frame), nthread or jobs.job_threads(2))
         return contribs, np.full(len(frame), tables.bias)
     matrix = xgb.DMatrix(frame, enable_categorical=True, nthread=nthread)
     contribs = booster.predict(matrix, pred_contribs=True)
