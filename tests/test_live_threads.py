@@ -1,5 +1,6 @@
-"""Live scorers let go of their threads: one dropped from the shared scorers is closed (without the request that
-dropped it waiting), one whose workspace was closed too."""
+"""Live scorers and their writers let go of their threads: one dropped from the shared scorers is closed (without
+the request that dropped it waiting), one whose workspace was closed too, and a writer whose commits fail (its
+workspace closed under it) stops its thread on close instead of retrying past it into a closed log."""
 from __future__ import annotations
 
 import json
@@ -11,6 +12,7 @@ import pandas as pd
 import pytest
 
 from fraudlab.api import LiveScoring, routes, stop_live
+from fraudlab.api.writer import LiveWriter, log_path, logged
 from fraudlab.features import build_features
 from fraudlab.generate import simulate
 from fraudlab.ingest import ingest_table
@@ -99,3 +101,27 @@ def test_a_scorer_whose_workspace_was_closed_is_closed(small_base, tmp_path, mon
         stop_live(other)
         other.close()
 
+
+def test_a_writer_whose_workspace_closed_under_it_stops_its_threads_on_close(small_base, tmp_path, monkeypatch):
+    """The workspace closes before the writer commits: its commits fail; close() must end its thread (not leave it
+    retrying, then fsync'ing a log close() closed: "I/O operation on closed file"), and the events stay logged."""
+    path, events = small_base
+    raised = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: raised.append(args.exc_value))
+    monkeypatch.setattr(LiveWriter.__init__, "__defaults__", (0.3,))  # the commit comes after the close below
+    for round_ in range(3):
+        ws = Workspace(copy_workspace(path, tmp_path / f"closed{round_}.duckdb"))
+        svc = LiveScoring(ws, recheck_s=0.0)
+        done = threading.Event()
+        job = svc.submit(events[2 + round_],
+                         on_ready=lambda j, s=svc, d=done: s.writer().sync_later(j.logged, d.set))
+        assert done.wait(10) and job.error is None
+        ws.close()
+        time.sleep(0.5)  # the writer tried to commit to the closed workspace, failed, waits to try again
+        began = time.monotonic()
+        svc.close()
+        assert time.monotonic() - began < 3.0
+        assert not svc._writer._thread.is_alive()
+        assert [e["row"]["transaction_id"] for e in logged(log_path(ws.path))] == [events[2 + round_]["transaction_id"]]
+    time.sleep(0.5)
+    assert raised == []
