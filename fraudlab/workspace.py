@@ -84,6 +84,7 @@ class Workspace:
         except duckdb.Error as exc:
             raise WorkspaceError(f"cannot open workspace {self.path}: {exc}") from exc
         self._lock = threading.RLock()
+        self._closed = False
         try:
             self._migrate()
         except BaseException:
@@ -117,7 +118,13 @@ class Workspace:
 
     def close(self) -> None:
         """Close the underlying connection."""
+        self._closed = True
         self._con.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called (the live scorers over it are then closed: fraudlab.api.routes)."""
+        return self._closed
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A fresh cursor: DuckDB cursors are safe to use from one thread each."""

@@ -39,6 +39,7 @@ LOG = logging.getLogger("fraudlab.api")
 SWITCH_INTERVAL_S = 0.0005  # a thread waiting for the GIL waits at most this (Python's default: 5 ms)
 _SERVICES: dict[tuple, LiveScoring] = {}  # (id of the workspace, options) -> its live scorer
 _SERVICES_LOCK = threading.Lock()
+MAX_SERVICES = 8  # live scorers kept; past it the oldest is closed (a server keeps one per workspace and options)
 _SERVING = {"freeze_heap": False}  # set by serving_interpreter (server processes, not tests or notebooks)
 
 
@@ -58,14 +59,36 @@ def live_service(ws: Workspace, budget_ms: float | None = None, recheck_s: float
     use, when it starts warming its history in the background."""
     options = {k: v for k, v in (("budget_ms", budget_ms), ("recheck_s", recheck_s)) if v is not None}
     key = (id(ws), tuple(sorted(options.items())))
+    evicted: list[LiveScoring] = []
     with _SERVICES_LOCK:
         found = _SERVICES.get(key)
         if found is None or found.ws is not ws or found.stopping:
+            if found is not None:
+                evicted.append(found)
             found = _SERVICES[key] = LiveScoring(ws, **options)
             found.start_warm(freeze_heap=_SERVING["freeze_heap"])
-            while len(_SERVICES) > 8:  # scorers of workspaces closed long ago (tests open many)
-                del _SERVICES[next(iter(_SERVICES))]
-        return found
+            for old in [k for k, s in _SERVICES.items() if s.ws.closed or s.stopping]:  # their workspace is gone
+                evicted.append(_SERVICES.pop(old))
+            while len(_SERVICES) > MAX_SERVICES:  # scorers of workspaces closed long ago (tests open many)
+                evicted.append(_SERVICES.pop(next(iter(_SERVICES))))
+    for svc in evicted:
+        close_in_background(svc)
+    return found
+
+
+def close_in_background(svc: LiveScoring) -> None:
+    """Close a live scorer dropped from the shared ones on a short-lived daemon thread: its threads end and it lets
+    go of its workspace, without the request that dropped it waiting for its joins (up to minutes at 10M rows)."""
+    if svc.closed:
+        return
+
+    def close() -> None:
+        try:
+            svc.close()
+        except Exception as exc:  # noqa: BLE001 - nobody waits for it: logged
+            LOG.warning("live scoring: closing a dropped scorer failed: %s", exc, exc_info=True)
+
+    threading.Thread(target=close, name="fraudlab-live-close", daemon=True).start()
 
 
 def error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:

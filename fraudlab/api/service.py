@@ -90,6 +90,8 @@ class LiveScoring(HistoryUpkeep):
         self._freeze_heap = False  # gc.freeze() after each warm (servers: see routes.serving_interpreter)
         self._stopping = False
         self._stop = threading.Event()
+        self._close_lock = threading.Lock()
+        self._closed = False
         _SCORERS.add(self)
         self._plan: LivePlan | None = None
         self._models: _Models | None = None
@@ -384,15 +386,3 @@ class LiveScoring(HistoryUpkeep):
     def flush(self, timeout_s: float = 60.0) -> bool:
         """Wait until every answered event is committed to DuckDB."""
         return True if self._writer is None else self._writer.flush(timeout_s)
-
-    def close(self) -> None:
-        """Decide what waits, stop the decider, commit what waits and stop the writer."""
-        with self._queue:
-            self._stopping = True
-            self._queue.notify_all()
-        self._stop.set()
-        for thread in (self._warming, self._refresher, self._decider):  # the warm may take a minute at 10M rows
-            if thread is not None:
-                thread.join(timeout=120)
-        if self._writer is not None:
-            self._writer.close()

@@ -1,6 +1,6 @@
 """The live scorer's upkeep: the refresher thread's re-checks; the in-memory history warmed in the background when the
 server starts (or on first use), checked against `transactions` between commits, frauds re-read when `labels`
-changed; the stored rows a new event's windows reach (the SQL path).
+changed; the stored rows a new event's windows reach (the SQL path); closing (threads joined, the writer closed).
 
 While the background warm runs it holds the scoring lock: events posted meanwhile wait for it (each then gets the
 answer it would get afterwards, from the whole history), and the status says `"history": "warming"`.
@@ -75,6 +75,26 @@ class HistoryUpkeep:
     def stopping(self) -> bool:
         """True once :meth:`close` began (a server shutting down): a new scorer is needed for new events."""
         return self._stopping
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` returned (its threads were joined, its writer closed)."""
+        return self._closed
+
+    def close(self) -> None:
+        """Decide what waits, stop the decider, commit what waits and stop the writer (a second caller waits for
+        the first one's close)."""
+        with self._close_lock:
+            with self._queue:
+                self._stopping = True
+                self._queue.notify_all()
+            self._stop.set()
+            for thread in (self._warming, self._refresher, self._decider):  # the warm may take a minute at 10M rows
+                if thread is not None:
+                    thread.join(timeout=120)
+            if self._writer is not None:
+                self._writer.close()
+            self._closed = True
 
     def history_state(self) -> dict:
         """What the status says of the online history: warming (seconds so far), ready (rows, seconds it took),

@@ -105,7 +105,10 @@ class LiveWriter:
         self._syncer: threading.Thread | None = None
         self.fsync_ms: deque[float] = deque(maxlen=2_000)  # the newest fsyncs of the log before answers (health)
         self.error: str | None = None
-        self._stop = False
+        self._stop = False  # set by close(): the threads end (what waits is committed by close itself)
+        self._halt = threading.Event()  # the same, for the writer thread's waits between commits
+        self._close_lock = threading.Lock()
+        self._closed = False
         existing = segments(path)
         self._segment = 1 + (int(existing[-1].name[len(path.name) + 1:-len(".jsonl")]) if existing else 0)
         self._log = self._open()
@@ -162,13 +165,19 @@ class LiveWriter:
 
     def sync_later(self, seq: int, callback: Callable[[], None]) -> None:
         """Call `callback` from the syncer thread once batch `seq` is durable (one fsync for everything waiting then):
-        the async route's answers wait for their fsync without holding a thread each. `callback` must not raise."""
+        the async route's answers wait for their fsync without holding a thread each. `callback` must not raise.
+        Once the writer is closing (no syncer waits any more), synced and called from the caller's thread."""
         with self._sync_wake:
-            if self._syncer is None:
-                self._syncer = threading.Thread(target=self._sync_loop, name="fraudlab-live-syncer", daemon=True)
-                self._syncer.start()
-            self._sync_waiting.append((seq, callback))
-            self._sync_wake.notify()
+            stopped = self._stop
+            if not stopped:
+                if self._syncer is None:
+                    self._syncer = threading.Thread(target=self._sync_loop, name="fraudlab-live-syncer", daemon=True)
+                    self._syncer.start()
+                self._sync_waiting.append((seq, callback))
+                self._sync_wake.notify()
+        if stopped:
+            self.sync(seq)
+            callback()
 
     def _sync_loop(self) -> None:
         while True:
@@ -197,11 +206,12 @@ class LiveWriter:
             with self._lock:
                 while not self._pending and not self._stop:
                     self._lock.wait()
-                if self._stop and not self._pending:
+                if self._stop:  # close() commits what waits, then closes the log: no commit from here after it
                     return
-            time.sleep(self.interval_s)  # let a group gather
-            if not self.commit():
-                time.sleep(RETRY_S)
+            if self._halt.wait(self.interval_s):  # let a group gather
+                return
+            if not self.commit() and self._halt.wait(RETRY_S):
+                return
 
     def commit(self) -> bool:
         """Commit every waiting batch in one write; False (and kept for the next try) when it failed."""
@@ -211,6 +221,8 @@ class LiveWriter:
                     group = list(self._pending)
                     if not group:
                         return True
+                    if self._log.closed:  # the writer was closed: what waits stays in the log (replayed)
+                        return False
                     old, upto = self._log, self._written
                     done_upto = self._segment
                     self._segment += 1
@@ -250,24 +262,29 @@ class LiveWriter:
         return False
 
     def close(self) -> None:
-        """Commit what waits (what cannot be stays in the log, replayed on the next start), stop the thread."""
-        if self._stop:
-            return
-        self.flush(10.0)
-        with self._lock:
-            self._stop = True
-            self._lock.notify()
-        with self._sync_wake:  # the syncer answers what waits, then ends
-            self._sync_wake.notify()
-        self._thread.join(timeout=5)
-        if self._syncer is not None:
-            self._syncer.join(timeout=5)
-        self._log.close()
-        for segment in segments(self.path):
-            if segment.stat().st_size == 0:
-                segment.unlink(missing_ok=True)
-        atexit.unregister(self.close)
-        WRITERS.discard(self)  # what it could not commit waits in its log for the next start, not for flush_all()
+        """Stop the threads, commit what waits (what cannot be stays in the log, replayed on the next start), close
+        the log once no commit or fsync runs (a second caller waits for the first one's close)."""
+        with self._close_lock:
+            if self._closed:
+                return
+            with self._lock:
+                self._stop = True
+                self._lock.notify()
+            self._halt.set()
+            with self._sync_wake:  # the syncer answers what waits, then ends
+                self._sync_wake.notify()
+            self._thread.join(timeout=5)  # it ends after the commit it is in, if any
+            if self._syncer is not None:
+                self._syncer.join(timeout=5)
+            self.flush(10.0)
+            with self.commit_lock, self._sync_lock, self._lock:  # a thread still in a commit or fsync: after it
+                self._log.close()
+                self._closed = True
+            for segment in segments(self.path):
+                if segment.stat().st_size == 0:
+                    segment.unlink(missing_ok=True)
+            atexit.unregister(self.close)
+            WRITERS.discard(self)  # what it could not commit waits in its log for the next start, not for flush_all()
 
     @contextmanager
     def paused(self) -> Iterator[None]:
