@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -60,7 +61,7 @@ def _fmt(value: float) -> str:
     return f"{value:.2f}"
 
 
-def _usual_count(row: pd.Series, seconds: float) -> str:
+def _usual_count(row: Mapping, seconds: float) -> str:
     """The customer's usual number of payments per window, from their history before this one."""
     hist, tenure = row.get("c_hist_cnt"), row.get("c_tenure_s")
     if hist is None or tenure is None or not np.isfinite(tenure) or tenure <= 0:
@@ -68,7 +69,7 @@ def _usual_count(row: pd.Series, seconds: float) -> str:
     return f"usually {hist * seconds / max(tenure, seconds):.1f}"
 
 
-def reason_text(feature: str, value, row: pd.Series) -> str:
+def reason_text(feature: str, value, row: Mapping) -> str:
     """One sentence an analyst can read for a feature's value, with the customer's own baseline where known."""
     v = None if value is None or (isinstance(value, float) and math.isnan(value)) else value
     if feature.startswith("c_cnt_"):
@@ -205,7 +206,6 @@ def reasons_json(features: list[str], frame: pd.DataFrame, contribs: np.ndarray,
     out = []
     records = frame.to_dict("records")
     for r, row in enumerate(records):
-        series = pd.Series(row)
         items = []
         for i in order[r]:
             if not np.isfinite(ranked[r, i]):
@@ -215,7 +215,7 @@ def reasons_json(features: list[str], frame: pd.DataFrame, contribs: np.ndarray,
             items.append({"feature": name, "name": plain_name(name),
                           "value": value if isinstance(value, str) else _num(value),
                           "contribution": round(float(contribs[r, i]), 6),
-                          "text": _with_usual(reason_text(name, value, series), name, value, usual)})
+                          "text": _with_usual(reason_text(name, value, row), name, value, usual)})
         out.append(json.dumps(items))
     return out
 

@@ -183,7 +183,8 @@ def _predict_window(ws: Workspace, record: ModelRecord, booster: xgb.Booster, pi
             score = booster.inplace_predict(model_matrix(frame, record), validate_features=False)
         except (xgb.core.XGBoostError, ValueError) as exc:
             raise ModelError(f"model {record.model_id} could not score: {str(exc).strip().splitlines()[0]}") from exc
-        parts.append(pa.table({"transaction_id": pa.array(frame["transaction_id"].astype(object), pa.string()),
+        ids = pa.array(frame["transaction_id"]).cast(pa.string())  # Arrow-backed: no Python string per row (GIL)
+        parts.append(pa.table({"transaction_id": ids,
                                "score": pa.array(score.astype(np.float64))}))
     return pa.concat_tables(parts)
 
