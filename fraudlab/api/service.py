@@ -26,7 +26,7 @@ from fraudlab.api.events import parse_event
 from fraudlab.api.history import HistoryCache
 from fraudlab.api.live import LivePlan, arrow_rows, compute, features_stamp, live_plan, typed_rows
 from fraudlab.api.online import OnlineHistory, features, records, supported
-from fraudlab.api.predict import answer_of, model_files, score_rows
+from fraudlab.api.predict import answer_of, model_files, score_rows, warm
 from fraudlab.api.store import Job, first_copies, repair, replay, store, store_group
 from fraudlab.api.upkeep import HistoryUpkeep
 from fraudlab.api.writer import Batch, LiveWriter, log_path, record
@@ -156,7 +156,7 @@ class LiveScoring(HistoryUpkeep):
             return self._models
         key = (models_stamp(self.ws), model_files(self.ws))
         if self._models is None or self._models.key != key:
-            scorer = Scorer(self.ws, budget_ms=self.budget_ms, threads=MODEL_THREADS)
+            scorer = warm(Scorer(self.ws, budget_ms=self.budget_ms, threads=MODEL_THREADS))  # usually the refresher
             threshold = next((r.alert_threshold for s, r, _b in scorer.steps if s == "model"), 0.5)
             self._models = _Models(key, scorer, threshold)
         return self._models

@@ -16,14 +16,11 @@ import threading
 import time
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 
-from fraudlab import treeshap
 from fraudlab.api.history import LABELS_STAMP, HistoryCache
 from fraudlab.api.live import LivePlan
 from fraudlab.api.online import CODED, OnlineHistory, supported
-from fraudlab.api.predict import one_thread
 from fraudlab.errors import FraudlabError
 from fraudlab.workspace import quote_ident
 
@@ -60,10 +57,7 @@ class HistoryUpkeep:
         try:
             with self._lock:  # events posted meanwhile wait here (in the decider), then see the whole history
                 plan = self.plan()
-                for _step, _record, booster in self.models().scorer.steps:  # not on the first event's path
-                    if booster is not None:
-                        one_thread(booster)
-                        treeshap.contributions(booster, np.full((1, booster.num_features()), np.nan, np.float32))
+                self.models()  # loaded and warmed (predict.warm) here, not on the first event's path
                 if self.online and not plan.definitions and supported(plan.plan):
                     self._online_history(plan)
         except (FraudlabError, duckdb.Error) as exc:  # not ready (no features yet) or closed: the first event retries
