@@ -399,10 +399,11 @@ def test_events_move_the_pages_cache_key_for_alerts_and_at_most_every_few_second
 
 def test_the_live_model_matrix_gives_what_prepare_gives(api_ws):
     """The live path's float matrix (categorical codes of the trained categories) scores and explains exactly as
-    the pandas frame `prepare` builds, unknown categories and missing values included."""
+    the pandas frame `prepare` builds, unknown categories and missing values included; its tabled TreeSHAP too."""
     import xgboost as xgb
 
-    from fraudlab.api.predict import model_matrix
+    from fraudlab import treeshap
+    from fraudlab.api.predict import model_array, model_matrix
     from fraudlab.features import load_frame
     from fraudlab.registry import load_booster, prepare
 
@@ -418,6 +419,10 @@ def test_the_live_model_matrix_gives_what_prepare_gives(api_ws):
     new = model_matrix(frame, len(frame), record, 1)
     assert np.array_equal(booster.predict(old), booster.predict(new))
     assert np.array_equal(booster.predict(old, pred_contribs=True), booster.predict(new, pred_contribs=True))
+    expected = booster.predict(new, pred_contribs=True)[:, :-1]  # the tabled TreeSHAP the live path uses: the same
+    assert treeshap.tables_of(booster) is not None
+    tabled = treeshap.contributions(booster, model_array(frame, len(frame), record))
+    np.testing.assert_allclose(tabled, expected, rtol=1e-4, atol=2e-5 * max(1.0, np.abs(expected).max()))
 
 
 def test_the_one_thread_copy_predicts_the_same_numbers_and_leaves_the_model_alone(api_ws):

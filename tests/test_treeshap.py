@@ -1,5 +1,6 @@
 """The tabled TreeSHAP gives XGBoost's own exact contributions: numeric and category splits, missing values, unseen
-categories, features repeated down a path, the workspace's champion; deep models fall back to XGBoost."""
+categories, features repeated down a path (the workspace champion's live matrix: tests/test_api.py); deep
+models fall back to XGBoost."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,11 +9,7 @@ import pytest
 import xgboost as xgb
 
 from fraudlab import treeshap
-from fraudlab.api.predict import model_array
-from fraudlab.features import load_frame
 from fraudlab.generate import simulate
-from fraudlab.registry import champion, load_booster
-from fraudlab.workspace import Workspace
 
 
 def _xgboost(booster: xgb.Booster, X: np.ndarray) -> np.ndarray:
@@ -64,20 +61,6 @@ def test_contributions_add_up_to_the_margin(deep_model):
     bias = booster.predict(matrix, pred_contribs=True)[:, -1]
     margin = booster.predict(matrix, output_margin=True)
     np.testing.assert_allclose(treeshap.contributions(booster, X).sum(axis=1) + bias, margin, atol=1e-4)
-
-
-def test_the_workspace_champion_matches_xgboost_on_its_live_matrix(app_workspace):
-    ws = Workspace(app_workspace)
-    record = champion(ws)
-    frame = load_frame(ws).tail(300).reset_index(drop=True)
-    cat = next(iter(record.categories))
-    frame[cat] = frame[cat].astype(object)
-    frame.loc[:5, cat] = "never-seen"
-    frame.loc[6:9, cat] = None
-    frame.loc[10:15, "amount"] = np.nan
-    booster = load_booster(record)
-    assert treeshap.tables_of(booster) is not None
-    _assert_same(booster, model_array(frame, len(frame), record))
 
 
 def test_models_past_the_table_limit_ask_xgboost(deep_model, monkeypatch):
