@@ -70,8 +70,10 @@ with st.expander("Train a new challenger", expanded=table.empty):
             outcome = pipeline.retrain(ws, search=search, rebuild_features=rebuild, label_delay_days=delay,
                                        who=me(), progress=lambda f, m: bar.progress(f, text=m))
             result = outcome.result
-            st.toast(f"Trained {outcome.model_id} in {result.seconds:.1f} s "
-                     f"(test PR-AUC {result.metrics.get('pr_auc', 0):.3f})")
+            # a message kept for the rerun: a toast sent right before st.rerun() may never reach the browser
+            st.session_state["models_flash"] = {
+                "ok": True, "checks": [], "message": f"Trained {outcome.model_id} in {result.seconds:.1f} s "
+                                                     f"(test PR-AUC {result.metrics.get('pr_auc', 0):.3f})"}
             st.rerun()
         except FraudlabError as exc:
             st.error(str(exc))
@@ -179,7 +181,8 @@ else:
         try:
             with st.spinner("Rolling back and rescoring…"):
                 restored = pipeline.rollback_and_rescore(ws, who=me(), reason="rolled back from the Models page")
-            st.toast(f"Rolled back: {restored} is the champion again and the scores are refreshed.")
+            st.session_state["models_flash"] = {"ok": True, "checks": [], "message": f"Rolled back: {restored} is the "
+                                                "champion again and the scores are refreshed."}
             st.rerun()
         except FraudlabError as exc:
             st.error(str(exc))
@@ -195,7 +198,8 @@ if not pending.empty:
                 with st.spinner("Promoting and rescoring…"):
                     promoted = overrides.approve_override(ws, me(), int(request))
                     pipeline.rescore(ws, me())
-                st.toast(f"{promoted} is the champion (override approved).")
+                st.session_state["models_flash"] = {"ok": True, "checks": [],
+                                                    "message": f"{promoted} is the champion (override approved)."}
                 st.rerun()
             if no.button("Reject", key="override_reject"):
                 overrides.reject_override(ws, me(), int(request))
