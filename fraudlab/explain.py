@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from fraudlab import jobs, treeshap
 from fraudlab.names import plain_name
 
 TOP_REASONS = 5
@@ -27,28 +26,10 @@ WINDOW_WORDS = {"5m": ("5 minutes", 300), "1h": ("hour", 3_600), "24h": ("24 hou
 
 
 def contributions(booster: xgb.Booster, frame: pd.DataFrame, nthread: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Exact SHAP values (rows x features) and the bias per row, in log-odds (`nthread` 1 suits a single row); from
-    :mod:`fraudlab.treeshap`'s tables when the model suits them (the same values, several times faster)."""
-    tables = treeshap.tables_of(booster)
-    if tables is not None and list(frame.columns) == list(booster.feature_names or ()):
-        contribs = treeshap.contributions(booster, _float_matrix(frame), nthread or jobs.job_threads(2))
-        return contribs, np.full(len(frame), tables.bias)
+    """Exact SHAP values (rows x features) and the bias per row, in log-odds (`nthread` 1 suits a single row)."""
     matrix = xgb.DMatrix(frame, enable_categorical=True, nthread=nthread)
     contribs = booster.predict(matrix, pred_contribs=True)
     return contribs[:, :-1], contribs[:, -1]
-
-
-def _float_matrix(frame: pd.DataFrame) -> np.ndarray:
-    """The float32 matrix XGBoost makes of a prepared frame: categoricals as their codes, missing as NaN."""
-    out = np.empty(frame.shape, dtype=np.float32)
-    for j, col in enumerate(frame.columns):
-        values = frame[col]
-        if isinstance(values.dtype, pd.CategoricalDtype):
-            codes = values.cat.codes.to_numpy()
-            out[:, j] = np.where(codes < 0, np.nan, codes)
-        else:
-            out[:, j] = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float32, na_value=np.nan)
-    return out
 
 
 def _fmt(value: float) -> str:

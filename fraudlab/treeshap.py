@@ -1,4 +1,4 @@
-"""Exact TreeSHAP of an XGBoost model from per-leaf tables made once per model: live reasons and batch explanations.
+"""Exact TreeSHAP of an XGBoost model from per-leaf tables made once per model: the live path's reasons.
 
 The values are XGBoost's own ``pred_contribs`` (path-dependent TreeSHAP): for each leaf the game is a product, over
 the distinct features on its path, of "the row goes this way" (0 or 1) for a feature in the coalition and the cover
@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import threading
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
@@ -242,19 +241,12 @@ def _run(tables: Tables, X: np.ndarray, out: np.ndarray) -> None:
               t.leaf_node, t.slot_start, t.slot_feature, t.table_start, t.table, out)
 
 
-def contributions(booster: xgb.Booster, X: np.ndarray, threads: int = 1) -> np.ndarray:
+def contributions(booster: xgb.Booster, X: np.ndarray) -> np.ndarray:
     """Exact TreeSHAP values (rows x features, without the bias column) of the float32 model matrix X (categories
-    as the model's codes): from the tables when the model suits them (rows split over `threads`), else XGBoost's."""
+    as the model's codes), on this thread: from the tables when the model suits them, else XGBoost's."""
     tables = tables_of(booster)
     if tables is None:
         return _xgboost_contribs(booster, X)[:, :-1]
-    X = np.ascontiguousarray(X, dtype=np.float32)
     out = np.zeros((X.shape[0], tables.features), dtype=np.float64)
-    parts = min(max(threads, 1), X.shape[0] // 64 + 1)
-    if parts == 1:
-        _run(tables, X, out)
-        return out
-    bounds = np.linspace(0, X.shape[0], parts + 1).astype(int)
-    with ThreadPoolExecutor(parts, thread_name_prefix="fraudlab-treeshap") as pool:  # the kernel releases the GIL
-        list(pool.map(lambda i: _run(tables, X[bounds[i]:bounds[i + 1]], out[bounds[i]:bounds[i + 1]]), range(parts)))
+    _run(tables, np.ascontiguousarray(X, dtype=np.float32), out)
     return out

@@ -74,8 +74,7 @@ def test_shap_sample_is_the_models_exact_contributions_on_its_test_period(app_wo
     matrix = xgb.DMatrix(X, enable_categorical=True)
     contribs = booster.predict(matrix, pred_contribs=True)
     assert isinstance(explanation, shap.Explanation) and explanation.values.shape == (len(X), len(record.features))
-    # the tabled TreeSHAP (fraudlab.treeshap) sums in float64, XGBoost in float32: equal to float32 precision
-    np.testing.assert_allclose(explanation.values, contribs[:, :-1], rtol=1e-5, atol=1e-5)
+    np.testing.assert_array_equal(explanation.values, contribs[:, :-1])
     np.testing.assert_array_equal(explanation.base_values, contribs[:, -1])
     margin = booster.predict(matrix, output_margin=True)
     np.testing.assert_allclose(explanation.values.sum(axis=1) + explanation.base_values, margin, atol=1e-4)
