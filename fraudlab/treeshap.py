@@ -42,7 +42,6 @@ class Tables:
     table_start: np.ndarray  # per leaf: its 2**d x d table in `table`
     table: np.ndarray
     features: int
-    bias: float  # XGBoost's bias column: the base margin plus each tree's expected value
 
 
 def _trees(booster: xgb.Booster) -> list[dict]:
@@ -111,7 +110,7 @@ class _Builder:
                 stack.append((child, slots | {feature: slot[i]}, grown))
         node["slot"] += slot
 
-    def tables(self, features: int, bias: float) -> Tables:
+    def tables(self, features: int) -> Tables:
         arrays = {k: np.asarray(v, dtype=np.int64) for k, v in self.node.items()}
         arrays["threshold"] = np.asarray(self.node["threshold"], dtype=np.float32)
         arrays["default_left"] = np.asarray(self.node["default_left"], dtype=np.bool_)
@@ -122,7 +121,7 @@ class _Builder:
         return Tables(**arrays, cats=np.asarray(self.cats, dtype=np.float64),
                       leaf_node=np.asarray(self.leaf_node), slot_start=slot_start,
                       slot_feature=np.asarray(self.slot_feature), table_start=table_start, table=table,
-                      features=features, bias=bias)
+                      features=features)
 
 
 def build_tables(booster: xgb.Booster) -> Tables | None:
@@ -136,9 +135,7 @@ def build_tables(booster: xgb.Booster) -> Tables | None:
         builder.add(tree)
         if builder.table_start[-1] > MAX_TABLE_VALUES:
             return None
-    nan_row = np.full((1, booster.num_features()), np.nan, dtype=np.float32)
-    bias = float(_xgboost_contribs(booster, nan_row)[0, -1])  # the same for every row: no base margins are given
-    return builder.tables(booster.num_features(), bias)
+    return builder.tables(booster.num_features())
 
 
 @numba.njit(cache=True, nogil=True)
