@@ -14,7 +14,7 @@ if get_script_run_ctx(suppress_warning=True) is None:  # imported by the server:
 else:  # a session's page run
     from fraudlab.auth.permissions import can_see
     from ui.auth import current_actor, logout_button
-    from ui.state import ensure_ready, get_workspace, sidebar
+    from ui.state import ensure_ready, get_workspace, show_pending_toasts, sidebar
 
     st.set_page_config(page_title="fraudlab", page_icon=":material/search:", layout="wide")
 
@@ -53,4 +53,5 @@ else:  # a session's page run
     with st.sidebar:
         logout_button(actor)
     sidebar(workspace)
+    show_pending_toasts()
     navigation.run()

@@ -13,7 +13,7 @@ from fraudlab.global_explain import plain_names, shap_sample, strongest_interact
 from fraudlab.text import markdown_literal
 from ui.auth import allowed, me
 from ui.cache import read
-from ui.state import get_workspace
+from ui.state import get_workspace, toast_after_rerun
 
 ws = get_workspace()
 st.title("Feature lab")
@@ -115,7 +115,7 @@ else:
     if allowed("edit_features", "drop features") and st.button("Drop it", key="fl_drop"):
         try:
             version = drop_definition(ws, drop, me())
-            st.toast(f"Dropped {drop} (feature-set version {version}).")
+            toast_after_rerun(f"Dropped {drop} (feature-set version {version}).")
             st.rerun()
         except FraudlabError as exc:
             st.error(str(exc))

@@ -15,7 +15,7 @@ from fraudlab.model import decision_threshold
 from ui.auth import allowed, me
 from ui.cache import read
 from ui.cases import open_case, readable
-from ui.state import get_workspace
+from ui.state import get_workspace, toast_after_rerun
 
 USABLE_AUC = 0.6
 
@@ -33,7 +33,7 @@ with st.expander("Re-segment", expanded=not segments.has_segments(ws)):
         bar = st.progress(0.0, text="starting")
         try:
             report = pipeline.resegment(ws, k=k, who=me(), progress=lambda f, m: bar.progress(f, text=m))
-            st.toast(f"{report.customers:,} customers in {report.k} segments ({report.seconds:.1f} s)")
+            toast_after_rerun(f"{report.customers:,} customers in {report.k} segments ({report.seconds:.1f} s)")
             st.rerun()
         except FraudlabError as exc:
             st.error(str(exc))

@@ -288,6 +288,8 @@ def test_feature_lab_page_previews_evaluates_adds_and_drops(app_test):
     assert "not allowed" in at.error[0].value
     at.button(key="fl_drop").click().run()
     assert not at.exception and at.info and "No user-defined feature yet" in at.info[0].value
+    # kept for the frame's next run (app.py shows it): a toast sent right before st.rerun() can be lost
+    assert at.session_state["pending_toasts"] == ["Dropped c_online_mean_30d (feature-set version 2)."]
 
 
 def test_feature_lab_page_tries_a_feature_in_a_challenger_and_shows_how_a_model_uses_it(app_test, app_workspace):

@@ -14,6 +14,7 @@ from fraudlab.registry import models_stamp
 from fraudlab.scoring import Scorer
 from fraudlab.workspace import Workspace
 from ui.cache import resource
+from ui.state import toast_after_rerun
 
 QUEUE_SHOWN = ("case_id", "customer_id", "alerts", "open_alerts", "score", "expected_loss", "amount", "status",
                "assignee", "reason_family", "first_ts", "age_hours", "sla_breached", "card_id", "merchant_id",
@@ -93,7 +94,7 @@ def _confirm_bulk(ws: Workspace, pending: dict, rows: pd.DataFrame, me: Actor) -
             return
         st.session_state.pop("bulk_pending", None)
         st.session_state["queue_round"] = st.session_state.get("queue_round", 0) + 1
-        st.toast(f"Recorded '{pending['decision']}' on {len(done)} cases")
+        toast_after_rerun(f"Recorded '{pending['decision']}' on {len(done)} cases")
         st.rerun()
     if cancel.button("Cancel", key="bulk_cancel"):
         st.session_state.pop("bulk_pending", None)
@@ -173,7 +174,7 @@ def decision_form(ws: Workspace, case_id: str, alert_id: str, n_alerts: int, new
                 st.session_state["case_conflict"] = (f"{result.conflict['analyst']} decided "
                                                       f"'{result.conflict['decision']}' first; both are kept, "
                                                       f"yours ('{decision}') is now the newest.")
-            st.toast(f"Recorded '{decision}' on {case_id}")
+            toast_after_rerun(f"Recorded '{decision}' on {case_id}")
             st.rerun()
     conflict = st.session_state.pop("case_conflict", None)
     if conflict:

@@ -40,6 +40,17 @@ def ensure_ready(ws: Workspace) -> None:
         st.toast(step)
 
 
+def toast_after_rerun(message: str) -> None:
+    """Keep a toast for the next run: one sent right before st.rerun() may never reach the browser."""
+    st.session_state.setdefault("pending_toasts", []).append(message)
+
+
+def show_pending_toasts() -> None:
+    """Show the toasts kept by :func:`toast_after_rerun` (the frame calls this on every run)."""
+    for message in st.session_state.pop("pending_toasts", []):
+        st.toast(message)
+
+
 def sidebar(ws: Workspace) -> None:
     """Workspace facts, shown on every page."""
     from ui.cache import read
