@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -116,10 +117,21 @@ class Workspace:
         folder.mkdir(parents=True, exist_ok=True)
         return folder
 
-    def close(self) -> None:
-        """Close the underlying connection."""
+    def close(self, wait_s: float = 30.0) -> None:
+        """Close the underlying connection, once the queries other threads' cursors are running have finished.
+
+        DuckDB refuses to close a connection while one of its cursors is mid-query (a live scorer's refresh, a
+        page's read); `closed` is set first so that scorers stop starting new work."""
         self._closed = True
-        self._con.close()
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                self._con.close()
+                return
+            except duckdb.ResourceInUseException:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
 
     @property
     def closed(self) -> bool:

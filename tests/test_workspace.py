@@ -1,6 +1,8 @@
 """The workspace owns the schema: a new file gets every table, an older workspace is migrated forward, in place."""
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import duckdb
@@ -50,3 +52,23 @@ def test_a_workspace_from_a_newer_fraudlab_is_refused_untouched(tmp_path):
         Workspace(path)
     with duckdb.connect(str(path)) as con:
         assert con.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "99"
+
+
+def test_closing_waits_for_a_query_another_thread_is_running(tmp_path):
+    ws = Workspace(tmp_path / "w.duckdb")
+    started, result = threading.Event(), {}
+
+    def long_read() -> None:
+        cur = ws.cursor()
+        started.set()
+        result["n"] = cur.execute("SELECT count(*) FROM range(200000000) t(i) WHERE i % 7 = 3").fetchone()[0]
+
+    reader = threading.Thread(target=long_read)
+    reader.start()
+    started.wait()
+    time.sleep(0.05)  # the read is running: DuckDB would refuse a plain close
+    ws.close()
+    reader.join()
+    assert ws.closed and result["n"] == 28571429
+    with pytest.raises(duckdb.Error):
+        ws.cursor()
