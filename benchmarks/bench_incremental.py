@@ -80,6 +80,17 @@ groups; it scanned every stored id). What is left: the features commit ~2 s (the
 features.transaction_id: deletes of 69k recomputed rows and 169k inserts), exact prediction of 169k rows x 400 trees
 ~0.9 s, the case queue's history rows and entity merge ~1.5 s (case_history is sorted by customer, so the recent rows
 are spread over every row group).
+
+SESSION 9, 2026-12-01, a new machine about 2x slower on CPU than session 7's (a pure-Python loop of 20M additions:
+3.1-3.4 s), quiet (load < 0.1 before each run). Same code as session 8: total 22.3 / 23.8 s (features 12.5 / 13.3,
+scores 2.4 / 2.6, case queue 7.4 / 7.9). Per statement (/tmp profiling run, 10M + 100k): the features' COMMIT 3.65 s
+and the case queue's COMMIT 5.41 s -- the second is DuckDB's automatic checkpoint (the WAL passes 16 MB there), which
+writes back the features rows and rewrites the ART index on features.transaction_id. The same load with that index
+dropped (experiment): features 9.35 s instead of 12.9, and the checkpoint after it 1.56 s instead of 4.17. A
+standalone DuckDB test (10M rows, delete 69k + insert 169k, commit, checkpoint): no index 0.04 / 0.25 s (commit /
+checkpoint; an id lookup 390 ms), ART on the VARCHAR id 2.68 / 2.37 s (lookup 1.2 ms), ART on a BIGINT hash of the id
+0.80 / 1.94 s. So about 6 s of this machine's 23 s is that one index; it serves the case page's and the live API's
+lookups by id, which a scan would make 0.1-0.4 s each. Not changed (see the session-9 note in the issue).
 """
 from __future__ import annotations
 
