@@ -174,41 +174,52 @@ def _fill_tables(values, zeros, slot_start, table_start, table):  # pragma: no c
                 table[table_start[leaf] + pattern * d + i] = values[leaf] * (followed - zeros[s0 + i]) * outside * total
 
 
+ROW_BLOCK = 16  # rows whose leaves are added together: a leaf's table block is read once per block, not per row
+
+
 @numba.njit(cache=True, nogil=True)
 def _contribs(X, feature, threshold, default_left, left, right, slot, cat_start, cat_len, cats, leaf_node, slot_start,
               slot_feature, table_start, table, out):  # pragma: no cover - compiled
-    """Add every leaf's Shapley values for each row of X into `out` (rows x features)."""
+    """Add every leaf's Shapley values for each row of X into `out` (rows x features).
+
+    Rows go by blocks of ROW_BLOCK, leaves outermost: the tables (15 MB for 400 trees) outgrow a small cache, and a
+    row alone would miss it once per leaf."""
     nodes = feature.shape[0]
-    missed = np.zeros(nodes, dtype=np.int64)  # per node: bits of the path's features the row does not follow
-    for r in range(X.shape[0]):
+    missed = np.zeros((nodes, ROW_BLOCK), dtype=np.int32)  # per node and row: bits of the path's features not followed
+    for r0 in range(0, X.shape[0], ROW_BLOCK):
+        rows = min(ROW_BLOCK, X.shape[0] - r0)
         for node in range(nodes):
             f = feature[node]
             if f < 0:
                 continue
-            x = X[r, f]
-            if math.isnan(x):
-                goes_left = default_left[node]
-            elif cat_start[node] >= 0:
-                code = math.floor(x)  # XGBoost reads a category as the integer part of its code
-                goes_left = True
-                for k in range(cat_start[node], cat_start[node] + cat_len[node]):
-                    if cats[k] == code:
-                        goes_left = False
-                        break
-            else:
-                goes_left = x < threshold[node]
-            bit = np.int64(1) << slot[node]
-            above = missed[node]
-            missed[left[node]] = above | (0 if goes_left else bit)
-            missed[right[node]] = above | (bit if goes_left else 0)
+            bit = np.int32(1) << slot[node]
+            for i in range(rows):
+                x = X[r0 + i, f]
+                if math.isnan(x):
+                    goes_left = default_left[node]
+                elif cat_start[node] >= 0:
+                    code = math.floor(x)  # XGBoost reads a category as the integer part of its code
+                    goes_left = True
+                    for k in range(cat_start[node], cat_start[node] + cat_len[node]):
+                        if cats[k] == code:
+                            goes_left = False
+                            break
+                else:
+                    goes_left = x < threshold[node]
+                above = missed[node, i]
+                missed[left[node], i] = above | (0 if goes_left else bit)
+                missed[right[node], i] = above | (bit if goes_left else 0)
         for leaf in range(leaf_node.shape[0]):
             s0 = slot_start[leaf]
             d = slot_start[leaf + 1] - s0
             if d == 0:
                 continue
-            base = table_start[leaf] + (((1 << d) - 1) & ~missed[leaf_node[leaf]]) * d
-            for s in range(d):
-                out[r, slot_feature[s0 + s]] += table[base + s]
+            full = (1 << d) - 1
+            node = leaf_node[leaf]
+            for i in range(rows):
+                base = table_start[leaf] + (full & ~missed[node, i]) * d
+                for s in range(d):
+                    out[r0 + i, slot_feature[s0 + s]] += table[base + s]
 
 
 _CACHE: dict[int, tuple[xgb.Booster, Tables | None]] = {}
