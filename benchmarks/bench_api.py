@@ -27,6 +27,18 @@ itself (benchmarks/api_trace.py: per event the wait for a thread, parse, queue, 
 batch its stages; the writer's commits and their parts; every GC pause; a 1-ms probe thread's late wake-ups, i.e.
 time the GIL or the cores were held elsewhere; the WAL size at each commit) and prints what the slowest 1% overlapped.
 
+RESULTS, 2026-12-01 (session 9), the same 10M base rebuilt on a new machine about 2x slower on CPU (a pure-Python
+loop of 20M additions 3.1-3.4 s), quiet. The session-8 code there: `--quick --rates 200 --seconds 20` P50 / P99
+674 / 1,928 and 617 / 1,223 ms (server 546 / 1,144): the decider fell behind (batches of 54 events, 0.80 of a core;
+"predict + TreeSHAP" 104 ms per batch, 3.1 ms an event). Timed alone, the tables' kernel took 75-103 ms for 33 rows
+(2.3-3 ms a row, against 0.3-0.8 on session 8's machine): it read each leaf's table block once per row, and the
+15 MB of tables for 400 trees miss this machine's cache. Now rows go by blocks of 16 with leaves outermost (a block
+read once per 16 rows): 33 rows 21 ms, 200 rows 0.68 ms a row, 1 row 1.75 ms; same values (tests unchanged). Quick
+run after: P50 / P99 68 / 286 ms (server 48 / 177), batches of 8.8 events. Full run (`--rates 200 --seconds 10`):
+one client 16 / 84 (server 12 / 21), 200/s 88 / 381 (server 64 / 290), 200/s during the rescoring job 136 / 356
+(server 100 / 297); the decider's batch: rows + history 6.1 ms, features 11.1, predict + TreeSHAP 15.8, answers 4.3
+for 7.5 events, i.e. ~5 ms of one core an event at 200/s. The targets (50 / 95 ms) are not met on this machine.
+
 RESULTS, 2026-12-01 (session 8), 10M rows (the same base and fallback), 2 cores, no other session on the machine
 (load 0 before the first run; a helper's short test runs beside the first ones). P50 / P99 ms over HTTP (server side).
 What changed: exact TreeSHAP from per-leaf tables (`fraudlab/treeshap.py`: XGBoost's pred_contribs values to float32
