@@ -6,8 +6,8 @@ fraction otherwise. So a leaf's Shapley values depend only on which of its d pat
 patterns, tabled once per leaf (the idea of Fast TreeSHAP v2, Yang 2021). Per row, every node is decided once and
 every leaf adds d numbers, for blocks of rows at once (a leaf's table block is read once per block): at depth 6 and
 400 trees 0.3-0.8 ms a row on one core where the 15 MB of tables stay in cache, 0.7 ms in batches and 1.75 ms for
-one row on a machine where they do not (2.3-3 ms a row before the blocks), against ~2.8 ms for XGBoost's recursion; the same numbers to float32 precision
-(tests/test_treeshap.py). Models whose tables would pass :data:`MAX_TABLE_VALUES` (deep trees) return None and the
+one row on a machine where they do not (2.3-3 ms a row before the blocks), against ~2.8 ms for XGBoost's recursion;
+the same numbers to float32 precision (tests/test_treeshap.py). Models whose tables would pass :data:`MAX_TABLE_VALUES` (deep trees) return None and the
 caller asks XGBoost.
 """
 from __future__ import annotations
@@ -186,9 +186,10 @@ def _contribs(X, feature, threshold, default_left, left, right, slot, cat_start,
     Rows go by blocks of ROW_BLOCK, leaves outermost: the tables (15 MB for 400 trees) outgrow a small cache, and a
     row alone would miss it once per leaf."""
     nodes = feature.shape[0]
-    missed = np.zeros((nodes, ROW_BLOCK), dtype=np.int32)  # per node and row: bits of the path's features not followed
-    for r0 in range(0, X.shape[0], ROW_BLOCK):
-        rows = min(ROW_BLOCK, X.shape[0] - r0)
+    block = max(min(ROW_BLOCK, X.shape[0]), 1)  # a single row zeroes one column, not sixteen
+    missed = np.zeros((nodes, block), dtype=np.int32)  # per node and row: bits of the path's features not followed
+    for r0 in range(0, X.shape[0], block):
+        rows = min(block, X.shape[0] - r0)
         for node in range(nodes):
             f = feature[node]
             if f < 0:
