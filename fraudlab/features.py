@@ -239,8 +239,11 @@ def _alias(expr: str) -> str:
     return expr.rsplit(" AS ", 1)[-1] if " AS " in expr else expr.strip('"')
 
 
-def assemble_sql(plan: FeaturePlan, parts: dict[str, str]) -> str:
-    """The final features SELECT, joining per-group results (`parts`: group -> relation name) in a fixed order."""
+def assemble_sql(plan: FeaturePlan, parts: dict[str, str], by_time: bool = False) -> str:
+    """The final features SELECT, joining per-group results (`parts`: group -> relation name) in a fixed order.
+
+    `by_time`: rows in time order, as the table is stored, so that the rows a load recomputes (the latest) sit in the
+    last row groups: their delete and the checkpoint after it then rewrite those groups, not every one."""
     names = [_alias(e) for e in plan.row]
     for key, exprs in plan.by_key.items():
         names += [f"{parts[key]}.{_alias(e)}" for e in exprs]
@@ -251,14 +254,16 @@ def assemble_sql(plan: FeaturePlan, parts: dict[str, str]) -> str:
                   f"coalesce({parts['merchant_fraud']}.{quote_ident(n)}, 0) / ({parts['merchant_id']}.m_dcnt_{n} + 1.0) "
                   f"AS m_fraud_rate_{n}" for n in MERCHANT_WINDOWS]
     joins = " ".join(f"LEFT JOIN {rel} USING (transaction_id)" for key, rel in parts.items() if key != "row")
-    return f"SELECT {parts['row']}.transaction_id, {', '.join(names)} FROM {parts['row']} {joins}"
+    row = parts["row"]
+    order = f" ORDER BY {row}.ts, {row}.transaction_id" if by_time else ""
+    return f"SELECT {row}.transaction_id, {', '.join(names)} FROM {row} {joins}{order}"
 
 
 def group_sql(plan: FeaturePlan, group: str, source: str = "_base") -> str:
     """SQL over `_base` (or a relation shaped like it) computing one group of features (row, a partition key, or
     merchant_fraud's pivot)."""
-    if group == "row":
-        return f"SELECT transaction_id, {', '.join(plan.row)} FROM {source}"
+    if group == "row":  # (ts only orders the stored rows: assemble_sql never selects it)
+        return f"SELECT transaction_id, ts, {', '.join(plan.row)} FROM {source}"
     if group in plan.by_key:
         return f"SELECT transaction_id, {', '.join(plan.by_key[group])} FROM {source}"
     _short, exprs = plan.shared[group]
@@ -308,7 +313,7 @@ def build_features(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_DELAY_
             cur.execute(merchant_fraud_sql(plan.label_delay_s))
             parts["merchant_fraud"] = "_mfraud"
             progress(0.5, "merchant fraud rates from labels known at the time")
-        numeric, categorical = store_features(cur, plan, f"WITH {', '.join(ctes)} {assemble_sql(plan, parts)}",
+        numeric, categorical = store_features(cur, plan, f"WITH {', '.join(ctes)} {assemble_sql(plan, parts, by_time=True)}",
                                               label_delay_days)
         progress(0.9, "saving feature list")
         cur.execute("DROP TABLE IF EXISTS _base; DROP TABLE IF EXISTS _frauds; DROP TABLE IF EXISTS _mfraud")

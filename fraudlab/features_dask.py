@@ -109,7 +109,7 @@ def build_features_dask(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_D
     parts = {g: f"_d_{g}" for g in groups}
     views = ", ".join(f"_d_{g} AS (SELECT * FROM read_parquet('{work / f'g_{g}'}/*.parquet'))" for g in groups)
     with ws.write("build_features", who, {"label_delay_days": label_delay_days, "engine": "dask"}) as wcur:
-        numeric, categorical = store_features(wcur, plan, f"WITH {views} {assemble_sql(plan, parts)}",
+        numeric, categorical = store_features(wcur, plan, f"WITH {views} {assemble_sql(plan, parts, by_time=True)}",
                                               label_delay_days)
     shutil.rmtree(work, ignore_errors=True)
     progress(1.0, "features ready")

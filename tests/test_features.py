@@ -148,3 +148,12 @@ def test_absent_columns_are_skipped_and_numeric_extras_used(tmp_path):
     assert not any(c.startswith(("c_", "m_", "dev_")) for c in cols)
     assert "customer velocity and baselines" in feature_info(ws)["skipped"]
     assert has_features(ws)
+
+
+def test_feature_rows_are_stored_in_time_order_whatever_order_they_were_loaded_in(tmp_path, tiny):
+    shuffled = tiny.transactions.sample(frac=1.0, random_state=4).reset_index(drop=True)
+    ws = _workspace(tmp_path, shuffled)
+    stored = ws.df("SELECT t.ts, f.transaction_id FROM features f JOIN transactions t USING (transaction_id) "
+                   "ORDER BY f.rowid")
+    assert len(stored) == len(shuffled)
+    assert stored["ts"].is_monotonic_increasing  # a load's recomputed rows (the latest) then share few row groups
