@@ -198,6 +198,19 @@ def test_backfill_of_one_definition_equals_a_full_rebuild_and_drop_removes_it(la
     assert DEFS[1].name not in lab.columns("features") and DEFS[10].name in lab.columns("features")
 
 
+@pytest.mark.parametrize("indexed", [True, False])
+def test_dropping_a_feature_keeps_an_older_tables_id_index_and_adds_none(lab, indexed):
+    if indexed:  # features built before they were stored in time order carry this index until their next full build
+        with lab.write(bump=False) as cur:
+            cur.execute("CREATE INDEX features_transaction_id ON features (transaction_id)")
+    add_definition(lab, DEFS[1], scientist("ana"))
+    drop_definition(lab, DEFS[1].name, scientist("ana"))
+    assert DEFS[1].name not in lab.columns("features")
+    names = [r[0] for r in lab.cursor().execute("SELECT index_name FROM duckdb_indexes() WHERE table_name = 'features'"
+                                                 ).fetchall()]
+    assert names == (["features_transaction_id"] if indexed else [])
+
+
 def test_compiled_sql_reads_only_strictly_earlier_rows():
     sql = compile_sql(FeatureDef("x", "customer_id", "mean", "amount", "7d", delay="1d"))
     assert "EXCLUDE GROUP" in sql and "691200 SECONDS PRECEDING AND INTERVAL 86400 SECONDS PRECEDING" in sql

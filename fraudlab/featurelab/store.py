@@ -20,6 +20,7 @@ from fraudlab.featurelab.sql import relation_sql
 from fraudlab.workspace import Workspace, quote_ident, utcnow
 
 META_TABLE = "feature_meta"  # written by fraudlab.features; the numeric list gains and loses user columns here
+OLD_INDEX = "features_transaction_id"  # on features built before they were stored in time order, until rebuilt
 ACTIVE_SQL = """SELECT name, version, definition, created_by, created_at FROM feature_defs
                 WHERE active ORDER BY version"""
 
@@ -142,9 +143,13 @@ def drop_definition(ws: Workspace, name: str, who: Actor | None) -> int:
         cur.execute("INSERT INTO feature_defs VALUES (?, ?, ?, ?, ?, false)",
                     [name, version, json.dumps(defn.to_dict()), who.name, utcnow()])
         if _has_features(cur) and name in {r[0] for r in cur.execute("DESCRIBE features").fetchall()}:
-            # DuckDB refuses to drop a column of an indexed table: drop the index, then put it back
-            cur.execute("DROP INDEX IF EXISTS features_transaction_id")
+            # DuckDB refuses to drop a column of an indexed table: a table built before features lost their
+            # index (fraudlab.features.store_features) has one: drop it, then put it back
+            indexed = cur.execute("SELECT count(*) FROM duckdb_indexes() WHERE index_name = ?",
+                                  [OLD_INDEX]).fetchone()[0]
+            cur.execute(f"DROP INDEX IF EXISTS {OLD_INDEX}")
             cur.execute(f"ALTER TABLE features DROP COLUMN {quote_ident(name)}")
-            cur.execute("CREATE INDEX IF NOT EXISTS features_transaction_id ON features (transaction_id)")
+            if indexed:
+                cur.execute(f"CREATE INDEX IF NOT EXISTS {OLD_INDEX} ON features (transaction_id)")
             _set_numeric(cur, drop=name)
     return version
