@@ -91,6 +91,25 @@ standalone DuckDB test (10M rows, delete 69k + insert 169k, commit, checkpoint):
 checkpoint; an id lookup 390 ms), ART on the VARCHAR id 2.68 / 2.37 s (lookup 1.2 ms), ART on a BIGINT hash of the id
 0.80 / 1.94 s. So about 6 s of this machine's 23 s is that one index; it serves the case page's and the live API's
 lookups by id, which a scan would make 0.1-0.4 s each. Not changed (see the session-9 note in the issue).
+
+SESSION 10, 2026-12-01, the session-9 machine, quiet (a Python loop of 20M additions 2.3 s). At the start: 22.8 s
+(features 13.7, scores 2.4, case queue 6.7). Two changes, each measured statement by statement on a copy of the base:
+(1) features stored in time order (`ORDER BY ts, transaction_id` in the full build, the Dask build and the rows an
+update inserts). The full build had written its rows in join order, so the 69k recomputed rows deleted by an append
+sat in every row group: the features' COMMIT 2.37 -> 1.55 s and the case queue's (DuckDB's automatic checkpoint,
+writing the features' changes back) 5.70 -> 1.84 s; this benchmark 22.8 -> 17.7 s. The cached 10M base was put in
+that order once (`CREATE TABLE ... AS SELECT ... ORDER BY t.ts`, 43 s), as a full build now writes it; a full build
+at 1M took 18.4 s in time order against 19.7 s without. (2) No ART index on features.transaction_id: with the rows in
+time order a lookup by id goes through zone maps as in transactions and scores (`feature_rows` of one id at 10M:
+26-43 ms; 25-130 ms with the index, whose pages load on first touch); the features' COMMIT drops out of the slow
+statements (features 10.2 -> 9.5 s). This benchmark: 15.8 s (features 10.3, scores 2.1, case queue 3.4).
+What is left (per statement, 10M + 100k): features 9.5 s = finding the affected rows 1.2, the customers' older rows
+aggregated 0.95 and their last 30 days fetched 0.47, fraud label rows for the merchant counts 0.8, first-time flags
+1.75 (the semi join of the 6.3M kept pairs 1.1: on a BIGINT hash of the pair it took 0.24 s against 0.66 s alone,
+not done, as the hash would have to stay the same across DuckDB versions), waits on the NumPy groups ~2, the
+assembly 0.5, the delete and insert 0.7; scores 2.1 = XGBoost's inplace_predict of 169k rows x 400 trees 1.8 on two
+threads; case queue 3.3 = its statements 1.5 and the automatic checkpoint 1.7 (the load's features, scores and case
+rows written back). The target (< 10 s) is still missed on this machine.
 """
 from __future__ import annotations
 
