@@ -106,8 +106,8 @@ statements (features 10.2 -> 9.5 s). This benchmark: 15.8 s (features 10.3, scor
 What is left (per statement, 10M + 100k): features 9.5 s = finding the affected rows 1.2, the customers' older rows
 aggregated 0.95 and their last 30 days fetched 0.47, fraud label rows for the merchant counts 0.8, first-time flags
 1.75 (the semi join of the 6.3M kept pairs 1.1; tried and dropped: a kept hash of each pair to join on, 0.24 s
-against 0.66 s on a temp table, but 1.37 s in the stored table, whose three text columns are decompressed for every
-row before the join either way), waits on the NumPy groups ~2, the
+against 0.66 s on a temp table, but 1.37 s on the stored table in one run (1.10-1.14 s before; probably its three
+compressed text columns are read for every row before the join either way), waits on the NumPy groups ~2, the
 assembly 0.5, the delete and insert 0.7; scores 2.1 = XGBoost's inplace_predict of 169k rows x 400 trees 1.8 on two
 threads; case queue 3.3 = its statements 1.5 and the automatic checkpoint 1.7 (the load's features, scores and case
 rows written back). The target (< 10 s) is still missed on this machine.
