@@ -233,7 +233,7 @@ def _compute(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, spans: dict[str,
     cur.execute(f"CREATE OR REPLACE TEMP TABLE _g_row AS {group_sql(plan, 'row')}")
     parts, temps = {"row": "_g_row"}, ["_g_row"]
     groups = list(plan.by_key) + list(plan.shared)
-    with ThreadPoolExecutor(1) as pool:  # NumPy work of the customer, merchant and shared groups beside the queries
+    with ThreadPoolExecutor(1) as pool:  # NumPy work of the customer and merchant groups beside the next queries
         run = ranges.now if job_threads(2) == 1 else pool.submit  # inline while a job leaves live scoring a core
         finish = []
         if "customer_id" in groups and customer.applies(cur, plan):  # sorted history in NumPy, no window sorts
@@ -246,21 +246,20 @@ def _compute(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, spans: dict[str,
             finish.append(ranges.merchant_group(cur, plan, delay_days, run))
             parts.update({"merchant_id": "_gm", "merchant_fraud": "_mfraud"})
             temps.append("_gm")
-        counting = {i: shared.shared_group(cur, plan, key, f"_g{i}", run)  # binary search + distinct pairs
-                    for i, key in enumerate(groups) if key in plan.shared and shared.applies(plan, key)}
         for step in finish:
             fetched, aggregated = step()
             read, summarised = read + fetched, summarised + aggregated
-        for i, step in counting.items():
-            got = step()
-            if got is not None:  # (None: too many pairs, the window SQL below does it)
-                read += got
-                parts[groups[i]] = f"_g{i}"
-                temps.append(f"_g{i}")
     for i, key in enumerate(groups):
         progress(0.4 + 0.3 * i / max(len(groups), 1), f"windows over {key}")
         if key in parts:
             continue
+        if key in plan.shared and shared.applies(plan, key):  # binary search + distinct pairs, no window sorts
+            got = shared.shared_group(cur, plan, key, f"_g{i}")
+            if got is not None:
+                read += got
+                parts[key] = f"_g{i}"
+                temps.append(f"_g{i}")
+                continue
         quick = key == "customer_id" and lifetime.applies(plan)  # lifetime columns from aggregates of older rows
         read += _slice(cur, key, lifetime.SPAN if quick else spans[key])
         merchant = key == "merchant_id" and plan.has_merchant

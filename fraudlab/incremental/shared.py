@@ -8,14 +8,12 @@ NAT address) would expand too far: past MAX_PAIRS the caller runs the window SQL
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import duckdb
 import numpy as np
 import pandas as pd
 
 from fraudlab.features import SHARED_WINDOWS, FeaturePlan, shared_features
-from fraudlab.incremental.ranges import Run, fetch_arrays, now, search
+from fraudlab.incremental.ranges import fetch_arrays, search
 from fraudlab.workspace import quote_ident
 
 MAX_PAIRS = 20_000_000  # window rows expanded at once (~0.5 GB of int64 arrays)
@@ -27,11 +25,9 @@ def applies(plan: FeaturePlan, key: str) -> bool:
     return exprs == shared_features(key, short)
 
 
-def shared_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, key: str, name: str,
-                 run: Run = now) -> Callable[[], int | None]:
-    """Read the touched keys' history and hand the distinct counts to `run`; the returned step writes temp table
-    `name` with the key's columns for the rows of _affrows that have the key and returns the history rows read, or
-    None (nothing made) when the windows hold more than MAX_PAIRS rows together."""
+def shared_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, key: str, name: str) -> int | None:
+    """Temp table `name` with the key's columns for the rows of _affrows that have the key; returns the history rows
+    read, or None (nothing made) when the windows hold more than MAX_PAIRS rows together."""
     k, span = quote_ident(key), max(SHARED_WINDOWS.values())
     cur.execute(f"""CREATE OR REPLACE TEMP TABLE _skeys AS SELECT k, lo, hi, (row_number() OVER ()) - 1 AS code FROM (
                       SELECT {k} AS k, min(ts) AS lo, max(ts) AS hi FROM _affrows WHERE {k} IS NOT NULL GROUP BY 1)""")
@@ -42,22 +38,17 @@ def shared_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, key: str, na
     rows = fetch_arrays(cur, f"""SELECT a.transaction_id, b.code, epoch_us(a.ts) AS us FROM _affrows a
                                  JOIN _skeys b ON a.{k} = b.k""")
     cur.execute("DROP TABLE IF EXISTS _skeys")
-    counted = run(_distinct_customers, hist, rows["code"], rows["us"])
-
-    def finish() -> int | None:
-        counts = counted.result()
-        if counts is None:
-            return None
-        short, _exprs = plan.shared[key]
-        frame = pd.DataFrame({"transaction_id": rows["transaction_id"]}
-                             | {f"{short}_customers_{w}": c for w, c in counts.items()})
-        cur.register("_gs_frame", frame)
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT transaction_id, "
-                    + ", ".join(f"{c}::BIGINT AS {c}" for c in frame.columns[1:]) + " FROM _gs_frame")
-        cur.unregister("_gs_frame")
-        return len(hist["us"])
-
-    return finish
+    counts = _distinct_customers(hist, rows["code"], rows["us"])
+    if counts is None:
+        return None
+    short, _exprs = plan.shared[key]
+    frame = pd.DataFrame({"transaction_id": rows["transaction_id"]}
+                         | {f"{short}_customers_{w}": c for w, c in counts.items()})
+    cur.register("_gs_frame", frame)
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT transaction_id, "
+                + ", ".join(f"{c}::BIGINT AS {c}" for c in frame.columns[1:]) + " FROM _gs_frame")
+    cur.unregister("_gs_frame")
+    return len(hist["us"])
 
 
 def _distinct_customers(hist: dict[str, np.ndarray], code: np.ndarray, us: np.ndarray
