@@ -98,8 +98,9 @@ SESSION 10, 2026-12-01, the session-9 machine, quiet (a Python loop of 20M addit
 update inserts). The full build had written its rows in join order, so the 69k recomputed rows deleted by an append
 sat in every row group: the features' COMMIT 2.37 -> 1.55 s and the case queue's (DuckDB's automatic checkpoint,
 writing the features' changes back) 5.70 -> 1.84 s; this benchmark 22.8 -> 17.7 s. The cached 10M base was put in
-that order once (`CREATE TABLE ... AS SELECT ... ORDER BY t.ts`, 43 s), as a full build now writes it; a full build
-at 1M took 18.4 s in time order against 19.7 s without. (2) No ART index on features.transaction_id: with the rows in
+that order once (`CREATE TABLE ... AS SELECT ... ORDER BY t.ts`, 43 s), as a full build now writes it. The order's
+cost in a full build: 1M rows 18.4 s ordered against 19.7 s without (noise); 10M rows 274 s against 251 s (+9%, peak
+RSS 5.5 / 5.4 GB), paid once per full build, against ~5 s saved on every append. (2) No ART index on features.transaction_id: with the rows in
 time order a lookup by id goes through zone maps as in transactions and scores (`feature_rows` of one id at 10M:
 26-43 ms; 25-130 ms with the index, whose pages load on first touch); the features' COMMIT drops out of the slow
 statements (features 10.2 -> 9.5 s). This benchmark: 15.8 s (features 10.3, scores 2.1, case queue 3.4).
@@ -110,7 +111,10 @@ against 0.66 s on a temp table, but 1.37 s on the stored table in one run (1.10-
 compressed text columns are read for every row before the join either way), waits on the NumPy groups ~2, the
 assembly 0.5, the delete and insert 0.7; scores 2.1 = XGBoost's inplace_predict of 169k rows x 400 trees 1.8 on two
 threads; case queue 3.3 = its statements 1.5 and the automatic checkpoint 1.7 (the load's features, scores and case
-rows written back). The target (< 10 s) is still missed on this machine.
+rows written back). Tried and dropped: counting the shared keys' distinct customers on the worker thread beside
+the next queries (A/B, features 9.20 / 9.62 s without, 9.88 / 9.62 s with: DuckDB already keeps both cores busy).
+Runs of the same code vary by +-1.5 s here (15.8, 15.8, 16.2, 16.5, 18.0 s). The target (< 10 s) is still missed on
+this machine.
 """
 from __future__ import annotations
 
