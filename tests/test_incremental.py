@@ -103,16 +103,23 @@ def test_only_affected_rows_are_recomputed_and_history_is_sliced(tmp_path):
     ws.close()
 
 
+def load_out_of_order(tmp_path, seed: int) -> tuple[pd.DataFrame, Workspace]:
+    """6,000 simulated rows loaded in random batches, the first one first and the rest out of order (each one after
+    the first through the incremental pipeline); returns the rows and the workspace."""
+    tx = simulate(rows=6_000, seed=seed, days=40).transactions
+    rng = np.random.default_rng(seed)
+    batches = random_batches(tx, rng)
+    batches = batches[:1] + [batches[i] for i in rng.permutation(np.arange(1, len(batches)))]
+    ws = Workspace(tmp_path / "inc.duckdb")
+    assert set(load_in_batches(ws, batches, [])[1:]) == {"incremental"}
+    return tx, ws
+
+
 def test_customer_windows_rank_times_when_the_packing_would_overflow(tmp_path, monkeypatch):
     from fraudlab.incremental import customer
 
     monkeypatch.setattr(customer, "PACK_LIMIT", 0)  # as with millions of customers over years of microseconds
-    tx = simulate(rows=6_000, seed=9, days=40).transactions
-    rng = np.random.default_rng(9)
-    batches = random_batches(tx, rng)
-    batches = batches[:1] + [batches[i] for i in rng.permutation(np.arange(1, len(batches)))]  # out of order
-    ws = Workspace(tmp_path / "inc.duckdb")
-    assert set(load_in_batches(ws, batches, [])[1:]) == {"incremental"}
+    tx, ws = load_out_of_order(tmp_path, 9)
     pd.testing.assert_frame_equal(features_of(ws), full_build(tmp_path, tx), check_exact=False, rtol=1e-9, atol=1e-9)
     ws.close()
 

@@ -3,12 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from test_incremental import features_of, full_build, load_in_batches, random_batches
+from test_incremental import features_of, full_build, load_out_of_order
 
 from fraudlab.features import SHARED_WINDOWS
-from fraudlab.generate import simulate
 from fraudlab.incremental import shared
-from fraudlab.workspace import Workspace
 
 
 def test_distinct_customers_in_windows_equal_brute_force():
@@ -29,12 +27,7 @@ def test_keys_whose_windows_hold_too_many_rows_go_through_the_window_sql_and_sta
     real = shared._distinct_customers
     monkeypatch.setattr(shared, "_distinct_customers", lambda *a: counted.append(real(*a)) or counted[-1])
     monkeypatch.setattr(shared, "MAX_PAIRS", 0)  # as with a carrier's NAT address shared by thousands of rows
-    tx = simulate(rows=6_000, seed=12, days=40).transactions
-    rng = np.random.default_rng(12)
-    batches = random_batches(tx, rng)
-    batches = batches[:1] + [batches[i] for i in rng.permutation(np.arange(1, len(batches)))]  # out of order
-    ws = Workspace(tmp_path / "inc.duckdb")
-    assert set(load_in_batches(ws, batches, [])[1:]) == {"incremental"}
+    tx, ws = load_out_of_order(tmp_path, 12)
     assert counted and all(c is None for c in counted)  # every key declined by NumPy, done by the SQL windows
     pd.testing.assert_frame_equal(features_of(ws), full_build(tmp_path, tx), check_exact=False, rtol=1e-9, atol=1e-9)
     ws.close()
