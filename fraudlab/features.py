@@ -318,8 +318,8 @@ def build_features(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_DELAY_
             cur.execute(merchant_fraud_sql(plan.label_delay_s))
             parts["merchant_fraud"] = "_mfraud"
             progress(0.5, "merchant fraud rates from labels known at the time")
-        numeric, categorical = store_features(cur, plan, f"WITH {', '.join(ctes)} {assemble_sql(plan, parts, by_time=True)}",
-                                              label_delay_days)
+        select = f"WITH {', '.join(ctes)} {assemble_sql(plan, parts, by_time=True)}"
+        numeric, categorical = store_features(cur, plan, select, label_delay_days)
         progress(0.9, "saving feature list")
         cur.execute("DROP TABLE IF EXISTS _base; DROP TABLE IF EXISTS _frauds; DROP TABLE IF EXISTS _mfraud")
         from fraudlab.incremental.firsts import build_firsts, flag_columns  # (that package imports this module)

@@ -5,10 +5,10 @@ the distinct features on its path, of "the row goes this way" (0 or 1) for a fea
 fraction otherwise. So a leaf's Shapley values depend only on which of its d path features the row follows: 2**d
 patterns, tabled once per leaf (the idea of Fast TreeSHAP v2, Yang 2021). Per row, every node is decided once and
 every leaf adds d numbers, for blocks of rows at once (a leaf's table block is read once per block): at depth 6 and
-400 trees 0.3-0.8 ms a row on one core where the 15 MB of tables stay in cache, 0.7 ms in batches and 1.75 ms for
-one row on a machine where they do not (2.3-3 ms a row before the blocks), against ~2.8 ms for XGBoost's recursion;
-the same numbers to float32 precision (tests/test_treeshap.py). Models whose tables would pass :data:`MAX_TABLE_VALUES` (deep trees) return None and the
-caller asks XGBoost.
+400 trees 0.3-0.8 ms a row on one core where the 15 MB of tables stay in cache, 0.55-0.7 ms in batches and 0.78 ms
+for one row on a machine where they do not (2.3-3 ms a row before the blocks), against ~2.8 ms for XGBoost's
+recursion; the same numbers to float32 precision (tests/test_treeshap.py). Models whose tables would pass
+:data:`MAX_TABLE_VALUES` (deep trees) return None and the caller asks XGBoost.
 """
 from __future__ import annotations
 
