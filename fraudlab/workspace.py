@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 import time
 from contextlib import contextmanager
@@ -30,6 +31,9 @@ from fraudlab.migrations import (  # noqa: F401 (the schema, re-exported where i
     SCHEMA_V1,
     SCHEMA_VERSION,
 )
+
+LOG = logging.getLogger("fraudlab.workspace")
+SLOW_LOCK_WAIT_S = 5.0  # a write that waited longer for another's lock is logged, naming both
 
 # Derived tables, rebuilt whole by the module named (CREATE OR REPLACE ... AS SELECT) and updated in place after an
 # append (incremental/, cases/partial.py, cases/entities.py): features (features.py; its user-defined columns are
@@ -85,6 +89,7 @@ class Workspace:
         except duckdb.Error as exc:
             raise WorkspaceError(f"cannot open workspace {self.path}: {exc}") from exc
         self._lock = threading.RLock()
+        self._last_writer = ""  # the label of the write that last released the lock, for the slow-wait log
         self._closed = False
         try:
             self._migrate()
@@ -178,7 +183,11 @@ class Workspace:
         if action is not None and not isinstance(who, Actor):
             raise TypeError(f"the write '{action}' needs an authenticated Actor, not {type(who).__name__}")
         label = jobs.write_label(action, details)
+        asked = time.perf_counter()
         with self._lock:
+            waited = time.perf_counter() - asked
+            if waited > SLOW_LOCK_WAIT_S:
+                LOG.warning("%s waited %.1f s for the write lock (held by %s)", label, waited, self._last_writer)
             jobs.checkpoint(f"starting {label}")
             cur = self.cursor()
             try:
@@ -202,6 +211,7 @@ class Workspace:
                 jobs.committed(label if action is not None else None)
             finally:
                 cur.close()
+                self._last_writer = label
 
     @contextmanager
     def memory_capped(self, limit: str) -> Iterator[None]:

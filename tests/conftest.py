@@ -17,6 +17,14 @@ ROOT = Path(__file__).resolve().parent.parent
 SMALL_ROWS = 20_000
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Keep each phase's report on the test item, so a fixture's teardown can tell that its test failed."""
+    report = yield
+    setattr(item, f"rep_{report.when}", report)
+    return report
+
+
 @pytest.fixture(autouse=True)
 def no_live_writer_outlives_its_test():
     """A live writer left on a workspace its test closed makes every later test's flush_all() fail: close them."""

@@ -65,10 +65,17 @@ def browser():
 
 
 @pytest.fixture()
-def page(browser):
+def page(browser, request):
+    """A fresh browser page; when the test fails, its screenshot and text land in test-artifacts/failed_*."""
     context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
     pg = context.new_page()
     yield pg
+    report = getattr(request.node, "rep_call", None)
+    if report is not None and report.failed:
+        ARTIFACTS.mkdir(exist_ok=True)
+        name = f"failed_{request.node.name}"
+        pg.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        (ARTIFACTS / f"{name}.txt").write_text(pg.locator("body").inner_text())
     context.close()
 
 
