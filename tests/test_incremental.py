@@ -103,6 +103,32 @@ def test_only_affected_rows_are_recomputed_and_history_is_sliced(tmp_path):
     ws.close()
 
 
+def test_only_new_rows_and_rows_whose_values_changed_are_handed_to_the_scorer(tmp_path):
+    tx = simulate(rows=8_000, seed=6, days=45).transactions.sort_values("ts").reset_index(drop=True)
+    late = tx.iloc[6_000:7_000:50]  # 20 rows arriving after the rest: their keys' later rows are recomputed
+    ws = Workspace(tmp_path / "ws.duckdb")
+    ingest_table(ws, tx.drop(late.index), source="history")
+    build_features(ws)
+    before = features_of(ws).set_index("transaction_id")
+    ingest_table(ws, late, source="late")
+    report = update_features(ws)
+    after = features_of(ws).set_index("transaction_id")
+    old = after.index.intersection(before.index)
+    numeric = before.select_dtypes("number").columns
+    # what XGBoost reads: float32 values (NaN equal to NaN), and the other columns as they are
+    moved = (before.loc[old, numeric].astype("float32") != after.loc[old, numeric].astype("float32")) & \
+        ~(before.loc[old, numeric].isna() & after.loc[old, numeric].isna())
+    moved |= before.loc[old].drop(columns=numeric).ne(after.loc[old].drop(columns=numeric)) & \
+        before.loc[old].drop(columns=numeric).notna()
+    changed = set(old[moved.any(axis=1)]) | set(late["transaction_id"])
+    handed = set(report.rows.column("transaction_id").to_pylist())
+    assert handed == changed and report.changed_rows == len(changed)
+    assert report.new_rows == 20 < report.changed_rows < report.affected_rows  # recomputed, mostly to the same values
+    assert report.first_ts == late["ts"].min()
+    pd.testing.assert_frame_equal(features_of(ws), full_build(tmp_path, tx), check_exact=False, rtol=1e-9, atol=1e-9)
+    ws.close()
+
+
 def load_out_of_order(tmp_path, seed: int) -> tuple[pd.DataFrame, Workspace]:
     """6,000 simulated rows loaded in random batches, the first one first and the rest out of order (each one after
     the first through the incremental pipeline); returns the rows and the workspace."""
