@@ -214,13 +214,12 @@ def main() -> None:
     stages.append(stage)
     s_feat, upd = measure("incremental features", n, lambda: update_features(inc))
     threshold = decision_threshold(inc)
-    s_score, scored = measure("incremental scores (new and changed rows)", upd.changed_rows,
+    s_score, scored = measure("incremental scores (the recomputed rows)", upd.affected_rows,
                               lambda: score_window(inc, start=upd.first_ts, explain_top=FIRST_START_EXPLAIN,
                                                    explain_min_score=threshold, rows=upd.rows))
     s_cases, _ = measure("case queue (lookups from earliest affected)", n,
                          lambda: cases.refresh_cases(inc, changed_since=upd.first_ts))
-    s_feat.note = (f"{upd.affected_rows:,} rows recomputed ({upd.changed_rows:,} new or changed) from "
-                   f"{upd.history_rows:,} history rows "
+    s_feat.note = (f"{upd.affected_rows:,} rows recomputed from {upd.history_rows:,} history rows "
                    f"(+ {upd.summarised_rows:,} summarised); {arrivals.late:,} late rows")
     s_score.note = f"{scored.rows:,} rows scored, {scored.explained:,} alerts explained"
     s_cases.note = ", ".join(f"{part} {how}" for part, how in cases.last_build(inc).items())
