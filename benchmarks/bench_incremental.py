@@ -115,6 +115,19 @@ rows written back). Tried and dropped: counting the shared keys' distinct custom
 the next queries (A/B, features 9.20 / 9.62 s without, 9.88 / 9.62 s with: DuckDB already keeps both cores busy).
 Runs of the same code vary by +-1.5 s here (15.8, 15.8, 16.2, 16.5, 18.0 s). The target (< 10 s) is still missed on
 this machine.
+
+SESSION 11, 2026-12-01, the same machine, quiet. Of the 169,154 rows an append recomputed, 69k were older rows
+reached only through a missing IP: `_affected` matched a new row's NULL IP to every recent row without one (75% of the
+simulated IPs), although shared-key and Feature-lab features of a row without the key are NULL and read no other row.
+NULL now seeds other rows only for the customer and merchant windows (where the full build's PARTITION BY makes it one
+group). A/B runs alternated with the session-10 code (worktree): before 17.2 / 15.3 / 14.7 / 16.1 s, after 15.2* /
+15.1* / 12.8 / 12.4 / 11.7 s (features 8.1-9.0, scores 1.4-1.7, case queue 2.3-2.7; 100,866 rows recomputed from 5.4M
+history rows instead of 6.6M). (*) those two runs were of a first try, kept out of the code: compare the recomputed
+rows with the stored ones in float32 and rescore only those that changed. Of the 69k, 68k were unchanged, but once the
+NULL reach was gone nothing was left to skip (866 older rows recomputed, all changed). At 1M: 7.3 s incremental
+against 40.8 s full, features equal. The target (< 10 s) is still missed here; what is left in the features' ~8.5 s
+is spread over a dozen steps of 0.4-1.3 s (first-time flags' semi join 1.26, the customers' aggregate and fetch
+0.6 + 0.6, fraud label rows 0.6, assembly 0.6, delete, insert and commit 0.4 each).
 """
 from __future__ import annotations
 
