@@ -103,7 +103,7 @@ def test_only_affected_rows_are_recomputed_and_history_is_sliced(tmp_path):
     ws.close()
 
 
-def test_late_rows_without_an_ip_or_card_reach_only_the_rows_sharing_a_value_with_them(tmp_path):
+def test_late_rows_without_an_ip_reach_only_the_rows_sharing_a_value_with_them(tmp_path):
     tx = simulate(rows=8_000, seed=6, days=45).transactions.sort_values("ts").reset_index(drop=True)
     late = tx.iloc[6_000:7_000:50]  # 20 rows arriving after the rest
     keys = ["customer_id", "merchant_id", "device_id", "ip", "card_id"]
