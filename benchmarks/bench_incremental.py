@@ -145,8 +145,7 @@ from fraudlab.features import COVER_KEY, build_features, feature_columns, mark_c
 from fraudlab.generate import simulate
 from fraudlab.incremental import record_arrivals, update_features
 from fraudlab.incremental.features import pending_rows
-from fraudlab.incremental.firsts import TABLE as FIRSTS
-from fraudlab.incremental.firsts import build_firsts, flag_columns
+from fraudlab.incremental.firsts import build_firsts, flag_columns, is_current
 from fraudlab.ingest import ingest_table
 from fraudlab.model import decision_threshold, train_model
 from fraudlab.pipeline import FIRST_START_EXPLAIN
@@ -177,9 +176,10 @@ def base_workspace(rows: int, history: pd.DataFrame) -> Path:
             with ws.write(bump=False) as cur:  # a base cached before features and case lookups carried load-id marks
                 mark_covered(cur)
                 mark_entities_counted(cur)
-        if not ws.has_table(FIRSTS):  # a base cached before the kept first times (the full build makes them)
-            with ws.write(bump=False) as cur:
-                build_firsts(cur, flag_columns(set(feature_columns(ws))))
+        flags = flag_columns(set(feature_columns(ws)))
+        with ws.write(bump=False) as cur:  # a base cached before the kept first times, or in an older layout
+            if not is_current(cur, flags):
+                build_firsts(cur, flags)
         if cases.last_build(ws) == {}:  # a queue built before the partial-update marks: once whole, here, so that
             cases.refresh_cases(ws, force=True)  # no copy's timed stage pays that rebuild's checkpoint
         ws.close()

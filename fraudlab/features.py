@@ -196,6 +196,14 @@ class FeaturePlan:
     label_delay_s: int = int(DEFAULT_LABEL_DELAY_DAYS * 86_400)
     time_index: dict[str, str] = field(default_factory=dict)  # numeric columns that only count time: never features
 
+    @property
+    def null_groups(self) -> frozenset[str]:
+        """Keys whose missing value is one more window group (the `PARTITION BY` of the customer and merchant windows).
+
+        Shared-key features (`group_sql` keeps only rows with the key) and Feature-lab definitions are NULL for a row
+        without the key, so for those keys such rows neither read nor change any other row."""
+        return frozenset(self.by_key)
+
 
 def plan_features(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_DELAY_DAYS) -> FeaturePlan:
     """Decide the feature set from the columns that hold values; leave out time indexes and label leaks."""

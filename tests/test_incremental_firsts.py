@@ -3,21 +3,20 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import duckdb
 import numpy as np
 import pandas as pd
 from test_incremental import features_of, full_build, load_in_batches, random_batches
 
 from fraudlab.generate import simulate
 from fraudlab.incremental import update_features
-from fraudlab.incremental.firsts import MARK, TABLE
+from fraudlab.incremental.firsts import MARK, TABLE, pair_sql
 from fraudlab.ingest import ingest_table
 from fraudlab.workspace import Workspace
 
-FRESH = """SELECT 'merchant_id' AS kind, customer_id, merchant_id AS value, min(ts) AS first_ts FROM transactions
-           WHERE merchant_id IS NOT NULL GROUP BY ALL UNION ALL
-           SELECT 'device_id', customer_id, device_id, min(ts) FROM transactions WHERE device_id IS NOT NULL GROUP BY ALL
-           UNION ALL SELECT 'country', customer_id, country, min(ts) FROM transactions WHERE country IS NOT NULL
-           GROUP BY ALL"""
+FRESH = " UNION ALL ".join(f"""SELECT '{col}' AS kind, {pair_sql(col, 'customer_id', col)} AS pair, min(ts) AS first_ts
+                               FROM transactions WHERE {col} IS NOT NULL GROUP BY ALL"""
+                           for col in ("merchant_id", "device_id", "country"))
 
 
 def kept(ws: Workspace) -> pd.DataFrame:
@@ -90,3 +89,12 @@ def test_customers_older_rows_are_summarised_and_combined_exactly(tmp_path):
     pd.testing.assert_frame_equal(features_of(ws), full_build(tmp_path, pd.concat([tx.iloc[:7_600], new])),
                                   check_exact=False, rtol=1e-9)
     ws.close()
+
+
+def test_pair_keys_tell_apart_values_that_would_join_alike():
+    con = duckdb.connect()
+    pairs = [("a|b", "c"), ("a", "b|c"), (None, "x"), ("", "x"), ("-", "x"), ("1|x", "")]
+    keys = [con.execute(f"SELECT {pair_sql('merchant_id', '$c', '$v')}", {"c": c, "v": v}).fetchall()[0][0]
+            for c, v in pairs]
+    other_kind = con.execute(f"SELECT {pair_sql('device_id', '$c', '$v')}", {"c": "a", "v": "b|c"}).fetchall()[0][0]
+    assert len(set(keys + [other_kind])) == len(pairs) + 1

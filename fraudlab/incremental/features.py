@@ -167,9 +167,8 @@ def _affected(cur: duckdb.DuckDBPyConnection, spans: dict[str, int | None], chan
 
     Labels recorded since the last feature build or update (an analyst's decision on an older row) change the
     merchant fraud counts after their row like a new row would: for the merchant key they seed the ranges too.
-    A row without a key value reaches other rows only for the keys in `null_groups` (customer and merchant windows
-    take the missing value as one more group); shared-key and Feature-lab features of such a row are NULL, so a new
-    row without an IP changes no other row's IP features (75% of IPs were missing in the simulated data: an
+    A row without a key value reaches other rows only for the keys in `null_groups` (`FeaturePlan.null_groups`): a
+    new row without an IP changes no other row's IP features (75% of IPs were missing in the simulated data: an
     append recomputed every recent row without one).
     """
     sql, params = new_rows_sql(cur)
@@ -268,7 +267,7 @@ def _compute(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, spans: dict[str,
                 temps.append(f"_g{i}")
                 continue
         quick = key == "customer_id" and lifetime.applies(plan)  # lifetime columns from aggregates of older rows
-        read += _slice(cur, key, lifetime.SPAN if quick else spans[key], null_group=key in plan.by_key)
+        read += _slice(cur, key, lifetime.SPAN if quick else spans[key], null_group=key in plan.null_groups)
         merchant = key == "merchant_id" and plan.has_merchant
         _base(cur, delay_days, with_labels=merchant)
         parts[key] = f"_g{i}"
@@ -325,7 +324,7 @@ def update_features(ws: Workspace, progress: Progress | None = None, who: Actor 
             ws.write("update_features", who, {"label_delay_days": delay_days, "engine": "incremental"}) as cur:
         cur.execute("SET TimeZone = 'UTC'")
         spans = _spans(plan, active_definitions(cur))
-        _affected(cur, spans, changed, null_groups=plan.by_key)
+        _affected(cur, spans, changed, null_groups=plan.null_groups)
         new_rows = int(cur.execute("SELECT count(*) FROM _new").fetchone()[0])
         affected, first_ts = cur.execute("SELECT count(*), min(ts) FROM _affrows").fetchone()
         read, summarised, temps = _compute(cur, plan, spans, delay_days, progress)
