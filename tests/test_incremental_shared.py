@@ -13,12 +13,12 @@ def test_distinct_customers_in_windows_equal_brute_force():
     rng = np.random.default_rng(5)
     hour, n = 3_600_000_000, 500
     hist = {"code": rng.integers(0, 6, n), "us": rng.integers(0, 400, n) * hour // 2,
-            "customer_id": np.array([None if c == 0 else f"c{c}" for c in rng.integers(0, 9, n)], dtype=object)}
+            "customer": rng.integers(-1, 8, n)}  # customers numbered as the SQL does; -1 none
     code, us = rng.integers(0, 7, 300), rng.integers(0, 420, 300) * hour // 2  # on edges, ties, an unseen key
     got = shared._distinct_customers(hist, code, us)
     for w, secs in SHARED_WINDOWS.items():
-        want = [len({c for k, t, c in zip(hist["code"], hist["us"], hist["customer_id"])
-                     if k == qk and qt - secs * 1_000_000 <= t < qt and c is not None}) for qk, qt in zip(code, us)]
+        want = [len({c for k, t, c in zip(hist["code"], hist["us"], hist["customer"])
+                     if k == qk and qt - secs * 1_000_000 <= t < qt and c >= 0}) for qk, qt in zip(code, us)]
         assert got[w].tolist() == want and max(want) > 1
 
 

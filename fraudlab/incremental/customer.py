@@ -15,13 +15,11 @@ from typing import Callable
 
 import duckdb
 import numpy as np
-import pandas as pd
-import pyarrow as pa
 
 from fraudlab.features import AVERAGE_WINDOWS, CUSTOMER_WINDOWS, FeaturePlan, _customer_features
 from fraudlab.incremental.firsts import FLAG_COLUMNS, first_flags, flag_columns
 from fraudlab.incremental.lifetime import SPAN  # rows older than this before a customer's first recomputed row
-from fraudlab.incremental.ranges import Run, fetch_arrays, now, search
+from fraudlab.incremental.ranges import Run, affected_table, fetch_arrays, now, search
 from fraudlab.workspace import quote_ident
 
 PACK_LIMIT = np.iinfo(np.int64).max // 2  # customers x time span above this: times are ranked before packing
@@ -104,8 +102,8 @@ def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, run: Run =
                "WHERE t.ts >= $floor AND t.ts >= b.cut AND t.ts <= b.hi")
     codes, floor, low, high = cur.execute("SELECT count(*), min(cut), epoch_us(min(cut)), epoch_us(max(hi)) FROM _ckeys"
                                           ).fetchone()
-    rows = cur.execute("""SELECT a.transaction_id, b.code, epoch_us(a.ts) AS us, a.amount::DOUBLE AS amount
-                          FROM _affrows a JOIN _ckeys b ON a.customer_id IS NOT DISTINCT FROM b.k""").df()
+    rows = fetch_arrays(cur, """SELECT a.rowid AS r, b.code, epoch_us(a.ts) AS us, a.amount::DOUBLE AS amount
+                                FROM _affrows a JOIN _ckeys b ON a.customer_id IS NOT DISTINCT FROM b.k""")
     older = _older(cur, join, int(codes))
     index = _Sorted(cur, history, int(codes), (int(low or 0), int(high or 0)), {"floor": floor})
     cur.execute("DROP TABLE IF EXISTS _ckeys")
@@ -114,12 +112,12 @@ def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, run: Run =
     def finish() -> tuple[int, int]:
         if flags:
             first_flags(cur, flags)  # DuckDB, while `run`'s thread does the NumPy work
-        cur.register("_gc_frame", pa.Table.from_pandas(pd.DataFrame(windows.result()), preserve_index=False))
-        names = [_alias(e) for e in plan.by_key["customer_id"]]  # (NaN -> NULL above, as SQL has it)
-        cur.execute("CREATE OR REPLACE TEMP TABLE _gc AS SELECT transaction_id, "
-                    + ", ".join(f"{quote_ident(n)}::{_type(n)} AS {quote_ident(n)}" for n in names)
-                    + " FROM _gc_frame" + (" LEFT JOIN _cflags USING (transaction_id)" if flags else ""))
-        cur.unregister("_gc_frame")
+        names = [_alias(e) for e in plan.by_key["customer_id"]]
+        columns = windows.result()
+        where = {n: "c" if n in FLAG_COLUMNS.values() else "f" for n in names}
+        affected_table(cur, "_gc", columns,
+                       [f"{where[n]}.{quote_ident(n)}::{_type(n)} AS {quote_ident(n)}" for n in names],
+                       " LEFT JOIN _cflags c ON c.transaction_id = a.transaction_id" if flags else "")
         cur.execute("DROP TABLE IF EXISTS _cflags")
         return len(index.packed), int(older["n"].sum())
 
@@ -141,11 +139,11 @@ def _older(cur: duckdb.DuckDBPyConnection, join: str, codes: int) -> dict[str, n
     return out
 
 
-def _windows(index: _Sorted, rows: pd.DataFrame, older: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    """The customer group's window and lifetime columns of `rows` (transaction_id, code, us, amount)."""
+def _windows(index: _Sorted, rows: dict[str, np.ndarray], older: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The customer group's window and lifetime columns of `rows` (r, code, us, amount)."""
     index.build()
-    code, us, amount = rows["code"].to_numpy(), rows["us"].to_numpy(), rows["amount"].to_numpy()
-    out = {"transaction_id": rows["transaction_id"]}
+    code, us, amount = rows["code"], rows["us"], rows["amount"]
+    out = {"r": rows["r"]}
     end = index.position(code, us)  # rows before the row's instant: the strictly-earlier ones
     start = index.position(code, np.full_like(us, index.low))
     for name, secs in CUSTOMER_WINDOWS.items():

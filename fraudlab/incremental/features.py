@@ -213,15 +213,15 @@ def _slice(cur: duckdb.DuckDBPyConnection, key: str, span: int | None, null_grou
     return int(cur.execute("SELECT count(*) FROM _sub").fetchone()[0])
 
 
-def _base(cur: duckdb.DuckDBPyConnection, delay_days: float, with_labels: bool) -> None:
-    """Temp table _base over _sub, shaped like the full build's (fraud label times only when asked)."""
+def _base(cur: duckdb.DuckDBPyConnection, delay_days: float, with_labels: bool, source: str = "_sub") -> None:
+    """Temp table _base over `source`, shaped like the full build's (fraud label times only when asked)."""
     if with_labels:
         cur.execute("CREATE OR REPLACE TEMP TABLE _lab AS SELECT * FROM labels "
-                    "WHERE transaction_id IN (SELECT transaction_id FROM _sub)")
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE _base AS {base_sql(delay_days, '_sub', '_lab')}")
+                    f"WHERE transaction_id IN (SELECT transaction_id FROM {source})")
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE _base AS {base_sql(delay_days, source, '_lab')}")
     else:
         cur.execute("CREATE OR REPLACE TEMP TABLE _base AS "
-                    "SELECT *, epoch(ts) AS ts_s, NULL::DOUBLE AS fraud_known_s FROM _sub")
+                    f"SELECT *, epoch(ts) AS ts_s, NULL::DOUBLE AS fraud_known_s FROM {source}")
 
 
 def _keep(cur: duckdb.DuckDBPyConnection, name: str, select_sql: str) -> None:
@@ -234,8 +234,7 @@ def _compute(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, spans: dict[str,
     """Temp table _inc: the full build's columns for the affected rows; returns (history rows read through
     windows, older rows summarised, temp names)."""
     read = summarised = 0
-    cur.execute("CREATE OR REPLACE TEMP TABLE _sub AS SELECT * FROM _affrows")
-    _base(cur, delay_days, with_labels=False)
+    _base(cur, delay_days, with_labels=False, source="_affrows")
     cur.execute(f"CREATE OR REPLACE TEMP TABLE _g_row AS {group_sql(plan, 'row')}")
     parts, temps = {"row": "_g_row"}, ["_g_row"]
     groups = list(plan.by_key) + list(plan.shared)

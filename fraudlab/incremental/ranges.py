@@ -15,7 +15,7 @@ from typing import Callable
 
 import duckdb
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 
 from fraudlab.features import MERCHANT_WINDOWS, FeaturePlan, _merchant_volume
 from fraudlab.labels import FRAUD_LABEL_ROWS_SQL, fraud_known_sql
@@ -79,6 +79,17 @@ def fetch_arrays(cur: duckdb.DuckDBPyConnection, sql: str, params: dict | None =
     return {k: np.asarray(v) for k, v in cur.execute(sql, params or {}).fetchnumpy().items()}
 
 
+def affected_table(cur: duckdb.DuckDBPyConnection, name: str, columns: dict[str, np.ndarray], select: list[str],
+                   joins: str = "") -> None:
+    """Temp table `name`: transaction_id and `select` (over `columns` as f) of the _affrows rows whose row ids are
+    `columns["r"]`; NaN is NULL, as the full build's SQL has it. Rows travel by row id, so no Python string is made
+    per id (five groups x 100k ids)."""
+    cur.register("_frame", pa.table({k: pa.array(v, from_pandas=True) for k, v in columns.items()}))
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT a.transaction_id, {', '.join(select)} FROM _frame f "
+                f"JOIN _affrows a ON a.rowid = f.r {joins}")
+    cur.unregister("_frame")
+
+
 def merchant_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, label_delay_days: float,
                    run: Run = now) -> Callable[[], tuple[int, int]]:
     """Read the merchants' history and hand its NumPy work to `run`; the returned step writes temp tables _gm (the
@@ -94,8 +105,8 @@ def merchant_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, label_dela
     join = (f"JOIN _mkeys b ON t.merchant_id IS NOT DISTINCT FROM b.k WHERE t.ts >= $floor "
             f"AND t.ts <= b.hi AND t.ts >= b.lo - INTERVAL {int(span)} SECOND")
     hist = fetch_arrays(cur, f"SELECT b.code, epoch_us(t.ts) AS us FROM transactions t {join}", {"floor": floor})
-    rows = cur.execute("""SELECT t.transaction_id, b.code, epoch_us(t.ts) AS us, epoch(t.ts) AS ts_s
-                          FROM _affrows t JOIN _mkeys b ON t.merchant_id IS NOT DISTINCT FROM b.k""").df()
+    rows = fetch_arrays(cur, """SELECT t.rowid AS r, b.code, epoch_us(t.ts) AS us, epoch(t.ts) AS ts_s
+                                FROM _affrows t JOIN _mkeys b ON t.merchant_id IS NOT DISTINCT FROM b.k""")
     cur.execute(f"CREATE OR REPLACE TEMP TABLE _flab AS {FRAUD_LABEL_ROWS_SQL}")
     delay_days = float(label_delay_days) * 86_400
     frauds = fetch_arrays(cur, f"""
@@ -108,25 +119,19 @@ def merchant_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, label_dela
 
     def finish() -> int:
         volumes, counts = counted.result()
-        cur.register("_gm_frame", pd.DataFrame(volumes))
-        cur.execute("CREATE OR REPLACE TEMP TABLE _gm AS SELECT transaction_id, "
-                    + ", ".join(f"m_cnt_{n}::BIGINT AS m_cnt_{n}, m_dcnt_{n}::BIGINT AS m_dcnt_{n}"
-                                for n in MERCHANT_WINDOWS) + " FROM _gm_frame")
-        cur.unregister("_gm_frame")
-        cur.register("_mf_frame", pd.DataFrame(counts))
-        cur.execute("CREATE OR REPLACE TEMP TABLE _mfraud AS SELECT transaction_id, "
-                    + ", ".join(f'"{n}"::DOUBLE AS "{n}"' for n in MERCHANT_WINDOWS) + " FROM _mf_frame")
-        cur.unregister("_mf_frame")
+        affected_table(cur, "_gm", volumes, [f"f.m_cnt_{n}::BIGINT AS m_cnt_{n}, f.m_dcnt_{n}::BIGINT AS m_dcnt_{n}"
+                                             for n in MERCHANT_WINDOWS])
+        affected_table(cur, "_mfraud", counts, [f'f."{n}"::DOUBLE AS "{n}"' for n in MERCHANT_WINDOWS])
         return len(hist["us"]), 0
 
     return finish
 
 
-def _merchant_counts(rows: pd.DataFrame, hist: dict[str, np.ndarray], frauds: dict[str, np.ndarray],
+def _merchant_counts(rows: dict[str, np.ndarray], hist: dict[str, np.ndarray], frauds: dict[str, np.ndarray],
                      delay: float) -> tuple[dict, dict]:
     """The merchant volumes and fraud counts of `rows` (NumPy only, so it can run beside a query)."""
-    code, us = rows["code"].to_numpy(), rows["us"].to_numpy()
-    volumes = {"transaction_id": rows["transaction_id"]}
+    code, us = rows["code"], rows["us"]
+    volumes = {"r": rows["r"]}
     history = History(hist["code"], hist["us"])
     seen = history.before(code, us)
     lag = int(delay) * 1_000_000
@@ -138,11 +143,11 @@ def _merchant_counts(rows: pd.DataFrame, hist: dict[str, np.ndarray], frauds: di
     return volumes, _fraud_counts(rows, frauds, delay)
 
 
-def _fraud_counts(rows: pd.DataFrame, frauds: dict[str, np.ndarray], delay: float) -> dict:
+def _fraud_counts(rows: dict[str, np.ndarray], frauds: dict[str, np.ndarray], delay: float) -> dict:
     """Per affected row and window, the merchant's frauds whose label was known by then and whose transaction is
     within the window shifted back by the label delay (as `merchant_fraud_sql` counts)."""
-    code, ts_s = rows["code"].to_numpy(), rows["ts_s"].to_numpy()
-    counts = {"transaction_id": rows["transaction_id"]}
+    code, ts_s = rows["code"], rows["ts_s"]
+    counts = {"r": rows["r"]}
     for name, window_s in MERCHANT_WINDOWS.items():
         secs = int(window_s + delay)
         ends = frauds["ts_s"] + secs

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import duckdb
 import numpy as np
-import pandas as pd
 
 from fraudlab.features import SHARED_WINDOWS, FeaturePlan, shared_features
-from fraudlab.incremental.ranges import fetch_arrays, search
+from fraudlab.incremental.ranges import affected_table, fetch_arrays, search
 from fraudlab.workspace import quote_ident
 
 MAX_PAIRS = 20_000_000  # window rows expanded at once (~0.5 GB of int64 arrays)
@@ -32,22 +31,22 @@ def shared_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, key: str, na
     cur.execute(f"""CREATE OR REPLACE TEMP TABLE _skeys AS SELECT k, lo, hi, (row_number() OVER ()) - 1 AS code FROM (
                       SELECT {k} AS k, min(ts) AS lo, max(ts) AS hi FROM _affrows WHERE {k} IS NOT NULL GROUP BY 1)""")
     floor = cur.execute(f"SELECT min(lo) - INTERVAL {span} SECOND FROM _skeys").fetchall()[0][0]
-    hist = fetch_arrays(cur, f"""SELECT b.code, epoch_us(t.ts) AS us, t.customer_id FROM transactions t
-                                 JOIN _skeys b ON t.{k} = b.k WHERE t.ts >= $floor AND t.ts < b.hi
-                                 AND t.ts >= b.lo - INTERVAL {span} SECOND""", {"floor": floor})
-    rows = fetch_arrays(cur, f"""SELECT a.transaction_id, b.code, epoch_us(a.ts) AS us FROM _affrows a
+    cur.execute(f"""CREATE OR REPLACE TEMP TABLE _shist AS SELECT b.code, epoch_us(t.ts) AS us, t.customer_id
+                    FROM transactions t JOIN _skeys b ON t.{k} = b.k WHERE t.ts >= $floor AND t.ts < b.hi
+                    AND t.ts >= b.lo - INTERVAL {span} SECOND""", {"floor": floor})
+    hist = fetch_arrays(cur, """SELECT h.code, h.us, coalesce(c.n, -1) AS customer FROM _shist h LEFT JOIN (
+                                  SELECT customer_id, (row_number() OVER ()) - 1 AS n
+                                  FROM (SELECT DISTINCT customer_id FROM _shist WHERE customer_id IS NOT NULL)) c
+                                USING (customer_id)""")  # (customers numbered in SQL: no Python string per row)
+    rows = fetch_arrays(cur, f"""SELECT a.rowid AS r, b.code, epoch_us(a.ts) AS us FROM _affrows a
                                  JOIN _skeys b ON a.{k} = b.k""")
-    cur.execute("DROP TABLE IF EXISTS _skeys")
+    cur.execute("DROP TABLE IF EXISTS _skeys; DROP TABLE IF EXISTS _shist")
     counts = _distinct_customers(hist, rows["code"], rows["us"])
     if counts is None:
         return None
     short, _exprs = plan.shared[key]
-    frame = pd.DataFrame({"transaction_id": rows["transaction_id"]}
-                         | {f"{short}_customers_{w}": c for w, c in counts.items()})
-    cur.register("_gs_frame", frame)
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT transaction_id, "
-                + ", ".join(f"{c}::BIGINT AS {c}" for c in frame.columns[1:]) + " FROM _gs_frame")
-    cur.unregister("_gs_frame")
+    columns = {f"{short}_customers_{w}": c for w, c in counts.items()}
+    affected_table(cur, name, {"r": rows["r"]} | columns, [f"f.{c}::BIGINT AS {c}" for c in columns])
     return len(hist["us"])
 
 
@@ -56,7 +55,7 @@ def _distinct_customers(hist: dict[str, np.ndarray], code: np.ndarray, us: np.nd
     """Per query (key code, time in µs) and window: distinct non-null customers among the key's rows in [t - W, t)."""
     if not len(code):
         return {w: np.zeros(0, dtype=np.int64) for w in SHARED_WINDOWS}
-    customer, _ = pd.factorize(hist["customer_id"])  # NULL -> -1, not counted (as count(DISTINCT) skips it)
+    customer = hist["customer"]  # -1: no customer, not counted (as count(DISTINCT) skips NULL)
     low = int(hist["us"].min(initial=us.min())) - max(SHARED_WINDOWS.values()) * 1_000_000 - 1
     width = np.int64(int(hist["us"].max(initial=us.max())) - low + 2)  # every bound stays inside its key's band
     packed = hist["code"].astype(np.int64) * width + (hist["us"] - low)
