@@ -137,7 +137,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import BENCH_DATA, measure, report, set_ratio
+from _common import BENCH_DATA, Stage, measure, report, set_ratio
 
 from fraudlab import cases
 from fraudlab.cases.entities import mark_entities_counted
@@ -205,26 +205,14 @@ def same_features(a: Workspace, b: Workspace) -> bool:
     return bool(np.allclose(x, y, rtol=1e-9, atol=1e-6, equal_nan=True))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=1_000_000, help="history rows (default 1M)")
-    parser.add_argument("--append", type=int, default=100_000, help="rows in the new load")
-    parser.add_argument("--late", type=int, default=1_000, help="of which moved back up to 20 h (late events)")
-    parser.add_argument("--no-full", action="store_true",
-                        help="skip the full rebuild (minutes at 10M rows; equality is what the tests check)")
-    args = parser.parse_args()
-    history, new = data(args.rows, args.append, args.late)
-    base = base_workspace(args.rows, history)
-    stages = []
-    kinds = ("inc",) if args.no_full else ("inc", "full")
-    paths = {kind: copy_workspace(base, BENCH_DATA / f"incr_{kind}_{args.rows}.duckdb") for kind in kinds}
-    os.sync()  # the copies' pages on disk first: otherwise the first timed commit pays writing back gigabytes of copy
-    inc = Workspace(paths["inc"])
+def append_once(base: Path, rows: int, new: pd.DataFrame) -> tuple[Workspace, list[Stage]]:
+    """Copy the base and time one load of `new` on it: ingest, late marks, features, scores, case queue."""
+    path = copy_workspace(base, BENCH_DATA / f"incr_inc_{rows}.duckdb")
+    os.sync()  # the copy's pages on disk first: otherwise the first timed commit pays writing back gigabytes of copy
+    inc = Workspace(path)
     n = len(new)
-    stage, loaded = measure("load (ingest)", n, lambda: ingest_table(inc, new, source="new"))
-    stages.append(stage)
-    stage, arrivals = measure("mark late rows (arrivals)", n, lambda: record_arrivals(inc, loaded.ingest_id, 24.0))
-    stages.append(stage)
+    s_load, loaded = measure("load (ingest)", n, lambda: ingest_table(inc, new, source="new"))
+    s_late, arrivals = measure("mark late rows (arrivals)", n, lambda: record_arrivals(inc, loaded.ingest_id, 24.0))
     s_feat, upd = measure("incremental features", n, lambda: update_features(inc))
     threshold = decision_threshold(inc)
     s_score, scored = measure("incremental scores (the recomputed rows)", upd.affected_rows,
@@ -236,22 +224,55 @@ def main() -> None:
                    f"(+ {upd.summarised_rows:,} summarised); {arrivals.late:,} late rows")
     s_score.note = f"{scored.rows:,} rows scored, {scored.explained:,} alerts explained"
     s_cases.note = ", ".join(f"{part} {how}" for part, how in cases.last_build(inc).items())
-    total_inc = sum(s.seconds for s in (s_feat, s_score, s_cases))
-    stages += [s_feat, s_score, s_cases]
+    return inc, [s_load, s_late, s_feat, s_score, s_cases]
+
+
+def spread(runs: list[list[Stage]]) -> None:
+    """Per stage and for the timed total, the median, fastest and slowest of the repeated runs (noisy machines)."""
+    print(f"\n## {len(runs)} runs, each on a fresh copy: median (fastest - slowest) seconds")
+    for i, stage in enumerate(runs[0]):
+        secs = sorted(run[i].seconds for run in runs)
+        print(f"{stage.stage:<50} {np.median(secs):6.2f} ({secs[0]:.2f} - {secs[-1]:.2f})")
+    totals = sorted(sum(s.seconds for s in run[2:]) for run in runs)
+    print(f"{'features + scores + cases':<50} {np.median(totals):6.2f} ({totals[0]:.2f} - {totals[-1]:.2f})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rows", type=int, default=1_000_000, help="history rows (default 1M)")
+    parser.add_argument("--append", type=int, default=100_000, help="rows in the new load")
+    parser.add_argument("--late", type=int, default=1_000, help="of which moved back up to 20 h (late events)")
+    parser.add_argument("--no-full", action="store_true",
+                        help="skip the full rebuild (minutes at 10M rows; equality is what the tests check)")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="time the append this many times, each on a fresh copy, and print the spread")
+    args = parser.parse_args()
+    history, new = data(args.rows, args.append, args.late)
+    base = base_workspace(args.rows, history)
+    runs = []
+    for _ in range(max(args.repeat, 1)):
+        inc, stages = append_once(base, args.rows, new)
+        runs.append(stages)
+        if len(runs) < args.repeat:
+            inc.close()
+    n = len(new)
+    total_inc = sum(s.seconds for s in stages[2:])
     title = f"incremental append of {n:,} rows to {args.rows:,} (features + scores + cases: {total_inc:.1f} s"
     if not args.no_full:
-        full = Workspace(paths["full"])
+        full = Workspace(copy_workspace(base, BENCH_DATA / f"incr_full_{args.rows}.duckdb"))
+        os.sync()
         ingest_table(full, new, source="new")
         f_feat, _ = measure("full features rebuild", n, lambda: build_features(full))
         f_score, _ = measure("full rescore (every row)", args.rows + n,
                              lambda: score_window(full, explain_top=FIRST_START_EXPLAIN))
         f_cases, _ = measure("case queue rebuild (whole)", n, lambda: cases.refresh_cases(full))
-        set_ratio(s_feat, f_feat)
-        set_ratio(s_score, f_score)
-        set_ratio(s_cases, f_cases)
-        stages += [f_feat, f_score, f_cases]
+        for ours, plain in zip(stages[2:], (f_feat, f_score, f_cases)):
+            set_ratio(ours, plain)
+        stages = stages + [f_feat, f_score, f_cases]
         title += f" incremental, {sum(s.seconds for s in (f_feat, f_score, f_cases)):.1f} s full"
     report(stages, title=title + ")")
+    if len(runs) > 1:
+        spread(runs)
     if not args.no_full:
         print(f"features equal (row count and every numeric column's sum to 1e-9): {same_features(inc, full)}")
         full.close()
