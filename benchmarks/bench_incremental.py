@@ -180,8 +180,8 @@ def base_workspace(rows: int, history: pd.DataFrame) -> Path:
         with ws.write(bump=False) as cur:  # a base cached before the kept first times, or in an older layout
             if not is_current(cur, flags):
                 build_firsts(cur, flags)
-        if cases.last_build(ws) == {} or "pair" not in ws.columns("case_entity_pairs"):  # a queue built before the
-            cases.refresh_cases(ws, force=True)  # partial-update marks or the keyed entity pairs: once whole, here
+        if cases.last_build(ws) == {}:  # a queue built before the partial-update marks: once whole, here, so that
+            cases.refresh_cases(ws, force=True)  # no copy's timed stage pays that rebuild's checkpoint
         ws.close()
         return path
     ws = Workspace(path)

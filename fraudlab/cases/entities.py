@@ -1,8 +1,7 @@
 """Entity lookups of the case page: per shared value (device, IP, card, e-mail) its customers, transactions and frauds.
 
-`case_entities` holds the counts, `case_entity_pairs` each (kind, value, customer) seen, as 128-bit MD5 keys of the
-value and of the pair (`PAIR_KEYS`: an append's lookup reads two fixed-width columns, not three strings per pair), so
-that after an append only the new rows' contributions are added: transactions and frauds add up, and a customer counts once, the first
+`case_entities` holds the counts, `case_entity_pairs` each (kind, value, customer) seen, so that after an append
+only the new rows' contributions are added: transactions and frauds add up, and a customer counts once, the first
 time its pair appears. Values whose counted rows changed label since the last count (an analyst's decision) and
 values of rows stored live (they carry no load id) are recounted from the transactions; when the per-kind totals
 then disagree with the transactions, or the labels changed in a way the marks cannot place, everything is recounted.
@@ -18,8 +17,6 @@ ENTITIES_MARK = "entities_cover_ingest"  # in case_meta: the entity counts inclu
 LABELS_MARK = "entities_labels"  # in case_meta: label rows and newest recorded_at when the entities were counted
 LIVE_MARK = "entities_live"  # in case_meta: rows without a load id (stored live) when the entities were counted
 META = "SELECT value FROM case_meta WHERE key = ?"
-PAIR_KEYS = ("md5_number(kind || '|' || value::VARCHAR) AS entity, md5_number(kind || '|' || "
-             "length(customer_id::VARCHAR)::VARCHAR || '|' || customer_id::VARCHAR || '|' || value::VARCHAR) AS pair")
 
 
 def _rows(cols: set[str], source: str = "transactions", where: str = "", touched: bool = False) -> str:
@@ -56,8 +53,8 @@ def count_entities(cur, cols: set[str]) -> None:
         return
     _fraud_labels(cur)
     _count_pairs(cur, rows, "_elab")
-    cur.execute(f"CREATE OR REPLACE TABLE case_entity_pairs AS SELECT {PAIR_KEYS} FROM _pairs "
-                "WHERE customer_id IS NOT NULL")
+    cur.execute("CREATE OR REPLACE TABLE case_entity_pairs AS SELECT kind, value, customer_id FROM _pairs "
+                "WHERE customer_id IS NOT NULL ORDER BY 1, 2, 3")
     cur.execute(f"CREATE OR REPLACE TABLE case_entities AS {PAIRS_COUNTS} ORDER BY 1, 2")
     cur.execute("DROP TABLE _pairs")
     cur.execute("DROP TABLE _elab")
@@ -81,9 +78,8 @@ def update_entities(cur, cols: set[str], since: datetime) -> bool:
         return True
     marks = [cur.execute(META, [key]).fetchone() for key in (ENTITIES_MARK, LIVE_MARK, LABELS_MARK)]
     tables = {r[0] for r in cur.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
-    if None in marks or not {"case_entities", "case_entity_pairs"} <= tables or "pair" not in {r[0] for r in cur.execute(
-            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'case_entity_pairs'").fetchall()}:
-        return False  # (pairs kept as strings before: counted again, in the keyed layout)
+    if None in marks or not {"case_entities", "case_entity_pairs"} <= tables:
+        return False
     mark, live = int(marks[0][0]), int(marks[1][0])
     n_labels, newest = marks[2][0].split("|")
     cur.execute("CREATE OR REPLACE TEMP TABLE _rlab AS SELECT * FROM labels WHERE recorded_at > "
@@ -108,10 +104,9 @@ def update_entities(cur, cols: set[str], since: datetime) -> bool:
 def _add_new_rows(cur, cols: set[str]) -> None:
     """The new rows' transactions and frauds added to their values; customers for pairs not seen before."""
     _count_pairs(cur, _rows(cols, "_new"), "_nlab")
-    cur.execute(f"""CREATE OR REPLACE TEMP TABLE _fresh AS SELECT * FROM (
-                      SELECT kind, value, customer_id, {PAIR_KEYS} FROM _pairs WHERE customer_id IS NOT NULL) d
-                    ANTI JOIN case_entity_pairs p USING (pair)""")
-    cur.execute("INSERT INTO case_entity_pairs SELECT entity, pair FROM _fresh")
+    cur.execute("""CREATE OR REPLACE TEMP TABLE _fresh AS SELECT d.kind, d.value, d.customer_id FROM _pairs d
+                   ANTI JOIN case_entity_pairs p USING (kind, value, customer_id) WHERE d.customer_id IS NOT NULL""")
+    cur.execute("INSERT INTO case_entity_pairs SELECT * FROM _fresh")
     cur.execute("""MERGE INTO case_entities e
                    USING (SELECT d.kind, d.value, coalesce(c.customers, 0) AS customers, d.transactions, d.fraud
                           FROM (SELECT kind, value, sum(n)::BIGINT AS transactions, sum(f)::BIGINT AS fraud
@@ -143,9 +138,10 @@ def _recount_touched(cur, cols: set[str], since: datetime, live: int) -> None:
                 {"since": since} if "$since" in where else {})
     _fraud_labels(cur)
     _count_pairs(cur, _rows(cols, touched=True), "_elab")
-    cur.execute("DELETE FROM case_entities e USING _ent n WHERE e.kind = n.kind AND e.value = n.value")
-    cur.execute(f"DELETE FROM case_entity_pairs WHERE entity IN (SELECT {PAIR_KEYS.split(' AS ')[0]} FROM _ent)")
-    cur.execute(f"INSERT INTO case_entity_pairs SELECT {PAIR_KEYS} FROM _pairs WHERE customer_id IS NOT NULL")
+    for table in ("case_entities", "case_entity_pairs"):
+        cur.execute(f"DELETE FROM {table} e USING _ent n WHERE e.kind = n.kind AND e.value = n.value")
+    cur.execute("INSERT INTO case_entity_pairs SELECT kind, value, customer_id FROM _pairs "
+                "WHERE customer_id IS NOT NULL")
     cur.execute(f"INSERT INTO case_entities {PAIRS_COUNTS}")
     for table in ("_ent", "_pairs", "_elab"):
         cur.execute(f"DROP TABLE {table}")
