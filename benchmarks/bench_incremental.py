@@ -128,6 +128,24 @@ NULL reach was gone nothing was left to skip (866 older rows recomputed, all cha
 against 40.8 s full, features equal. The target (< 10 s) is still missed here; what is left in the features' ~8.5 s
 is spread over a dozen steps of 0.4-1.3 s (first-time flags' semi join 1.26, the customers' aggregate and fetch
 0.6 + 0.6, fraud label rows 0.6, assembly 0.6, delete, insert and commit 0.4 each).
+
+SESSION 12, 2026-12-01, the same machine, quiet but noisy (one code's runs vary 20-30%: hence --repeat, which times
+the append on fresh copies and prints the median and spread). (1) The kept first times (`customer_firsts`) hold one
+128-bit MD5 of (kind, customer, value) per pair instead of the three strings: the lookup's scan reads two fixed-width
+columns (statement 1.1-1.33 s -> 0.43-0.55 s in the append; 0.18 s alone on cold buffers, with DuckDB's Bloom filter
+pushed into the scan). Session 10's try kept a 64-bit hash beside the strings, which were still read. (2) The
+customer, merchant and shared-key groups hand rows back by `_affrows` row id instead of fetching and re-registering
+100k id strings five times, and the shared keys' customers are numbered in SQL instead of factorized from Python
+strings. Old (session-11 code, its own copy of the base) against new, alternating blocks: features 9.97 / 9.56 /
+9.49 / 8.95 s (total 14.0 / 13.7 / 14.1 / 12.9) against median 7.2 s over eight runs (6.63-9.76; total median 10.9-11.1,
+fastest 10.5). Scores 1.2-1.7 s are XGBoost's inplace_predict of 101k rows x 400 trees (1.08 s on two threads, 2.6-3.0
+s on one). Tried and dropped: the same MD5 keys for `case_entity_pairs` (the new-pair anti join stayed 0.23 s, the
+case queue 2.3-2.7 s), and deferring DuckDB's automatic checkpoint to one CHECKPOINT after all three stages (commits
+0.42 + 0.45 -> 0.30 + 0.16 s, then the checkpoint 0.94 s). The target (< 10 s) is still missed on this machine's
+median; what is left in the features' ~7 s: the customers' older rows aggregated 0.8 (a join of every earlier row on
+the customer id), their last 30 days 0.45, merchant history 0.5-0.7 and fraud label rows 0.45-0.55 (a scan of every
+label row's id), the first-time flags ~1.1 in all, shared keys ~0.8, assembly 0.47, delete 0.4, insert 0.2, commit
+0.45.
 """
 from __future__ import annotations
 
