@@ -289,12 +289,12 @@ def _definitions(cur: duckdb.DuckDBPyConnection) -> int:
     read = 0
     for defn in active_definitions(cur):
         name = quote_ident(defn.name)
-        if defn.aggregate == "value":
-            cur.execute("CREATE OR REPLACE TEMP TABLE _sub AS SELECT * FROM _affrows")
-        else:
+        source = "_affrows"  # a row-level value reads only the rows themselves
+        if defn.aggregate != "value":
             read += _slice(cur, defn.key, _def_span(defn), null_group=False)  # (NULL where the key is missing)
+            source = "_sub"
         cur.execute(f"ALTER TABLE _inc ADD COLUMN {name} DOUBLE")
-        cur.execute(f"UPDATE _inc SET {name} = v.{name} FROM ({relation_sql(defn, columns, source='_sub')}) v "
+        cur.execute(f"UPDATE _inc SET {name} = v.{name} FROM ({relation_sql(defn, columns, source=source)}) v "
                     f"WHERE _inc.transaction_id = v.transaction_id")
     return read
 
