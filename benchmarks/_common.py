@@ -33,6 +33,7 @@ class Stage:
     rows_per_s: float
     ratio: float | None = None  # how many times faster than the plain way (baseline seconds / our seconds)
     note: str = ""
+    cpu_seconds: float | None = None  # CPU time of every thread of this process: steadier than wall time when shared
 
 
 class _PeakSampler:
@@ -60,12 +61,13 @@ class _PeakSampler:
 
 
 def measure(stage: str, rows: int, work: Callable[[], Any], note: str = "") -> tuple[Stage, Any]:
-    """Run work once; return its Stage (seconds, peak RSS of this process during it) and its result."""
+    """Run work once; return its Stage (seconds, CPU seconds and peak RSS of this process during it) and its result."""
     with _PeakSampler() as sampler:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         result = work()
-        seconds = time.perf_counter() - started
-    return Stage(stage, rows, seconds, sampler.peak / 2**20, rows / seconds if seconds else 0.0, note=note), result
+        seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return Stage(stage, rows, seconds, sampler.peak / 2**20, rows / seconds if seconds else 0.0, note=note,
+                 cpu_seconds=cpu), result
 
 
 def set_ratio(ours: Stage, baseline: Stage) -> Stage:
@@ -77,10 +79,11 @@ def set_ratio(ours: Stage, baseline: Stage) -> Stage:
 def report(stages: list[Stage], title: str) -> None:
     """Print a readable table and `BENCH {json}` lines for `python -m fraudlab bench`."""
     print(f"\n## {title} ({os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB)")
-    print(f"{'stage':<44} {'rows':>12} {'seconds':>9} {'rows/s':>13} {'peak RSS MB':>12} {'ratio':>8}")
+    print(f"{'stage':<44} {'rows':>12} {'seconds':>9} {'CPU s':>7} {'rows/s':>13} {'peak RSS MB':>12} {'ratio':>8}")
     for s in stages:
         ratio = "" if s.ratio is None else f"{s.ratio:.1f}x"
-        print(f"{s.stage:<44} {s.rows:>12,} {s.seconds:>9.2f} {s.rows_per_s:>13,.0f} {s.peak_rss_mb:>12,.0f} "
+        cpu = "" if s.cpu_seconds is None else f"{s.cpu_seconds:.2f}"
+        print(f"{s.stage:<44} {s.rows:>12,} {s.seconds:>9.2f} {cpu:>7} {s.rows_per_s:>13,.0f} {s.peak_rss_mb:>12,.0f} "
               f"{ratio:>8}  {s.note}")
     for s in stages:
         print("BENCH " + json.dumps(asdict(s)))

@@ -20,6 +20,7 @@ from fraudlab.features import AVERAGE_WINDOWS, CUSTOMER_WINDOWS, FeaturePlan, _c
 from fraudlab.incremental.firsts import FLAG_COLUMNS, first_flags, flag_columns
 from fraudlab.incremental.lifetime import SPAN  # rows older than this before a customer's first recomputed row
 from fraudlab.incremental.ranges import Run, affected_table, fetch_arrays, now, search
+from fraudlab.incremental.totals import older as older_totals
 from fraudlab.workspace import quote_ident
 
 PACK_LIMIT = np.iinfo(np.int64).max // 2  # customers x time span above this: times are ranked before packing
@@ -104,7 +105,7 @@ def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, run: Run =
                                           ).fetchone()
     rows = fetch_arrays(cur, """SELECT a.rowid AS r, b.code, epoch_us(a.ts) AS us, a.amount::DOUBLE AS amount
                                 FROM _affrows a JOIN _ckeys b ON a.customer_id IS NOT DISTINCT FROM b.k""")
-    older = _older(cur, join, int(codes))
+    older = older_totals(cur, int(codes))
     index = _Sorted(cur, history, int(codes), (int(low or 0), int(high or 0)), {"floor": floor})
     cur.execute("DROP TABLE IF EXISTS _ckeys")
     windows = run(_windows, index, rows, older)
@@ -122,21 +123,6 @@ def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, run: Run =
         return len(index.packed), int(older["n"].sum())
 
     return finish
-
-
-def _older(cur: duckdb.DuckDBPyConnection, join: str, codes: int) -> dict[str, np.ndarray]:
-    """Per customer code, aggregates of its rows before its cut (rows no window of a recomputed row reaches): count,
-    sum, mean, sum of squared deviations (Chan et al.), first and last time; zero where there are none."""
-    got = fetch_arrays(cur, f"""SELECT b.code, count(*) AS n, sum(t.amount::DOUBLE) AS s, avg(t.amount::DOUBLE) AS m,
-                                       var_pop(t.amount::DOUBLE) * count(*) AS q, epoch_us(min(t.ts)) AS first,
-                                       epoch_us(max(t.ts)) AS last
-                                FROM {join} WHERE t.ts < b.cut GROUP BY 1""")
-    out = {}
-    for name in ("n", "s", "m", "q", "first", "last"):
-        column = np.zeros(codes, dtype=np.int64 if name in ("n", "first", "last") else np.float64)
-        column[got["code"].astype(np.int64)] = got[name]
-        out[name] = column
-    return out
 
 
 def _windows(index: _Sorted, rows: dict[str, np.ndarray], older: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
