@@ -19,7 +19,7 @@ import numpy as np
 from fraudlab.features import AVERAGE_WINDOWS, CUSTOMER_WINDOWS, FeaturePlan, _customer_features
 from fraudlab.incremental.firsts import FLAG_COLUMNS, first_flags, flag_columns
 from fraudlab.incremental.lifetime import SPAN  # rows older than this before a customer's first recomputed row
-from fraudlab.incremental.ranges import Run, affected_table, fetch_arrays, now, search
+from fraudlab.incremental.ranges import Run, affected_table, by_key_and_time, fetch_arrays, now, search
 from fraudlab.incremental.totals import older as older_totals
 from fraudlab.workspace import quote_ident
 
@@ -128,6 +128,7 @@ def customer_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, run: Run =
 def _windows(index: _Sorted, rows: dict[str, np.ndarray], older: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """The customer group's window and lifetime columns of `rows` (r, code, us, amount)."""
     index.build()
+    rows = by_key_and_time(rows)
     code, us, amount = rows["code"], rows["us"], rows["amount"]
     out = {"r": rows["r"]}
     end = index.position(code, us)  # rows before the row's instant: the strictly-earlier ones

@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 
 from fraudlab.features import SHARED_WINDOWS, FeaturePlan, shared_features
-from fraudlab.incremental.ranges import affected_table, fetch_arrays, search
+from fraudlab.incremental.ranges import affected_table, by_key_and_time, fetch_arrays, search
 from fraudlab.workspace import quote_ident
 
 MAX_PAIRS = 20_000_000  # window rows expanded at once (~0.5 GB of int64 arrays)
@@ -38,8 +38,8 @@ def shared_group(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, key: str, na
                                   SELECT customer_id, (row_number() OVER ()) - 1 AS n
                                   FROM (SELECT DISTINCT customer_id FROM _shist WHERE customer_id IS NOT NULL)) c
                                 USING (customer_id)""")  # (customers numbered in SQL: no Python string per row)
-    rows = fetch_arrays(cur, f"""SELECT a.rowid AS r, b.code, epoch_us(a.ts) AS us FROM _affrows a
-                                 JOIN _skeys b ON a.{k} = b.k""")
+    rows = by_key_and_time(fetch_arrays(cur, f"""SELECT a.rowid AS r, b.code, epoch_us(a.ts) AS us FROM _affrows a
+                                                 JOIN _skeys b ON a.{k} = b.k"""))
     cur.execute("DROP TABLE IF EXISTS _skeys; DROP TABLE IF EXISTS _shist")
     counts = _distinct_customers(hist, rows["code"], rows["us"])
     if counts is None:
