@@ -159,7 +159,7 @@ from _common import BENCH_DATA, Stage, measure, report, set_ratio
 
 from fraudlab import cases
 from fraudlab.cases.entities import mark_entities_counted
-from fraudlab.features import COVER_KEY, build_features, feature_columns, mark_covered
+from fraudlab.features import COVER_KEY, CUSTOMER_WINDOWS, build_features, feature_columns, mark_covered
 from fraudlab.generate import simulate
 from fraudlab.incremental import record_arrivals, update_features
 from fraudlab.incremental.features import pending_rows
@@ -200,7 +200,7 @@ def base_workspace(rows: int, history: pd.DataFrame) -> Path:
             if not is_current(cur, flags):
                 build_firsts(cur, flags)
             if settled_at(cur) is None:
-                build_totals(cur)
+                build_totals(cur, max(CUSTOMER_WINDOWS.values()))
         if cases.last_build(ws) == {}:  # a queue built before the partial-update marks: once whole, here, so that
             cases.refresh_cases(ws, force=True)  # no copy's timed stage pays that rebuild's checkpoint
         ws.close()

@@ -330,10 +330,13 @@ def build_features(ws: Workspace, label_delay_days: float = DEFAULT_LABEL_DELAY_
         numeric, categorical = store_features(cur, plan, select, label_delay_days)
         progress(0.9, "saving feature list")
         cur.execute("DROP TABLE IF EXISTS _base; DROP TABLE IF EXISTS _frauds; DROP TABLE IF EXISTS _mfraud")
-        from fraudlab.incremental import customer, totals  # (that package imports this module)
-        from fraudlab.incremental.firsts import build_firsts, flag_columns
+        from fraudlab.incremental.firsts import build_firsts, flag_columns  # (that package imports this module)
+        from fraudlab.incremental.totals import build_totals, drop_totals
         build_firsts(cur, flag_columns({e.rsplit(" AS ", 1)[-1] for e in plan.by_key.get("customer_id", [])}))
-        totals.build_totals(cur) if customer.applies(cur, plan) else totals.drop_totals(cur)
+        if "customer_id" in plan.by_key:
+            build_totals(cur, max(CUSTOMER_WINDOWS.values()))
+        else:
+            drop_totals(cur)
     progress(1.0, "features ready")
     return FeatureReport(ws.count("features"), numeric, categorical, plan.excluded, plan.skipped,
                          time.perf_counter() - began, label_delay_days)

@@ -59,17 +59,24 @@ def test_a_late_row_before_its_pairs_first_time_moves_it_back_and_clears_the_lat
     ws.close()
 
 
+def spoil_then_load_the_rest(tmp_path, tx: pd.DataFrame, mark: str, spoil_sql: str) -> Workspace:
+    """Load most of `tx`, make a kept table's mark claim more rows than are stored and spoil the table with
+    `spoil_sql`, then load the rest: the features must still equal a full build."""
+    ws = Workspace(tmp_path / "inc.duckdb")
+    load_in_batches(ws, [tx.iloc[:-500]])
+    with ws.write() as cur:
+        cur.execute("UPDATE meta SET value = split_part(value, '|', 1) || '|999999|' || split_part(value, '|', 3) "
+                    "WHERE key = ?", [mark])
+        cur.execute(spoil_sql)
+    load_in_batches(ws, [tx.iloc[-500:]])
+    pd.testing.assert_frame_equal(features_of(ws), full_build(tmp_path, tx), check_exact=False, rtol=1e-9)
+    return ws
+
+
 def test_the_kept_table_is_made_again_when_its_mark_does_not_add_up(tmp_path):
     tx = simulate(rows=3_000, seed=9, days=30).transactions.sort_values("ts").reset_index(drop=True)
-    ws = Workspace(tmp_path / "inc.duckdb")
-    load_in_batches(ws, [tx.iloc[:2_500]])
-    with ws.write() as cur:  # a mark that claims more rows than are stored, and a kept table missing pairs
-        cur.execute("UPDATE meta SET value = split_part(value, '|', 1) || '|999999|' || split_part(value, '|', 3) "
-                    "WHERE key = ?", [MARK])
-        cur.execute(f"DELETE FROM {TABLE} WHERE kind = 'merchant_id'")
-    load_in_batches(ws, [tx.iloc[2_500:]])
+    ws = spoil_then_load_the_rest(tmp_path, tx, MARK, f"DELETE FROM {TABLE} WHERE kind = 'merchant_id'")
     pd.testing.assert_frame_equal(kept(ws), fresh(ws))
-    pd.testing.assert_frame_equal(features_of(ws), full_build(tmp_path, tx), check_exact=False, rtol=1e-9)
     ws.close()
 
 

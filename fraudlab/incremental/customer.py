@@ -6,8 +6,9 @@ the previous row, mean, standard deviation, ratio and z-score, plus first-time f
 customers' slices cost seconds at millions of rows; here one sort of the touched customers' (customer, time) pairs
 and prefix sums answer every row to recompute: a window [t - W, t) is two binary searches, "strictly earlier"
 excludes the row's own instant as EXCLUDE GROUP does. Sums use extended precision and the deviations are taken
-from the customer's first amount, so values equal the full build's to rounding. First-time flags come from the
-first time of each (customer, value) pair, kept in `customer_firsts` (`fraudlab.incremental.firsts`).
+from the customer's first amount, so values equal the full build's to rounding. The rows before the windows come as
+one aggregate per customer (`fraudlab.incremental.totals`), first-time flags from the first time of each (customer,
+value) pair, kept in `customer_firsts` (`fraudlab.incremental.firsts`).
 """
 from __future__ import annotations
 
@@ -17,9 +18,9 @@ import duckdb
 import numpy as np
 
 from fraudlab.features import AVERAGE_WINDOWS, CUSTOMER_WINDOWS, FeaturePlan, _customer_features
+from fraudlab.incremental.arrays import Run, affected_table, by_key_and_time, fetch_arrays, now, search
 from fraudlab.incremental.firsts import FLAG_COLUMNS, first_flags, flag_columns
 from fraudlab.incremental.lifetime import SPAN  # rows older than this before a customer's first recomputed row
-from fraudlab.incremental.ranges import Run, affected_table, by_key_and_time, fetch_arrays, now, search
 from fraudlab.incremental.totals import older as older_totals
 from fraudlab.workspace import quote_ident
 

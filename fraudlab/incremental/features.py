@@ -45,7 +45,7 @@ from fraudlab.features import (
     merchant_fraud_sql,
     plan_features,
 )
-from fraudlab.incremental import customer, lifetime, ranges, shared
+from fraudlab.incremental import arrays, customer, lifetime, ranges, shared
 from fraudlab.jobs import job_threads
 from fraudlab.workspace import Workspace, quote_ident
 
@@ -172,9 +172,10 @@ def _affected(cur: duckdb.DuckDBPyConnection, spans: dict[str, int | None], chan
     append recomputed every recent row without one).
     """
     sql, params = new_rows_sql(cur)
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE _new AS {sql}", params)
+    cols = ", ".join(quote_ident(c) for c in dict.fromkeys(["transaction_id", "ts", *spans]))  # what seeds need
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _new AS SELECT {cols} FROM ({sql})", params)
     if changed:  # (without any, this join alone costs a hash table of every feature row)
-        cur.execute("INSERT INTO _new BY NAME SELECT t.* FROM transactions t SEMI JOIN features f USING "
+        cur.execute(f"INSERT INTO _new SELECT {cols} FROM transactions t SEMI JOIN features f USING "
                     "(transaction_id) WHERE t.transaction_id IN (SELECT unnest($ids))", {"ids": list(changed)})
     cur.execute("CREATE OR REPLACE TEMP TABLE _aff AS SELECT transaction_id FROM _new")
     floor = None  # every affected row is at or after the earliest seed: scans skip the row groups before it
@@ -184,7 +185,7 @@ def _affected(cur: duckdb.DuckDBPyConnection, spans: dict[str, int | None], chan
         k = quote_ident(key)
         seeds = "_new"
         if key == "merchant_id" and relabelled:  # (a scan of every id only when there are some)
-            seeds = "(SELECT * FROM _new UNION ALL SELECT * FROM transactions SEMI JOIN _relab USING (transaction_id))"
+            seeds = f"(SELECT * FROM _new UNION ALL SELECT {cols} FROM transactions SEMI JOIN _relab USING (transaction_id))"
         valued = "" if key in null_groups else f"WHERE {k} IS NOT NULL"
         cur.execute(f"CREATE OR REPLACE TEMP TABLE _keys AS SELECT {k} AS k, min(ts) AS lo, max(ts) AS hi "
                     f"FROM {seeds} {valued} GROUP BY 1")
@@ -213,15 +214,19 @@ def _slice(cur: duckdb.DuckDBPyConnection, key: str, span: int | None, null_grou
     return int(cur.execute("SELECT count(*) FROM _sub").fetchone()[0])
 
 
-def _base(cur: duckdb.DuckDBPyConnection, delay_days: float, with_labels: bool, source: str = "_sub") -> None:
-    """Temp table _base over `source`, shaped like the full build's (fraud label times only when asked)."""
+def _plain_base(source: str) -> str:
+    """SQL of `source` shaped like the full build's base, without fraud label times."""
+    return f"SELECT *, epoch(ts) AS ts_s, NULL::DOUBLE AS fraud_known_s FROM {source}"
+
+
+def _base(cur: duckdb.DuckDBPyConnection, delay_days: float, with_labels: bool) -> None:
+    """Temp table _base over _sub, shaped like the full build's (fraud label times only when asked)."""
     if with_labels:
         cur.execute("CREATE OR REPLACE TEMP TABLE _lab AS SELECT * FROM labels "
-                    f"WHERE transaction_id IN (SELECT transaction_id FROM {source})")
-        cur.execute(f"CREATE OR REPLACE TEMP TABLE _base AS {base_sql(delay_days, source, '_lab')}")
+                    "WHERE transaction_id IN (SELECT transaction_id FROM _sub)")
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE _base AS {base_sql(delay_days, '_sub', '_lab')}")
     else:
-        cur.execute("CREATE OR REPLACE TEMP TABLE _base AS "
-                    f"SELECT *, epoch(ts) AS ts_s, NULL::DOUBLE AS fraud_known_s FROM {source}")
+        cur.execute(f"CREATE OR REPLACE TEMP TABLE _base AS {_plain_base('_sub')}")
 
 
 def _keep(cur: duckdb.DuckDBPyConnection, name: str, select_sql: str) -> None:
@@ -234,12 +239,12 @@ def _compute(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, spans: dict[str,
     """Temp table _inc: the full build's columns for the affected rows; returns (history rows read through
     windows, older rows summarised, temp names)."""
     read = summarised = 0
-    _base(cur, delay_days, with_labels=False, source="_affrows")
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE _g_row AS {group_sql(plan, 'row')}")
+    row_base = f"({_plain_base('_affrows')})"  # (a subquery: the row group alone reads it)
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _g_row AS {group_sql(plan, 'row', source=row_base)}")
     parts, temps = {"row": "_g_row"}, ["_g_row"]
     groups = list(plan.by_key) + list(plan.shared)
     with ThreadPoolExecutor(1) as pool:  # NumPy work of the customer and merchant groups beside the next queries
-        run = ranges.now if job_threads(2) == 1 else pool.submit  # inline while a job leaves live scoring a core
+        run = arrays.now if job_threads(2) == 1 else pool.submit  # inline while a job leaves live scoring a core
         finish = []
         if "customer_id" in groups and customer.applies(cur, plan):  # sorted history in NumPy, no window sorts
             progress(0.2, "windows over customer_id")

@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 
 from fraudlab.features import SHARED_WINDOWS, FeaturePlan, shared_features
-from fraudlab.incremental.ranges import affected_table, by_key_and_time, fetch_arrays, search
+from fraudlab.incremental.arrays import affected_table, by_key_and_time, fetch_arrays, search
 from fraudlab.workspace import quote_ident
 
 MAX_PAIRS = 20_000_000  # window rows expanded at once (~0.5 GB of int64 arrays)

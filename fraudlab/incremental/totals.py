@@ -17,8 +17,7 @@ from datetime import datetime, timedelta
 import duckdb
 import numpy as np
 
-from fraudlab.incremental.lifetime import SPAN
-from fraudlab.incremental.ranges import fetch_arrays
+from fraudlab.incremental.arrays import fetch_arrays  # (not fraudlab.features: the full build imports this module)
 
 TABLE = "customer_totals"
 MARK = "customer_totals_mark"  # in meta: "<last row id folded>|<rows up to it>|<S as epoch microseconds>"
@@ -33,11 +32,13 @@ def _rows_sql(source: str, where: str = "TRUE") -> str:
             f"WHERE {where} GROUP BY 1")
 
 
-def build_totals(cur: duckdb.DuckDBPyConnection, settled: datetime | None = None) -> None:
-    """Make customer_totals from every transaction before `settled` (default: the newest minus SPAN and MARGIN)."""
-    if settled is None:
-        newest = cur.execute("SELECT max(ts) FROM transactions").fetchone()[0]
-        settled = (newest or datetime(1970, 1, 1)) - timedelta(seconds=SPAN) - MARGIN
+def build_totals(cur: duckdb.DuckDBPyConnection, span_s: int) -> None:
+    """Make customer_totals from every transaction before the newest minus the longest window (`span_s`) and MARGIN."""
+    newest = cur.execute("SELECT max(ts) FROM transactions").fetchone()[0]
+    _build(cur, (newest or datetime(1970, 1, 1)) - timedelta(seconds=span_s) - MARGIN)
+
+
+def _build(cur: duckdb.DuckDBPyConnection, settled: datetime) -> None:
     cur.execute(f"CREATE OR REPLACE TABLE {TABLE} AS {_rows_sql('transactions', 't.ts < $s')}", {"s": settled})
     _mark(cur, settled)
 
@@ -70,7 +71,7 @@ def _bring_up(cur: duckdb.DuckDBPyConnection, want: datetime) -> datetime:
     """Fold into the kept table the rows before `want` it lacks (moving S up to `want` if later); returns S."""
     state = settled_at(cur)
     if state is None:
-        build_totals(cur, want)
+        _build(cur, want)
         return want
     last, settled = state
     new = max(settled, want)
