@@ -146,6 +146,27 @@ median; what is left in the features' ~7 s: the customers' older rows aggregated
 the customer id), their last 30 days 0.45, merchant history 0.5-0.7 and fraud label rows 0.45-0.55 (a scan of every
 label row's id), the first-time flags ~1.1 in all, shared keys ~0.8, assembly 0.47, delete 0.4, insert 0.2, commit
 0.45.
+
+SESSION 13, 2026-12-02, the same machine, slower than in session 12 for the same code (session 12's code: median 11.0 s
+at the session's start, 12.4-13.1 s an hour later), so every claim is an A/B of alternating blocks (session-12 code in
+a worktree on the same base) and the table now has CPU seconds (all threads), steadier than wall time here.
+(1) `customer_totals` (fraudlab/incremental/totals.py) keeps each customer's count, sum, mean, squared deviations,
+first and last time up to a settled time S that follows the loads; the older-rows aggregate, a join of every earlier
+row on the customer id (0.76-0.91 s), becomes the kept row + the customer's rows in [S, cut) (0.08 s + a fold of the
+~100k rows S passes, ~0.2 s). (2) The features DELETE narrows by the affected ids' range first, as the scores'
+replace does (0.37 s -> under 0.05 where ids grow with time; the same probe otherwise). (3) Merchant fraud counts
+find the slice's rows with a fraud label first, then only their label rows within their id range (0.9 -> 0.5 s).
+(4) Window bounds are searched for rows sorted by key and time, and volumes are differences of two positions of one
+key (half the binary searches; the merchant NumPy step 0.85 -> 0.4 s on synthetic data of the same size). (5) Seeds
+keep only the columns they need and the row group reads _affrows through a subquery (~0.1 s).
+Two A/B rounds at the end (`--repeat 2` each, old / new / old / new): features 8.08 / 6.84 / 8.19 / 6.42 s (CPU
+12.6 / 10.0 / 12.7 / 9.2), total 12.57 / 11.32 / 12.55 / 10.63 s (CPU 19.1 / 16.6 / 19.1 / 15.6); scores 1.6-1.8 s and
+case queue 2.6-2.8 s unchanged. Earlier rounds the same (features 8.35 / 7.41, 8.78 / 7.44 with (1)-(2) only; 8.55 /
+6.82, 8.41 / 6.16 with (1)-(4); total 10.10 once). The target (< 10 s) is still missed on this machine's medians.
+Left (timeline, 10M + 100k): customer history fetch 0.35-0.6, merchant history fetch 0.45-0.7, the kept first times'
+semi join 0.3-0.8 (more when the NumPy thread runs beside it), shared keys ~0.9 for three keys, assembly 0.5 + insert
+0.25 + commit 0.4; case queue: case_history's delete scans every row group (the table is sorted by customer, so `ts`
+prunes nothing: 0.2-0.3 s), the new entity pairs' anti join 0.25 (decompressing 2.7M pairs) and MERGE 0.36, commit 0.5.
 """
 from __future__ import annotations
 
