@@ -255,7 +255,8 @@ def append_once(base: Path, rows: int, new: pd.DataFrame) -> tuple[Workspace, li
     n = len(new)
     s_load, loaded = measure("load (ingest)", n, lambda: ingest_table(inc, new, source="new"))
     s_late, arrivals = measure("mark late rows (arrivals)", n, lambda: record_arrivals(inc, loaded.ingest_id, 24.0))
-    s_feat, upd = measure("incremental features", n, lambda: update_features(inc))
+    s_feat, upd = measure("incremental features", n,  # with the queue's entity counts beside, as the pipeline
+                          lambda: update_features(inc, beside=cases.count_loaded))
     threshold = decision_threshold(inc)
     s_score, scored = measure("incremental scores (the recomputed rows)", upd.affected_rows,
                               lambda: score_window(inc, start=upd.first_ts, explain_top=FIRST_START_EXPLAIN,

@@ -181,7 +181,9 @@ def incremental_refresh(ws: Workspace, who: Actor = SYSTEM, progress: Progress |
     if not (can_update(ws) or (changed and has_features(ws))):
         return []
     try:
-        inc = update_features(ws, progress=_part(progress, 0.0, 0.6), who=who, changed=changed)
+        # the case queue's entity counts need no scores: they are added beside the features, on the idle core
+        inc = update_features(ws, progress=_part(progress, 0.0, 0.6), who=who, changed=changed,
+                              beside=cases.count_loaded)
     except PlanChanged:
         features = build_features(ws, label_delay_days=feature_label_delay(ws), progress=_part(progress, 0.0, 0.6),
                                   who=who)

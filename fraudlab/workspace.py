@@ -6,6 +6,7 @@ append an audit row in the same transaction.
 """
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
@@ -15,7 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import duckdb
 import pandas as pd
@@ -172,13 +173,19 @@ class Workspace:
 
     @contextmanager
     def write(
-        self, action: str | None = None, who: Actor | None = None, details: dict | None = None, bump: bool = True
+        self, action: str | None = None, who: Actor | None = None, details: dict | None = None, bump: bool = True,
+        beside: Callable[[duckdb.DuckDBPyConnection], bool] | None = None,
     ) -> Iterator[duckdb.DuckDBPyConnection]:
         """Serialised write transaction; bumps the version and, given an action, appends an audit row naming the
         acting identity (an Actor: a typed name is never enough).
 
         `bump=False` is for bookkeeping that no cached page result depends on (case locks), so opening a case
         does not invalidate every page's cache.
+
+        `beside`: work on other tables run at the same time on a second cursor, in its own transaction and under the
+        same lock (so no other writer comes between): committed when it returns True, rolled back when it returns
+        False or raises (logged, not raised: it must leave nothing its callers' own path cannot redo), and always
+        finished before this transaction commits.
         """
         if action is not None and not isinstance(who, Actor):
             raise TypeError(f"the write '{action}' needs an authenticated Actor, not {type(who).__name__}")
@@ -190,10 +197,13 @@ class Workspace:
                 LOG.warning("%s waited %.1f s for the write lock (held by %s)", label, waited, self._last_writer)
             jobs.checkpoint(f"starting {label}")
             cur = self.cursor()
+            second = None if beside is None else self._beside(beside, label)
             try:
                 with jobs.attached(cur):  # a cancelled or over-cap job interrupts the running statement
                     cur.execute("BEGIN TRANSACTION")
                     yield cur
+                if second is not None:
+                    second.join()
                 jobs.checkpoint(f"finishing {label}")  # detached: COMMIT and ROLLBACK are never interrupted
                 if action is not None:
                     _insert_audit(cur, who, action, details or {})
@@ -210,8 +220,32 @@ class Workspace:
             else:
                 jobs.committed(label if action is not None else None)
             finally:
+                if second is not None:
+                    second.join()
                 cur.close()
                 self._last_writer = label
+
+    def _beside(self, work: Callable[[duckdb.DuckDBPyConnection], bool], label: str) -> threading.Thread:
+        """Start `work` on its own cursor and transaction (see :meth:`write`), in this context's job."""
+        def run() -> None:
+            cur = self.cursor()
+            try:
+                with jobs.attached(cur):
+                    cur.execute("BEGIN TRANSACTION")
+                    done = work(cur)
+                cur.execute("COMMIT" if done else "ROLLBACK")
+            except Exception:  # noqa: BLE001 - reported; the caller's own path redoes the work
+                LOG.warning("work beside %s failed and was rolled back", label, exc_info=True)
+                try:
+                    cur.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass
+            finally:
+                cur.close()
+
+        thread = threading.Thread(target=contextvars.copy_context().run, args=(run,), name="write-beside", daemon=True)
+        thread.start()
+        return thread
 
     @contextmanager
     def memory_capped(self, limit: str) -> Iterator[None]:

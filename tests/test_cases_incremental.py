@@ -18,6 +18,7 @@ from fraudlab.api.writer import WRITERS, flush_all
 from fraudlab.cases.build import last_build
 from fraudlab.features import build_features
 from fraudlab.generate import simulate
+from fraudlab.incremental import update_features
 from fraudlab.ingest import ingest_table
 from fraudlab.model import train_model
 from fraudlab.pipeline import incremental_refresh
@@ -92,6 +93,21 @@ def test_rows_without_device_ip_or_card_columns_and_without_customers(tmp_path):
         transaction_id=lambda f: f["transaction_id"] + "-late")]), "with late rows")
     assert last_build(ws) == PARTIAL
     assert set(ws.df("SELECT DISTINCT kind FROM case_entities")["kind"]) == {"email"}
+    assert_equals_whole_rebuild(ws)
+    ws.close()
+
+
+def test_a_loads_entity_counts_are_added_beside_its_features_and_the_queue_refresh_finds_them_done(tmp_path):
+    tx = simulate(rows=10_000, seed=12, days=60, fraud_rate=0.03).transactions.sort_values("ts")
+    ws = history_ws(tmp_path, tx.iloc[:9_000])
+    counted = ws.scalar("SELECT sum(transactions) FROM case_entities")
+    loaded = ingest_table(ws, tx.iloc[9_000:], source="next")
+    update = update_features(ws, beside=cases.count_loaded)
+    assert ws.scalar("SELECT value FROM case_meta WHERE key = 'entities_cover_ingest'") == str(loaded.ingest_id)
+    assert ws.scalar("SELECT sum(transactions) FROM case_entities") > counted
+    score_window(ws, start=update.first_ts, explain_top=0, rows=update.rows)
+    cases.refresh_cases(ws, changed_since=update.first_ts)
+    assert last_build(ws) == PARTIAL
     assert_equals_whole_rebuild(ws)
     ws.close()
 

@@ -72,3 +72,39 @@ def test_closing_waits_for_a_query_another_thread_is_running(tmp_path):
     assert ws.closed and result["n"] == 28571429
     with pytest.raises(duckdb.Error):
         ws.cursor()
+
+
+def test_work_beside_a_write_runs_in_its_own_transaction_and_never_sinks_the_write(tmp_path):
+    ws = Workspace(tmp_path / "ws.duckdb")
+    seen = {}
+
+    def beside(cur) -> bool:  # another table, at the same time: it sees only what was committed before
+        seen["meta"] = cur.execute("SELECT count(*) FROM meta WHERE key = 'main'").fetchone()[0]
+        cur.execute("INSERT INTO meta VALUES ('beside', 'kept')")
+        return True
+
+    with ws.write(bump=False, beside=beside) as cur:
+        cur.execute("INSERT INTO meta VALUES ('main', 'kept')")
+        time.sleep(0.1)
+    assert seen == {"meta": 0}
+    assert ws.scalar("SELECT count(*) FROM meta WHERE key IN ('main', 'beside')") == 2
+
+    def refused(cur) -> bool:
+        cur.execute("INSERT INTO meta VALUES ('refused', 'x')")
+        return False
+
+    def broken(cur) -> bool:
+        cur.execute("INSERT INTO meta VALUES ('broken', 'x')")
+        raise RuntimeError("the work beside failed")
+
+    for work in (refused, broken):
+        with ws.write(bump=False, beside=work) as cur:
+            cur.execute("INSERT INTO meta VALUES (?, 'kept')", [f"main after {work.__name__}"])
+    assert ws.scalar("SELECT count(*) FROM meta WHERE key IN ('refused', 'broken')") == 0
+    assert ws.scalar("SELECT count(*) FROM meta WHERE key LIKE 'main after %'") == 2
+
+    with pytest.raises(ValueError), ws.write(bump=False, beside=refused) as cur:  # a failed write waits, rolls back
+        cur.execute("INSERT INTO meta VALUES ('failed', 'x')")
+        raise ValueError("the write failed")
+    assert ws.scalar("SELECT count(*) FROM meta WHERE key = 'failed'") == 0
+    ws.close()

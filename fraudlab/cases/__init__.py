@@ -48,7 +48,7 @@ from fraudlab.cases.detail import (
     linked_entities,
     similar_cases,
 )
-from fraudlab.cases.entities import LINK_KINDS
+from fraudlab.cases.entities import LINK_KINDS, count_loaded
 from fraudlab.cases.oversight import QA_NOTE, TeamReport, qa_sample, send_for_review, team_report
 from fraudlab.cases.queue import (
     SORTS,
@@ -65,7 +65,7 @@ from fraudlab.cases.team import assign_round_robin, lock_holder, next_case, rele
 __all__ = ["CASE_WINDOW_HOURS", "CLOSE_REASONS", "DECISIONS", "LINK_KINDS", "LOCK_MINUTES", "PAGE_SIZE",
            "QUEUE_COLUMNS", "REASON_FAMILIES", "SLA_HOURS", "SORTS", "STATUSES", "CaseDetail", "CaseLocked", "QA_NOTE", "TeamReport", "qa_sample", "send_for_review", "team_report",
            "DecisionResult", "QueueFilter", "add_comment", "alert_budget", "assign_round_robin", "assignment_stamp",
-           "case_alerts", "case_comments", "case_detail", "case_facts", "case_of", "cases_stale",
+           "case_alerts", "case_comments", "case_detail", "case_facts", "case_of", "cases_stale", "count_loaded",
            "current_decisions", "customer_history", "customer_view", "CustomerView", "decide", "decide_many", "decision_history", "linked_entities",
            "last_build", "lock_holder", "next_case", "open_alert_ids", "queue", "queue_options", "reason_family", "refresh_cases",
            "release_case", "require_no_conflict", "similar_cases", "take_case"]

@@ -61,19 +61,30 @@ def count_entities(cur, cols: set[str]) -> None:
     mark_entities_counted(cur)
 
 
-def mark_entities_counted(cur) -> None:
+def mark_entities_counted(cur, live: bool = True) -> None:
     """Note that the entity counts include every stored row and label: the next partial count starts past these
-    marks (the newest load id, the label rows and their newest recorded time, the rows stored live)."""
-    cur.execute("""INSERT OR REPLACE INTO case_meta
-                   SELECT ?, coalesce(max(ingest_id), 0)::VARCHAR FROM transactions UNION ALL
-                   SELECT ?, count(*) FILTER (ingest_id IS NULL)::VARCHAR FROM transactions UNION ALL
-                   SELECT ?, count(*)::VARCHAR || '|' || coalesce(max(recorded_at)::VARCHAR, '') FROM labels""",
-                [ENTITIES_MARK, LIVE_MARK, LABELS_MARK])
+    marks (the newest load id, the label rows and their newest recorded time and, with `live`, the rows stored
+    live)."""
+    cur.execute(f"""INSERT OR REPLACE INTO case_meta
+                    SELECT ?, coalesce(max(ingest_id), 0)::VARCHAR FROM transactions UNION ALL
+                    SELECT ?, count(*)::VARCHAR || '|' || coalesce(max(recorded_at)::VARCHAR, '') FROM labels
+                    {"UNION ALL SELECT ?, count(*) FILTER (ingest_id IS NULL)::VARCHAR FROM transactions" if live else ""}""",
+                [ENTITIES_MARK, LABELS_MARK] + ([LIVE_MARK] if live else []))
 
 
-def update_entities(cur, cols: set[str], since: datetime) -> bool:
+def count_loaded(cur) -> bool:
+    """Add the rows loaded since the last count (and relabelled rows) to the entity counts: the work of the case
+    queue's refresh that needs no scores, run beside the features' update (`Workspace.write(beside=...)`), so the
+    refresh finds nothing left but the rows stored live. False when there is nothing to count or the marks do not
+    add up (the refresh then counts as it always did)."""
+    cols = {d[0] for d in cur.execute("SELECT * FROM transactions LIMIT 0").description}
+    return "customer_id" in cols and bool(_rows(cols)) and update_entities(cur, cols, None)
+
+
+def update_entities(cur, cols: set[str], since: datetime | None) -> bool:
     """Add the rows loaded past the mark to the counts, recount the values of relabelled and live rows (from
-    `since` on); False when the marks are missing or do not add up (the caller recounts everything)."""
+    `since` on; with `since` None the live rows are left, uncounted and unmarked, to the next call with a time);
+    False when the marks are missing or do not add up (the caller recounts everything)."""
     if not _rows(cols):
         return True
     marks = [cur.execute(META, [key]).fetchone() for key in (ENTITIES_MARK, LIVE_MARK, LABELS_MARK)]
@@ -92,13 +103,21 @@ def update_entities(cur, cols: set[str], since: datetime) -> bool:
                 {"m": mark})
     cur.execute("CREATE OR REPLACE TEMP TABLE _nlab AS SELECT * FROM _rlab SEMI JOIN _new USING (transaction_id)")
     _add_new_rows(cur, cols)
+    live_left = since is None and _live_rows(cur) != live
     _recount_touched(cur, cols, since, live)
     for table in ("_rlab", "_new", "_nlab"):
         cur.execute(f"DROP TABLE {table}")
+    if live_left:  # uncounted live rows: the totals cannot add up until the next call with a time counts them
+        mark_entities_counted(cur, live=False)
+        return True
     if not entity_totals_match(cur, cols):
         return False
     mark_entities_counted(cur)
     return True
+
+
+def _live_rows(cur) -> int:
+    return cur.execute("SELECT count(*) FILTER (ingest_id IS NULL) FROM transactions").fetchone()[0]
 
 
 def _add_new_rows(cur, cols: set[str]) -> None:
@@ -121,15 +140,16 @@ def _add_new_rows(cur, cols: set[str]) -> None:
     cur.execute("DROP TABLE _pairs")
 
 
-def _recount_touched(cur, cols: set[str], since: datetime, live: int) -> None:
+def _recount_touched(cur, cols: set[str], since: datetime | None, live: int) -> None:
     """Recount from the transactions the values of rows whose label changed since the last count and, when rows
-    were stored live since, of live rows from `since` on (a live row carries no mark telling whether it was counted)."""
+    were stored live since and `since` is given, of live rows from `since` on (a live row carries no mark telling
+    whether it was counted)."""
     parts = []
     relabelled = cur.execute("SELECT count(*) FROM (SELECT transaction_id FROM _rlab ANTI JOIN _new "
                              "USING (transaction_id))").fetchone()[0]
     if relabelled:
         parts.append("transaction_id IN (SELECT transaction_id FROM _rlab ANTI JOIN _new USING (transaction_id))")
-    if cur.execute("SELECT count(*) FILTER (ingest_id IS NULL) FROM transactions").fetchone()[0] != live:
+    if since is not None and _live_rows(cur) != live:
         parts.append("(ingest_id IS NULL AND ts >= $since)")
     if not parts:
         return

@@ -310,13 +310,15 @@ def _same_shape(cur: duckdb.DuckDBPyConnection) -> bool:
 
 
 def update_features(ws: Workspace, progress: Progress | None = None, who: Actor = SYSTEM,
-                    changed: Sequence[str] = ()) -> IncrementalReport:
+                    changed: Sequence[str] = (), beside: Callable[[duckdb.DuckDBPyConnection], bool] | None = None,
+                    ) -> IncrementalReport:
     """Compute features for the rows without them and recompute the rows whose windows they change, in one write.
 
     `changed`: ids of rows that already have features but whose arrival changes later rows' windows (a late event
     scored live): they and the rows they reach are recomputed too. Raises PlanChanged (nothing written) when the
     feature set would differ from the stored table; callers then rebuild whole (`build_features`). Call only when
-    :func:`can_update` is true or with `changed` rows.
+    :func:`can_update` is true or with `changed` rows. `beside`: other work of the load run at the same time in its
+    own transaction (see `Workspace.write`): the update leaves one of two cores idle much of its time.
     """
     progress = progress or (lambda _f, _m: None)
     began = time.perf_counter()
@@ -325,7 +327,8 @@ def update_features(ws: Workspace, progress: Progress | None = None, who: Actor 
     plan = plan_features(ws, delay_days)
     temps: list[str] = []
     with ws.memory_capped(FEATURE_MEMORY_LIMIT), \
-            ws.write("update_features", who, {"label_delay_days": delay_days, "engine": "incremental"}) as cur:
+            ws.write("update_features", who, {"label_delay_days": delay_days, "engine": "incremental"},
+                     beside=beside) as cur:
         cur.execute("SET TimeZone = 'UTC'")
         spans = _spans(plan, active_definitions(cur))
         _affected(cur, spans, changed, null_groups=plan.null_groups)
