@@ -283,7 +283,8 @@ def _compute(cur: duckdb.DuckDBPyConnection, plan: FeaturePlan, spans: dict[str,
             cur.execute(merchant_fraud_sql(plan.label_delay_s))
             cur.execute("DELETE FROM _mfraud WHERE transaction_id NOT IN (SELECT transaction_id FROM _aff)")
             parts["merchant_fraud"] = "_mfraud"
-    cur.execute(f"CREATE OR REPLACE TEMP TABLE _inc AS {assemble_sql(plan, parts, by_time=True)}")
+    # not sorted by time (0.15 s at 100k rows): the rows are appended in the last row groups whatever their order
+    cur.execute(f"CREATE OR REPLACE TEMP TABLE _inc AS {assemble_sql(plan, parts)}")
     read += _definitions(cur)
     return read, summarised, temps
 
