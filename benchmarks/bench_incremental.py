@@ -190,7 +190,7 @@ from fraudlab.ingest import ingest_table
 from fraudlab.model import decision_threshold, train_model
 from fraudlab.pipeline import FIRST_START_EXPLAIN
 from fraudlab.registry import register
-from fraudlab.scoring import score_window
+from fraudlab.scoring import Ahead, predict_ahead, score_window
 from fraudlab.workspace import Workspace, copy_workspace, quote_ident
 
 
@@ -255,12 +255,13 @@ def append_once(base: Path, rows: int, new: pd.DataFrame) -> tuple[Workspace, li
     n = len(new)
     s_load, loaded = measure("load (ingest)", n, lambda: ingest_table(inc, new, source="new"))
     s_late, arrivals = measure("mark late rows (arrivals)", n, lambda: record_arrivals(inc, loaded.ingest_id, 24.0))
-    s_feat, upd = measure("incremental features", n,  # with the queue's entity counts beside, as the pipeline
-                          lambda: update_features(inc, beside=cases.count_loaded))
+    ahead: list[Ahead] = []  # as the pipeline: the queue's entity counts beside the features, the prediction ahead
+    s_feat, upd = measure("incremental features", n, lambda: update_features(
+        inc, beside=cases.count_loaded, on_rows=lambda rows: ahead.append(predict_ahead(inc, rows))))
     threshold = decision_threshold(inc)
     s_score, scored = measure("incremental scores (the recomputed rows)", upd.affected_rows,
                               lambda: score_window(inc, start=upd.first_ts, explain_top=FIRST_START_EXPLAIN,
-                                                   explain_min_score=threshold, rows=upd.rows))
+                                                   explain_min_score=threshold, rows=upd.rows, ahead=ahead[0]))
     s_cases, _ = measure("case queue (lookups from earliest affected)", n,
                          lambda: cases.refresh_cases(inc, changed_since=upd.first_ts))
     s_feat.note = (f"{upd.affected_rows:,} rows recomputed from {upd.history_rows:,} history rows "

@@ -22,7 +22,7 @@ from fraudlab.incremental import PlanChanged, can_update, record_arrivals, updat
 from fraudlab.ingest import IngestReport, ingest_path
 from fraudlab.model import TrainResult, train_model
 from fraudlab.schema import ColumnMapping
-from fraudlab.scoring import ScoreReport, score_window
+from fraudlab.scoring import Ahead, ScoreReport, predict_ahead, score_window
 from fraudlab.workspace import Workspace
 
 Progress = Callable[[float, str], None]
@@ -181,9 +181,11 @@ def incremental_refresh(ws: Workspace, who: Actor = SYSTEM, progress: Progress |
     if not (can_update(ws) or (changed and has_features(ws))):
         return []
     try:
-        # the case queue's entity counts need no scores: they are added beside the features, on the idle core
+        # the case queue's entity counts need no scores: they are added beside the features, on the idle core;
+        # the champion starts predicting the recomputed rows while they are written
+        ahead: list[Ahead] = []
         inc = update_features(ws, progress=_part(progress, 0.0, 0.6), who=who, changed=changed,
-                              beside=cases.count_loaded)
+                              beside=cases.count_loaded, on_rows=lambda rows: ahead.append(predict_ahead(ws, rows)))
     except PlanChanged:
         features = build_features(ws, label_delay_days=feature_label_delay(ws), progress=_part(progress, 0.0, 0.6),
                                   who=who)
@@ -195,7 +197,7 @@ def incremental_refresh(ws: Workspace, who: Actor = SYSTEM, progress: Progress |
         # reasons for the rows that alert (the queue shows them), not for every high score of the window
         scored = score_window(ws, start=inc.first_ts, explain_top=FIRST_START_EXPLAIN, who=who,
                               progress=_part(progress, 0.6, 0.9), explain_min_score=decision_threshold(ws),
-                              rows=inc.rows)
+                              rows=inc.rows, ahead=ahead[0] if ahead else None)
         done.append(f"scored {scored.rows:,} transactions from {inc.first_ts} on (new and repaired rows), "
                     f"explained {scored.explained:,} alerts")
         progress(0.9, "updating the case queue")

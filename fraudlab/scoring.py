@@ -6,6 +6,7 @@ passes the case to the next; the answer records which scorer answered and how lo
 from __future__ import annotations
 
 import json
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -91,17 +92,62 @@ def _chunks(ws: Workspace, start, end, rows: int) -> list[tuple]:
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
+class Ahead:
+    """The champion's scores of handed-over feature rows, predicted on another thread while those rows are still
+    being written (:func:`predict_ahead`); :func:`score_window` uses them when that model still answers first."""
+
+    def __init__(self, ws: Workspace, rows: pa.Table) -> None:
+        self._found: dict = {}
+        self._thread = threading.Thread(target=self._predict, args=(ws, rows), name="predict-ahead", daemon=True)
+        self._thread.start()
+
+    def _predict(self, ws: Workspace, rows: pa.Table) -> None:
+        began = time.perf_counter()
+        try:
+            record = champion(ws)
+            if record is None:
+                return
+            booster = usable_booster(ws, record)
+            given = _given(ws, rows)
+            scored = _predict_window(ws, record, booster, [_piece_of(ws, given)], lambda _f, _m: None)
+        except (FraudlabError, xgb.core.XGBoostError, OSError, ValueError):
+            return  # score_window's own chain then decides, and records any fallback
+        self._found = {"model_id": record.model_id, "booster": booster, "given": given, "scored": scored,
+                       "seconds": time.perf_counter() - began}
+
+    def result(self) -> dict:
+        """model_id, booster, given (the rows as a frame), scored and seconds; {} when it could not predict."""
+        self._thread.join()
+        return self._found
+
+
+def predict_ahead(ws: Workspace, rows: pa.Table) -> Ahead:
+    """Start predicting `rows` (feature rows with `ts`, as :func:`score_window` takes them) with the champion."""
+    return Ahead(ws, rows)
+
+
+def _given(ws: Workspace, rows: pa.Table) -> pd.DataFrame:
+    """Handed-over rows sorted as a window is read (in Arrow, several times faster than pandas), categories typed."""
+    return categorised(ws, rows.take(pc.sort_indices(rows, [("ts", "ascending"), ("transaction_id", "ascending")]))
+                       .to_pandas())
+
+
+def _piece_of(ws: Workspace, given: pd.DataFrame) -> Piece:
+    return lambda columns: given[["transaction_id", "ts"] + (columns or feature_columns(ws))]
+
+
 @jobs.as_job('scoring')
 def score_window(ws: Workspace, start: datetime | None = None, end: datetime | None = None,
                  model_id: str | None = None, explain_top: int = EXPLAIN_TOP, who: Actor = SYSTEM,
                  progress: Progress | None = None, explain_min_score: float | None = None,
-                 rows: pa.Table | None = None) -> ScoreReport:
+                 rows: pa.Table | None = None, ahead: Ahead | None = None) -> ScoreReport:
     """Score every transaction of the window and explain the top-scored ones (only those scoring at least
     `explain_min_score`, e.g. the alert threshold, when given).
 
     `rows`: feature rows (with `ts`) to score instead of reading the window's: the incremental pipeline hands over
     the rows it just recomputed, so only they are rescored and the features table is not scanned again (the report
-    then has no window metrics: those rows are not a window).
+    then has no window metrics: those rows are not a window). `ahead`: those rows' scores predicted already
+    (:func:`predict_ahead`), used when the same model answers first.
 
     Without `model_id` the fallback chain answers: champion, else previous champion, else rules; a fallback is
     recorded in `scores.scorer` and as a 'scoring_fallback' audit row. A named `model_id` is used or refused.
@@ -119,11 +165,12 @@ def score_window(ws: Workspace, start: datetime | None = None, end: datetime | N
     began = time.perf_counter()
     if rows is not None and rows.num_rows == 0:  # nothing handed over: nothing to score or store
         return ScoreReport(chain[0][1].model_id, 0, 0.0, 0, 0.0)
+    found = {} if ahead is None or rows is None else ahead.result()
     if rows is not None:
-        given = categorised(ws, rows.take(pc.sort_indices(rows, [("ts", "ascending"), ("transaction_id", "ascending")]))
-                            .to_pandas())  # sorted as a window is read; in Arrow, several times faster than pandas
+        given = found.get("given")
+        given = _given(ws, rows) if given is None else given
         start, end = given["ts"].min(), given["ts"].max()
-        pieces = [lambda columns: given[["transaction_id", "ts"] + (columns or feature_columns(ws))]]
+        pieces = [_piece_of(ws, given)]
     else:
         start = start or ws.scalar("SELECT min(ts) FROM transactions")
         end = end or ws.scalar("SELECT max(ts) FROM transactions")
@@ -134,14 +181,17 @@ def score_window(ws: Workspace, start: datetime | None = None, end: datetime | N
         if record is None:
             continue
         try:
-            booster = usable_booster(ws, record)
-            scored = _predict_window(ws, record, booster, pieces, progress)
+            if found.get("model_id") == record.model_id:
+                booster, scored = found["booster"], found["scored"]
+            else:
+                booster = usable_booster(ws, record)
+                scored = _predict_window(ws, record, booster, pieces, progress)
         except ModelError as exc:
             if model_id:
                 raise
             failures.append(f"{scorer} {record.model_id}: {exc}")
             continue
-        seconds = time.perf_counter() - began
+        seconds = time.perf_counter() - began + found.get("seconds", 0.0)
         progress(0.8, f"explaining the top {min(explain_top, scored.num_rows):,} cases")
         explain_began = time.perf_counter()
         reasons = explain_top_scores(ws, record, booster, scored, explain_top, explain_min_score,

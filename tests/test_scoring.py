@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from people import admin
 
@@ -198,3 +199,29 @@ def test_model_matrix_scores_equal_the_dataframe_scores_with_unseen_and_missing_
     expected = booster.predict(xgb.DMatrix(prepare(frame, record), enable_categorical=True))
     assert np.array_equal(booster.inplace_predict(model_matrix(frame, record), validate_features=False), expected)
     assert np.isnan(model_matrix(frame, record)[:40, list(record.features).index(cat)]).all()
+
+
+def test_scores_predicted_ahead_are_the_windows_and_a_stale_ahead_is_not_used(ws):
+    from fraudlab.scoring import predict_ahead
+
+    rows = ws.arrow("SELECT f.*, t.ts FROM features f JOIN transactions t USING (transaction_id) "
+                    "ORDER BY t.ts DESC LIMIT 400")
+    stored = "SELECT transaction_id, model_id, score, reasons FROM scores WHERE transaction_id IN " \
+             "(SELECT unnest(?)) ORDER BY transaction_id"
+    ids = rows["transaction_id"].to_pylist()
+    score_window(ws, rows=rows, explain_top=50)
+    plain = ws.df(stored, [ids])
+    ahead = predict_ahead(ws, rows)
+    assert ahead.result()["model_id"] == champion(ws).model_id
+    report = score_window(ws, rows=rows, explain_top=50, ahead=ahead)
+    assert report.rows == 400 and report.explained == 50
+    pd.testing.assert_frame_equal(ws.df(stored, [ids]), plain)
+    stale = predict_ahead(ws, rows)  # predicted by the old champion, then another model is promoted
+    stale.result()
+    newer = register(ws, train_model(ws, rounds=15, refit=False))
+    assert promote(ws, newer, admin()).promoted
+    score_window(ws, rows=rows, explain_top=50)
+    fresh = ws.df(stored, [ids])
+    assert set(fresh["model_id"]) == {newer} and not fresh["score"].equals(plain["score"])
+    score_window(ws, rows=rows, explain_top=50, ahead=stale)
+    pd.testing.assert_frame_equal(ws.df(stored, [ids]), fresh)

@@ -312,14 +312,16 @@ def _same_shape(cur: duckdb.DuckDBPyConnection) -> bool:
 
 def update_features(ws: Workspace, progress: Progress | None = None, who: Actor = SYSTEM,
                     changed: Sequence[str] = (), beside: Callable[[duckdb.DuckDBPyConnection], bool] | None = None,
-                    ) -> IncrementalReport:
+                    on_rows: Callable[[pa.Table], object] | None = None) -> IncrementalReport:
     """Compute features for the rows without them and recompute the rows whose windows they change, in one write.
 
     `changed`: ids of rows that already have features but whose arrival changes later rows' windows (a late event
     scored live): they and the rows they reach are recomputed too. Raises PlanChanged (nothing written) when the
     feature set would differ from the stored table; callers then rebuild whole (`build_features`). Call only when
     :func:`can_update` is true or with `changed` rows. `beside`: other work of the load run at the same time in its
-    own transaction (see `Workspace.write`): the update leaves one of two cores idle much of its time.
+    own transaction (see `Workspace.write`): the update leaves one of two cores idle much of its time. `on_rows`:
+    called with the rows handed over (the report's `rows`) as soon as they are computed, before they are written,
+    so a scorer can start on them (`scoring.predict_ahead`).
     """
     progress = progress or (lambda _f, _m: None)
     began = time.perf_counter()
@@ -341,13 +343,15 @@ def update_features(ws: Workspace, progress: Progress | None = None, who: Actor 
         progress(0.85, f"replacing {affected:,} feature rows")
         # the id range first, as the scores' replace does: where ids grow with time, zone maps skip the older row
         # groups (a probe of every stored id was 0.3-0.5 s at 10M rows); the IN keeps the result exact
+        rows = None if affected > HAND_OVER_ROWS else cur.sql(
+            "SELECT i.*, a.ts FROM _inc i JOIN _affrows a USING (transaction_id)").to_arrow_table()
+        if rows is not None and on_rows is not None:
+            on_rows(rows)
         lo, hi = cur.execute("SELECT min(transaction_id), max(transaction_id) FROM _aff").fetchone()
         cur.execute("DELETE FROM features WHERE transaction_id BETWEEN $lo AND $hi "
                     "AND transaction_id IN (SELECT transaction_id FROM _aff)", {"lo": lo, "hi": hi})
         cur.execute("INSERT INTO features SELECT * FROM _inc")
         mark_covered(cur)
-        rows = None if affected > HAND_OVER_ROWS else cur.sql(
-            "SELECT i.*, a.ts FROM _inc i JOIN _affrows a USING (transaction_id)").to_arrow_table()
         for name in set(_TEMPS) | set(temps):
             cur.execute(f"DROP TABLE IF EXISTS {name}")
     progress(1.0, "features up to date")
