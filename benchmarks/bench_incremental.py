@@ -167,6 +167,27 @@ Left (timeline, 10M + 100k): customer history fetch 0.35-0.6, merchant history f
 semi join 0.3-0.8 (more when the NumPy thread runs beside it), shared keys ~0.9 for three keys, assembly 0.5 + insert
 0.25 + commit 0.4; case queue: case_history's delete scans every row group (the table is sorted by customer, so `ts`
 prunes nothing: 0.2-0.3 s), the new entity pairs' anti join 0.25 (decompressing 2.7M pairs) and MERGE 0.36, commit 0.5.
+
+SESSION 14, 2026-12-02, the same machine (session 13's code 10.3-11.0 s today). The stages are timed as the pipeline
+runs them: (1) the case queue's entity counts of the loaded rows need no scores, so `update_features(beside=
+cases.count_loaded)` adds them in a second transaction under the same write lock while the features are computed
+(`Workspace.write(beside=...)`; the features leave one of the two cores idle about a third of their time). Alone,
+features 8.21 / 6.81 s then entities 1.44 / 1.20 s; beside, 8.48 / 7.04 s for both. The queue's refresh then finds
+only live rows left (case queue 2.5 -> 1.3 s). DuckDB's automatic checkpoint, which the queue's commit paid, now falls
+in the scores' commit (+0.45 s there). (2) `update_features(on_rows=...)` hands the recomputed rows over before they
+are written, and `scoring.predict_ahead` predicts them with the champion on another thread meanwhile; `score_window(
+ahead=...)` uses those scores when the same model still answers first. (3) The recomputed rows are appended without
+sorting them by time (0.54 -> 0.38 s for the assembly; they land in the last row groups either way).
+A/B, alternating blocks of `--repeat 2` (session-13 code / this code): after (1) 10.88 / 10.47 and 10.43 / 9.27 s;
+after (1)-(2) 11.04 / 10.67 and 10.37 / 10.25; after (1)-(3) 10.27 / 9.79 and 10.32 / 9.57 s (runs 9.51-10.08; CPU
+15.0 -> 15.4 s: more work overlapped, not less work). At 1M: 6.1 s incremental against 47.7 s full, features equal.
+Tried and dropped: a NumPy/numba tree predictor (the same margins bit for bit, but 2.2-3.0 s on one thread against
+XGBoost's 2.0 s: XGBoost's own predictor is not the slack), 2-8 slices on two threads (XGBoost's two threads are as
+fast), CHECKPOINT on a thread beside the prediction (it blocks new transactions, so the scorer's reads waited for it),
+an explicit CHECKPOINT right after the features (the queue's commit then paid a second one), skipping the history
+delete for rows loaded after the history was built (the delete's cost is the scan of case_history, not the ids).
+The < 10 s target is met on this machine's medians, narrowly; the features' commit (0.3-0.7 s, slower beside the
+prediction) and the scores' commit with the automatic checkpoint (~0.45 s) are the largest single steps left.
 """
 from __future__ import annotations
 
