@@ -179,14 +179,15 @@ are written, and `scoring.predict_ahead` predicts them with the champion on anot
 ahead=...)` uses those scores when the same model still answers first. (3) The recomputed rows are appended without
 sorting them by time (0.54 -> 0.38 s for the assembly; they land in the last row groups either way).
 A/B, alternating blocks of `--repeat 2` (session-13 code / this code): after (1) 10.88 / 10.47 and 10.43 / 9.27 s;
-after (1)-(2) 11.04 / 10.67 and 10.37 / 10.25; after (1)-(3) 10.27 / 9.79 and 10.32 / 9.57 s (runs 9.51-10.08; CPU
-15.0 -> 15.4 s: more work overlapped, not less work). At 1M: 6.1 s incremental against 47.7 s full, features equal.
+after (1)-(2) 11.04 / 10.67 and 10.37 / 10.25; after (1)-(3) 10.27 / 9.79, 10.32 / 9.57, 10.17 / 11.04 and 10.86 /
+10.06 s (CPU 15.0-15.7 -> 15.3-17.7 s: more work overlapped, not less work, and more threads than cores at times: the
+new code's runs vary more). At 1M: 6.1 s incremental against 47.7 s full, features equal.
 Tried and dropped: a NumPy/numba tree predictor (the same margins bit for bit, but 2.2-3.0 s on one thread against
 XGBoost's 2.0 s: XGBoost's own predictor is not the slack), 2-8 slices on two threads (XGBoost's two threads are as
 fast), CHECKPOINT on a thread beside the prediction (it blocks new transactions, so the scorer's reads waited for it),
 an explicit CHECKPOINT right after the features (the queue's commit then paid a second one), skipping the history
 delete for rows loaded after the history was built (the delete's cost is the scan of case_history, not the ids).
-The < 10 s target is met on this machine's medians, narrowly; the features' commit (0.3-0.7 s, slower beside the
+The < 10 s target is met in two rounds of four here, not reliably; the features' commit (0.3-0.7 s, slower beside the
 prediction) and the scores' commit with the automatic checkpoint (~0.45 s) are the largest single steps left.
 """
 from __future__ import annotations
