@@ -14,6 +14,7 @@ from typing import Callable, Iterable, Sequence
 from fraudlab import cases, drift, jobs, promotion, registry, segments
 from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.auth.permissions import require
+from fraudlab.batch_predict import Ahead, predict_ahead
 from fraudlab.config import SAMPLE_PATH, load_config
 from fraudlab.data_roots import ANYWHERE, DataRoots
 from fraudlab.errors import FraudlabError, ModelError
@@ -22,7 +23,7 @@ from fraudlab.incremental import PlanChanged, can_update, record_arrivals, updat
 from fraudlab.ingest import IngestReport, ingest_path
 from fraudlab.model import TrainResult, train_model
 from fraudlab.schema import ColumnMapping
-from fraudlab.scoring import Ahead, ScoreReport, predict_ahead, score_window
+from fraudlab.scoring import ScoreReport, score_window
 from fraudlab.workspace import Workspace
 
 Progress = Callable[[float, str], None]

@@ -6,7 +6,6 @@ passes the case to the next; the answer records which scorer answered and how lo
 from __future__ import annotations
 
 import json
-import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,17 +21,15 @@ import xgboost as xgb
 from fraudlab import explain, jobs, rules
 from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.auth.permissions import require
+from fraudlab.batch_predict import Ahead, Piece, handed_frame, piece_of, predict_pieces, usable_booster
 from fraudlab.errors import FraudlabError, ModelError
-from fraudlab.features import categorised, feature_columns, feature_rows, has_features, load_frame
+from fraudlab.features import feature_rows, has_features, load_frame
 from fraudlab.labels import resolved_sql
 from fraudlab.model import evaluate
 from fraudlab.registry import (
     ModelRecord,
     champion,
-    check_features,
     get_model,
-    load_booster,
-    model_matrix,
     prepare,
     previous_champion,
 )
@@ -40,7 +37,6 @@ from fraudlab.workspace import Workspace, utcnow
 
 Progress = Callable[[float, str], None]
 CHUNK_ROWS = 1_000_000
-Piece = Callable[[list[str] | None], pd.DataFrame]  # feature columns -> the rows of one slice of the window
 EXPLAIN_TOP = 10_000
 CASE_BUDGET_MS = 500.0  # an analyst opening a case; real-time callers pass their own budget
 
@@ -92,50 +88,6 @@ def _chunks(ws: Workspace, start, end, rows: int) -> list[tuple]:
     return [(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
 
 
-class Ahead:
-    """The champion's scores of handed-over feature rows, predicted on another thread while those rows are still
-    being written (:func:`predict_ahead`); :func:`score_window` uses them when that model still answers first."""
-
-    def __init__(self, ws: Workspace, rows: pa.Table) -> None:
-        self._found: dict = {}
-        self._thread = threading.Thread(target=self._predict, args=(ws, rows), name="predict-ahead", daemon=True)
-        self._thread.start()
-
-    def _predict(self, ws: Workspace, rows: pa.Table) -> None:
-        began = time.perf_counter()
-        try:
-            record = champion(ws)
-            if record is None:
-                return
-            booster = usable_booster(ws, record)
-            given = _given(ws, rows)
-            scored = _predict_window(ws, record, booster, [_piece_of(ws, given)], lambda _f, _m: None)
-        except (FraudlabError, xgb.core.XGBoostError, OSError, ValueError):
-            return  # score_window's own chain then decides, and records any fallback
-        self._found = {"model_id": record.model_id, "booster": booster, "given": given, "scored": scored,
-                       "seconds": time.perf_counter() - began}
-
-    def result(self) -> dict:
-        """model_id, booster, given (the rows as a frame), scored and seconds; {} when it could not predict."""
-        self._thread.join()
-        return self._found
-
-
-def predict_ahead(ws: Workspace, rows: pa.Table) -> Ahead:
-    """Start predicting `rows` (feature rows with `ts`, as :func:`score_window` takes them) with the champion."""
-    return Ahead(ws, rows)
-
-
-def _given(ws: Workspace, rows: pa.Table) -> pd.DataFrame:
-    """Handed-over rows sorted as a window is read (in Arrow, several times faster than pandas), categories typed."""
-    return categorised(ws, rows.take(pc.sort_indices(rows, [("ts", "ascending"), ("transaction_id", "ascending")]))
-                       .to_pandas())
-
-
-def _piece_of(ws: Workspace, given: pd.DataFrame) -> Piece:
-    return lambda columns: given[["transaction_id", "ts"] + (columns or feature_columns(ws))]
-
-
 @jobs.as_job('scoring')
 def score_window(ws: Workspace, start: datetime | None = None, end: datetime | None = None,
                  model_id: str | None = None, explain_top: int = EXPLAIN_TOP, who: Actor = SYSTEM,
@@ -147,7 +99,7 @@ def score_window(ws: Workspace, start: datetime | None = None, end: datetime | N
     `rows`: feature rows (with `ts`) to score instead of reading the window's: the incremental pipeline hands over
     the rows it just recomputed, so only they are rescored and the features table is not scanned again (the report
     then has no window metrics: those rows are not a window). `ahead`: those rows' scores predicted already
-    (:func:`predict_ahead`), used when the same model answers first.
+    (`batch_predict.predict_ahead`), used when the same model answers first.
 
     Without `model_id` the fallback chain answers: champion, else previous champion, else rules; a fallback is
     recorded in `scores.scorer` and as a 'scoring_fallback' audit row. A named `model_id` is used or refused.
@@ -168,9 +120,9 @@ def score_window(ws: Workspace, start: datetime | None = None, end: datetime | N
     found = {} if ahead is None or rows is None else ahead.result()
     if rows is not None:
         given = found.get("given")
-        given = _given(ws, rows) if given is None else given
+        given = handed_frame(ws, rows) if given is None else given
         start, end = given["ts"].min(), given["ts"].max()
-        pieces = [_piece_of(ws, given)]
+        pieces = [piece_of(ws, given)]
     else:
         start = start or ws.scalar("SELECT min(ts) FROM transactions")
         end = end or ws.scalar("SELECT max(ts) FROM transactions")
@@ -185,7 +137,7 @@ def score_window(ws: Workspace, start: datetime | None = None, end: datetime | N
                 booster, scored = found["booster"], found["scored"]
             else:
                 booster = usable_booster(ws, record)
-                scored = _predict_window(ws, record, booster, pieces, progress)
+                scored = predict_pieces(record, booster, pieces, progress)
         except ModelError as exc:
             if model_id:
                 raise
@@ -214,29 +166,6 @@ def score_window(ws: Workspace, start: datetime | None = None, end: datetime | N
     progress(1.0, "scored")
     return ScoreReport(answered[1] or "rules", scored.num_rows, seconds, len(reasons), explain_seconds, metrics,
                        scorer=answered[0], fallback_reasons=tuple(failures))
-
-
-def usable_booster(ws: Workspace, record: ModelRecord) -> xgb.Booster:
-    """The model's booster once its file checks out and the features table has every feature it needs."""
-    check_features(ws, record)
-    return load_booster(record)
-
-
-def _predict_window(ws: Workspace, record: ModelRecord, booster: xgb.Booster, pieces: list[Piece],
-                    progress: Progress) -> pa.Table:
-    """Scores of one model over the window's pieces; a booster that cannot predict is a ModelError."""
-    parts = []
-    for i, piece in enumerate(pieces):
-        progress(0.8 * i / len(pieces), f"scoring part {i + 1} of {len(pieces)}")
-        frame = piece(list(record.features))
-        try:
-            score = booster.inplace_predict(model_matrix(frame, record), validate_features=False)
-        except (xgb.core.XGBoostError, ValueError) as exc:
-            raise ModelError(f"model {record.model_id} could not score: {str(exc).strip().splitlines()[0]}") from exc
-        ids = pa.array(frame["transaction_id"]).cast(pa.string())  # Arrow-backed: no Python string per row (GIL)
-        parts.append(pa.table({"transaction_id": ids,
-                               "score": pa.array(score.astype(np.float64))}))
-    return pa.concat_tables(parts)
 
 
 def _piece(ws: Workspace, i: int, lo, hi, pieces: int, columns: list[str] | None) -> pd.DataFrame:

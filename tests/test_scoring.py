@@ -202,7 +202,7 @@ def test_model_matrix_scores_equal_the_dataframe_scores_with_unseen_and_missing_
 
 
 def test_scores_predicted_ahead_are_the_windows_and_a_stale_ahead_is_not_used(ws):
-    from fraudlab.scoring import predict_ahead
+    from fraudlab.batch_predict import predict_ahead
 
     rows = ws.arrow("SELECT f.*, t.ts FROM features f JOIN transactions t USING (transaction_id) "
                     "ORDER BY t.ts DESC LIMIT 400")

@@ -321,7 +321,7 @@ def update_features(ws: Workspace, progress: Progress | None = None, who: Actor 
     :func:`can_update` is true or with `changed` rows. `beside`: other work of the load run at the same time in its
     own transaction (see `Workspace.write`): the update leaves one of two cores idle much of its time. `on_rows`:
     called with the rows handed over (the report's `rows`) as soon as they are computed, before they are written,
-    so a scorer can start on them (`scoring.predict_ahead`).
+    so a scorer can start on them (`batch_predict.predict_ahead`).
     """
     progress = progress or (lambda _f, _m: None)
     began = time.perf_counter()
