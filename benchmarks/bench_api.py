@@ -294,6 +294,7 @@ import psutil
 from _common import BENCH_DATA, Stage, measure, report
 
 from fraudlab.api import LiveScoring, create_key
+from fraudlab.api.routes import SWITCH_INTERVAL_S
 from fraudlab.api.writer import log_path, logged
 from fraudlab.auth.actors import Actor
 from fraudlab.browser import free_port, serve_app
@@ -646,6 +647,9 @@ def main() -> None:
     if args.events:
         held_out_events(int(args.events[0]), int(args.events[1]), Path(args.events[2]))
         return
+    # The client's own threads hand its GIL to each other every 5 ms by default: a thread whose answer has arrived
+    # waited that long to read it, which counted as the server's latency. The server sets the same interval.
+    sys.setswitchinterval(SWITCH_INTERVAL_S)
     if args.source:
         source, stages = prepared(args.source.resolve(), args.append, args.fallback_days)
         ws = Workspace(source)

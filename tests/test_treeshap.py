@@ -54,6 +54,19 @@ def test_deep_trees_with_category_sets_and_missing_values_match_xgboost(deep_mod
     _assert_same(booster, X)
 
 
+def test_two_threads_each_taking_half_the_trees_give_the_same_values(deep_model):
+    booster, X = deep_model
+    tables = treeshap.build_tables(booster)
+    node, leaf = tables.halves
+    assert 0 < node < len(tables.feature) and 0 < leaf < len(tables.leaf_node), "the trees split into two halves"
+    halves = [treeshap._run(tables, X, np.zeros((len(X), tables.features)), half) for half in (0, 1)]
+    assert np.abs(halves[0]).sum() > 0 and np.abs(halves[1]).sum() > 0, "each half adds its own trees"
+    one, two = treeshap.contributions(booster, X), treeshap.contributions(booster, X, threads=2)
+    np.testing.assert_allclose(two, one, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(halves[0] + halves[1], one, rtol=1e-12, atol=1e-12)
+    _assert_same(booster, X[:1])  # one row: a block of one
+
+
 def test_contributions_add_up_to_the_margin(deep_model):
     booster, X = deep_model
     matrix = xgb.DMatrix(X, feature_names=booster.feature_names, feature_types=booster.feature_types,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import pandas as pd
@@ -38,6 +38,13 @@ def parse_time(value: Any) -> datetime:
     """A timestamp as naive UTC: ISO 8601 text (with or without offset) or epoch seconds."""
     if isinstance(value, bool) or value is None or value == "":
         raise BadEvent("ts", "ts is required: the transaction time, e.g. \"2024-05-01T10:00:00Z\"")
+    if isinstance(value, str):
+        try:  # the usual ISO 8601 text, ten times faster than pandas' parser (which reads every other form)
+            stamp = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            return stamp if stamp.tzinfo is None else stamp.astimezone(timezone.utc).replace(tzinfo=None)
     try:
         stamp = pd.Timestamp(float(value), unit="s") if isinstance(value, (int, float)) else pd.Timestamp(str(value))
     except (ValueError, TypeError, OverflowError) as exc:
@@ -109,6 +116,8 @@ def parse_event(payload: Any, column_types: dict[str, str]) -> tuple[dict, dict]
     row = {name: None for name in column_types if name not in NOT_SETTABLE}
     extra = {}
     for name, value in payload.items():
+        if name == "ts":
+            continue  # parsed below, present or not
         if name in row:
             row[name] = convert(name, column_types[name], value)
         else:

@@ -202,6 +202,18 @@ ARROW_TYPES = {"VARCHAR": pa.string(), "DOUBLE": pa.float64(), "FLOAT": pa.float
                "BOOLEAN": pa.bool_(), "TIMESTAMP": pa.timestamp("us"), "DATE": pa.date32()}
 
 
+DIRECT = (pa.string(), pa.float64(), pa.bool_(), pa.timestamp("us"))  # parse_event's values are of these already
+
+
+def _arrow_column(values: list, arrow_type: pa.DataType) -> pa.Array:
+    """Values as one Arrow column of `arrow_type`: built as that type directly when parse_event made them so (no
+    cast, which released the GIL once per column: each time the live decider waited to get it back), else cast
+    (an integer column refuses 2.5 here; SQL's CAST rounds it)."""
+    if arrow_type in DIRECT:
+        return pa.array(values, type=arrow_type)
+    return pa.array(values).cast(arrow_type)
+
+
 def arrow_rows(rows: list[dict], column_types: dict[str, str]) -> pa.Table | None:
     """Parsed rows typed as `transactions` stores them, built in Arrow (card numbers are masked by parse_event); None
     when a column has no plain type or a value does not fit its type exactly (then :func:`typed_rows` casts in SQL)."""
@@ -209,7 +221,7 @@ def arrow_rows(rows: list[dict], column_types: dict[str, str]) -> pa.Table | Non
     if not all(column_types[name].upper() in ARROW_TYPES for name in names):
         return None
     try:
-        return pa.table({name: pa.array([row.get(name) for row in rows]).cast(ARROW_TYPES[column_types[name].upper()])
+        return pa.table({name: _arrow_column([row.get(name) for row in rows], ARROW_TYPES[column_types[name].upper()])
                          for name in names})
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
         return None  # e.g. 2.5 for an integer column: SQL's CAST rounds it, as before

@@ -21,6 +21,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from fraudlab.api import online_kernels as kernels
 from fraudlab.features import (
     AVERAGE_WINDOWS,
     CUSTOMER_WINDOWS,
@@ -37,6 +38,12 @@ CODED = ("customer_id", "merchant_id", "device_id", "ip", "card_id", "country")
 NEW_OF = {"merchant_id": "merchant", "device_id": "device", "country": "country"}  # c_new_<short> from these
 ROW_DONE = {"amount", "log_amount", "hour", "dow", "dist_merchant_km"}
 POS = np.int32  # key codes and row positions (a history of up to 2**31 rows)
+_NONE = np.empty(0, dtype=POS)  # the group of a row without a value
+_NO_FRAUDS = (np.empty(0), np.empty(0))
+_CUSTOMER_SPANS = np.array(list(CUSTOMER_WINDOWS.values()), dtype=np.int64)
+_AVERAGED = np.array([list(CUSTOMER_WINDOWS).index(w) for w in AVERAGE_WINDOWS], dtype=np.int64)
+_MERCHANT_SPANS = np.array(list(MERCHANT_WINDOWS.values()), dtype=np.int64)
+_SHARED_SPANS = np.array(list(SHARED_WINDOWS.values()), dtype=np.int64)
 
 
 class _Grow:
@@ -60,6 +67,12 @@ class _Grow:
 
     def truncate(self, n: int) -> None:
         self.n = n
+
+
+def _numbers(column: pa.ChunkedArray, arrow_type: pa.DataType) -> np.ndarray:
+    """A batch column as NumPy, cast only when it is not `arrow_type` already (a cast releases the GIL, and the live
+    decider then waits to get it back behind the server's other threads)."""
+    return (column if column.type == arrow_type else column.cast(arrow_type)).to_numpy(zero_copy_only=False)
 
 
 def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, dict]:
@@ -126,6 +139,7 @@ class OnlineHistory:
             if key != "country":
                 self.groups[key] = _groups(codes, ts, nulls=key not in SHARED_KEYS)
         self.rows = table.num_rows
+        kernels.compile_all()  # here, in the background warm, not in the first event's batch
 
     def maybe_known(self, ids: list[str]) -> bool:
         """Whether any of `ids` may be held already (False: certainly none is, no query needed)."""
@@ -169,9 +183,9 @@ class OnlineHistory:
         undo = _Undo(self.rows, [], new["transaction_id"].to_pylist())
         self.live_ids.update(undo.ids)
         n = new.num_rows
-        ts = new["ts"].cast(pa.timestamp("us")).cast(pa.int64()).to_numpy(zero_copy_only=False).astype(np.int64)
+        ts = _numbers(new["ts"], pa.timestamp("us")).astype("datetime64[us]").astype(np.int64)
         self.ts.extend(ts)
-        self.amount.extend(new["amount"].cast(pa.float64()).to_numpy(zero_copy_only=False).astype(float))
+        self.amount.extend(_numbers(new["amount"], pa.float64()).astype(float))
         positions = np.arange(self.rows, self.rows + n, dtype=POS)
         all_ts = self.ts.view()
         for key in self.keys:
@@ -211,19 +225,23 @@ class OnlineHistory:
     def later(self, positions: np.ndarray, before: int, keys: tuple[str, ...]) -> np.ndarray:
         """Which of the rows at `positions` are older than a row held before position `before` sharing one of their
         non-NULL `keys` values (late events)."""
-        ts = self.ts.view()
+        positions = np.asarray(positions, dtype=np.int64)
         late = np.zeros(len(positions), dtype=bool)
         for key in keys:
-            if key not in self.groups:
-                continue
-            codes = self.codes[key].view()
-            for i, p in enumerate(positions):
-                if codes[p] < 0:
-                    continue
-                group = self.groups[key][int(codes[p])]
-                after = group[np.searchsorted(ts[group], ts[p], side="right"):]
-                late[i] |= bool((after < before).any())
+            if key in self.groups:
+                flat, starts = self.batch_groups(key, positions, nulls=False)
+                kernels.later(self.ts.view(), positions, flat, starts, before, late)
         return late
+
+    def batch_groups(self, key: str, positions: np.ndarray, nulls: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """The groups of the rows at `positions` as one flat array of positions and each row's start in it (row i:
+        `flat[starts[i]:starts[i + 1]]`); with `nulls` False a row without a value has an empty group."""
+        groups = self.groups[key]
+        parts = [_NONE if code < 0 and not nulls else groups.get(code, _NONE)
+                 for code in self.codes[key].view()[positions].tolist()]
+        starts = np.zeros(len(parts) + 1, dtype=np.int64)
+        np.cumsum([len(part) for part in parts], out=starts[1:])
+        return (np.concatenate(parts) if parts else _NONE), starts
 
     def _fraud_arrays(self, merchant_code: int, merchant: object) -> tuple[np.ndarray, np.ndarray]:
         ts_s, known = self.frauds.get(merchant_code, (np.empty(0), np.empty(0)))
@@ -234,96 +252,60 @@ class OnlineHistory:
         return ts_s, known
 
 
-def _mean(total: float, count: int) -> float:
-    return total / count if count else np.nan
-
-
-def customer_values(h: OnlineHistory, p: int, amount: float, plan_names: set[str]) -> dict:
-    """The customer group of one row at position `p` (c_cnt_*, c_sum_*, means, ratios, history, first-seen flags)."""
-    ts = h.ts.view()
-    t = ts[p]
-    group = h.groups["customer_id"][int(h.codes["customer_id"].view()[p])]
-    times = ts[group]
-    hi = int(np.searchsorted(times, t, side="left"))
-    prior = group[:hi]
-    amounts = h.amount.view()[prior]
-    valid = ~np.isnan(amounts)
-    back_sum = np.cumsum(np.where(valid, amounts, 0.0)[::-1])  # sums of the newest k rows (accurate, like SQL)
-    back_cnt = np.cumsum(valid[::-1])
-    out = {}
-    for name, secs in CUSTOMER_WINDOWS.items():
-        k = hi - int(np.searchsorted(times, t - secs * US, side="left"))
-        total, count = (float(back_sum[k - 1]), int(back_cnt[k - 1])) if k else (0.0, 0)
-        out[f"c_cnt_{name}"], out[f"c_sum_{name}"] = k, total
-        if name in AVERAGE_WINDOWS:
-            mean = _mean(total, count)
-            out[f"c_amt_mean_{name}"] = mean
-            out[f"c_amt_ratio_{name}"] = amount / ((amount if np.isnan(mean) else mean) + 1)
-    count = int(valid.sum())
-    mean = _mean(float(back_sum[-1]) if hi else 0.0, count)
-    std = float(np.std(amounts[valid], ddof=1)) if count >= 2 else np.nan
-    out |= {"c_hist_cnt": hi,
-            "c_secs_since_prev": t / US - times[hi - 1] / US if hi else np.nan,
-            "c_tenure_s": t / US - times[0] / US if hi else np.nan,
-            "c_amt_mean": mean, "c_amt_std": std, "c_amt_ratio": amount / (mean + 1),
-            "c_amt_z": (amount - mean) / ((0.0 if np.isnan(std) else std) + 1)}
+def _customer(h: OnlineHistory, positions: np.ndarray, wanted: set[str]) -> dict[str, np.ndarray]:
+    """The customer group (c_cnt_*, c_sum_*, means, ratios, history, first-seen flags) of the rows at `positions`."""
+    names = [f"c_{kind}_{w}" for w in CUSTOMER_WINDOWS for kind in ("cnt", "sum")]
+    names += [f"c_amt_{kind}_{w}" for w in AVERAGE_WINDOWS for kind in ("mean", "ratio")]
+    names += ["c_hist_cnt", "c_secs_since_prev", "c_tenure_s", "c_amt_mean", "c_amt_std", "c_amt_ratio", "c_amt_z"]
+    flat, starts = h.batch_groups("customer_id", positions)
+    out = np.empty((len(names), len(positions)))
+    prior = np.empty(len(positions), dtype=np.int64)
+    kernels.customer(h.ts.view(), h.amount.view(), positions, flat, starts, _CUSTOMER_SPANS, _AVERAGED, out, prior)
+    columns = dict(zip(names, out))
     for col, short in NEW_OF.items():
-        if f"c_new_{short}" in plan_names:
-            codes = h.codes[col].view()
-            mine = codes[p]
-            out[f"c_new_{short}"] = np.nan if mine < 0 else float(not (codes[prior] == mine).any())
-    return out
+        if f"c_new_{short}" in wanted:
+            columns[f"c_new_{short}"] = seen = np.empty(len(positions))
+            kernels.first_seen(h.codes[col].view(), positions, flat, starts, prior, seen)
+    return columns
 
 
-def merchant_values(h: OnlineHistory, p: int, merchant: object, delay_s: int) -> dict:
+def _merchant(h: OnlineHistory, positions: np.ndarray, merchants: list, delay_s: int) -> dict[str, np.ndarray]:
     """Merchant volume (m_cnt_*), the delayed counts (m_dcnt_*) and frauds known by then (m_fraud_*, rates)."""
-    ts = h.ts.view()
-    t = ts[p]
-    code = int(h.codes["merchant_id"].view()[p])
-    times = ts[h.groups["merchant_id"][code]]
-    now = int(np.searchsorted(times, t, side="left"))
-    end = int(np.searchsorted(times, t - delay_s * US, side="right" if delay_s > 0 else "left"))
-    fraud_ts, known = (np.empty(0), np.empty(0)) if code < 0 else h._fraud_arrays(code, merchant)
-    t_s = t / US
-    out = {}
-    for name, secs in MERCHANT_WINDOWS.items():
-        out[f"m_cnt_{name}"] = now - int(np.searchsorted(times, t - secs * US, side="left"))
-        out[f"m_dcnt_{name}"] = max(end - int(np.searchsorted(times, t - (secs + delay_s) * US, side="left")), 0)
-        until = fraud_ts + int(secs + delay_s)
-        frauds = float(((known <= t_s) & (until >= known) & (t_s <= until)).sum())
-        out[f"m_fraud_{name}"], out[f"m_fraud_rate_{name}"] = frauds, frauds / (out[f"m_dcnt_{name}"] + 1.0)
-    return out
+    flat, starts = h.batch_groups("merchant_id", positions)
+    frauds = [(_NO_FRAUDS if code < 0 else h._fraud_arrays(code, merchant))
+              for code, merchant in zip(h.codes["merchant_id"].view()[positions].tolist(), merchants)]
+    fraud_starts = np.zeros(len(frauds) + 1, dtype=np.int64)
+    np.cumsum([len(ts_s) for ts_s, _known in frauds], out=fraud_starts[1:])
+    fraud_ts = np.concatenate([_NO_FRAUDS[0], *(ts_s for ts_s, _known in frauds)]).astype(float)
+    known = np.concatenate([_NO_FRAUDS[1], *(k for _ts, k in frauds)]).astype(float)
+    names = [f"m_{kind}_{w}" for w in MERCHANT_WINDOWS for kind in ("cnt", "dcnt", "fraud", "fraud_rate")]
+    out = np.empty((len(names), len(positions)))
+    kernels.merchant(h.ts.view(), positions, flat, starts, fraud_ts, known, fraud_starts, _MERCHANT_SPANS,
+                     int(delay_s), out)
+    return dict(zip(names, out))
 
 
-def shared_values(h: OnlineHistory, p: int, key: str, short: str) -> dict:
-    """Distinct customers of the row's device / IP / card over each shared window (NULL without a value)."""
-    code = int(h.codes[key].view()[p])
-    if code < 0:
-        return {f"{short}_customers_{name}": np.nan for name in SHARED_WINDOWS}
-    ts = h.ts.view()
-    group = h.groups[key][code]
-    times = ts[group]
-    hi = int(np.searchsorted(times, ts[p], side="left"))
-    customers = h.codes["customer_id"].view()[group] if "customer_id" in h.codes else np.empty(0, dtype=np.int64)
-    out = {}
-    for name, secs in SHARED_WINDOWS.items():
-        lo = int(np.searchsorted(times, ts[p] - secs * US, side="left"))
-        seen = customers[lo:hi]
-        out[f"{short}_customers_{name}"] = float(len(np.unique(seen[seen >= 0])))
-    return out
+def _shared(h: OnlineHistory, positions: np.ndarray, key: str, short: str) -> dict[str, np.ndarray]:
+    """Distinct customers of the rows' device / IP / card over each shared window (NULL without a value)."""
+    flat, starts = h.batch_groups(key, positions, nulls=False)
+    customers = h.codes["customer_id"].view() if "customer_id" in h.codes else _NONE
+    out = np.empty((len(SHARED_WINDOWS), len(positions)))
+    kernels.shared(h.ts.view(), customers, positions, flat, starts, h.codes[key].view()[positions] >= 0,
+                   _SHARED_SPANS, out)
+    return {f"{short}_customers_{w}": column for w, column in zip(SHARED_WINDOWS, out)}
 
 
 def row_values(new: pa.Table, plan: FeaturePlan) -> dict[str, np.ndarray | list]:
     """The row-local features of a batch (amount, log amount, hour, ISO weekday, distance, extras, categoricals)."""
-    amount = new["amount"].cast(pa.float64()).to_numpy(zero_copy_only=False).astype(float)
-    stamps = new["ts"].cast(pa.timestamp("us")).to_numpy(zero_copy_only=False).astype("datetime64[us]")
+    amount = _numbers(new["amount"], pa.float64()).astype(float)
+    stamps = _numbers(new["ts"], pa.timestamp("us")).astype("datetime64[us]")
     days = stamps.astype("datetime64[D]")
     out: dict[str, np.ndarray | list] = {"amount": amount, "log_amount": np.log(amount + 1),
                                          "hour": ((stamps - days) // np.timedelta64(1, "h")).astype(float),
                                          "dow": ((days.astype(np.int64) + 3) % 7 + 1).astype(float)}
     names = {_alias(e) for e in plan.row}
     if "dist_merchant_km" in names:
-        lat, lon, mlat, mlon = (new[c].cast(pa.float64()).to_numpy(zero_copy_only=False).astype(float)
+        lat, lon, mlat, mlon = (_numbers(new[c], pa.float64()).astype(float)
                                 for c in ("lat", "lon", "merchant_lat", "merchant_lon"))
         out["dist_merchant_km"] = 111.2 * np.sqrt(np.power(lat - mlat, 2)
                                                   + np.power((lon - mlon) * np.cos(np.radians(lat)), 2))
@@ -357,26 +339,16 @@ def features(h: OnlineHistory, plan: FeaturePlan, new: pa.Table, positions: np.n
     """Feature columns (name -> values, in `plan_names` order) of the batch rows `new`, already appended to the
     history at `positions`."""
     names = plan_names(plan)
-    row = row_values(new, plan)
-    merchants = new["merchant_id"].to_pylist() if "merchant_id" in new.column_names else [None] * new.num_rows
-    wanted = set(names)
-    per_row = []
-    for i, p in enumerate(positions):
-        values: dict = {}
-        if "customer_id" in plan.by_key:
-            values |= customer_values(h, int(p), float(row["amount"][i]), wanted)
-        if plan.has_merchant:
-            values |= merchant_values(h, int(p), merchants[i], plan.label_delay_s)
-        for key, (short, _exprs) in plan.shared.items():
-            values |= shared_values(h, int(p), key, short)
-        per_row.append(values)
-    out: dict[str, np.ndarray | list] = {}
-    for name in names:
-        if name in row:
-            out[name] = row[name]
-        else:
-            out[name] = np.array([v[name] for v in per_row], dtype=float)
-    return out
+    positions = np.asarray(positions, dtype=np.int64)
+    computed = row_values(new, plan)
+    if "customer_id" in plan.by_key:
+        computed |= _customer(h, positions, set(names))
+    if plan.has_merchant:
+        merchants = new["merchant_id"].to_pylist() if "merchant_id" in new.column_names else [None] * new.num_rows
+        computed |= _merchant(h, positions, merchants, plan.label_delay_s)
+    for key, (short, _exprs) in plan.shared.items():
+        computed |= _shared(h, positions, key, short)
+    return {name: computed[name] for name in names}
 
 
 def records(columns: dict, rows: int) -> list[dict]:
