@@ -27,6 +27,40 @@ itself (benchmarks/api_trace.py: per event the wait for a thread, parse, queue, 
 batch its stages; the writer's commits and their parts; every GC pause; a 1-ms probe thread's late wake-ups, i.e.
 time the GIL or the cores were held elsewhere; the WAL size at each commit) and prints what the slowest 1% overlapped.
 
+RESULTS, 2026-12-02 (session 15), the same 10M base, the session-9 machine (quiet, load < 1.5 at the start of each
+run). The code as session 14 left it: `--quick --rates 200 --seconds 20 --trace` P50 / P99 1,122 / 2,050 ms (server
+727 / 1,327): the decider fell behind again (batches of 57; features 100 ms a batch, 2.6 ms an event against 0.45 ms
+timed alone). A py-spy `--gil` profile: the GIL was held 55% of the time (event loop 61% of that, decider 31%,
+writer 5%), so the decider was not starved of GIL time but paid for each of its ~40 small NumPy calls per event that
+released the GIL (searchsorted, gathers over the 10M-row history) a wait to get it back behind the event loop.
+Changes: (1) the built-in features of a batch in compiled kernels (`fraudlab/api/online_kernels.py`, numba, nogil):
+one call per batch and key group; alone, 40 events 18.0 -> 2.9 ms; (2) the batch's Arrow columns built as their type
+(no per-column cast: each released the GIL) and casts skipped for columns already typed: rows + history 7.4 -> 3.8 ms
+a batch; (3) `ts` parsed once per event (it was parsed twice), by `datetime.fromisoformat` before pandas; (4) exact
+TreeSHAP splits the trees over two threads (`treeshap.contributions(threads=2)`, the kernel holds no GIL): 12-15 ms a
+batch of 4.5-6 events against 13-20 ms on one thread, within the runs' noise; (5) the load client uses the server's
+0.5 ms switch interval (its answers' read no longer waits behind its other threads' 5 ms turns: no measurable
+change). Tried and dropped: GC thresholds (50,000, 20, 20) (two gen-0 pauses of 111-130 ms in 20 s instead of ~340
+of 1.7 ms, and +1 GB RSS); the writer committing every 1 s instead of 0.2 s (writer 0.18 -> 0.09 of a core, P99 no
+better: 269 / 317 ms in two runs).
+Quick runs (`--quick --rates 200 --seconds 20`, 4,000 events each) on the final code: P50 / P99 48-64 / 207-330 ms,
+server side 32-41 / 94-141 ms (five runs), batches of 4.5-6.5 events, each ~20-25 ms: predict + TreeSHAP 12, rows +
+history 3.8, features 2.5, answers 1.9, log 1.4. Two full runs (`--rates 100 200 --seconds 10`): one
+client 17 / 109 and 15 / 30 ms (server 11 / 18, 10 / 20); 100/s (the first step after start) 43 / 243, 38 / 258
+(server 26 / 78, 22 / 62; client send delay P99 148-155 ms); 200/s 72 / 264, 75 / 179 (server 47 / 170, 47 / 115);
+200/s during the full rescoring job 73 / 251, 82 / 192 (server 51 / 167, 54 / 137); champion file removed (the
+previous champion answers) 81 / 1,098, 46 / 766 (client send delay P99 268-295 ms: both cores busy loading the
+fallback chain); both removed (rules) 54 / 223, 35 / 128; 9,055 answered, every one stored once, 0 lost, 0
+duplicated. Each of those two runs had one request fail on the client (a BrokenPipeError, seen once the runs named
+their errors): a pooled client thread's keep-alive connection the server had closed after 5 s idle; the client
+now sends such a request again on a new connection, as HTTP clients do, and names any other failure.
+Where the rest goes: the server's "P99" (`latency_ms`, taken when the decision is made) leaves out the wait for the
+live log's fsync (the syncer thread's wake-up, P99 ~58 ms traced) and the way back through the event loop (P99 ~57 ms
+traced), which the client's P99 includes; the machine's two cores are shared by the decider (0.5), the TreeSHAP
+helper (0.18), the event loop (0.22), the writer (0.18 + DuckDB 0.08) and the client (0.22), and the client's own
+send delay reaches P99 50-150 ms in some runs. **The targets (P99 < 50 ms at 200/s, < 95 ms during a job) are not
+met on this machine**; the decider keeps up with batches of 4-9 instead of falling behind.
+
 RESULTS, 2026-12-01 (session 9), the same 10M base rebuilt on a new machine about 2x slower on CPU (a pure-Python
 loop of 20M additions 3.1-3.4 s), quiet. The session-8 code there: `--quick --rates 200 --seconds 20` P50 / P99
 674 / 1,928 and 617 / 1,223 ms (server 546 / 1,144): the decider fell behind (batches of 54 events, 0.80 of a core;
@@ -394,6 +428,7 @@ class Sender:
         self.span = max(self.times) - min(self.times) + timedelta(seconds=1)
         self.sent = 0
         self.local = threading.local()
+        self.refused: Counter = Counter()  # non-200 answers: status and the start of the body (printed at the end)
 
     def event(self, n: int) -> dict:
         """The n-th event sent: a held-out transaction with a new id; past the end of the list they come round again
@@ -407,18 +442,28 @@ class Sender:
 
     def _post(self, body: dict, planned: float) -> tuple[float, int, dict | None, float]:
         late = time.perf_counter() - planned  # the load client's own delay before sending (its threads, its GIL)
-        conn = getattr(self.local, "conn", None)
-        if conn is None:
-            conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT_S)
-        try:
-            conn.request("POST", "/api/v1/score", json.dumps(body), {"Content-Type": "application/json",
-                                                                       "Authorization": f"Bearer {self.key}"})
-            response = conn.getresponse()
-            status, text = response.status, response.read()
-        except (OSError, http.client.HTTPException):
-            conn.close()
-            self.local.conn = None
-            return time.perf_counter() - planned, 0, None, late
+        for attempt in (1, 2):
+            conn = getattr(self.local, "conn", None)
+            reused = conn is not None
+            if conn is None:
+                conn = self.local.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=TIMEOUT_S)
+            try:
+                conn.request("POST", "/api/v1/score", json.dumps(body), {"Content-Type": "application/json",
+                                                                           "Authorization": f"Bearer {self.key}"})
+                response = conn.getresponse()
+                status, text = response.status, response.read()
+                break
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                self.local.conn = None
+                # a pooled thread's keep-alive connection that the server closed after 5 s idle (a thread made in a
+                # burst, idle since): the request never reached the server, so it goes again on a new connection,
+                # as HTTP clients do (a BrokenPipeError in one session-15 run); any other failure counts
+                if attempt == 1 and reused and isinstance(exc, (http.client.RemoteDisconnected, ConnectionError)):
+                    continue
+                return time.perf_counter() - planned, type(exc).__name__, None, late  # its kind, in the summary
+        if status != 200:
+            self.refused[f"{status} {text[:200].decode(errors='replace')}"] += 1
         return time.perf_counter() - planned, status, json.loads(text) if status == 200 else None, late
 
     def drain(self) -> list[str]:
@@ -464,7 +509,8 @@ class Sender:
         latencies = sorted(1000 * r[0] for r in results)
         ok = [r[2] for r in results if r[1] == 200]
         return {"rate": rate, "sent": count, "achieved": count / elapsed, "ok": len(ok),
-                "errors": count - len(ok), "p50": statistics.median(latencies),
+                "errors": count - len(ok), "error_kinds": dict(Counter(str(r[1]) for r in results if r[1] != 200)),
+                "p50": statistics.median(latencies),
                 "p99": latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))], "max": latencies[-1],
                 "server_p50": statistics.median([a["latency_ms"] for a in ok]) if ok else float("nan"),
                 "server_p99": (sorted(a["latency_ms"] for a in ok)[min(len(ok) - 1, int(0.99 * len(ok)))]
@@ -477,7 +523,7 @@ class Sender:
 def _stage(label: str, rows: int, result: dict) -> Stage:
     note = (f"P50 {result['p50']:.0f} ms, P99 {result['p99']:.0f} ms, max {result['max']:.0f} ms, server P50 / P99 "
             f"{result['server_p50']:.0f} / {result['server_p99']:.0f} ms, client send delay P99 "
-            f"{result['send_late_p99']:.0f} ms, mean batch {result['batch']:.1f}, errors {result['errors']}, "
+            f"{result['send_late_p99']:.0f} ms, mean batch {result['batch']:.1f}, errors {result['errors']} {result['error_kinds'] or ''}, "
             f"scorers {result['scorers']}")
     print(f"{label:<36} {result['sent']:>5} sent, done at {result['achieved']:6.1f}/s  {note}", flush=True)
     return Stage(label, rows, result["sent"] / max(result["achieved"], 1e-9), 0, result["achieved"], note=note)
@@ -737,6 +783,8 @@ def main() -> None:
     print(f"answered {len(answered):,}, stored {len(stored):,} ({left} of them replayed from the live log), "
           f"lost {len(lost)}, "
           f"duplicated {int((stored['n'] > 1).sum())}")
+    if sender.refused:
+        print(f"refused (status and answer, count): {dict(sender.refused)}")
     report(stages, title=f"live scoring API on {args.rows:,} rows (loopback)")
     if args.trace:
         import api_trace

@@ -175,7 +175,7 @@ cases.count_loaded)` adds them in a second transaction under the same write lock
 features 8.21 / 6.81 s then entities 1.44 / 1.20 s; beside, 8.48 / 7.04 s for both. The queue's refresh then finds
 only live rows left (case queue 2.5 -> 1.3 s). DuckDB's automatic checkpoint, which the queue's commit paid, now falls
 in the scores' commit (+0.45 s there). (2) `update_features(on_rows=...)` hands the recomputed rows over before they
-are written, and `batch_predict.predict_ahead` predicts them with the champion on another thread meanwhile; `score_window(
+are written, and `batch_predict.Ahead` predicts them with the champion on another thread meanwhile; `score_window(
 ahead=...)` uses those scores when the same model still answers first. (3) The recomputed rows are appended without
 sorting them by time (0.54 -> 0.38 s for the assembly; they land in the last row groups either way).
 A/B, alternating blocks of `--repeat 2` (session-13 code / this code): after (1) 10.88 / 10.47 and 10.43 / 9.27 s;
@@ -201,7 +201,7 @@ import pandas as pd
 from _common import BENCH_DATA, Stage, measure, report, set_ratio
 
 from fraudlab import cases
-from fraudlab.batch_predict import Ahead, predict_ahead
+from fraudlab.batch_predict import Ahead
 from fraudlab.cases.entities import mark_entities_counted
 from fraudlab.features import COVER_KEY, CUSTOMER_WINDOWS, build_features, feature_columns, mark_covered
 from fraudlab.generate import simulate
@@ -280,7 +280,7 @@ def append_once(base: Path, rows: int, new: pd.DataFrame) -> tuple[Workspace, li
     s_late, arrivals = measure("mark late rows (arrivals)", n, lambda: record_arrivals(inc, loaded.ingest_id, 24.0))
     ahead: list[Ahead] = []  # as the pipeline: the queue's entity counts beside the features, the prediction ahead
     s_feat, upd = measure("incremental features", n, lambda: update_features(
-        inc, beside=cases.count_loaded, on_rows=lambda rows: ahead.append(predict_ahead(inc, rows))))
+        inc, beside=cases.count_loaded, on_rows=lambda rows: ahead.append(Ahead(inc, rows))))
     threshold = decision_threshold(inc)
     s_score, scored = measure("incremental scores (the recomputed rows)", upd.affected_rows,
                               lambda: score_window(inc, start=upd.first_ts, explain_top=FIRST_START_EXPLAIN,

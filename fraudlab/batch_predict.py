@@ -15,10 +15,10 @@ import xgboost as xgb
 
 from fraudlab.errors import FraudlabError, ModelError
 from fraudlab.features import categorised, feature_columns
+from fraudlab.jobs import Progress
 from fraudlab.registry import ModelRecord, champion, check_features, load_booster, model_matrix
 from fraudlab.workspace import Workspace
 
-Progress = Callable[[float, str], None]
 Piece = Callable[[list[str] | None], pd.DataFrame]  # feature columns -> the rows of one slice of the window
 
 
@@ -56,8 +56,9 @@ def piece_of(ws: Workspace, given: pd.DataFrame) -> Piece:
 
 
 class Ahead:
-    """The champion's scores of handed-over feature rows, predicted on another thread while those rows are still
-    being written (:func:`predict_ahead`); `score_window` uses them when that model still answers first."""
+    """The champion's scores of handed-over feature rows (with `ts`, as `score_window` takes them), predicted on
+    another thread, started at once, while those rows are still being written; `score_window` uses them when that
+    model still answers first."""
 
     def __init__(self, ws: Workspace, rows: pa.Table) -> None:
         self._found: dict = {}
@@ -82,8 +83,3 @@ class Ahead:
         """model_id, booster, given (the rows as a frame), scored and seconds; {} when it could not predict."""
         self._thread.join()
         return self._found
-
-
-def predict_ahead(ws: Workspace, rows: pa.Table) -> Ahead:
-    """Start predicting `rows` (feature rows with `ts`, as `score_window` takes them) with the champion."""
-    return Ahead(ws, rows)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from typing import Callable
 
 import duckdb
 import pandas as pd
@@ -20,11 +19,11 @@ from fraudlab import jobs
 from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.errors import FraudlabError
 from fraudlab.featurelab.store import apply_definitions
+from fraudlab.jobs import Progress
 from fraudlab.labels import fraud_known_sql
 from fraudlab.leakage import leakage_check, time_index_columns
 from fraudlab.workspace import CANONICAL_COLUMNS, Workspace, quote_ident
 
-Progress = Callable[[float, str], None]
 DEFAULT_LABEL_DELAY_DAYS = 7.0
 CUSTOMER_WINDOWS = {"5m": 300, "1h": 3_600, "24h": 86_400, "7d": 604_800, "30d": 2_592_000}
 AVERAGE_WINDOWS = ("24h", "7d", "30d")  # the customer's mean amount over these, and this amount against it

@@ -13,7 +13,6 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Callable
 
 import dask.dataframe as dd
 import duckdb
@@ -34,9 +33,9 @@ from fraudlab.features import (
     plan_features,
     store_features,
 )
+from fraudlab.jobs import Progress
 from fraudlab.workspace import Workspace
 
-Progress = Callable[[float, str], None]
 ROWS_PER_PARTITION = 250_000
 
 

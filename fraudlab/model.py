@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -18,10 +17,10 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 from fraudlab import jobs
 from fraudlab.errors import ModelError
 from fraudlab.features import feature_columns, feature_info, has_features, load_frame
+from fraudlab.jobs import Progress
 from fraudlab.labels import label_maturity_days, resolved_sql
 from fraudlab.workspace import Workspace
 
-Progress = Callable[[float, str], None]
 DEFAULT_PARAMS = {"objective": "binary:logistic", "tree_method": "hist", "max_depth": 6, "eta": 0.1,
                   "subsample": 0.9, "colsample_bytree": 0.8, "min_child_weight": 2,
                   "max_cat_to_onehot": 1, "nthread": 2, "seed": 0}

@@ -9,24 +9,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 from fraudlab import cases, drift, jobs, promotion, registry, segments
 from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.auth.permissions import require
-from fraudlab.batch_predict import Ahead, predict_ahead
+from fraudlab.batch_predict import Ahead
 from fraudlab.config import SAMPLE_PATH, load_config
 from fraudlab.data_roots import ANYWHERE, DataRoots
 from fraudlab.errors import FraudlabError, ModelError
 from fraudlab.features import DEFAULT_LABEL_DELAY_DAYS, FeatureReport, build_features, has_features
 from fraudlab.incremental import PlanChanged, can_update, record_arrivals, update_features
 from fraudlab.ingest import IngestReport, ingest_path
+from fraudlab.jobs import Progress
 from fraudlab.model import TrainResult, train_model
 from fraudlab.schema import ColumnMapping
 from fraudlab.scoring import ScoreReport, score_window
 from fraudlab.workspace import Workspace
 
-Progress = Callable[[float, str], None]
 FIRST_START_EXPLAIN = 5_000
 MIN_DRIFT_ROWS = 1_000  # below this a drift report says little; the page offers one on demand
 
@@ -186,7 +186,7 @@ def incremental_refresh(ws: Workspace, who: Actor = SYSTEM, progress: Progress |
         # the champion starts predicting the recomputed rows while they are written
         ahead: list[Ahead] = []
         inc = update_features(ws, progress=_part(progress, 0.0, 0.6), who=who, changed=changed,
-                              beside=cases.count_loaded, on_rows=lambda rows: ahead.append(predict_ahead(ws, rows)))
+                              beside=cases.count_loaded, on_rows=lambda rows: ahead.append(Ahead(ws, rows)))
     except PlanChanged:
         features = build_features(ws, label_delay_days=feature_label_delay(ws), progress=_part(progress, 0.0, 0.6),
                                   who=who)

@@ -10,7 +10,6 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -24,6 +23,7 @@ from fraudlab.auth.permissions import require
 from fraudlab.batch_predict import Ahead, Piece, handed_frame, piece_of, predict_pieces, usable_booster
 from fraudlab.errors import FraudlabError, ModelError
 from fraudlab.features import feature_rows, has_features, load_frame
+from fraudlab.jobs import Progress
 from fraudlab.labels import resolved_sql
 from fraudlab.model import evaluate
 from fraudlab.registry import (
@@ -35,7 +35,6 @@ from fraudlab.registry import (
 )
 from fraudlab.workspace import Workspace, utcnow
 
-Progress = Callable[[float, str], None]
 CHUNK_ROWS = 1_000_000
 EXPLAIN_TOP = 10_000
 CASE_BUDGET_MS = 500.0  # an analyst opening a case; real-time callers pass their own budget
@@ -99,7 +98,7 @@ def score_window(ws: Workspace, start: datetime | None = None, end: datetime | N
     `rows`: feature rows (with `ts`) to score instead of reading the window's: the incremental pipeline hands over
     the rows it just recomputed, so only they are rescored and the features table is not scanned again (the report
     then has no window metrics: those rows are not a window). `ahead`: those rows' scores predicted already
-    (`batch_predict.predict_ahead`), used when the same model answers first.
+    (`batch_predict.Ahead`), used when the same model answers first.
 
     Without `model_id` the fallback chain answers: champion, else previous champion, else rules; a fallback is
     recorded in `scores.scorer` and as a 'scoring_fallback' audit row. A named `model_id` is used or refused.

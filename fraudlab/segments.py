@@ -7,7 +7,6 @@ import json
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -20,10 +19,10 @@ from fraudlab.auth.actors import SYSTEM, Actor
 from fraudlab.auth.permissions import require
 from fraudlab.errors import FraudlabError
 from fraudlab.features import source_columns
+from fraudlab.jobs import Progress
 from fraudlab.labels import resolved_sql
 from fraudlab.workspace import Workspace, utcnow
 
-Progress = Callable[[float, str], None]
 K_RANGE = range(3, 9)
 SILHOUETTE_SAMPLE = 4_000
 FIT_SAMPLE = 200_000

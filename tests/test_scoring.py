@@ -202,7 +202,7 @@ def test_model_matrix_scores_equal_the_dataframe_scores_with_unseen_and_missing_
 
 
 def test_scores_predicted_ahead_are_the_windows_and_a_stale_ahead_is_not_used(ws):
-    from fraudlab.batch_predict import predict_ahead
+    from fraudlab.batch_predict import Ahead
 
     rows = ws.arrow("SELECT f.*, t.ts FROM features f JOIN transactions t USING (transaction_id) "
                     "ORDER BY t.ts DESC LIMIT 400")
@@ -211,12 +211,12 @@ def test_scores_predicted_ahead_are_the_windows_and_a_stale_ahead_is_not_used(ws
     ids = rows["transaction_id"].to_pylist()
     score_window(ws, rows=rows, explain_top=50)
     plain = ws.df(stored, [ids])
-    ahead = predict_ahead(ws, rows)
+    ahead = Ahead(ws, rows)
     assert ahead.result()["model_id"] == champion(ws).model_id
     report = score_window(ws, rows=rows, explain_top=50, ahead=ahead)
     assert report.rows == 400 and report.explained == 50
     pd.testing.assert_frame_equal(ws.df(stored, [ids]), plain)
-    stale = predict_ahead(ws, rows)  # predicted by the old champion, then another model is promoted
+    stale = Ahead(ws, rows)  # predicted by the old champion, then another model is promoted
     stale.result()
     newer = register(ws, train_model(ws, rounds=15, refit=False))
     assert promote(ws, newer, admin()).promoted

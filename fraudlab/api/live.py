@@ -18,6 +18,7 @@ import duckdb
 import pandas as pd
 import pyarrow as pa
 
+from fraudlab.api.online import plan_names
 from fraudlab.errors import FraudlabError
 from fraudlab.featurelab.defs import FeatureDef, parse_delay, parse_window
 from fraudlab.featurelab.sql import relation_sql
@@ -26,7 +27,6 @@ from fraudlab.features import (
     MERCHANT_WINDOWS,
     SHARED_WINDOWS,
     FeaturePlan,
-    _alias,
     assemble_sql,
     base_sql,
     feature_info,
@@ -86,11 +86,7 @@ def live_plan(ws: Workspace) -> LivePlan:
     finally:
         cur.close()
     columns = tuple(ws.columns("features"))
-    names = [_alias(e) for e in plan.row] + [_alias(e) for exprs in plan.by_key.values() for e in exprs]
-    names += [_alias(e) for _short, exprs in plan.shared.values() for e in exprs]
-    if plan.has_merchant:
-        names += [f"m_{kind}_{n}" for n in MERCHANT_WINDOWS for kind in ("fraud", "fraud_rate")]
-    names += [d.name for d in definitions]
+    names = plan_names(plan) + [d.name for d in definitions]
     if set(names) != set(columns) - {"transaction_id"}:
         raise FraudlabError("the features table was built from other data or settings than it would be now: "
                             "rebuild features (`python -m fraudlab features`) before live scoring")

@@ -11,7 +11,6 @@ fraudlab.api.job_routes; JSON errors a client can act on.
 """
 from __future__ import annotations
 
-import gc
 import json
 import logging
 import sys
@@ -38,7 +37,6 @@ MAX_BODY_BYTES = 64 * 1024
 SCORING_THREADS = 3 * MAX_BATCH  # threads for the key checks that need a query (answers are awaited without one)
 LOG = logging.getLogger("fraudlab.api")
 SWITCH_INTERVAL_S = 0.0005  # a thread waiting for the GIL waits at most this (Python's default: 5 ms)
-GC_THRESHOLDS = (50_000, 20, 20)  # Python's (700, 10, 10) collected ~17 times a second at 200 events/s, 1-2 ms each
 _SERVICES: dict[tuple, LiveScoring] = {}  # (id of the workspace, options) -> its live scorer
 _SERVICES_LOCK = threading.Lock()
 MAX_SERVICES = 8  # live scorers kept; past it the oldest is closed (a server keeps one per workspace and options)
@@ -50,10 +48,8 @@ def serving_interpreter() -> None:
     DuckDB and XGBoost call, and with Python's default switch interval each re-acquire may wait 5 ms behind a busy
     job thread (dozens of times per batch). And once the live history is warm, the objects alive then (modules,
     models, the history) leave the garbage collector's generations (gc.freeze): each full collection walked all of
-    them, a pause of every thread of ~100 ms under load at 10M rows; young objects are collected less often (most
-    of an event's die with its answer, before a collection sees them). Called by the server entry points only."""
+    them, a pause of every thread of ~100 ms under load at 10M rows. Called by the server entry points only."""
     sys.setswitchinterval(SWITCH_INTERVAL_S)
-    gc.set_threshold(*GC_THRESHOLDS)
     _SERVING["freeze_heap"] = True
 
 

@@ -20,9 +20,9 @@ from fraudlab.drift.settings import (
     NUM_BINS,
     PROFILE_TABLE,
     TOP_K,
-    Progress,
 )
 from fraudlab.drift.windows import Window
+from fraudlab.jobs import Progress
 from fraudlab.workspace import Workspace, quote_ident, utcnow
 
 

@@ -27,12 +27,12 @@ from fraudlab.drift.settings import (
     DATASET_SHARE,
     DISTANCE_THRESHOLD,
     RECOMMEND,
-    Progress,
 )
 from fraudlab.drift.stats import empty_entry, mean_std, total_of
 from fraudlab.drift.timeline import chunk_thresholds, classify_column, timeline_of
 from fraudlab.drift.windows import Window
 from fraudlab.errors import FraudlabError
+from fraudlab.jobs import Progress
 from fraudlab.workspace import Workspace, utcnow
 
 

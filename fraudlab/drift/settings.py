@@ -1,10 +1,6 @@
 """Drift thresholds and defaults, each with where its value comes from."""
 from __future__ import annotations
 
-from typing import Callable
-
-Progress = Callable[[float, str], None]
-
 ID_COLUMNS = ("customer_id", "card_id", "device_id", "ip", "email", "merchant_id")
 SKIP_COLUMNS = ("transaction_id", "ts", "ingest_id", "is_fraud", "label_ts")
 NUM_BINS = 100

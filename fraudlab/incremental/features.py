@@ -46,10 +46,9 @@ from fraudlab.features import (
     plan_features,
 )
 from fraudlab.incremental import arrays, customer, lifetime, ranges, shared
-from fraudlab.jobs import job_threads
+from fraudlab.jobs import Progress, job_threads
 from fraudlab.workspace import Workspace, quote_ident
 
-Progress = Callable[[float, str], None]
 MAX_SHARE = 0.30  # above this share of new rows, the full rebuild is cheaper than slicing
 HAND_OVER_ROWS = 1_000_000  # up to this many recomputed rows are handed to the scorer in memory
 NEW_ROWS_SQL = "SELECT t.* FROM transactions t ANTI JOIN features f USING (transaction_id)"
@@ -321,7 +320,7 @@ def update_features(ws: Workspace, progress: Progress | None = None, who: Actor 
     :func:`can_update` is true or with `changed` rows. `beside`: other work of the load run at the same time in its
     own transaction (see `Workspace.write`): the update leaves one of two cores idle much of its time. `on_rows`:
     called with the rows handed over (the report's `rows`) as soon as they are computed, before they are written,
-    so a scorer can start on them (`batch_predict.predict_ahead`).
+    so a scorer can start on them (`batch_predict.Ahead`).
     """
     progress = progress or (lambda _f, _m: None)
     began = time.perf_counter()

@@ -43,11 +43,11 @@ from fraudlab.ingest.records import (
     INGEST_MEMORY_LIMIT,
     TARGETS,
     IngestReport,
-    Progress,
     SourceFile,
     no_progress,
 )
 from fraudlab.ingest.staging import sample_and_detect, stage_files
+from fraudlab.jobs import Progress
 from fraudlab.schema import ColumnMapping, check_mapping, keep_earlier, mapping_notes
 from fraudlab.workspace import Workspace, quote_ident
 

@@ -25,7 +25,6 @@ from fraudlab.ingest.records import (
     INGEST_MEMORY_LIMIT,
     TARGETS,
     IngestReport,
-    Progress,
     SourceFile,
     Staged,
     no_progress,
@@ -38,6 +37,7 @@ from fraudlab.ingest.rules import (
     with_generated_ids,
 )
 from fraudlab.ingest.staging import check_width, profile_columns, scan_files
+from fraudlab.jobs import Progress
 from fraudlab.labels import insert_source_labels
 from fraudlab.privacy import is_card_column, mask_card_numbers_in_text_sql
 from fraudlab.schema import ColumnMapping, check_mapping, detect_mapping, keep_earlier, mapping_notes

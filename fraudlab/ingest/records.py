@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 
 from fraudlab.schema import ColumnMapping
 from fraudlab.workspace import CANONICAL_COLUMNS
 
-Progress = Callable[[float, str], None]
 FUTURE_TOLERANCE_DAYS = 1
 EARLIEST_TS = "1990-01-01"
 SAMPLE_ROWS = 20_000

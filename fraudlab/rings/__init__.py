@@ -6,6 +6,7 @@ connected components; only components too large to be one ring go through Louvai
 own subgraph. Identifiers shared by more than ``hub_threshold`` customers (a public Wi-Fi IP, a
 placeholder e-mail) are hubs: they are excluded and reported, so they do not glue everyone together.
 """
+from fraudlab.jobs import Progress
 from fraudlab.rings.drawing import KIND_COLOURS, KIND_SHAPES, RingGraph, ring_graph, ring_graph_html
 from fraudlab.rings.find import find_rings, has_customers, shared_within
 from fraudlab.rings.graph import GRAPH_STEPS_SQL, build_graph, components, split_large
@@ -22,7 +23,6 @@ from fraudlab.rings.records import (
     MAX_SPLIT_DEPTH,
     PART_COLUMNS,
     EntityGraph,
-    Progress,
     RingError,
     RingResult,
     RingScore,

@@ -7,6 +7,7 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
+from fraudlab.jobs import Progress
 from fraudlab.rings.graph import build_graph, components, split_large
 from fraudlab.rings.records import (
     DEFAULT_HUB_THRESHOLD,
@@ -16,7 +17,6 @@ from fraudlab.rings.records import (
     FACT_COLUMNS,
     PART_COLUMNS,
     EntityGraph,
-    Progress,
     RingError,
     RingResult,
     display_identifier,

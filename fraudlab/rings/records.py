@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -10,8 +9,6 @@ import scipy.sparse as sp
 
 from fraudlab.errors import FraudlabError
 from fraudlab.privacy import mask_cards
-
-Progress = Callable[[float, str], None]
 
 # transactions column -> identifier kind shown to users
 IDENTIFIER_COLUMNS: dict[str, str] = {"device_id": "device", "ip": "ip", "card_id": "card", "email": "email"}
