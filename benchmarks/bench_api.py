@@ -60,6 +60,9 @@ traced), which the client's P99 includes; the machine's two cores are shared by 
 helper (0.18), the event loop (0.22), the writer (0.18 + DuckDB 0.08) and the client (0.22), and the client's own
 send delay reaches P99 50-150 ms in some runs. **The targets (P99 < 50 ms at 200/s, < 95 ms during a job) are not
 met on this machine**; the decider keeps up with batches of 4-9 instead of falling behind.
+The history warm at server start (events wait for it): the keys are encoded and sorted two at a time on a small pool
+(Arrow's dictionary encoding, 3.7 s a key, and NumPy's lexsort, ~2 s, hold no GIL) while the ids are hashed:
+`OnlineHistory.warm` at 10M 42-48 -> 26.5 s (CPU 41-45 s).
 
 RESULTS, 2026-12-01 (session 9), the same 10M base rebuilt on a new machine about 2x slower on CPU (a pure-Python
 loop of 20M additions 3.1-3.4 s), quiet. The session-8 code there: `--quick --rates 200 --seconds 20` P50 / P99

@@ -3,10 +3,10 @@
 Every built-in window partitions by a key and reads strictly earlier events (``RANGE ... EXCLUDE GROUP``: nothing at
 the same instant, nothing later), so a new event's value needs only its keys' rows in time order. The history keeps
 every stored transaction's time, amount and key codes in growable arrays and, per key value, the positions of its
-rows sorted by time; a window is then two ``searchsorted`` calls and its sums a reversed cumulative sum. Each
-function mirrors one SQL expression of :mod:`fraudlab.features` (same NULL rules: a NULL customer or merchant is a
-partition of its own, as in SQL; a NULL shared identifier has no value), and the equality tests hold them to the
-batch build.
+rows sorted by time; a window is then two binary searches and its sums added newest first. The loops over a batch
+run compiled (:mod:`fraudlab.api.online_kernels`), each mirroring one SQL expression of :mod:`fraudlab.features`
+(same NULL rules: a NULL customer or merchant is a partition of its own, as in SQL; a NULL shared identifier has no
+value), and the equality tests hold them to the batch build.
 
 Merchant fraud counts follow :func:`fraudlab.features.merchant_fraud_selects`: a fraud f counts for a later
 transaction at t when ``known_f <= t <= ts_f + delay + W`` (and ``known_f <= ts_f + delay + W``), from the fraud
@@ -14,6 +14,7 @@ label times the batch SQL derives (read once per labels change, see :meth:`Onlin
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import duckdb
@@ -38,6 +39,7 @@ CODED = ("customer_id", "merchant_id", "device_id", "ip", "card_id", "country")
 NEW_OF = {"merchant_id": "merchant", "device_id": "device", "country": "country"}  # c_new_<short> from these
 ROW_DONE = {"amount", "log_amount", "hour", "dow", "dist_merchant_km"}
 POS = np.int32  # key codes and row positions (a history of up to 2**31 rows)
+WARM_THREADS = 2  # keys indexed at once when the history is read (Arrow's encoding and NumPy's sort release the GIL)
 _NONE = np.empty(0, dtype=POS)  # the group of a row without a value
 _NO_FRAUDS = (np.empty(0), np.empty(0))
 _CUSTOMER_SPANS = np.array(list(CUSTOMER_WINDOWS.values()), dtype=np.int64)
@@ -127,17 +129,23 @@ class OnlineHistory:
         cols = ", ".join(self.keys)
         table = cur.sql(f"SELECT transaction_id, epoch_us(ts) AS ts_us, amount::DOUBLE AS amount"
                         f"{', ' + cols if cols else ''} FROM transactions").to_arrow_table()
-        ids = table["transaction_id"]
-        self.id_hashes = np.sort(np.concatenate([np.empty(0, dtype=np.int64)] + [
-            np.fromiter(map(hash, chunk.to_pylist()), dtype=np.int64, count=len(chunk)) for chunk in ids.chunks]))
         ts = table["ts_us"].to_numpy().astype(np.int64)
         self.ts = _Grow(ts)
         self.amount = _Grow(table["amount"].to_numpy(zero_copy_only=False).astype(float))
-        for key in self.keys:
+
+        def index(key: str) -> tuple[np.ndarray, dict, dict | None]:
             codes, vocab = _codes(table[key])
-            self.codes[key], self.vocab[key] = _Grow(codes), vocab
-            if key != "country":
-                self.groups[key] = _groups(codes, ts, nulls=key not in SHARED_KEYS)
+            return codes, vocab, None if key == "country" else _groups(codes, ts, nulls=key not in SHARED_KEYS)
+
+        with ThreadPoolExecutor(WARM_THREADS) as pool:  # encoding and sorting hold no GIL: the keys two at a time
+            indexed = pool.map(index, self.keys)  # (started at once) while this thread hashes the ids
+            ids = table["transaction_id"]
+            self.id_hashes = np.sort(np.concatenate([np.empty(0, dtype=np.int64)] + [
+                np.fromiter(map(hash, chunk.to_pylist()), dtype=np.int64, count=len(chunk)) for chunk in ids.chunks]))
+            for key, (codes, vocab, groups) in zip(self.keys, indexed):
+                self.codes[key], self.vocab[key] = _Grow(codes), vocab
+                if groups is not None:
+                    self.groups[key] = groups
         self.rows = table.num_rows
         kernels.compile_all()  # here, in the background warm, not in the first event's batch
 
