@@ -24,6 +24,7 @@ COMMITS: list[tuple[float, float, int]] = []  # (start, end, events) of the writ
 GCS: list[tuple[float, float, int, int]] = []  # (start, end, generation, collected)
 GC2: list[tuple[float, str, int]] = []  # per generation-2 collection: (start, thread, objects it traverses)
 WAL: list[tuple[float, int, int]] = []  # per commit: (start, WAL bytes before, after): a drop is a checkpoint
+FSYNCS: list[tuple[float, float, str]] = []  # (start, end, thread) of every os.fsync of the process
 STALLS: list[tuple[float, float]] = []  # (expected wake-up, actual) of the probe, when late by more than 2 ms
 _gc_start: dict[int, float] = {}
 _local = threading.local()
@@ -55,6 +56,19 @@ def _probe(stop: threading.Event) -> None:
             STALLS.append((planned, planned + late))
 
 
+def _trace_fsync() -> None:
+    import os
+    fsync = os.fsync
+
+    def traced(fd):
+        began = _now()
+        try:
+            return fsync(fd)
+        finally:
+            FSYNCS.append((began, _now(), threading.current_thread().name))
+    os.fsync = traced
+
+
 def install() -> threading.Event:
     """Patch the live scorer, the writer and the route's thread hand-off; start the GC hook and the probe."""
     import anyio.to_thread
@@ -62,6 +76,7 @@ def install() -> threading.Event:
     from fraudlab.api import service, writer
 
     gc.callbacks.append(_on_gc)
+    _trace_fsync()
     stop = threading.Event()
     threading.Thread(target=_probe, args=(stop,), name="trace-probe", daemon=True).start()
 
@@ -224,8 +239,8 @@ def dump(path: str) -> None:
               for e in EVENTS]
     batches = [{k: (v - T0 if k in ("start", "end") else v) for k, v in b.items()} for b in BATCHES]
     with open(path, "w") as out:
-        json.dump({"events": events, "batches": batches, "commits": rel(COMMITS), "gcs": rel(GCS),
-                   "stalls": rel(STALLS), "gc2": GC2, "store_ms": STORE_MS, "wal": WAL, "gc_counts": gc.get_count(), "gc_threshold": gc.get_threshold(),
+        json.dump({"t0": T0, "events": events, "batches": batches, "commits": rel(COMMITS), "gcs": rel(GCS),
+                   "stalls": rel(STALLS), "fsyncs": rel(FSYNCS), "gc2": GC2, "store_ms": STORE_MS, "wal": WAL, "gc_counts": gc.get_count(), "gc_threshold": gc.get_threshold(),
                    "gc_tracked": len(gc.get_objects())}, out)
 
 

@@ -19,6 +19,7 @@ class Config:
     dask_scheduler: str | None
     models_dir: Path
     late_horizon_hours: float = 24.0  # a row later than its customer's newest by more than this is 'beyond horizon'
+    live_durability: str = "disk"  # live answers wait for the log's fsync ('disk') or only for its write ('process')
 
 
 def load_config() -> Config:
@@ -30,7 +31,21 @@ def load_config() -> Config:
         dask_scheduler=os.environ.get("FRAUDLAB_DASK_SCHEDULER") or None,
         models_dir=models,
         late_horizon_hours=float(os.environ.get("FRAUDLAB_LATE_HORIZON_HOURS", "24")),
+        live_durability=live_durability(os.environ.get("FRAUDLAB_LIVE_DURABILITY", "disk")),
     )
+
+
+DURABILITY = {"disk": "an answer goes out once the live log holding it is fsync'ed (survives a power loss)",
+              "process": "an answer goes out once the live log holding it is written to the operating system and "
+                         "is fsync'ed right after (survives a crash of the server, not of the machine)"}
+
+
+def live_durability(value: str) -> str:
+    """FRAUDLAB_LIVE_DURABILITY checked: 'disk' (the default) or 'process'."""
+    value = value.strip().lower()
+    if value not in DURABILITY:
+        raise ValueError(f"FRAUDLAB_LIVE_DURABILITY must be one of {', '.join(DURABILITY)}, not {value!r}")
+    return value
 
 
 def data_roots_setting() -> list[str]:

@@ -125,3 +125,48 @@ def test_a_writer_whose_workspace_closed_under_it_stops_its_threads_on_close(sma
         assert [e["row"]["transaction_id"] for e in logged(log_path(ws.path))] == [events[2 + round_]["transaction_id"]]
     time.sleep(0.5)
     assert raised == []
+
+
+def _gated_writer(tmp_path: Path, monkeypatch, durability: str) -> tuple[LiveWriter, threading.Event, list]:
+    """A writer whose log fsyncs wait for `gate` (a disk that stalls) and whose commits only record their groups."""
+    from types import SimpleNamespace
+
+    import fraudlab.api.writer as writer_module
+
+    gate, stored, fsync = threading.Event(), [], writer_module.os.fsync
+
+    def stalled_fsync(fd: int) -> None:
+        gate.wait(10)
+        fsync(fd)
+
+    monkeypatch.setattr(writer_module.os, "fsync", stalled_fsync)
+    writer = LiveWriter(log_path(tmp_path / "ws.duckdb"), stored.extend, 30.0, durability=durability)
+    job = SimpleNamespace(row={"transaction_id": "t1"}, answer={"score": 0.5})
+    seq = writer.submit(writer_module.Batch([job], None, {}, 0.5, []), ['{"row": {"transaction_id": "t1"}}\n'])
+    return writer, gate, [seq]
+
+
+@pytest.mark.parametrize("durability", ["disk", "process"])
+def test_an_answer_waits_for_the_fsync_only_when_durability_is_disk(tmp_path, monkeypatch, durability):
+    """'disk' (the default): an answer goes out once its log line is fsync'ed, so a disk that stalls holds it;
+    'process': once the line is written to the file (a crash of the server loses nothing), the fsync right after."""
+    writer, gate, (seq,) = _gated_writer(tmp_path, monkeypatch, durability)
+    answered = threading.Event()
+    writer.when_durable(seq, answered.set)
+    assert answered.wait(0.5) is (durability == "process")
+    assert [e["row"]["transaction_id"] for e in logged(writer.path)] == ["t1"]  # in the file either way
+    gate.set()
+    assert answered.wait(5)
+    deadline = time.monotonic() + 5
+    while writer._synced < seq and time.monotonic() < deadline:  # the syncer fsyncs it in both modes
+        time.sleep(0.01)
+    assert writer._synced >= seq
+    writer.close()
+
+
+def test_live_durability_setting_is_checked():
+    from fraudlab.config import live_durability
+
+    assert live_durability(" Process ") == "process" and live_durability("disk") == "disk"
+    with pytest.raises(ValueError, match="FRAUDLAB_LIVE_DURABILITY must be one of disk, process"):
+        live_durability("fast")

@@ -32,7 +32,7 @@ async def score_async(svc: LiveScoring, payload: object, key_name: str | None) -
 
     def decided(job: Job) -> None:  # the decider's thread: answered once the log holding it is durable
         if job.error is None and job.logged:
-            svc.writer().sync_later(job.logged, lambda: settle(job))
+            svc.writer().when_durable(job.logged, lambda: settle(job))
         else:
             settle(job)
 

@@ -30,6 +30,7 @@ from fraudlab.api.predict import answer_of, model_files, score_rows, warm
 from fraudlab.api.store import Job, first_copies, repair, replay, store, store_group
 from fraudlab.api.upkeep import HistoryUpkeep
 from fraudlab.api.writer import Batch, LiveWriter, log_path, record
+from fraudlab.config import load_config
 from fraudlab.errors import FraudlabError
 from fraudlab.jobs import note_live_event
 from fraudlab.registry import models_stamp
@@ -70,8 +71,9 @@ class LiveScoring(HistoryUpkeep):
     """Scores posted transactions against one open workspace (plans and models loaded once, reloaded on change)."""
 
     def __init__(self, ws: Workspace, budget_ms: float = SCORE_BUDGET_MS, recheck_s: float = RECHECK_S,
-                 online: bool = True) -> None:
+                 online: bool = True, durability: str | None = None) -> None:
         self.ws = ws
+        self.durability = durability or load_config().live_durability  # what an answer waits for (config.py)
         self.online = online  # keep the history in memory (fraudlab.api.history) instead of a query per batch
         self._history: HistoryCache | None = None  # the SQL path's (user-defined features active)
         self._online: OnlineHistory | None = None  # the NumPy path's
@@ -175,6 +177,7 @@ class LiveScoring(HistoryUpkeep):
                                        for k, v in self.stage_ms.items() if k not in ("batches", "events", "warms")},
                 "warms": self.stage_ms["warms"],
                 "batches": self.stage_ms["batches"], "events": self.stage_ms["events"],
+                "durability": self.durability,
                 "fsync_ms_p50_p99_max": None if self._writer is None else self._writer.fsync_summary(),
                 "writer_error": None if self._writer is None else self._writer.error, **self.history_state()}
 
@@ -191,7 +194,7 @@ class LiveScoring(HistoryUpkeep):
         if job.error is not None:
             raise job.error
         if job.logged:  # durable before it is answered (outside the lock: the next batch is decided meanwhile)
-            self._writer.sync(job.logged)
+            self._writer.durable(job.logged)
         return job.answer
 
     def submit(self, payload: object, key_name: str | None = None, on_ready=None) -> Job:
@@ -380,7 +383,8 @@ class LiveScoring(HistoryUpkeep):
         if self._writer is None:
             path = log_path(self.ws.path)
             replay(self.ws, path, self.column_types(), self._bump)
-            self._writer = LiveWriter(path, lambda group: store_group(self.ws, group, self._bump))
+            self._writer = LiveWriter(path, lambda group: store_group(self.ws, group, self._bump),
+                                      durability=self.durability)
         return self._writer
 
     def flush(self, timeout_s: float = 60.0) -> bool:

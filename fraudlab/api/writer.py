@@ -77,6 +77,10 @@ def _json_default(value: object) -> object:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
+def _nothing() -> None:
+    return None
+
+
 def record(job, features: dict, threshold: float) -> str:
     """One logged event as a JSON line (enough to store it again after a crash)."""
     return json.dumps({"row": job.row, "extra": job.extra, "key_name": job.key_name, "answer": job.answer,
@@ -88,8 +92,10 @@ def record(job, features: dict, threshold: float) -> str:
 class LiveWriter:
     """Logs each decided batch durably, then commits waiting batches in groups from its own thread."""
 
-    def __init__(self, path: Path, store: Callable[[list[Batch]], None], interval_s: float = INTERVAL_S) -> None:
+    def __init__(self, path: Path, store: Callable[[list[Batch]], None], interval_s: float = INTERVAL_S, *,
+                 durability: str = "disk") -> None:
         self.path = path
+        self.durability = durability  # 'disk': answers wait for the fsync; 'process': only for the write
         self.store = store
         self.interval_s = interval_s
         self.commit_lock = threading.Lock()  # held while a group commits (and by whoever must see no commit running)
@@ -162,6 +168,24 @@ class LiveWriter:
                 pass
             self.fsync_ms.append(1000 * (time.perf_counter() - began))
             self._synced = max(self._synced, upto)
+
+    def durable(self, seq: int) -> None:
+        """Return once batch `seq` is as durable as answers wait for (see :meth:`when_durable`)."""
+        if self.durability == "disk":
+            self.sync(seq)
+        else:
+            self.sync_later(seq, _nothing)
+
+    def when_durable(self, seq: int, callback: Callable[[], None]) -> None:
+        """Call `callback` once batch `seq` is as durable as answers wait for: after its fsync (durability 'disk',
+        :meth:`sync_later`), or now, the fsync following on the syncer thread (durability 'process': the batch is in
+        the log's file already, so a crash of this process loses nothing; a crash of the machine may lose what the
+        disk had not stored yet)."""
+        if self.durability == "disk":
+            self.sync_later(seq, callback)
+            return
+        self.sync_later(seq, _nothing)
+        callback()
 
     def sync_later(self, seq: int, callback: Callable[[], None]) -> None:
         """Call `callback` from the syncer thread once batch `seq` is durable (one fsync for everything waiting then):
