@@ -27,6 +27,23 @@ itself (benchmarks/api_trace.py: per event the wait for a thread, parse, queue, 
 batch its stages; the writer's commits and their parts; every GC pause; a 1-ms probe thread's late wake-ups, i.e.
 time the GIL or the cores were held elsewhere; the WAL size at each commit) and prints what the slowest 1% overlapped.
 
+RESULTS, 2026-12-02 (session 16), a new machine (a Python loop of 20M additions 1.7 s, twice as fast as session 15's),
+the 10M base built afresh, quiet. Session 15's code, `--quick --rates 200 --seconds 20`: three runs with `--trace`
+P50 / P99 36 / 720, 26 / 313, 32 / 922 ms (server side, taken at the decision, 21 / 213, 15 / 135, 18 / 132). The
+traces (which now record every os.fsync) put the P99 on the disk: the syncer's fsync of the live log, P50 1.3 ms,
+took 57-899 ms now and then (six or seven times in 20 s), each time while the writer's DuckDB commit ran, and in the
+longest (0.9 s) the disk completed no write at all (/proc/diskstats sampled every 20 ms: 0 sectors written, no dirty
+pages waiting; the load writes ~2 MB/s). A synthetic test gives the same tails with no DuckDB in it (1.5 KB appended
+and fsync'ed every 5 ms beside a thread writing 8 MB and fsyncing every 0.25 s: P99 7-8 ms, max 112-650 ms; a
+preallocated log with fdatasync, which needs no journal commit, is no better): the virtual disk, not the code. Every
+answer that waits for such an fsync waits as long. Without the fsync waits the same traces' server-side P99 is
+87-155 ms. New: `FRAUDLAB_LIVE_DURABILITY=process` (the default stays `disk`): an answer goes out once its log line
+is written to the operating system, the fsync following at once on the syncer thread (a crash of the server loses
+nothing, a crash of the machine may lose the last answers). Untraced quick runs, alternating: disk 24 / 442 (server
+11 / 45) and 33 / 637 (18 / 212), process 26 / 175 (16 / 75) and 26 / 328 (17 / 176; client send delay P99 157 ms:
+the machine itself was late then); 0 lost, 0 duplicated in each.
+FULL_RUNS_PLACEHOLDER
+
 RESULTS, 2026-12-02 (session 15), the same 10M base, the session-9 machine (quiet, load < 1.5 at the start of each
 run). The code as session 14 left it: `--quick --rates 200 --seconds 20 --trace` P50 / P99 1,122 / 2,050 ms (server
 727 / 1,327): the decider fell behind again (batches of 57; features 100 ms a batch, 2.6 ms an event against 0.45 ms

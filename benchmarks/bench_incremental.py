@@ -189,7 +189,13 @@ an explicit CHECKPOINT right after the features (the queue's commit then paid a 
 delete for rows loaded after the history was built (the delete's cost is the scan of case_history, not the ids).
 The < 10 s target is met in two rounds of four here, not reliably; the features' commit (0.3-0.7 s, slower beside the
 prediction) and the scores' commit with the automatic checkpoint (~0.45 s) are the largest single steps left.
-"""
+
+SESSION 16, 2026-12-02, a new machine (a Python loop of 20M additions 1.7 s: twice as fast as sessions 9-15's, about
+session 7's), quiet; the base built afresh here; session 15's code unchanged. Five runs on fresh copies (two rounds,
+`--repeat 2` then `--repeat 3`): 6.81 / 7.10 / 7.04 / 8.20 / 11.50 s, medians 6.96 and 8.20 s (features 4.9-8.2,
+scores 0.75-2.2, case queue 0.73-1.09; load itself 1.6-2.2 s). The < 10 s target is met in four runs of five here;
+the slow one (features 8.2, scores 2.2 s) fell in the same minutes as this machine's disk stalls (fsyncs of 0.1-0.9 s
+with no write completing, seen in bench_api's traces)."""
 from __future__ import annotations
 
 import argparse

@@ -91,7 +91,16 @@ Tried and dropped:
   3.1-3.6, sha256 1.2, scan and profile 2-3. Parquet (~33-35): check 4.7-5.2, write 22-24, duplicates 1.9-2.5,
   labels 3.1-3.3. The targets stay out of reach at default compression: 500k rows/s from CSV needs <= 40 CPU s per
   10M rows on two idle cores, 1M rows/s from Parquet <= 20, and Parquet's write pass alone takes 22-24.
-"""
+
+Measured 2026-12-02, session 16, a new machine (a pure-Python loop of 20M additions 1.7 s: about session 7's speed,
+twice session 9-15's), quiet. `bench_ingest.py --rows 10000000`: CSV 50.2 s (199k rows/s, 93 CPU s), Parquet 24.1 s
+(415k rows/s, 45 CPU s), peak RSS 2.09 / 1.92 GB; pandas.read_csv 5.1 s. `--stages`: CSV 46.4 s (check 13.7, write
+25.8, duplicates 2.3, labels and quarantine 2.2), Parquet 25.5 s (check 3.7, write 17.3, duplicates 1.2, labels 2.3).
+The floor on this machine: a bare `INSERT INTO t SELECT * FROM read_parquet(...)` of the same 10M rows into an empty
+table of the file's own 19 columns, nothing typed or checked, then CHECKPOINT: 15.6 s, 29.7 CPU s (session 5's
+machine: 10.5 s). The Parquet target (1M rows/s, 10 s) is below what DuckDB's insert alone takes here, and the CSV
+target (500k rows/s, 20 s) leaves 4.4 s beyond that insert for parsing and checking 1.9 GB of text: both stay out of
+reach on two cores with DuckDB's default storage compression (see session 7 for what lighter compression costs)."""
 from __future__ import annotations
 
 import argparse

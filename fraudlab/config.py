@@ -35,9 +35,8 @@ def load_config() -> Config:
     )
 
 
-DURABILITY = {"disk": "an answer goes out once the live log holding it is fsync'ed (survives a power loss)",
-              "process": "an answer goes out once the live log holding it is written to the operating system and "
-                         "is fsync'ed right after (survives a crash of the server, not of the machine)"}
+DURABILITY = ("disk", "process")  # what a live answer waits for: its log line fsync'ed (a power loss keeps it) / written
+# to the operating system, the fsync right after (a crash of the server keeps it, a crash of the machine may not)
 
 
 def live_durability(value: str) -> str:
