@@ -127,7 +127,7 @@ def test_a_writer_whose_workspace_closed_under_it_stops_its_threads_on_close(sma
     assert raised == []
 
 
-def _gated_writer(tmp_path: Path, monkeypatch, durability: str) -> tuple[LiveWriter, threading.Event, list]:
+def _gated_writer(tmp_path: Path, monkeypatch, durability: str) -> tuple[LiveWriter, threading.Event, int]:
     """A writer whose log fsyncs wait for `gate` (a disk that stalls) and whose commits only record their groups."""
     from types import SimpleNamespace
 
@@ -143,14 +143,14 @@ def _gated_writer(tmp_path: Path, monkeypatch, durability: str) -> tuple[LiveWri
     writer = LiveWriter(log_path(tmp_path / "ws.duckdb"), stored.extend, 30.0, durability=durability)
     job = SimpleNamespace(row={"transaction_id": "t1"}, answer={"score": 0.5})
     seq = writer.submit(writer_module.Batch([job], None, {}, 0.5, []), ['{"row": {"transaction_id": "t1"}}\n'])
-    return writer, gate, [seq]
+    return writer, gate, seq
 
 
 @pytest.mark.parametrize("durability", ["disk", "process"])
 def test_an_answer_waits_for_the_fsync_only_when_durability_is_disk(tmp_path, monkeypatch, durability):
     """'disk' (the default): an answer goes out once its log line is fsync'ed, so a disk that stalls holds it;
     'process': once the line is written to the file (a crash of the server loses nothing), the fsync right after."""
-    writer, gate, (seq,) = _gated_writer(tmp_path, monkeypatch, durability)
+    writer, gate, seq = _gated_writer(tmp_path, monkeypatch, durability)
     answered = threading.Event()
     writer.when_durable(seq, answered.set)
     assert answered.wait(0.5) is (durability == "process")

@@ -171,20 +171,20 @@ class LiveWriter:
 
     def durable(self, seq: int) -> None:
         """Return once batch `seq` is as durable as answers wait for (see :meth:`when_durable`)."""
-        if self.durability == "disk":
-            self.sync(seq)
-        else:
+        if self.durability == "process":
             self.sync_later(seq, _nothing)
+        else:
+            self.sync(seq)
 
     def when_durable(self, seq: int, callback: Callable[[], None]) -> None:
         """Call `callback` once batch `seq` is as durable as answers wait for: after its fsync (durability 'disk',
         :meth:`sync_later`), or now, the fsync following on the syncer thread (durability 'process': the batch is in
         the log's file already, so a crash of this process loses nothing; a crash of the machine may lose what the
-        disk had not stored yet)."""
-        if self.durability == "disk":
+        disk had not stored yet). Any other value waits for the fsync: a mistyped mode never weakens durability."""
+        if self.durability != "process":
             self.sync_later(seq, callback)
             return
-        self.sync_later(seq, _nothing)
+        self.durable(seq)
         callback()
 
     def sync_later(self, seq: int, callback: Callable[[], None]) -> None:
