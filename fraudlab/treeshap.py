@@ -21,6 +21,9 @@ from dataclasses import dataclass
 import numba
 import numpy as np
 import xgboost as xgb
+from llvmlite import ir
+from numba.core import cgutils, types
+from numba.extending import intrinsic
 
 MAX_TABLE_VALUES = 16_000_000  # float32 values (64 MB) per model; depth 6 x 400 trees needs about 4M
 
@@ -180,6 +183,21 @@ def _fill_tables(values, zeros, slot_start, table_start, table):  # pragma: no c
 
 
 ROW_BLOCK = 16  # rows whose leaves are added together: a leaf's table block is read once per block, not per row
+PREFETCH_LEAVES = 16  # how far ahead (in leaves) the table values are asked for
+
+
+@intrinsic
+def _prefetch(typingctx, array, index):  # pragma: no cover - compiled
+    """LLVM's prefetch of `array[index]` (read, keep in all cache levels): a hint, it never faults."""
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        byte_ptr = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [byte_ptr, i32, i32, i32]),
+                                            "llvm.prefetch.p0i8")
+        builder.call(fn, [builder.bitcast(builder.gep(data, [args[1]]), byte_ptr), i32(0), i32(3), i32(1)])
+        return context.get_dummy_value()
+    return types.void(array, index), codegen
 
 
 @numba.njit(cache=True, nogil=True)
@@ -189,7 +207,8 @@ def _contribs(X, feature, threshold, default_left, left, right, slot, cat_start,
     row of X into `out` (rows x features).
 
     Rows go by blocks of ROW_BLOCK, leaves outermost: the tables (15 MB for 400 trees) outgrow a small cache, and a
-    row alone would miss it once per leaf."""
+    row alone would miss it once per leaf. Between live batches the decider's other work evicts them: each leaf's
+    values are prefetched PREFETCH_LEAVES leaves ahead, so the misses overlap instead of coming one by one."""
     block = max(min(ROW_BLOCK, X.shape[0]), 1)  # a single row zeroes one column, not sixteen
     missed = np.zeros((node_hi - node_lo, block), dtype=np.int32)  # per node and row: path bits not followed
     for r0 in range(0, X.shape[0], block):
@@ -216,6 +235,11 @@ def _contribs(X, feature, threshold, default_left, left, right, slot, cat_start,
                 missed[left[node] - node_lo, i] = above | (0 if goes_left else bit)
                 missed[right[node] - node_lo, i] = above | (bit if goes_left else 0)
         for leaf in range(leaf_lo, leaf_hi):
+            ahead = leaf + PREFETCH_LEAVES
+            if ahead < leaf_hi:  # a leaf's values asked for early: the misses overlap
+                d = slot_start[ahead + 1] - slot_start[ahead]
+                for i in range(rows):
+                    _prefetch(table, table_start[ahead] + (((1 << d) - 1) & ~missed[leaf_node[ahead] - node_lo, i]) * d)
             s0 = slot_start[leaf]
             d = slot_start[leaf + 1] - s0
             if d == 0:

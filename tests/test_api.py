@@ -183,6 +183,9 @@ def test_bad_input_gets_clear_4xx_answers(keyed, api_base):
     assert post(content=b"{not json").json()["error"]["code"] == "bad_json"
     big = post(content=json.dumps(good | {"pad": "x" * 70_000}).encode())
     assert big.status_code == 413 and big.json()["error"]["code"] == "too_large"
+    streamed = post(content=iter([b'{"pad": "' + b"x" * 40_000, b"x" * 40_000 + b'"}']))  # no Content-Length
+    assert streamed.status_code == 413 and streamed.json()["error"]["code"] == "too_large"
+    assert client.get("/api/v1/score", headers=headers).status_code == 405
     batch_id = ws.scalar("SELECT transaction_id FROM transactions LIMIT 1")
     assert post(json=good | {"transaction_id": batch_id}).status_code == 409
     assert ws.count("transactions") == rows, "nothing refused was stored"

@@ -189,8 +189,9 @@ class LiveScoring(HistoryUpkeep):
         Events that arrive while others are being decided wait, then are decided together (one features query, one
         write): under load the per-event cost falls instead of the queue growing.
         """
-        job = self.submit(payload, key_name)
-        job.ready.wait()  # each request waits for its own event, never for the lock (no convoy behind other batches)
+        ready = threading.Event()
+        job = self.submit(payload, key_name, on_ready=lambda _job: ready.set())
+        ready.wait()  # each request waits for its own event, never for the lock (no convoy behind other batches)
         if job.error is not None:
             raise job.error
         if job.logged:  # durable before it is answered (outside the lock: the next batch is decided meanwhile)
@@ -198,8 +199,8 @@ class LiveScoring(HistoryUpkeep):
         return job.answer
 
     def submit(self, payload: object, key_name: str | None = None, on_ready=None) -> Job:
-        """Queue one posted transaction for the decider; returns its job, whose `ready` is set (and `on_ready(job)`
-        called, from the decider's thread) once it is decided: answered when `job.logged` is durable
+        """Queue one posted transaction for the decider; returns its job, for which the decider's thread calls
+        `on_ready(job)` once it is decided: answered when `job.logged` is durable
         (:meth:`LiveWriter.sync`). The async route's way (:mod:`fraudlab.api.answering`): no thread per request."""
         job = Job(*parse_event(payload, self.column_types()), key_name, time.perf_counter(), received_at=utcnow(),
                   on_ready=on_ready)
@@ -233,7 +234,6 @@ class LiveScoring(HistoryUpkeep):
                 for job in batch:
                     if not job.done:  # only when _run itself was interrupted
                         job.error, job.done = job.error or FraudlabError("not decided"), True
-                    job.ready.set()
                     if job.on_ready is not None:
                         job.on_ready(job)
 

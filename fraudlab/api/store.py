@@ -3,7 +3,6 @@ answers), the repair of late events, and the replay of logged events a crash kep
 from __future__ import annotations
 
 import json
-import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -44,7 +43,6 @@ class Job:
     score: float | None = None  # as the scorer gave it (the answer rounds it; `scores` keeps it whole, as batch does)
     logged: int = 0  # the live log's batch sequence number holding it (answered once that is fsync'ed)
     received_at: datetime | None = None  # when it was posted (the write may follow later)
-    ready: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)  # set once done
     on_ready: Callable[["Job"], None] | None = field(default=None, repr=False, compare=False)  # the decider calls it
 
 
