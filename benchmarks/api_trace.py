@@ -211,7 +211,8 @@ def _install_async(service) -> None:
         finally:
             back, job = _now(), mark.pop("job", None)
             if job is not None and hasattr(job, "_taken"):
-                EVENTS.append({"route": mark["route"], "thread": mark["route"], "job_began": job.began,
+                EVENTS.append({"id": payload.get("transaction_id") if isinstance(payload, dict) else None,
+                               "route": mark["route"], "thread": mark["route"], "job_began": job.began,
                                "taken": job._taken, "done": getattr(job, "_done", None), "batch": job._batch,
                                "returned": getattr(job, "_settled", back), "back": back, "sync_ms": 0.0})
 
@@ -310,3 +311,30 @@ def summary(path: str, since: float = 0.0, pct: float = 99.0) -> None:
         spans = {round(c[0], 1): round(1000 * (c[1] - c[0])) for c in data["commits"]}
         print(f"  WAL at the commits: {round(wal[0][1] / 2**20, 1)} -> {round(wal[-1][2] / 2**20, 1)} MB; checkpoints "
               f"(start s, WAL MB before, commit ms): {[(t, mb, spans.get(t)) for t, mb in drops]}")
+
+
+def wire(path: str, client: dict[str, list[float]], since: float = 0.0, pct: float = 99.0) -> None:
+    """Where the time between the load client and the server goes, per event joined on its transaction id (both
+    processes read the same monotonic clock): the client's own lateness, the way in (sent -> the route runs), the
+    server (route -> answer back on its event loop), the way out (-> the client thread has read the answer)."""
+    data = json.load(open(path))
+    t0 = data["t0"]
+    rows = []
+    for e in data["events"]:
+        times = client.get(e.get("id"))
+        if times is not None and e["route"] >= since:
+            planned, sent, received = times
+            rows.append((received - planned, sent - planned, t0 + e["route"] - sent, e["back"] - e["route"],
+                         received - (t0 + e["back"])))
+    if not rows:
+        print("no events joined")
+        return
+    table = np.array(rows) * 1000
+    cut = np.percentile(table[:, 0], pct)
+    slow = table[table[:, 0] >= cut]
+    print(f"client and server joined on {len(rows)} events: client P50 {np.median(table[:, 0]):.1f} ms, "
+          f"P{pct:g} {cut:.1f} ms")
+    for i, name in enumerate(("client late to send", "way in (to the route)", "server (route -> back)",
+                              "way out (to the client)"), start=1):
+        print(f"  {name:<24} all P50 {np.median(table[:, i]):7.1f} P99 {np.percentile(table[:, i], 99):7.1f}   "
+              f"slowest {len(slow)}: mean {slow[:, i].mean():7.1f} max {slow[:, i].max():7.1f}")

@@ -357,6 +357,7 @@ from typing import Iterator
 import pandas as pd
 import psutil
 from _common import BENCH_DATA, Stage, measure, report
+from api_load import open_loop
 
 from fraudlab.api import LiveScoring, create_key
 from fraudlab.api.routes import SWITCH_INTERVAL_S
@@ -460,6 +461,7 @@ class Sender:
         self.sent = 0
         self.local = threading.local()
         self.refused: Counter = Counter()  # non-200 answers: status and the start of the body (printed at the end)
+        self.clock: dict[str, list[float]] = {}  # transaction id -> (planned, sent, answer read), monotonic clock
 
     def event(self, n: int) -> dict:
         """The n-th event sent: a held-out transaction with a new id; past the end of the list they come round again
@@ -493,9 +495,11 @@ class Sender:
                 if attempt == 1 and reused and isinstance(exc, (http.client.RemoteDisconnected, ConnectionError)):
                     continue
                 return time.perf_counter() - planned, type(exc).__name__, None, late  # its kind, in the summary
+        read = time.perf_counter()
         if status != 200:
             self.refused[f"{status} {text[:200].decode(errors='replace')}"] += 1
-        return time.perf_counter() - planned, status, json.loads(text) if status == 200 else None, late
+        self.clock[body["transaction_id"]] = [planned, planned + late, read]
+        return read - planned, status, json.loads(text) if status == 200 else None, late
 
     def drain(self) -> list[str]:
         """Wait until requests still queued from the last step are done (answered in order): one slow request."""
@@ -520,20 +524,20 @@ class Sender:
         return self._summary(clients, count, time.perf_counter() - began, results)
 
     def run(self, rate: float, seconds: float) -> dict:
-        count = int(rate * seconds)
+        """Open loop at `rate` requests per second for `seconds` (benchmarks/api_load.py: one asyncio thread)."""
+        bodies = [self.event(self.sent + i) for i in range(int(rate * seconds))]
+        began = time.perf_counter()
+        raw = open_loop(self.port, self.key, bodies, rate, TIMEOUT_S)
+        elapsed = time.perf_counter() - began
         results = []
-        with ThreadPoolExecutor(max_workers=min(256, max(16, int(rate)))) as pool:
-            start = time.perf_counter() + 0.05
-            futures = []
-            for i in range(count):
-                body = self.event(self.sent + i)
-                planned = start + i / rate
-                time.sleep(max(0.0, planned - time.perf_counter()))
-                futures.append(pool.submit(self._post, body, planned))
-            results = [f.result() for f in futures]
-            elapsed = time.perf_counter() - start
-        self.sent += count
-        return self._summary(rate, count, elapsed, results)
+        for body, (latency, status, answer, late, planned, read) in zip(bodies, raw):
+            self.clock[body["transaction_id"]] = [planned, planned + late, read]
+            if status != 200:
+                shown = answer["body"].decode(errors="replace") if answer else ""
+                self.refused[f"{status} {shown}"] += 1
+            results.append((latency, status, answer if status == 200 else None, late))
+        self.sent += len(bodies)
+        return self._summary(rate, len(bodies), elapsed, results)
 
     @staticmethod
     def _summary(rate: float, count: int, elapsed: float, results: list) -> dict:
@@ -820,6 +824,7 @@ def main() -> None:
     if args.trace:
         import api_trace
         api_trace.summary(str(args.trace), since=measured_from)
+        api_trace.wire(str(args.trace), sender.clock, since=measured_from)
 
 
 if __name__ == "__main__":
