@@ -27,6 +27,21 @@ itself (benchmarks/api_trace.py: per event the wait for a thread, parse, queue, 
 batch its stages; the writer's commits and their parts; every GC pause; a 1-ms probe thread's late wake-ups, i.e.
 time the GIL or the cores were held elsewhere; the WAL size at each commit) and prints what the slowest 1% overlapped.
 
+RESULTS, 2026-12-02 (session 17), session 16's machine. Two changes: exact TreeSHAP prefetches each leaf's table
+values 16 leaves ahead (fraudlab/treeshap.py: predict + TreeSHAP 4.0-4.6 -> 2.4-3.7 ms a batch in the server), and
+this client sends from one asyncio thread (benchmarks/api_load.py). The old client (a thread per request in flight)
+was late by itself: joining its times with a `--trace` of the server per transaction id (api_trace.wire) gave send
+delays P99 90 ms, and the slowest 1% had waited 161 ms on average in the client before sending, 56 ms in the server.
+`--quick --rates 200 --seconds 20`, `process` durability: 10 / 37 ms (server 6 / 22); the session-16 code with the
+new client 18 / 58 (11 / 35); `disk` 14 / 632 (server 5 / 21; one 723 ms fsync stall of the disk).
+Full runs (`--rates 100 200 --seconds 10`), process / disk: one client 6 / 28 and 6 / 12 ms; 100/s (right after
+start) 9 / 81 and 7 / 131 (client send delay P99 35 and 99 ms); **200/s 19 / 56 and 9 / 89** (server 11 / 36,
+4 / 20); **during the full rescoring job 19 / 56** (server 12 / 40; was 18 / 199) and 20 / 563 (server 11 / 137);
+champion file removed 15 / 547 and 29 / 980; rules 16 / 236 and 34 / 1,413 (server 3 / 23: the disk's fsync);
+9,056 answered in the process run, every one stored once. So with `process` durability the during-a-job target
+(P99 < 95 ms) is met and the 200/s one (< 50 ms) was met in the quick run and missed by 6 ms in the full one; with
+`disk` the disk's stalls still set the P99.
+
 RESULTS, 2026-12-02 (session 16), a new machine (a Python loop of 20M additions 1.7 s, twice as fast as session 15's),
 the 10M base built afresh, quiet. Session 15's code, `--quick --rates 200 --seconds 20`: three runs with `--trace`
 P50 / P99 36 / 720, 26 / 313, 32 / 922 ms (server side, taken at the decision, 21 / 213, 15 / 135, 18 / 132). The
